@@ -1,0 +1,89 @@
+/**
+ * Every error the package throws on bad input is a {@link ParleyError} with a stable `code`, so
+ * callers (the relay, the client) can branch on it and never see a bare `Error` from untrusted
+ * bytes.
+ *
+ * @example
+ * ```ts
+ * try { decodeFrame(bytes); } catch (e) { if (e instanceof DecodeError) reply(e.code, e.message); }
+ * ```
+ */
+export class ParleyError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string) {
+    super(message);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/** Malformed bytes: wrong length, unknown type or version, bad field value, trailing data. */
+export class DecodeError extends ParleyError {
+  constructor(message: string, code: "BAD_FRAME" | "UNSUPPORTED_VERSION" = "BAD_FRAME") {
+    super(code, message);
+  }
+}
+
+/** Why an invitation code was refused. Each names one precise failure. */
+export type InvitationErrorCode =
+  | "BAD_PREFIX"
+  | "UNSUPPORTED_VERSION"
+  | "BAD_CHARACTER"
+  | "TRUNCATED"
+  | "CHECKSUM"
+  | "MALFORMED"
+  | "BAD_SIGNATURE"
+  | "EXPIRED";
+
+export class InvitationError extends ParleyError {
+  declare readonly code: InvitationErrorCode;
+  constructor(code: InvitationErrorCode, message: string) {
+    super(code, message);
+  }
+}
+
+export type CryptoErrorCode = "LOW_ORDER" | "AUTH" | "BAD_LENGTH" | "BAD_KEY";
+
+/** A primitive refused its input: low-order point, failed tag, wrong key or nonce length. */
+export class CryptoError extends ParleyError {
+  declare readonly code: CryptoErrorCode;
+  constructor(code: CryptoErrorCode, message: string) {
+    super(code, message);
+  }
+}
+
+export type HandshakeErrorCode =
+  | "UNKNOWN_INVITATION"
+  | "CONSUMED"
+  | "EXPIRED"
+  | "BAD_SIGNATURE"
+  | "AUTH"
+  | "LOW_ORDER";
+
+/** The first message of a session could not be accepted. */
+export class HandshakeError extends ParleyError {
+  declare readonly code: HandshakeErrorCode;
+  constructor(code: HandshakeErrorCode, message: string) {
+    super(code, message);
+  }
+}
+
+export type RatchetErrorCode = "AUTH" | "DUPLICATE" | "TOO_FAR_AHEAD" | "LOW_ORDER" | "EXHAUSTED";
+
+/** A ratchet message was refused. The session state is exactly as it was before the call. */
+export class RatchetError extends ParleyError {
+  declare readonly code: RatchetErrorCode;
+  constructor(code: RatchetErrorCode, message: string) {
+    super(code, message);
+  }
+}
+
+export type PayloadErrorCode = "TOO_LARGE" | "BAD_PADDING" | "UNSUPPORTED_TYPE";
+
+/** A plaintext payload could not be encoded or decoded. */
+export class PayloadError extends ParleyError {
+  declare readonly code: PayloadErrorCode | "BAD_FRAME" | "UNSUPPORTED_VERSION";
+  constructor(code: PayloadErrorCode | "BAD_FRAME" | "UNSUPPORTED_VERSION", message: string) {
+    super(code, message);
+  }
+}

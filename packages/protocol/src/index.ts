@@ -1,0 +1,77 @@
+/**
+ * @parley/protocol: Parley's security core. PROTOCOL.md beside this package is the specification.
+ * @module
+ */
+export { fromHex, toHex } from "./_bytes.js";
+export { base32Decode, base32Encode } from "./base32.js";
+export {
+  dh,
+  hkdfSha256,
+  type KeyPair,
+  LABELS,
+  open,
+  type RandomSource,
+  seal,
+  systemRandom,
+  x25519KeyPair,
+  xopen,
+  xseal,
+} from "./crypto.js";
+export {
+  type AcceptEnvelope,
+  decodeEnvelope,
+  type Envelope,
+  HEADER_LENGTH,
+  type MessageEnvelope,
+  type MessageHeader,
+} from "./envelope.js";
+export {
+  CryptoError,
+  DecodeError,
+  HandshakeError,
+  InvitationError,
+  type InvitationErrorCode,
+  ParleyError,
+  PayloadError,
+  RatchetError,
+} from "./errors.js";
+export * from "./frames.js";
+export {
+  type AcceptedContact,
+  type AcceptOptions,
+  acceptInvitation,
+  InvitationBook,
+  sessionAd,
+} from "./handshake.js";
+export {
+  decodePublicIdentity,
+  encodePublicIdentity,
+  fingerprint,
+  Identity,
+  type PublicIdentity,
+  samePublicIdentity,
+} from "./identity.js";
+export {
+  type CreateInvitationOptions,
+  createInvitation,
+  DEFAULT_INVITATION_TTL_SECONDS,
+  decodeInvitation,
+  encodeInvitation,
+  INVITATION_PREFIX,
+  type Invitation,
+  invitationId,
+  PendingInvitation,
+  relayUrlProblem,
+} from "./invitation.js";
+export {
+  CHALLENGE_LENGTH,
+  MAILBOX_ADDRESS_LENGTH,
+  MailboxAction,
+  MailboxKey,
+  mailboxAddress,
+  mailboxProofMessage,
+  verifyMailboxProof,
+} from "./mailbox.js";
+export * from "./payload.js";
+export { MAX_SKIP, MAX_STORED_SKIPPED, Session, type SessionOptions } from "./ratchet.js";
+export { SAFETY_COMPACT_PREFIX, type SafetyNumber, safetyNumber, verifySafetyNumber } from "./safety.js";

@@ -1,0 +1,258 @@
+// Every Wycheproof vector in ../shared/vectors/wycheproof/ (see its README), run through the package's own
+// wrappers in src/crypto.ts: the library underneath is audited, these tests check that the wrappers
+// neither break it nor relax it (low-order rejection, typed errors, length checks).
+import { readFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import { dh, hkdfSha256, open, seal, xopen, xseal } from "../src/crypto.js";
+import { CryptoError, type CryptoErrorCode } from "../src/errors.js";
+
+const VECTORS_DIR = new URL("../../../../shared/vectors/wycheproof/", import.meta.url);
+
+type Result = "valid" | "acceptable" | "invalid";
+
+interface Vector {
+  readonly tcId: number;
+  readonly comment: string;
+  readonly flags: readonly string[];
+  readonly result: Result;
+}
+
+interface XdhVector extends Vector {
+  readonly public: string;
+  readonly private: string;
+  readonly shared: string;
+}
+
+interface AeadVector extends Vector {
+  readonly key: string;
+  readonly iv: string;
+  readonly aad: string;
+  readonly msg: string;
+  readonly ct: string;
+  readonly tag: string;
+}
+
+interface HkdfVector extends Vector {
+  readonly ikm: string;
+  readonly salt: string;
+  readonly info: string;
+  readonly size: number;
+  readonly okm: string;
+}
+
+interface VectorFile<V extends Vector> {
+  readonly name: string;
+  readonly numberOfTests: number;
+  readonly vectors: readonly V[];
+}
+
+const isRecord = (value: unknown): value is Record<string, unknown> =>
+  typeof value === "object" && value !== null;
+
+const isVector = (value: unknown): value is Vector =>
+  isRecord(value) &&
+  typeof value.tcId === "number" &&
+  typeof value.comment === "string" &&
+  Array.isArray(value.flags) &&
+  (value.result === "valid" || value.result === "acceptable" || value.result === "invalid");
+
+/**
+ * Reads one Wycheproof file, checks its schema and the shape every test shares, and flattens its
+ * groups. The algorithm-specific fields are trusted to match the schema the file declares.
+ */
+function loadVectors<V extends Vector>(name: string, schema: string): VectorFile<V> {
+  const data: unknown = JSON.parse(readFileSync(new URL(name, VECTORS_DIR), "utf8"));
+  if (!isRecord(data) || data.schema !== schema || typeof data.numberOfTests !== "number") {
+    throw new Error(`${name}: not a Wycheproof file with schema ${schema}`);
+  }
+  if (!Array.isArray(data.testGroups)) throw new Error(`${name}: no testGroups`);
+  const vectors = data.testGroups.flatMap((group: unknown) => {
+    if (!isRecord(group) || !Array.isArray(group.tests) || !group.tests.every(isVector)) {
+      throw new Error(`${name}: malformed test group`);
+    }
+    return group.tests as V[];
+  });
+  return { name, numberOfTests: data.numberOfTests, vectors };
+}
+
+const caseName = (file: VectorFile<Vector>, v: Vector): string =>
+  `${file.name} tcId ${v.tcId} [${v.result}]: ${v.comment || v.flags.join(", ") || "(no comment)"}`;
+
+function hex(s: string): Uint8Array {
+  return new Uint8Array(Buffer.from(s, "hex"));
+}
+
+function toHex(bytes: Uint8Array): string {
+  return Buffer.from(bytes).toString("hex");
+}
+
+function concatBytes(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}
+
+/** A copy of `bytes` with the lowest bit of byte `index` flipped. */
+function flipBit(bytes: Uint8Array, index: number): Uint8Array {
+  const out = bytes.slice();
+  out[index]! ^= 1;
+  return out;
+}
+
+/** Runs `fn` and asserts it throws a CryptoError with exactly `code`. */
+function expectCryptoError(fn: () => unknown, code: CryptoErrorCode): void {
+  let caught: unknown;
+  try {
+    fn();
+  } catch (error) {
+    caught = error;
+  }
+  expect(caught, `expected CryptoError("${code}")`).toBeInstanceOf(CryptoError);
+  expect((caught as CryptoError).code).toBe(code);
+}
+
+/** One generated case per vector, plus a check that none was lost on the way. */
+function describeVectors<V extends Vector>(title: string, file: VectorFile<V>, check: (v: V) => void): void {
+  describe(title, () => {
+    it(`${file.name} generates one case per vector (numberOfTests = ${file.numberOfTests})`, () => {
+      expect(file.vectors).toHaveLength(file.numberOfTests);
+    });
+    for (const v of file.vectors) it(caseName(file, v), () => check(v));
+  });
+}
+
+// --- X25519 -----------------------------------------------------------------------------------
+
+const x25519File = loadVectors<XdhVector>("x25519_test.json", "xdh_comp_schema_v1.json");
+
+/** Low-order public keys give an all-zero shared secret, which `dh` must refuse (RFC 7748 §6.1). */
+const LOW_ORDER_FLAGS = ["LowOrderPublic", "ZeroSharedSecret"];
+const EXPECTED_LOW_ORDER_REJECTIONS = 31;
+
+type XdhExpectation = "shared" | "low-order" | "reject";
+
+/**
+ * What `dh` must do with a vector. Wycheproof marks low-order points "acceptable" because RFC 7748
+ * permits returning zero; Parley rejects them. Other acceptable cases (twist points, non-canonical
+ * public keys) are computed as the RFC says.
+ */
+function xdhExpectation(v: XdhVector): XdhExpectation {
+  if (v.result === "invalid") return "reject";
+  if (v.flags.some((flag) => LOW_ORDER_FLAGS.includes(flag))) return "low-order";
+  return "shared";
+}
+
+const isAllZeroHex = (s: string): boolean => /^(00)+$/.test(s);
+
+/** Runs `dh`; returns "low-order" when it refused with CryptoError("LOW_ORDER"), else the hex result. */
+function runDh(v: XdhVector): string {
+  try {
+    return toHex(dh(hex(v.private), hex(v.public)));
+  } catch (error) {
+    if (error instanceof CryptoError && error.code === "LOW_ORDER") return "low-order";
+    throw error;
+  }
+}
+
+function checkX25519(v: XdhVector): void {
+  const expectation = xdhExpectation(v);
+  // The flags and the expected output must agree: low-order exactly when the secret is all zero.
+  expect(isAllZeroHex(v.shared)).toBe(expectation === "low-order");
+  switch (expectation) {
+    case "shared":
+      expect(toHex(dh(hex(v.private), hex(v.public)))).toBe(v.shared);
+      break;
+    case "low-order":
+      expect(v.result).toBe("acceptable");
+      expectCryptoError(() => dh(hex(v.private), hex(v.public)), "LOW_ORDER");
+      break;
+    case "reject":
+      expect(() => dh(hex(v.private), hex(v.public))).toThrow(CryptoError);
+      break;
+  }
+}
+
+describeVectors("Wycheproof X25519 through dh()", x25519File, checkX25519);
+
+describe("Wycheproof X25519 low-order rejections", () => {
+  it(`dh() rejects exactly the ${EXPECTED_LOW_ORDER_REJECTIONS} low-order / all-zero cases`, () => {
+    const rejected = x25519File.vectors.filter((v) => runDh(v) === "low-order").map((v) => v.tcId);
+    const flagged = x25519File.vectors.filter((v) => xdhExpectation(v) === "low-order").map((v) => v.tcId);
+    expect(rejected).toHaveLength(EXPECTED_LOW_ORDER_REJECTIONS);
+    expect(rejected).toEqual(flagged);
+  });
+});
+
+// --- ChaCha20-Poly1305 and XChaCha20-Poly1305 -------------------------------------------------
+
+interface Aead {
+  readonly seal: (key: Uint8Array, nonce: Uint8Array, plaintext: Uint8Array, ad: Uint8Array) => Uint8Array;
+  readonly open: (key: Uint8Array, nonce: Uint8Array, sealed: Uint8Array, ad: Uint8Array) => Uint8Array;
+}
+
+/** The CryptoError code the wrappers give for each kind of invalid AEAD vector. */
+const AEAD_INVALID_CODES: Readonly<Record<string, CryptoErrorCode>> = {
+  InvalidNonceSize: "BAD_LENGTH",
+  ModifiedTag: "AUTH",
+};
+
+function aeadInvalidCode(v: AeadVector): CryptoErrorCode {
+  const codes = new Set(v.flags.flatMap((flag) => AEAD_INVALID_CODES[flag] ?? []));
+  if (codes.size !== 1) throw new Error(`tcId ${v.tcId}: no single expected error for flags ${v.flags}`);
+  return [...codes][0]!;
+}
+
+function checkAead(aead: Aead, v: AeadVector): void {
+  const key = hex(v.key);
+  const iv = hex(v.iv);
+  const aad = hex(v.aad);
+  const msg = hex(v.msg);
+  const ct = hex(v.ct);
+  const sealed = concatBytes(ct, hex(v.tag));
+
+  if (v.result !== "valid") {
+    const code = aeadInvalidCode(v);
+    expectCryptoError(() => aead.open(key, iv, sealed, aad), code);
+    if (code === "BAD_LENGTH") expectCryptoError(() => aead.seal(key, iv, msg, aad), code);
+    return;
+  }
+
+  expect(toHex(aead.seal(key, iv, msg, aad))).toBe(v.ct + v.tag);
+  expect(toHex(aead.open(key, iv, sealed, aad))).toBe(v.msg);
+
+  // Any single flipped bit, in the tag, the ciphertext or the associated data, must fail to open.
+  expectCryptoError(() => aead.open(key, iv, flipBit(sealed, ct.length), aad), "AUTH");
+  if (ct.length > 0) expectCryptoError(() => aead.open(key, iv, flipBit(sealed, 0), aad), "AUTH");
+  if (aad.length > 0) expectCryptoError(() => aead.open(key, iv, sealed, flipBit(aad, 0)), "AUTH");
+}
+
+describeVectors(
+  "Wycheproof ChaCha20-Poly1305 through seal()/open()",
+  loadVectors<AeadVector>("chacha20_poly1305_test.json", "aead_test_schema_v1.json"),
+  (v) => checkAead({ seal, open }, v),
+);
+
+describeVectors(
+  "Wycheproof XChaCha20-Poly1305 through xseal()/xopen()",
+  loadVectors<AeadVector>("xchacha20_poly1305_test.json", "aead_test_schema_v1.json"),
+  (v) => checkAead({ seal: xseal, open: xopen }, v),
+);
+
+// --- HKDF-SHA256 ------------------------------------------------------------------------------
+
+function checkHkdf(v: HkdfVector): void {
+  const derive = () => hkdfSha256(hex(v.ikm), hex(v.salt), hex(v.info), v.size);
+  if (v.result === "invalid") {
+    expect(v.flags).toContain("SizeTooLarge");
+    expectCryptoError(derive, "BAD_LENGTH");
+    return;
+  }
+  expect(toHex(derive())).toBe(v.okm);
+}
+
+describeVectors(
+  "Wycheproof HKDF-SHA256 through hkdfSha256()",
+  loadVectors<HkdfVector>("hkdf_sha256_test.json", "hkdf_test_schema_v1.json"),
+  checkHkdf,
+);

@@ -1,0 +1,20 @@
+import { fileURLToPath } from "node:url";
+import { defineConfig } from "vitest/config";
+
+const src = (pkg: string) => fileURLToPath(new URL(`./packages/${pkg}/src/index.ts`, import.meta.url));
+
+export default defineConfig({
+  resolve: {
+    alias: { "@parley/protocol": src("protocol") },
+  },
+  test: {
+    projects: [
+      {
+        extends: true,
+        test: { name: "protocol", root: "packages/protocol", include: ["test/**/*.test.ts"] },
+      },
+      { extends: true, test: { name: "tests", root: "tests", include: ["**/*.test.ts"] } },
+    ],
+    testTimeout: 60_000,
+  },
+});
