@@ -14,8 +14,8 @@ import {
   InvitationError,
   MailboxKey,
   newMessageId,
-  safetyNumber,
   type Session,
+  safetyNumber,
 } from "../src/index.js";
 
 const RELAY = "wss://relay.example.org";
@@ -48,7 +48,12 @@ try {
 }
 
 const invitation = decodeInvitation(code);
-const first = encodePayload({ type: "text", id: newMessageId(), sentAt: Date.now(), text: "Hi Alice, it's Bob." });
+const first = encodePayload({
+  type: "text",
+  id: newMessageId(),
+  sentAt: Date.now(),
+  text: "Hi Alice, it's Bob.",
+});
 const { session: bobSession, message: acceptWire } = acceptInvitation(bob, invitation, {
   mailbox: bobMailbox.address,
   relayUrl: RELAY,
@@ -66,7 +71,10 @@ say("bob", `accepts; deposit frame of ${deposit.length} bytes (the relay sees on
 const contact = book.accept(alice, acceptWire);
 const aliceSession = contact.session;
 const hello = decodePayload(contact.plaintext);
-say("alice", `new contact ${fingerprint(contact.identity)} says: ${hello.type === "text" ? hello.text : hello.type}`);
+say(
+  "alice",
+  `new contact ${fingerprint(contact.identity)} says: ${hello.type === "text" ? hello.text : hello.type}`,
+);
 
 try {
   book.accept(alice, acceptWire);

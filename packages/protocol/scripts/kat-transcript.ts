@@ -1,0 +1,228 @@
+// Builds the known-answer transcript of PROTOCOL.md §11 from fixed inputs. Every random draw is a
+// named value listed in the output, so another implementation can replay the same conversation and
+// compare bytes. `pnpm vectors` writes it to vectors/kat.json; test/kat.test.ts checks the file.
+import { sha256 } from "@noble/hashes/sha2.js";
+import {
+  acceptInvitation,
+  createInvitation,
+  decodeInvitation,
+  dh,
+  encodeFrame,
+  encodePayload,
+  type Frame,
+  fingerprint,
+  hkdfSha256,
+  Identity,
+  InvitationBook,
+  invitationId,
+  MailboxAction,
+  MailboxKey,
+  type Payload,
+  type RandomSource,
+  safetyNumber,
+  sessionAd,
+  toHex,
+} from "../src/index.js";
+
+/** The fixed value named `name`: SHA-256("parley-kat/" || name), truncated to `length`. */
+export function katValue(name: string, length = 32): Uint8Array {
+  return sha256(new TextEncoder().encode(`parley-kat/${name}`)).slice(0, length);
+}
+
+/** A random source that returns the named values in order, and fails loudly on any other draw. */
+export function scripted(record: Record<string, string>, ...names: string[]): RandomSource {
+  let i = 0;
+  return (length) => {
+    const name = names[i++];
+    if (name === undefined) throw new Error(`unexpected random draw #${i} of ${length} bytes`);
+    const v = katValue(name, length);
+    record[name] = toHex(v);
+    return v;
+  };
+}
+
+const jsonable = (v: unknown): unknown => {
+  if (v instanceof Uint8Array) return toHex(v);
+  if (Array.isArray(v)) return v.map(jsonable);
+  if (v && typeof v === "object")
+    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, jsonable(x)]));
+  return v;
+};
+
+export const KAT_NOW = Date.UTC(2026, 0, 1); // 2026-01-01T00:00:00Z
+const RELAY = "wss://relay.parley.example";
+
+export function buildTranscript(): Record<string, unknown> {
+  const randomValues: Record<string, string> = {};
+  const alice = Identity.generate(scripted(randomValues, "alice/signing-seed", "alice/agreement-secret"));
+  const bob = Identity.generate(scripted(randomValues, "bob/signing-seed", "bob/agreement-secret"));
+  const aliceMailbox = MailboxKey.generate(scripted(randomValues, "alice/mailbox-seed"));
+  const bobMailbox = MailboxKey.generate(scripted(randomValues, "bob/mailbox-seed"));
+
+  const { code, invitation, pending } = createInvitation(alice, {
+    relayUrl: RELAY,
+    mailbox: aliceMailbox.address,
+    ttlSeconds: 7 * 24 * 3600,
+    now: KAT_NOW,
+    random: scripted(randomValues, "alice/prekey-secret"),
+  });
+  const book = new InvitationBook();
+  book.add(pending);
+
+  const payloads: Payload[] = [];
+  const payload = (p: Payload) => {
+    payloads.push(p);
+    return encodePayload(p);
+  };
+  const first = payload({
+    type: "text",
+    id: katValue("msg/1/id", 16),
+    sentAt: KAT_NOW + 1000,
+    text: "Hi Alice, it's Bob.",
+  });
+  const bobRandom = scripted(
+    randomValues,
+    "bob/ephemeral-secret",
+    "bob/ratchet-1",
+    "bob/ratchet-2",
+    "bob/ratchet-3",
+  );
+  const { session: bobSession, message: acceptWire } = acceptInvitation(
+    bob,
+    decodeInvitation(code, { now: KAT_NOW }),
+    {
+      mailbox: bobMailbox.address,
+      relayUrl: RELAY,
+      plaintext: first,
+      random: bobRandom,
+    },
+  );
+  const contact = book.accept(alice, acceptWire, {
+    now: KAT_NOW,
+    random: scripted(randomValues, "alice/ratchet-1", "alice/ratchet-2"),
+  });
+  const aliceSession = contact.session;
+
+  const messages: { from: string; payload: string; wire: string }[] = [];
+  const exchange = (from: "alice" | "bob", p: Payload) => {
+    const [tx, rx] = from === "alice" ? [aliceSession, bobSession] : [bobSession, aliceSession];
+    const padded = payload(p);
+    const wire = tx.encrypt(padded);
+    const back = rx.decrypt(wire);
+    if (toHex(back) !== toHex(padded)) throw new Error("transcript: round trip failed");
+    messages.push({ from, payload: toHex(padded), wire: toHex(wire) });
+  };
+  exchange("alice", {
+    type: "text",
+    id: katValue("msg/2/id", 16),
+    sentAt: KAT_NOW + 2000,
+    text: "Hello Bob!",
+  });
+  exchange("alice", {
+    type: "delivered",
+    id: katValue("msg/3/id", 16),
+    sentAt: KAT_NOW + 2001,
+    ids: [katValue("msg/1/id", 16)],
+  });
+  exchange("bob", {
+    type: "read",
+    id: katValue("msg/4/id", 16),
+    sentAt: KAT_NOW + 3000,
+    ids: [katValue("msg/2/id", 16), katValue("msg/3/id", 16)],
+  });
+  exchange("alice", {
+    type: "text",
+    id: katValue("msg/5/id", 16),
+    sentAt: KAT_NOW + 4000,
+    text: "Let's compare safety numbers. 🔐",
+  });
+
+  // Intermediate handshake values, computed from the spec's formulas with the public primitives.
+  const ephemeral = katValue("bob/ephemeral-secret");
+  const prekeySecret = katValue("alice/prekey-secret");
+  const dh1 = dh(katValue("bob/agreement-secret"), invitation.prekey);
+  const dh2 = dh(ephemeral, alice.publicIdentity.agreementKey);
+  const dh3 = dh(ephemeral, invitation.prekey);
+  const ikm = new Uint8Array([...new Uint8Array(32).fill(0xff), ...dh1, ...dh2, ...dh3]);
+  const sk = hkdfSha256(ikm, new Uint8Array(32), new TextEncoder().encode("parley/v1/x3dh"), 32);
+  if (toHex(dh(prekeySecret, bob.publicIdentity.agreementKey)) !== toHex(dh1))
+    throw new Error("DH1 asymmetric");
+
+  const challenge = katValue("relay/challenge");
+  const address = aliceMailbox.address;
+  const frames: Frame[] = [
+    { type: "hello", requestId: 1, maxVersion: 1 },
+    { type: "welcome", requestId: 1, version: 1, challenge, maxCiphertext: 65536, retentionSeconds: 604800 },
+    {
+      type: "createMailbox",
+      requestId: 2,
+      ownerKey: aliceMailbox.publicKey,
+      signature: aliceMailbox.prove(MailboxAction.create, challenge),
+    },
+    { type: "ok", requestId: 2 },
+    {
+      type: "subscribe",
+      requestId: 3,
+      address,
+      signature: aliceMailbox.prove(MailboxAction.subscribe, challenge),
+    },
+    {
+      type: "deposit",
+      requestId: 4,
+      address,
+      clientMessageId: katValue("deposit/1/id", 16),
+      ciphertext: acceptWire,
+    },
+    {
+      type: "deliver",
+      requestId: 0,
+      address,
+      messageId: katValue("relay/message/1", 16),
+      receivedAt: KAT_NOW + 1500,
+      ciphertext: acceptWire,
+    },
+    { type: "ack", requestId: 5, address, messageId: katValue("relay/message/1", 16) },
+    { type: "unsubscribe", requestId: 6, address },
+    {
+      type: "deleteMailbox",
+      requestId: 7,
+      address,
+      signature: aliceMailbox.prove(MailboxAction.delete, challenge),
+    },
+    { type: "error", requestId: 8, code: "QUOTA", message: "mailbox is full" },
+  ];
+  const safety = safetyNumber(alice.publicIdentity, bob.publicIdentity);
+
+  return jsonable({
+    description:
+      "Parley protocol v1 known-answer transcript (PROTOCOL.md §11). Every random draw is named in `random`: value = SHA-256('parley-kat/' || name), truncated to the draw's length.",
+    now: KAT_NOW,
+    random: randomValues,
+    identities: {
+      alice: {
+        ...alice.publicIdentity,
+        fingerprint: fingerprint(alice.publicIdentity),
+        secret: alice.serialize(),
+      },
+      bob: { ...bob.publicIdentity, fingerprint: fingerprint(bob.publicIdentity), secret: bob.serialize() },
+    },
+    mailboxes: {
+      alice: { ownerKey: aliceMailbox.publicKey, address: aliceMailbox.address },
+      bob: { ownerKey: bobMailbox.publicKey, address: bobMailbox.address },
+    },
+    invitation: { ...invitation, id: invitationId(invitation.prekey), code },
+    handshake: {
+      dh1,
+      dh2,
+      dh3,
+      sharedKey: sk,
+      sessionAd: sessionAd(alice.publicIdentity, bob.publicIdentity),
+      acceptPayload: first,
+      accept: acceptWire,
+    },
+    payloads,
+    messages,
+    frames: frames.map((f) => ({ frame: f, hex: encodeFrame(f) })),
+    safetyNumber: { digits: safety.digits, display: safety.display, compact: safety.compact },
+  }) as Record<string, unknown>;
+}

@@ -1,0 +1,275 @@
+import { describe, expect, it } from "vitest";
+import { concat } from "../src/_bytes.js";
+import { dh, hkdfSha256, open, seal } from "../src/crypto.js";
+import {
+  acceptInvitation,
+  createInvitation,
+  DecodeError,
+  decodeEnvelope,
+  decodeInvitation,
+  decodePayload,
+  encodePayload,
+  Identity,
+  type Invitation,
+  InvitationBook,
+  MailboxKey,
+  newMessageId,
+  type PendingInvitation,
+  RatchetError,
+  Session,
+  toHex,
+} from "../src/index.js";
+
+const RELAY = "wss://relay.example.org";
+const text = (t: string) => encodePayload({ type: "text", id: newMessageId(), sentAt: 1, text: t });
+const read = (b: Uint8Array) => {
+  const p = decodePayload(b);
+  return p.type === "text" ? p.text : p.type;
+};
+
+function setup() {
+  const alice = Identity.generate();
+  const bob = Identity.generate();
+  const aliceMailbox = MailboxKey.generate();
+  const bobMailbox = MailboxKey.generate();
+  const { code, pending } = createInvitation(alice, { relayUrl: RELAY, mailbox: aliceMailbox.address });
+  const book = new InvitationBook();
+  book.add(pending);
+  const invitation = decodeInvitation(code);
+  const accepted = acceptInvitation(bob, invitation, {
+    mailbox: bobMailbox.address,
+    relayUrl: "ws://127.0.0.1:7070",
+    plaintext: text("hello"),
+  });
+  return { alice, bob, bobMailbox, book, pending, invitation, ...accepted };
+}
+
+function code(f: () => unknown): string {
+  try {
+    f();
+  } catch (e) {
+    return (e as { code: string }).code;
+  }
+  throw new Error("expected a throw");
+}
+
+/** Re-seals an Accept's identity block after `edit`, using the spec's seal key (PROTOCOL.md §5.2). */
+function resealIdentity(
+  wire: Uint8Array,
+  pending: PendingInvitation,
+  edit: (details: Uint8Array) => void,
+): Uint8Array {
+  const env = decodeEnvelope(wire);
+  if (env.kind !== "accept") throw new Error("not an accept");
+  const info = concat(new TextEncoder().encode("parley/v1/accept-seal"), env.ephemeralKey, pending.prekey);
+  const key = hkdfSha256(dh(pending.prekeySecret, env.ephemeralKey), new Uint8Array(0), info, 32);
+  const nonce = new Uint8Array(12);
+  const details = open(key, nonce, env.sealedIdentity, env.prefixBytes);
+  edit(details);
+  const sealed = seal(key, nonce, details, env.prefixBytes);
+  const out = Uint8Array.from(wire);
+  out.set(sealed, 52);
+  return out;
+}
+
+describe("handshake", () => {
+  it("opens a session: the inviter learns the accepter's identity, mailbox, relay and first message", () => {
+    const { alice, bob, bobMailbox, book, message, session } = setup();
+    const contact = book.accept(alice, message);
+    expect(toHex(contact.identity.signingKey)).toBe(toHex(bob.publicIdentity.signingKey));
+    expect(toHex(contact.identity.agreementKey)).toBe(toHex(bob.publicIdentity.agreementKey));
+    expect(toHex(contact.mailbox)).toBe(toHex(bobMailbox.address));
+    expect(contact.relayUrl).toBe("ws://127.0.0.1:7070");
+    expect(read(contact.plaintext)).toBe("hello");
+    expect(book.size).toBe(0);
+    expect(read(session.decrypt(contact.session.encrypt(text("hi bob"))))).toBe("hi bob");
+  });
+
+  it("keeps the accepter's identity out of the relay's sight: it is sealed to the prekey", () => {
+    const { bob, message } = setup();
+    const hex = toHex(message);
+    expect(hex).not.toContain(toHex(bob.publicIdentity.signingKey));
+    expect(hex).not.toContain(toHex(bob.publicIdentity.agreementKey));
+  });
+
+  it("a replayed Accept opens no second session; its message belongs to the first session", () => {
+    const { alice, book, message } = setup();
+    const contact = book.accept(alice, message);
+    const before = book.serialize();
+    expect(code(() => book.accept(alice, message))).toBe("CONSUMED");
+    expect(toHex(book.serialize())).toBe(toHex(before));
+    expect(code(() => contact.session.decrypt(message))).toBe("DUPLICATE");
+  });
+
+  it("wraps the accepter's messages in the Accept until the inviter replies, then stops", () => {
+    const { alice, book, message, session } = setup();
+    const second = session.encrypt(text("second"));
+    expect(decodeEnvelope(second).kind).toBe("accept");
+    expect(session.awaitingReply).toBe(true);
+    // The second message overtakes the first: it opens the session by itself.
+    const contact = book.accept(alice, second);
+    expect(read(contact.plaintext)).toBe("second");
+    expect(read(contact.session.decrypt(message))).toBe("hello");
+    session.decrypt(contact.session.encrypt(text("reply")));
+    expect(session.awaitingReply).toBe(false);
+    expect(decodeEnvelope(session.encrypt(text("third"))).kind).toBe("message");
+  });
+
+  it("refuses an Accept for an unknown invitation", () => {
+    const { alice, message } = setup();
+    expect(code(() => new InvitationBook().accept(alice, message))).toBe("UNKNOWN_INVITATION");
+  });
+
+  it("refuses an Accept after the invitation expired, and expire() forgets it", () => {
+    const { alice, book, message, pending } = setup();
+    const late = pending.expiresAt * 1000;
+    expect(code(() => book.accept(alice, message, { now: late }))).toBe("EXPIRED");
+    expect(book.expire(late)).toBe(1);
+    expect(code(() => book.accept(alice, message))).toBe("UNKNOWN_INVITATION");
+  });
+
+  it("refuses a tampered Accept anywhere, leaving the invitation usable", () => {
+    const { alice, book, message } = setup();
+    for (const offset of [20, 60, message.length - 60, message.length - 1]) {
+      const bad = Uint8Array.from(message);
+      bad[offset]! ^= 0x01;
+      expect(() => book.accept(alice, bad)).toThrow(/authentication|rejected|low-order/);
+    }
+    expect(read(book.accept(alice, message).plaintext)).toBe("hello");
+  });
+
+  it("refuses an Accept whose identity is not the signer's (BAD_SIGNATURE)", () => {
+    const { alice, book, message, pending } = setup();
+    const mallory = Identity.generate();
+    const forged = resealIdentity(message, pending, (details) =>
+      details.set(mallory.publicIdentity.signingKey, 0),
+    );
+    expect(code(() => book.accept(alice, forged))).toBe("BAD_SIGNATURE");
+    const badSig = resealIdentity(message, pending, (details) => {
+      details[details.length - 1]! ^= 0x80;
+    });
+    expect(code(() => book.accept(alice, badSig))).toBe("BAD_SIGNATURE");
+  });
+
+  it("refuses a low-order prekey (accepter side) and a low-order ephemeral key (inviter side)", () => {
+    const { bob, alice, book, message, invitation } = setup();
+    const lowOrder = new Uint8Array(32);
+    lowOrder[0] = 1;
+    const evil: Invitation = { ...invitation, prekey: lowOrder };
+    const options = { mailbox: new Uint8Array(32), relayUrl: RELAY, plaintext: text("x") };
+    expect(code(() => acceptInvitation(bob, evil, options))).toBe("LOW_ORDER");
+    expect(code(() => acceptInvitation(bob, { ...invitation, prekey: new Uint8Array(32) }, options))).toBe(
+      "LOW_ORDER",
+    );
+    const bad = Uint8Array.from(message);
+    bad.set(lowOrder, 18);
+    expect(code(() => book.accept(alice, bad))).toBe("LOW_ORDER");
+  });
+
+  it("binds messages to their session: another session's message fails authentication", () => {
+    const one = setup();
+    const two = setup();
+    const c1 = one.book.accept(one.alice, one.message);
+    two.book.accept(two.alice, two.message);
+    const before = toHex(two.session.serialize());
+    expect(code(() => two.session.decrypt(c1.session.encrypt(text("x"))))).toBe("AUTH");
+    expect(toHex(two.session.serialize())).toBe(before);
+  });
+
+  it("the invitation book survives serialization, consumed ids included", () => {
+    const { alice, book, message } = setup();
+    const restored = InvitationBook.deserialize(book.serialize());
+    expect(restored.size).toBe(1);
+    restored.accept(alice, message);
+    const again = InvitationBook.deserialize(restored.serialize());
+    expect(code(() => again.accept(alice, message))).toBe("CONSUMED");
+  });
+});
+
+describe("double ratchet", () => {
+  function pair() {
+    const s = setup();
+    const contact = s.book.accept(s.alice, s.message);
+    return { a: contact.session, b: s.session };
+  }
+
+  it("delivers out of order and after losses", () => {
+    const { a, b } = pair();
+    const wires = ["m0", "m1", "m2", "m3", "m4"].map((t) => a.encrypt(text(t)));
+    expect(read(b.decrypt(wires[3]!))).toBe("m3");
+    expect(read(b.decrypt(wires[0]!))).toBe("m0");
+    expect(b.skippedCount).toBe(2);
+    expect(read(b.decrypt(wires[4]!))).toBe("m4");
+    expect(read(b.decrypt(wires[2]!))).toBe("m2");
+    expect(b.skippedCount).toBe(1); // m1 lost, its key kept within the bound
+    // After a change of speaker the old chain's skipped keys still work.
+    const back = b.encrypt(text("back"));
+    expect(read(a.decrypt(back))).toBe("back");
+    const next = a.encrypt(text("next"));
+    expect(read(b.decrypt(next))).toBe("next");
+    expect(read(b.decrypt(wires[1]!))).toBe("m1");
+    expect(b.skippedCount).toBe(0);
+  });
+
+  it("rejects a replay of every message, with the state unchanged", () => {
+    const { a, b } = pair();
+    const w = a.encrypt(text("once"));
+    b.decrypt(w);
+    const before = toHex(b.serialize());
+    expect(code(() => b.decrypt(w))).toBe("DUPLICATE");
+    expect(toHex(b.serialize())).toBe(before);
+  });
+
+  it("refuses a gap above MAX_SKIP with the state unchanged", () => {
+    const { a, b } = pair();
+    for (let i = 0; i < 1001; i++) a.encrypt(text("x"));
+    const far = a.encrypt(text("far"));
+    const before = toHex(b.serialize());
+    expect(code(() => b.decrypt(far))).toBe("TOO_FAR_AHEAD");
+    expect(toHex(b.serialize())).toBe(before);
+  });
+
+  it("a failed message leaves the state byte-identical, and the good copy still decrypts", () => {
+    const { a, b } = pair();
+    b.decrypt(a.encrypt(text("warm up")));
+    const reply = a.decrypt(b.encrypt(text("turn")));
+    expect(read(reply)).toBe("turn");
+    const w = a.encrypt(text("target"));
+    const before = toHex(b.serialize());
+    for (let i = 0; i < w.length; i += 7) {
+      const bad = Uint8Array.from(w);
+      bad[i]! ^= 0x04;
+      expect(() => b.decrypt(bad)).toThrow();
+      expect(toHex(b.serialize())).toBe(before);
+    }
+    expect(read(b.decrypt(w))).toBe("target");
+  });
+
+  it("a session restored from serialize() carries on", () => {
+    const { a, b } = pair();
+    const pendingWire = a.encrypt(text("in flight"));
+    a.encrypt(text("lost"));
+    const restored = Session.deserialize(b.serialize());
+    expect(read(restored.decrypt(a.encrypt(text("after"))))).toBe("after");
+    expect(read(restored.decrypt(pendingWire))).toBe("in flight");
+    expect(read(a.decrypt(restored.encrypt(text("reply"))))).toBe("reply");
+  });
+
+  it("wipe() destroys the keys: nothing decrypts afterwards", () => {
+    const { a, b } = pair();
+    const w = a.encrypt(text("x"));
+    b.wipe();
+    expect(() => b.decrypt(w)).toThrow(RatchetError);
+  });
+
+  it("throws typed errors only for a non-message", () => {
+    const { b } = pair();
+    expect(() => b.decrypt(new Uint8Array([9, 9, 9]))).toThrow(
+      expect.objectContaining({ code: "BAD_FRAME" }),
+    );
+    expect(() => b.decrypt(new Uint8Array(0))).toThrow(DecodeError);
+    expect(() => b.decrypt(new Uint8Array([2, 7, ...new Uint8Array(60)]))).toThrow(
+      expect.objectContaining({ code: "UNSUPPORTED_VERSION" }),
+    );
+  });
+});
