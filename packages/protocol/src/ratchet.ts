@@ -286,7 +286,7 @@ export class Session {
     const { ratchetKey, index, previousChainLength } = m.header;
 
     // §3.5 TrySkippedMessageKeys
-    const id = skippedId(ratchetKey, index);
+    const id = s.skipped.size > 0 ? skippedId(ratchetKey, index) : "";
     const stored = s.skipped.get(id);
     if (stored) {
       const plaintext = openWith(Uint8Array.from(stored.messageKey), m.sealed, ad);
