@@ -71,6 +71,7 @@ export class Writer {
   }
 
   u8(v: number): this {
+    if (!Number.isInteger(v) || v < 0 || v > 0xff) throw new RangeError(`u8 out of range: ${v}`);
     this.ensure(1);
     this.buf[this.len++] = v & 0xff;
     return this;

@@ -1,7 +1,7 @@
 // The bytes a client deposits in a mailbox (opaque to the relay): either an Accept, which opens a
 // session, or a Message of an established session. PROTOCOL.md §5.
-import { Reader, Writer } from "./_bytes.js";
-import { TAG_LENGTH } from "./crypto.js";
+import { concat, Reader, Writer } from "./_bytes.js";
+import { sha256, TAG_LENGTH } from "./crypto.js";
 import { DecodeError } from "./errors.js";
 import { MAX_PADDED_LENGTH } from "./payload.js";
 
@@ -12,6 +12,12 @@ export const EnvelopeKind = { accept: 1, message: 2 } as const;
 export const HEADER_LENGTH = 42;
 /** The largest ciphertext an envelope may carry (the largest padding bucket plus the tag). */
 export const MAX_SEALED_LENGTH = MAX_PADDED_LENGTH + TAG_LENGTH;
+
+/**
+ * Largest sealed identity: signing key, agreement key, mailbox (32 each), URL length (1), URL (up to
+ * 255), signature (64), tag (16).
+ */
+export const MAX_SEALED_IDENTITY_LENGTH = 32 * 3 + 1 + 255 + 64 + TAG_LENGTH;
 
 export interface MessageHeader {
   readonly ratchetKey: Uint8Array;
@@ -74,6 +80,11 @@ export function encodeAccept(
   return new Writer().bytes(prefix).varBytes(sealedIdentity, 2).bytes(message).finish();
 }
 
+/** SHA-256(Accept prefix || sealed identity): what a repeated Accept must match (PROTOCOL.md §5.4). */
+export function acceptDigest(prefix: Uint8Array, sealedIdentity: Uint8Array): Uint8Array {
+  return sha256(concat(prefix, sealedIdentity));
+}
+
 function readVersion(r: Reader, what: string): void {
   const version = r.u8("version");
   if (version !== ENVELOPE_VERSION)
@@ -108,7 +119,7 @@ export function decodeEnvelope(bytes: Uint8Array): Envelope {
   const invitationId = r.bytes(16, "invitation id");
   const ephemeralKey = r.bytes(32, "ephemeral key");
   const prefixBytes = bytes.slice(0, 50);
-  const sealedIdentity = r.varBytes(2, "sealed identity", 512);
+  const sealedIdentity = r.varBytes(2, "sealed identity", MAX_SEALED_IDENTITY_LENGTH);
   if (sealedIdentity.length < TAG_LENGTH)
     throw new DecodeError("accept: sealed identity shorter than its tag");
   const message = decodeMessage(r.rest());

@@ -17,9 +17,13 @@ export class ParleyError extends Error {
   }
 }
 
-/** Malformed bytes: wrong length, unknown type or version, bad field value, trailing data. */
+/**
+ * Malformed bytes: wrong length, unknown type or version, bad field value, trailing data (BAD_FRAME);
+ * another version (UNSUPPORTED_VERSION); a ciphertext above the configured limit (TOO_LARGE).
+ */
 export class DecodeError extends ParleyError {
-  constructor(message: string, code: "BAD_FRAME" | "UNSUPPORTED_VERSION" = "BAD_FRAME") {
+  declare readonly code: "BAD_FRAME" | "UNSUPPORTED_VERSION" | "TOO_LARGE";
+  constructor(message: string, code: "BAD_FRAME" | "UNSUPPORTED_VERSION" | "TOO_LARGE" = "BAD_FRAME") {
     super(code, message);
   }
 }

@@ -189,6 +189,9 @@ export const isClientFrame = (f: Frame): f is ClientFrame => LAYOUTS[f.type].cod
 /** Encodes a frame. Throws RangeError for values that do not fit their fields. */
 export function encodeFrame(frame: Frame): Uint8Array {
   const layout = LAYOUTS[frame.type];
+  if ((frame.type === "hello" && frame.maxVersion < 1) || (frame.type === "welcome" && frame.version < 1)) {
+    throw new RangeError("protocol versions start at 1");
+  }
   const w = new Writer().u8(FRAME_VERSION).u8(layout.code).u32(frame.requestId);
   const values = frame as unknown as Record<string, unknown>;
   for (const field of layout.fields) {
@@ -241,8 +244,10 @@ export interface DecodeFrameOptions {
 }
 
 /**
- * Strictly decodes one frame. Any malformed input is a {@link DecodeError} with code BAD_FRAME, or
- * UNSUPPORTED_VERSION for another frame version; nothing else is thrown.
+ * Strictly decodes one frame. Any malformed input is a {@link DecodeError} with code BAD_FRAME,
+ * UNSUPPORTED_VERSION for another frame version, or TOO_LARGE for a ciphertext above
+ * `maxCiphertext`; nothing else is thrown. The direction is not checked: a relay refuses server
+ * frames itself (see {@link isClientFrame}).
  */
 export function decodeFrame(bytes: Uint8Array, options: DecodeFrameOptions = {}): Frame {
   const maxCiphertext = options.maxCiphertext ?? DEFAULT_MAX_CIPHERTEXT;
@@ -278,6 +283,7 @@ export function decodeFrame(bytes: Uint8Array, options: DecodeFrameOptions = {})
         if (rest.length > maxCiphertext) {
           throw new DecodeError(
             `frame: ${name} is ${rest.length} bytes, more than the limit of ${maxCiphertext}`,
+            "TOO_LARGE",
           );
         }
         out[name] = rest;
@@ -296,5 +302,7 @@ export function decodeFrame(bytes: Uint8Array, options: DecodeFrameOptions = {})
   }
   if (type === "hello" && out.maxVersion === 0)
     throw new DecodeError("frame: hello maxVersion must be at least 1");
+  if (type === "welcome" && out.version === 0)
+    throw new DecodeError("frame: welcome version must be at least 1");
   return out as unknown as Frame;
 }

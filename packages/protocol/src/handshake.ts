@@ -1,6 +1,6 @@
 // X3DH-style key agreement (Signal's X3DH, with the invitation's signed one-time prekey in the role
 // of both the signed prekey and the one-time prekey). PROTOCOL.md §5.
-import { concat, Reader, toHex, utf8, Writer, wipe } from "./_bytes.js";
+import { concat, fromHex, Reader, toHex, utf8, Writer, wipe } from "./_bytes.js";
 import {
   dh,
   hkdfSha256,
@@ -13,7 +13,7 @@ import {
   verify,
   x25519KeyPair,
 } from "./crypto.js";
-import { type AcceptEnvelope, decodeEnvelope, encodeAcceptPrefix } from "./envelope.js";
+import { type AcceptEnvelope, acceptDigest, decodeEnvelope, encodeAcceptPrefix } from "./envelope.js";
 import { CryptoError, DecodeError, HandshakeError } from "./errors.js";
 import type { Identity, PublicIdentity } from "./identity.js";
 import { type Invitation, invitationId, PendingInvitation, relayUrlProblem } from "./invitation.js";
@@ -188,11 +188,13 @@ export interface AcceptedContact {
  * The inviter's outstanding invitations. Each one-time prekey opens at most one session: the first
  * valid Accept consumes it (the secret is wiped and its id remembered), and any later Accept for it
  * is refused with CONSUMED. A repeat of the same Accept belongs to the session it opened (see
- * `Session.handshakeId`), never to a new one.
+ * `Session.handshakeId`), never to a new one. Consumed ids are kept until their invitation's expiry,
+ * after which any Accept for them is refused as UNKNOWN_INVITATION.
  */
 export class InvitationBook {
   private readonly pending = new Map<string, PendingInvitation>();
-  private readonly consumed = new Set<string>();
+  /** Consumed invitation ids (hex) and their expiry (unix seconds). */
+  private readonly consumed = new Map<string, number>();
 
   add(invitation: PendingInvitation): void {
     this.pending.set(invitation.idHex, invitation);
@@ -210,7 +212,7 @@ export class InvitationBook {
     return this.consumed.has(toHex(id));
   }
 
-  /** Forgets invitations that expired before `now` (ms); returns how many. */
+  /** Forgets invitations, pending or consumed, that expired at or before `now` (ms); returns how many pending. */
   expire(now: number = Date.now()): number {
     let n = 0;
     for (const [key, p] of this.pending) {
@@ -220,6 +222,7 @@ export class InvitationBook {
         n++;
       }
     }
+    for (const [key, expiresAt] of this.consumed) if (expiresAt * 1000 <= now) this.consumed.delete(key);
     return n;
   }
 
@@ -252,17 +255,20 @@ export class InvitationBook {
     }
     const contact = openAccept(identity, pending, envelope, options.random ?? systemRandom);
     this.pending.delete(key);
-    this.consumed.add(key);
+    this.consumed.set(key, pending.expiresAt);
     pending.wipe();
     return contact;
   }
 
-  /** Version (1) || count u32 || each pending (u16 length-prefixed) || count u32 || consumed ids (16 each). */
+  /**
+   * Version (1) || count u32 || each pending (u16 length-prefixed) || count u32 || each consumed:
+   * id (16) || expiry u32.
+   */
   serialize(): Uint8Array {
     const w = new Writer().u8(1).u32(this.pending.size);
     for (const p of this.pending.values()) w.varBytes(p.serialize(), 2);
     w.u32(this.consumed.size);
-    for (const id of this.consumed) w.bytes(Uint8Array.from(Buffer.from(id, "hex")));
+    for (const [id, expiresAt] of this.consumed) w.bytes(fromHex(id)).u32(expiresAt);
     return w.finish();
   }
 
@@ -275,7 +281,8 @@ export class InvitationBook {
     const pending = r.u32("pending count");
     for (let i = 0; i < pending; i++) book.add(PendingInvitation.deserialize(r.varBytes(2, "pending", 1024)));
     const consumed = r.u32("consumed count");
-    for (let i = 0; i < consumed; i++) book.consumed.add(toHex(r.bytes(16, "consumed id")));
+    for (let i = 0; i < consumed; i++)
+      book.consumed.set(toHex(r.bytes(16, "consumed id")), r.u32("consumed expiry"));
     r.end();
     return book;
   }
@@ -326,7 +333,7 @@ function openAccept(
     dh1 = dh(pending.prekeySecret, details.identity.agreementKey);
     dh2 = identity.agree(ephemeral);
   } catch (e) {
-    wipe(dh3);
+    wipe(dh3, dh1!);
     if (e instanceof CryptoError)
       throw new HandshakeError("LOW_ORDER", `accepter key rejected: ${e.message}`);
     throw e;
@@ -338,6 +345,7 @@ function openAccept(
     sessionAd(me, details.identity),
     { secretKey: pending.prekeySecret, publicKey: pending.prekey },
     handshakeId,
+    acceptDigest(envelope.prefixBytes, envelope.sealedIdentity),
     { random },
   );
   wipe(sk);

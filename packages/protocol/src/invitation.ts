@@ -1,6 +1,14 @@
-import { concat, Reader, toHex, utf8, Writer, wipe } from "./_bytes.js";
+import { concat, equalConstantTime, Reader, toHex, utf8, Writer, wipe } from "./_bytes.js";
 import { base32Decode, base32Encode } from "./base32.js";
-import { label, type RandomSource, sha256, systemRandom, verify, x25519KeyPair } from "./crypto.js";
+import {
+  label,
+  type RandomSource,
+  sha256,
+  systemRandom,
+  verify,
+  x25519KeyPair,
+  x25519PublicKey,
+} from "./crypto.js";
 import { DecodeError, InvitationError } from "./errors.js";
 import type { Identity, PublicIdentity } from "./identity.js";
 import { MAILBOX_ADDRESS_LENGTH } from "./mailbox.js";
@@ -14,6 +22,8 @@ const MAX_RELAY_URL_LENGTH = 255;
 const FIXED_BODY_LENGTH = 1 + 4 + 32 * 4 + 1 + 64;
 export const DEFAULT_INVITATION_TTL_SECONDS = 7 * 24 * 3600;
 export const MAX_INVITATION_TTL_SECONDS = 90 * 24 * 3600;
+/** Tolerated difference between the inviter's and the accepter's clocks. */
+const CLOCK_SKEW_SECONDS = 24 * 3600;
 
 export interface Invitation {
   /** ws:// or wss:// URL of the relay holding the inviter's first-contact mailbox. */
@@ -33,9 +43,17 @@ export function invitationId(prekey: Uint8Array): Uint8Array {
   return sha256(concat(label("invitationId"), prekey)).subarray(0, 16);
 }
 
-/** Checks a relay URL: ws: or wss:, a host, no credentials, at most 255 bytes. Returns a reason or null. */
+/**
+ * Checks a relay URL (PROTOCOL.md §4.3): at most 255 bytes of printable ASCII, `ws://` or `wss://`
+ * then a host, no credentials, no fragment. Returns a reason, or null when it is acceptable.
+ */
 export function relayUrlProblem(url: string): string | null {
   if (utf8.encode(url).length > MAX_RELAY_URL_LENGTH) return `longer than ${MAX_RELAY_URL_LENGTH} bytes`;
+  // Printable ASCII only: no spaces, control characters, escape sequences or bidi overrides can
+  // reach a terminal through a signed URL. International host names travel as punycode.
+  if (!/^[\x21-\x7e]+$/.test(url))
+    return "only printable ASCII characters are allowed (no spaces or control characters)";
+  if (!/^wss?:\/\/[^/]/i.test(url)) return "must start with ws:// or wss:// followed by a host";
   let parsed: URL;
   try {
     parsed = new URL(url);
@@ -46,7 +64,7 @@ export function relayUrlProblem(url: string): string | null {
     return `scheme must be ws: or wss:, not ${parsed.protocol}`;
   if (!parsed.hostname) return "no host";
   if (parsed.username || parsed.password) return "credentials are not allowed in a relay URL";
-  if (parsed.hash) return "a fragment is not allowed in a relay URL";
+  if (parsed.hash || url.includes("#")) return "a fragment is not allowed in a relay URL";
   return null;
 }
 
@@ -74,9 +92,11 @@ export function encodeInvitation(inv: Invitation): string {
 
 /**
  * Parses and checks an invitation code. Each failure is an {@link InvitationError} naming exactly
- * what is wrong, in this order: BAD_PREFIX, UNSUPPORTED_VERSION, BAD_CHARACTER, TRUNCATED, CHECKSUM,
- * MALFORMED, BAD_SIGNATURE, EXPIRED. Whitespace (from line wrapping) is ignored; letters may be in
- * either case.
+ * what is wrong. Checks run in this order (PROTOCOL.md §4.2): BAD_PREFIX, UNSUPPORTED_VERSION,
+ * BAD_CHARACTER; TRUNCATED when the checksum part is missing or short; MALFORMED when extra parts
+ * follow it; CHECKSUM when either part is not canonical base32; TRUNCATED when the body is shorter
+ * than its fixed fields; CHECKSUM on a mismatch; MALFORMED for a body that does not parse; then
+ * BAD_SIGNATURE; MALFORMED for an expiry further ahead than any invitation lives; EXPIRED. ASCII whitespace is ignored and ASCII letters may be in either case.
  *
  * @example
  * ```ts
@@ -84,7 +104,7 @@ export function encodeInvitation(inv: Invitation): string {
  * ```
  */
 export function decodeInvitation(code: string, options: { now?: number } = {}): Invitation {
-  const text = code.replace(/\s+/g, "").toUpperCase();
+  const text = normalizeCode(code);
   if (!text.startsWith("PARLEY")) {
     throw new InvitationError(
       "BAD_PREFIX",
@@ -145,6 +165,12 @@ export function decodeInvitation(code: string, options: { now?: number } = {}): 
     );
   }
   const now = Math.floor((options.now ?? Date.now()) / 1000);
+  if (inv.expiresAt > now + MAX_INVITATION_TTL_SECONDS + CLOCK_SKEW_SECONDS) {
+    throw new InvitationError(
+      "MALFORMED",
+      "the invitation claims to be valid for longer than any invitation can be",
+    );
+  }
   if (inv.expiresAt <= now) {
     throw new InvitationError(
       "EXPIRED",
@@ -152,6 +178,14 @@ export function decodeInvitation(code: string, options: { now?: number } = {}): 
     );
   }
   return inv;
+}
+
+/**
+ * Removes ASCII whitespace (space, tab, CR, LF: line wrapping when pasted) and upper-cases ASCII
+ * letters only, so every implementation accepts exactly the same strings.
+ */
+export function normalizeCode(text: string): string {
+  return text.replace(/[ \t\r\n]+/g, "").replace(/[a-z]/g, (c) => c.toUpperCase());
 }
 
 // The checksum is public (anyone can recompute it), so an ordinary comparison is fine here.
@@ -212,6 +246,8 @@ export class PendingInvitation {
     const secret = r.bytes(32, "prekey secret");
     const prekey = r.bytes(32, "prekey");
     r.end();
+    if (!equalConstantTime(x25519PublicKey(secret), prekey))
+      throw new DecodeError("pending invitation: prekey does not match its secret");
     return new PendingInvitation(invitationId(prekey), secret, prekey, expiresAt);
   }
 

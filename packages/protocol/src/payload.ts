@@ -102,11 +102,18 @@ export function decodePayload(padded: Uint8Array): Payload {
   let end = padded.length - 1;
   while (end >= 0 && padded[end] === 0) end--;
   if (end < 0 || padded[end] !== 0x80) throw new PayloadError("BAD_PADDING", "padding marker 0x80 missing");
+  if (bucketFor(end) !== padded.length) {
+    throw new PayloadError(
+      "BAD_PADDING",
+      `payload of ${end} bytes is padded past its bucket (${bucketFor(end)})`,
+    );
+  }
   try {
     return parse(padded.subarray(0, end));
   } catch (e) {
-    if (e instanceof DecodeError)
-      throw new PayloadError(e.code as "BAD_FRAME" | "UNSUPPORTED_VERSION", e.message);
+    if (e instanceof DecodeError) {
+      throw new PayloadError(e.code === "UNSUPPORTED_VERSION" ? e.code : "BAD_FRAME", e.message);
+    }
     throw e;
   }
 }
@@ -117,19 +124,20 @@ function parse(bytes: Uint8Array): Payload {
   if (version !== PAYLOAD_VERSION)
     throw new DecodeError(`payload: unsupported version ${version}`, "UNSUPPORTED_VERSION");
   const type = r.u8("type");
+  if (type !== PayloadType.text && type !== PayloadType.delivered && type !== PayloadType.read) {
+    throw new PayloadError("UNSUPPORTED_TYPE", `payload type ${type} is not known to this version`);
+  }
   const id = r.bytes(MESSAGE_ID_LENGTH, "message id");
   const sentAt = r.u64("timestamp");
   let payload: Payload;
   if (type === PayloadType.text) {
     payload = { type: "text", id, sentAt, text: r.string4("text", MAX_TEXT_BYTES) };
-  } else if (type === PayloadType.delivered || type === PayloadType.read) {
+  } else {
     const count = r.u16("receipt count");
     if (count < 1 || count > MAX_RECEIPT_IDS) throw new DecodeError(`payload: receipt lists ${count} ids`);
     const ids: Uint8Array[] = [];
     for (let i = 0; i < count; i++) ids.push(r.bytes(MESSAGE_ID_LENGTH, "receipt id"));
     payload = { type: type === PayloadType.delivered ? "delivered" : "read", id, sentAt, ids };
-  } else {
-    throw new PayloadError("UNSUPPORTED_TYPE", `payload type ${type} is not known to this version`);
   }
   r.end();
   return payload;

@@ -12,17 +12,21 @@ import {
   type RandomSource,
   seal,
   systemRandom,
+  TAG_LENGTH,
   x25519KeyPair,
   x25519PublicKey,
 } from "./crypto.js";
 import {
+  acceptDigest,
   decodeEnvelope,
   encodeAccept,
   encodeHeader,
   encodeMessage,
+  MAX_SEALED_IDENTITY_LENGTH,
   type MessageEnvelope,
 } from "./envelope.js";
-import { CryptoError, DecodeError, RatchetError } from "./errors.js";
+import { CryptoError, DecodeError, PayloadError, RatchetError } from "./errors.js";
+import { MAX_PADDED_LENGTH } from "./payload.js";
 
 /** Most message keys skipped in one step (a larger gap is refused: TOO_FAR_AHEAD). */
 export const MAX_SKIP = 1000;
@@ -110,6 +114,8 @@ interface State {
   acceptSealedIdentity: Uint8Array | null;
   /** invitation id (16) || accepter ephemeral key (32): names the handshake that opened the session. */
   handshakeId: Uint8Array;
+  /** SHA-256 of the opening Accept's prefix and sealed identity: a repeat must match it exactly. */
+  acceptDigest: Uint8Array;
 }
 
 /** What a successful decryption changes; applied to the state only after authentication. */
@@ -133,7 +139,7 @@ export interface SessionOptions {
 /**
  * One side of a Double Ratchet session.
  *
- * `encrypt` never fails for a live session; `decrypt` either returns the plaintext and advances the
+ * `encrypt` fails only for a plaintext above the largest bucket (TOO_LARGE); `decrypt` either returns the plaintext and advances the
  * state, or throws a {@link RatchetError} / {@link DecodeError} and leaves the state exactly as it was.
  *
  * @example
@@ -178,6 +184,7 @@ export class Session {
         acceptPrefix: accept.prefix,
         acceptSealedIdentity: accept.sealedIdentity,
         handshakeId: Uint8Array.from(handshakeId),
+        acceptDigest: acceptDigest(accept.prefix, accept.sealedIdentity),
       },
       random,
     );
@@ -192,6 +199,7 @@ export class Session {
     ad: Uint8Array,
     prekey: KeyPair,
     handshakeId: Uint8Array,
+    digest: Uint8Array,
     options: SessionOptions = {},
   ): Session {
     return new Session(
@@ -212,6 +220,7 @@ export class Session {
         acceptPrefix: null,
         acceptSealedIdentity: null,
         handshakeId: Uint8Array.from(handshakeId),
+        acceptDigest: Uint8Array.from(digest),
       },
       options.random ?? systemRandom,
     );
@@ -245,6 +254,12 @@ export class Session {
     }
     if (s.sendIndex >= MAX_INDEX)
       throw new RatchetError("EXHAUSTED", "sending chain exhausted; the peer must reply");
+    if (plaintext.length > MAX_PADDED_LENGTH) {
+      throw new PayloadError(
+        "TOO_LARGE",
+        `plaintext of ${plaintext.length} bytes exceeds ${MAX_PADDED_LENGTH}`,
+      );
+    }
     const [nextChain, messageKey] = kdfChain(s.sendChain);
     const headerBytes = encodeHeader({
       ratchetKey: s.sending.publicKey,
@@ -274,6 +289,16 @@ export class Session {
       const id = concat(envelope.invitationId, envelope.ephemeralKey);
       if (!equalConstantTime(id, this.state.handshakeId)) {
         throw new RatchetError("AUTH", "this Accept belongs to another handshake, not to this session");
+      }
+      // The sealed identity is only authenticated when the Accept opens the session; a repeat must
+      // carry exactly the same bytes, so nothing in it can be altered unnoticed.
+      if (
+        !equalConstantTime(
+          acceptDigest(envelope.prefixBytes, envelope.sealedIdentity),
+          this.state.acceptDigest,
+        )
+      ) {
+        throw new RatchetError("AUTH", "this Accept differs from the one that opened the session");
       }
       return this.decryptMessage(envelope.message);
     }
@@ -404,7 +429,13 @@ export class Session {
    */
   serialize(): Uint8Array {
     const s = this.state;
-    const w = new Writer().u8(1).bytes(s.ad).bytes(s.rootKey).bytes(s.sending.secretKey).bytes(s.handshakeId);
+    const w = new Writer()
+      .u8(1)
+      .bytes(s.ad)
+      .bytes(s.rootKey)
+      .bytes(s.sending.secretKey)
+      .bytes(s.handshakeId)
+      .bytes(s.acceptDigest);
     const flags =
       (s.remoteKey ? 1 : 0) | (s.sendChain ? 2 : 0) | (s.receiveChain ? 4 : 0) | (s.acceptPrefix ? 8 : 0);
     w.u8(flags);
@@ -426,13 +457,28 @@ export class Session {
     const rootKey = r.bytes(32, "root key");
     const secretKey = r.bytes(32, "ratchet secret");
     const handshakeId = r.bytes(48, "handshake id");
+    const digest = r.bytes(32, "accept digest");
     const flags = r.u8("flags");
     if (flags > 15) throw new DecodeError(`session: unknown flags ${flags}`);
     const remoteKey = flags & 1 ? r.bytes(32, "remote key") : null;
     const sendChain = flags & 2 ? r.bytes(32, "send chain") : null;
     const receiveChain = flags & 4 ? r.bytes(32, "receive chain") : null;
     const acceptPrefix = flags & 8 ? r.bytes(50, "accept prefix") : null;
-    const acceptSealedIdentity = flags & 8 ? r.varBytes(2, "sealed identity", 512) : null;
+    const acceptSealedIdentity =
+      flags & 8 ? r.varBytes(2, "sealed identity", MAX_SEALED_IDENTITY_LENGTH) : null;
+    if (acceptSealedIdentity && acceptSealedIdentity.length < TAG_LENGTH) {
+      throw new DecodeError("session: sealed identity too short");
+    }
+    // Only the accepter waits for a reply, and it always has a sending chain and a remote key.
+    if (flags & 8 && (flags & 3) !== 3) throw new DecodeError("session: inconsistent flags");
+    if (flags & 4 && !(flags & 1)) throw new DecodeError("session: receiving chain without a remote key");
+    if (acceptPrefix && acceptSealedIdentity) {
+      const expected = acceptDigest(acceptPrefix, acceptSealedIdentity);
+      const prefixId = acceptPrefix.subarray(2, 50);
+      if (!equalConstantTime(expected, digest) || !equalConstantTime(prefixId, handshakeId)) {
+        throw new DecodeError("session: stored Accept does not match its handshake id and digest");
+      }
+    }
     const sendIndex = r.u32("send index");
     const receiveIndex = r.u32("receive index");
     const previousSendCount = r.u32("previous send count");
@@ -446,7 +492,9 @@ export class Session {
         index: r.u32("skipped index"),
         messageKey: r.bytes(32, "skipped key"),
       };
-      skipped.set(skippedId(k.ratchetKey, k.index), k);
+      const id = skippedId(k.ratchetKey, k.index);
+      if (skipped.has(id)) throw new DecodeError("session: duplicate skipped key");
+      skipped.set(id, k);
     }
     r.end();
     const sending = { secretKey, publicKey: x25519PublicKey(secretKey) };
@@ -465,6 +513,7 @@ export class Session {
         acceptPrefix,
         acceptSealedIdentity,
         handshakeId,
+        acceptDigest: digest,
       },
       options.random ?? systemRandom,
     );

@@ -4,6 +4,7 @@ import { concat, equalConstantTime } from "./_bytes.js";
 import { base32Decode, base32Encode } from "./base32.js";
 import { label, sha512 } from "./crypto.js";
 import type { PublicIdentity } from "./identity.js";
+import { normalizeCode } from "./invitation.js";
 
 /** Hash iterations per identity: makes finding a colliding key pair expensive (Signal uses 5200). */
 export const SAFETY_ITERATIONS = 5200;
@@ -66,7 +67,7 @@ export function safetyNumber(a: PublicIdentity, b: PublicIdentity): SafetyNumber
  * expected one, in constant time. Returns false for anything malformed.
  */
 export function verifySafetyNumber(expected: SafetyNumber, candidate: string): boolean {
-  const text = candidate.replace(/\s+/g, "").toUpperCase();
+  const text = normalizeCode(candidate);
   if (text.startsWith(SAFETY_COMPACT_PREFIX)) {
     const got = base32Decode(text.slice(SAFETY_COMPACT_PREFIX.length));
     const want = base32Decode(expected.compact.slice(SAFETY_COMPACT_PREFIX.length));

@@ -53,7 +53,7 @@ describe("relay frames", () => {
   it("refuse an empty or oversized ciphertext", () => {
     const bytes = encodeFrame(deposit);
     expect(decodeCode(bytes.subarray(0, bytes.length - 100))).toBe("BAD_FRAME");
-    expect(decodeCode(bytes, 99)).toBe("BAD_FRAME");
+    expect(decodeCode(bytes, 99)).toBe("TOO_LARGE");
     expect(decodeFrame(bytes, { maxCiphertext: 100 })).toEqual(deposit);
   });
 
