@@ -13,6 +13,10 @@ export default defineConfig({
         extends: true,
         test: { name: "protocol", root: "packages/protocol", include: ["test/**/*.test.ts"] },
       },
+      {
+        extends: true,
+        test: { name: "relay", root: "packages/relay", include: ["test/**/*.test.ts"] },
+      },
       { extends: true, test: { name: "tests", root: "tests", include: ["**/*.test.ts"] } },
     ],
     testTimeout: 60_000,

@@ -1,0 +1,78 @@
+#!/usr/bin/env node
+// parley-relay: parse and validate the configuration, start the relay, and drain on SIGTERM/SIGINT.
+import { ConfigError, helpText, loadConfig } from "./config.js";
+import { createLogger } from "./log.js";
+import { RelayServer } from "./server.js";
+import { MemoryStorage } from "./storage/memory.js";
+import { SqliteStorage } from "./storage/sqlite.js";
+import { RELAY_VERSION } from "./version.js";
+
+async function main(): Promise<number> {
+  let parsed: ReturnType<typeof loadConfig>;
+  try {
+    parsed = loadConfig(process.argv.slice(2), process.env);
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      process.stderr.write(`parley-relay: ${e.message}\n`);
+      return 2;
+    }
+    throw e;
+  }
+  if (parsed.help) {
+    process.stdout.write(`${helpText()}\n`);
+    return 0;
+  }
+  if (parsed.version) {
+    process.stdout.write(`${RELAY_VERSION}\n`);
+    return 0;
+  }
+  const { config } = parsed;
+  const logger = createLogger(config.logLevel);
+  let storage: SqliteStorage | MemoryStorage;
+  try {
+    storage = config.storage === "memory" ? new MemoryStorage() : new SqliteStorage(config.dataDir);
+  } catch (e) {
+    process.stderr.write(`parley-relay: cannot open storage in ${config.dataDir}: ${(e as Error).message}\n`);
+    return 1;
+  }
+  const server = new RelayServer({ config, storage, logger });
+  try {
+    await server.listen();
+  } catch (e) {
+    process.stderr.write(
+      `parley-relay: cannot listen on ${config.host}:${config.port}: ${(e as Error).message}\n`,
+    );
+    await storage.close();
+    return 1;
+  }
+  return new Promise<number>((resolve) => {
+    const stop = (signal: string) => {
+      logger.info({ signal }, "signal received");
+      const force = setTimeout(() => {
+        logger.error("drain timed out; exiting");
+        resolve(1);
+      }, config.shutdownTimeoutSeconds * 1000);
+      force.unref();
+      server.drain().then(
+        () => {
+          clearTimeout(force);
+          resolve(0);
+        },
+        (e: unknown) => {
+          logger.error({ err: e }, "drain failed");
+          resolve(1);
+        },
+      );
+    };
+    process.once("SIGTERM", () => stop("SIGTERM"));
+    process.once("SIGINT", () => stop("SIGINT"));
+  });
+}
+
+main().then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    process.stderr.write(`parley-relay: ${(e as Error).stack ?? e}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,355 @@
+// Relay configuration: one explicit defaults object, overridden by environment variables, then by
+// command-line flags. Every problem is collected and reported at once, one clear line each.
+import { readFileSync } from "node:fs";
+
+export type StorageKind = "sqlite" | "memory";
+export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+
+export interface RelayConfig {
+  host: string;
+  port: number;
+  storage: StorageKind;
+  dataDir: string;
+  /** Retention of an undelivered message, in seconds. */
+  ttlSeconds: number;
+  /** The most an operator may set `ttlSeconds` to. */
+  maxTtlSeconds: number;
+  /** Largest ciphertext in one deposit, in bytes. */
+  maxMessageBytes: number;
+  mailboxMaxMessages: number;
+  mailboxMaxBytes: number;
+  /** Frames per second one connection may send (token bucket; bursts of twice this). */
+  rateLimit: number;
+  maxConnections: number;
+  /** Bytes queued to a connection (unsent or unacknowledged) before it is paused or cut off. */
+  maxOutstandingBytes: number;
+  sweepIntervalSeconds: number;
+  heartbeatSeconds: number;
+  /** Seconds a drain may take before the process exits anyway. */
+  shutdownTimeoutSeconds: number;
+  tlsCert: string | null;
+  tlsKey: string | null;
+  logLevel: LogLevel;
+}
+
+export const DEFAULTS: Readonly<RelayConfig> = Object.freeze({
+  host: "127.0.0.1",
+  port: 7700,
+  storage: "sqlite",
+  dataDir: "./parley-relay-data",
+  ttlSeconds: 7 * 86400,
+  maxTtlSeconds: 30 * 86400,
+  maxMessageBytes: 64 * 1024,
+  mailboxMaxMessages: 10_000,
+  mailboxMaxBytes: 64 * 1024 * 1024,
+  rateLimit: 200,
+  maxConnections: 20_000,
+  maxOutstandingBytes: 4 * 1024 * 1024,
+  sweepIntervalSeconds: 5,
+  heartbeatSeconds: 30,
+  shutdownTimeoutSeconds: 10,
+  tlsCert: null,
+  tlsKey: null,
+  logLevel: "info",
+});
+
+type Kind = "string" | "port" | "duration" | "size" | "count" | "storage" | "level" | "path";
+interface Option {
+  key: keyof RelayConfig;
+  flag: string;
+  env: string;
+  kind: Kind;
+  help: string;
+}
+
+/** Every option: flag, environment variable, kind of value, and its help line. */
+export const OPTIONS: readonly Option[] = [
+  { key: "host", flag: "--host", env: "PARLEY_RELAY_HOST", kind: "string", help: "address to listen on" },
+  {
+    key: "port",
+    flag: "--port",
+    env: "PARLEY_RELAY_PORT",
+    kind: "port",
+    help: "TCP port (0 picks a free one)",
+  },
+  {
+    key: "storage",
+    flag: "--storage",
+    env: "PARLEY_RELAY_STORAGE",
+    kind: "storage",
+    help: "sqlite or memory",
+  },
+  {
+    key: "dataDir",
+    flag: "--data-dir",
+    env: "PARLEY_RELAY_DATA_DIR",
+    kind: "path",
+    help: "SQLite data directory",
+  },
+  {
+    key: "ttlSeconds",
+    flag: "--ttl",
+    env: "PARLEY_RELAY_TTL",
+    kind: "duration",
+    help: "retention (30s, 15m, 7d)",
+  },
+  {
+    key: "maxTtlSeconds",
+    flag: "--max-ttl",
+    env: "PARLEY_RELAY_MAX_TTL",
+    kind: "duration",
+    help: "upper bound for --ttl",
+  },
+  {
+    key: "maxMessageBytes",
+    flag: "--max-message-size",
+    env: "PARLEY_RELAY_MAX_MESSAGE_SIZE",
+    kind: "size",
+    help: "largest ciphertext (64KiB)",
+  },
+  {
+    key: "mailboxMaxMessages",
+    flag: "--mailbox-max-messages",
+    env: "PARLEY_RELAY_MAILBOX_MAX_MESSAGES",
+    kind: "count",
+    help: "messages waiting per mailbox",
+  },
+  {
+    key: "mailboxMaxBytes",
+    flag: "--mailbox-max-bytes",
+    env: "PARLEY_RELAY_MAILBOX_MAX_BYTES",
+    kind: "size",
+    help: "bytes waiting per mailbox (64MiB)",
+  },
+  {
+    key: "rateLimit",
+    flag: "--rate-limit",
+    env: "PARLEY_RELAY_RATE_LIMIT",
+    kind: "count",
+    help: "frames/s per connection",
+  },
+  {
+    key: "maxConnections",
+    flag: "--max-connections",
+    env: "PARLEY_RELAY_MAX_CONNECTIONS",
+    kind: "count",
+    help: "concurrent WebSocket connections",
+  },
+  {
+    key: "maxOutstandingBytes",
+    flag: "--max-outstanding-bytes",
+    env: "PARLEY_RELAY_MAX_OUTSTANDING_BYTES",
+    kind: "size",
+    help: "per-connection send buffer cap (4MiB)",
+  },
+  {
+    key: "sweepIntervalSeconds",
+    flag: "--sweep-interval",
+    env: "PARLEY_RELAY_SWEEP_INTERVAL",
+    kind: "duration",
+    help: "how often expired messages are deleted",
+  },
+  {
+    key: "heartbeatSeconds",
+    flag: "--heartbeat",
+    env: "PARLEY_RELAY_HEARTBEAT",
+    kind: "duration",
+    help: "ping interval; no pong by the next ping ends the connection",
+  },
+  {
+    key: "shutdownTimeoutSeconds",
+    flag: "--shutdown-timeout",
+    env: "PARLEY_RELAY_SHUTDOWN_TIMEOUT",
+    kind: "duration",
+    help: "drain time before a forced exit",
+  },
+  {
+    key: "tlsCert",
+    flag: "--tls-cert",
+    env: "PARLEY_RELAY_TLS_CERT",
+    kind: "path",
+    help: "PEM certificate (enables TLS)",
+  },
+  { key: "tlsKey", flag: "--tls-key", env: "PARLEY_RELAY_TLS_KEY", kind: "path", help: "PEM private key" },
+  {
+    key: "logLevel",
+    flag: "--log-level",
+    env: "PARLEY_RELAY_LOG_LEVEL",
+    kind: "level",
+    help: "fatal..trace, or silent",
+  },
+];
+
+const LEVELS: readonly LogLevel[] = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
+const UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 };
+const SIZE_UNITS: Record<string, number> = {
+  "": 1,
+  b: 1,
+  kib: 1024,
+  kb: 1000,
+  mib: 1024 ** 2,
+  mb: 1000 ** 2,
+  gib: 1024 ** 3,
+};
+
+/** "30s", "15m", "7d", "2h" or a bare number of seconds. Returns null if it is none of those. */
+export function parseDuration(text: string): number | null {
+  const m = /^(\d+)(s|m|h|d)?$/.exec(text.trim());
+  if (!m) return null;
+  const value = Number(m[1]) * UNITS[m[2] ?? "s"]!;
+  return Number.isSafeInteger(value) ? value : null;
+}
+
+/** "65536", "64KiB", "4MiB", "1MB". Returns null if it is none of those. */
+export function parseSize(text: string): number | null {
+  const m = /^(\d+)\s*([a-z]*)$/i.exec(text.trim());
+  if (!m) return null;
+  const unit = SIZE_UNITS[m[2]!.toLowerCase()];
+  if (unit === undefined) return null;
+  const value = Number(m[1]) * unit;
+  return Number.isSafeInteger(value) ? value : null;
+}
+
+function parseValue(o: Option, raw: string, source: string): { value?: unknown; problem?: string } {
+  const where = `${source} ${o.flag === source ? "" : `(${o.flag})`}`.trim();
+  switch (o.kind) {
+    case "string":
+    case "path":
+      return raw === "" ? { problem: `${where}: must not be empty` } : { value: raw };
+    case "port": {
+      const n = /^\d+$/.test(raw) ? Number(raw) : Number.NaN;
+      return n >= 0 && n <= 65535
+        ? { value: n }
+        : { problem: `${where}: "${raw}" is not a port number (0-65535)` };
+    }
+    case "duration": {
+      const d = parseDuration(raw);
+      return d !== null && d > 0
+        ? { value: d }
+        : { problem: `${where}: "${raw}" is not a duration such as 30s, 15m, 12h or 7d` };
+    }
+    case "size": {
+      const s = parseSize(raw);
+      return s !== null && s > 0
+        ? { value: s }
+        : { problem: `${where}: "${raw}" is not a size such as 65536, 64KiB or 4MiB` };
+    }
+    case "count": {
+      const n = /^\d+$/.test(raw) ? Number(raw) : Number.NaN;
+      return Number.isSafeInteger(n) && n > 0
+        ? { value: n }
+        : { problem: `${where}: "${raw}" is not a positive whole number` };
+    }
+    case "storage":
+      return raw === "sqlite" || raw === "memory"
+        ? { value: raw }
+        : { problem: `${where}: "${raw}" must be sqlite or memory` };
+    case "level":
+      return (LEVELS as readonly string[]).includes(raw)
+        ? { value: raw }
+        : { problem: `${where}: "${raw}" must be one of ${LEVELS.join(", ")}` };
+  }
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
+    this.name = "ConfigError";
+  }
+}
+
+export interface ParsedArgs {
+  config: RelayConfig;
+  help: boolean;
+  version: boolean;
+}
+
+/**
+ * Builds the configuration: defaults, then `env`, then `argv` (flags as `--name value` or
+ * `--name=value`). Throws one ConfigError listing every problem.
+ */
+export function loadConfig(
+  argv: readonly string[],
+  env: Record<string, string | undefined> = {},
+): ParsedArgs {
+  const problems: string[] = [];
+  const config: RelayConfig = { ...DEFAULTS };
+  const set = (o: Option, raw: string, source: string) => {
+    const { value, problem } = parseValue(o, raw, source);
+    if (problem) problems.push(problem);
+    else (config as unknown as Record<string, unknown>)[o.key] = value;
+  };
+  for (const o of OPTIONS) {
+    const raw = env[o.env];
+    if (raw !== undefined) set(o, raw, o.env);
+  }
+  let help = false;
+  let version = false;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === "--help" || arg === "-h") {
+      help = true;
+      continue;
+    }
+    if (arg === "--version") {
+      version = true;
+      continue;
+    }
+    const eq = arg.indexOf("=");
+    const name = eq >= 0 ? arg.slice(0, eq) : arg;
+    const o = OPTIONS.find((x) => x.flag === name);
+    if (!o) {
+      problems.push(`${name}: unknown option (see --help)`);
+      continue;
+    }
+    const raw = eq >= 0 ? arg.slice(eq + 1) : argv[++i];
+    if (raw === undefined) problems.push(`${name}: needs a value`);
+    else set(o, raw, name);
+  }
+  if (config.ttlSeconds > config.maxTtlSeconds) {
+    problems.push(`--ttl: ${config.ttlSeconds}s is longer than --max-ttl (${config.maxTtlSeconds}s)`);
+  }
+  if ((config.tlsCert === null) !== (config.tlsKey === null)) {
+    problems.push("--tls-cert and --tls-key: give both or neither");
+  }
+  for (const key of ["tlsCert", "tlsKey"] as const) {
+    const path = config[key];
+    if (path === null) continue;
+    try {
+      readFileSync(path);
+    } catch (e) {
+      problems.push(
+        `${key === "tlsCert" ? "--tls-cert" : "--tls-key"}: cannot read ${path}: ${(e as Error).message}`,
+      );
+    }
+  }
+  if (config.mailboxMaxBytes < config.maxMessageBytes) {
+    problems.push("--mailbox-max-bytes: smaller than --max-message-size, so no message could ever be stored");
+  }
+  if (config.maxMessageBytes > 16 * 1024 * 1024) problems.push("--max-message-size: at most 16MiB");
+  if (config.maxOutstandingBytes < config.maxMessageBytes * 2) {
+    problems.push("--max-outstanding-bytes: must be at least twice --max-message-size");
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return { config, help, version };
+}
+
+export function helpText(): string {
+  const lines = OPTIONS.map((o) => {
+    const def = DEFAULTS[o.key];
+    const shown = def === null ? "" : ` [default: ${def}]`;
+    return `  ${o.flag.padEnd(24)} ${o.help}${shown}\n  ${"".padEnd(24)} env ${o.env}`;
+  });
+  return [
+    "parley-relay: a ciphertext-only store-and-forward relay for Parley",
+    "",
+    "Usage: parley-relay [options]",
+    "",
+    "Options (flags override environment variables):",
+    ...lines,
+    "  --help                   show this help",
+    "  --version                print the version",
+    "",
+    "HTTP on the same port: /livez, /readyz, /metrics, /transparency.",
+  ].join("\n");
+}

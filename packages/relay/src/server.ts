@@ -1,0 +1,558 @@
+// The relay: HTTP (health, metrics, transparency) and the WebSocket wire protocol on one port.
+import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
+import {
+  createServer as createHttpServer,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from "node:http";
+import { createServer as createHttpsServer } from "node:https";
+import type { AddressInfo } from "node:net";
+import type { Duplex } from "node:stream";
+import {
+  DecodeError,
+  decodeFrame,
+  encodeFrame,
+  FRAME_VERSION,
+  type Frame,
+  isClientFrame,
+  MailboxAction,
+  mailboxAddress,
+  type RelayErrorName,
+  toHex,
+  verifyMailboxProof,
+} from "@parley/protocol";
+import { type WebSocket, WebSocketServer } from "ws";
+import type { RelayConfig } from "./config.js";
+import type { Logger } from "./log.js";
+import { RelayMetrics } from "./metrics.js";
+import type { Storage, StoredMessage } from "./storage/types.js";
+import { transparencyStatement } from "./transparency.js";
+import { RELAY_VERSION } from "./version.js";
+
+/** Bad frames a connection may send before it is closed (policy violation). */
+const MAX_VIOLATIONS = 10;
+/** Frame header plus the largest fixed fields before a ciphertext (deposit, deliver). */
+const FRAME_OVERHEAD = 6 + 32 + 16 + 8;
+/** Messages fetched from storage per delivery round. */
+const DELIVERY_BATCH = 100;
+
+type Reply = (frame: Frame) => void;
+
+/** One WebSocket connection's state. */
+class Connection {
+  readonly challenge = randomBytes(32);
+  helloDone = false;
+  alive = true;
+  violations = 0;
+  tokens: number;
+  lastRefill = performance.now();
+  /** Mailboxes (hex) this connection proved it owns and subscribed to. */
+  readonly subscriptions = new Set<string>();
+  /** Delivered, not yet acknowledged: message id (hex) -> [mailbox hex, size]. */
+  readonly inflight = new Map<string, [string, number]>();
+  inflightBytes = 0;
+  /** Per mailbox: a delivery round is running / another was requested meanwhile. */
+  readonly pumping = new Set<string>();
+  readonly pumpAgain = new Set<string>();
+
+  constructor(
+    readonly ws: WebSocket,
+    readonly serial: number,
+    readonly burst: number,
+  ) {
+    this.tokens = burst;
+  }
+}
+
+export interface RelayServerOptions {
+  config: RelayConfig;
+  storage: Storage;
+  logger: Logger;
+  now?: () => number;
+}
+
+/**
+ * A Parley relay. `listen()` starts it; `drain()` stops accepting, finishes in-flight work and
+ * closes everything (the one shutdown path, used for SIGTERM and SIGINT).
+ */
+export class RelayServer {
+  readonly metrics = new RelayMetrics();
+  private readonly http: Server;
+  private readonly wss: WebSocketServer;
+  private readonly connections = new Set<Connection>();
+  /** Mailbox (hex) -> connections subscribed to it. */
+  private readonly subscribers = new Map<string, Set<Connection>>();
+  private readonly config: RelayConfig;
+  private readonly storage: Storage;
+  private readonly log: Logger;
+  private readonly now: () => number;
+  private draining = false;
+  private serial = 0;
+  private sweeper: NodeJS.Timeout | undefined;
+  private heartbeat: NodeJS.Timeout | undefined;
+  private readonly inFlightWork = new Set<Promise<unknown>>();
+
+  constructor(options: RelayServerOptions) {
+    this.config = options.config;
+    this.storage = options.storage;
+    this.log = options.logger;
+    this.now = options.now ?? Date.now;
+    const handler = (req: IncomingMessage, res: ServerResponse) => void this.handleHttp(req, res);
+    this.http =
+      this.config.tlsCert && this.config.tlsKey
+        ? createHttpsServer(
+            { cert: readFileSync(this.config.tlsCert), key: readFileSync(this.config.tlsKey) },
+            handler,
+          )
+        : createHttpServer(handler);
+    this.http.headersTimeout = 10_000;
+    this.http.requestTimeout = 15_000;
+    this.http.keepAliveTimeout = 5_000;
+    this.http.maxHeadersCount = 50;
+    this.wss = new WebSocketServer({
+      noServer: true,
+      maxPayload: this.config.maxMessageBytes + FRAME_OVERHEAD,
+      perMessageDeflate: false,
+      clientTracking: false,
+    });
+    this.http.on("upgrade", (req, socket, head) => this.handleUpgrade(req, socket, head));
+    this.http.on("clientError", (_err, socket) => {
+      if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n");
+      else socket.destroy();
+    });
+  }
+
+  /** Starts listening; resolves with the bound port. Sweeps once at start-up. */
+  async listen(): Promise<number> {
+    await this.sweep();
+    await this.refreshGauges();
+    await new Promise<void>((resolve, reject) => {
+      this.http.once("error", reject);
+      this.http.listen(this.config.port, this.config.host, () => {
+        this.http.off("error", reject);
+        resolve();
+      });
+    });
+    this.sweeper = setInterval(() => void this.sweep(), this.config.sweepIntervalSeconds * 1000);
+    this.heartbeat = setInterval(() => this.beat(), this.config.heartbeatSeconds * 1000);
+    this.sweeper.unref();
+    this.heartbeat.unref();
+    const port = (this.http.address() as AddressInfo).port;
+    this.log.info(
+      {
+        port,
+        host: this.config.host,
+        storage: this.storage.kind,
+        ttlSeconds: this.config.ttlSeconds,
+        tls: !!this.config.tlsCert,
+      },
+      "relay listening",
+    );
+    return port;
+  }
+
+  get port(): number {
+    return (this.http.address() as AddressInfo).port;
+  }
+
+  // ---- HTTP -------------------------------------------------------------------------------
+
+  private async handleHttp(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = (req.url ?? "/").split("?")[0];
+    if (req.method !== "GET" && req.method !== "HEAD") {
+      res.writeHead(405, { allow: "GET, HEAD" }).end();
+      return;
+    }
+    try {
+      switch (path) {
+        case "/livez":
+          res.writeHead(200, { "content-type": "text/plain" }).end("ok\n");
+          return;
+        case "/readyz":
+          res
+            .writeHead(this.draining ? 503 : 200, { "content-type": "text/plain" })
+            .end(this.draining ? "draining\n" : "ready\n");
+          return;
+        case "/metrics":
+          await this.refreshGauges();
+          res
+            .writeHead(200, { "content-type": this.metrics.registry.contentType })
+            .end(await this.metrics.registry.metrics());
+          return;
+        case "/transparency":
+          res
+            .writeHead(200, { "content-type": "application/json" })
+            .end(`${JSON.stringify(await this.transparency(), null, 2)}\n`);
+          return;
+        default:
+          res.writeHead(404, { "content-type": "text/plain" }).end("not found\n");
+      }
+    } catch (e) {
+      this.log.error({ err: e }, "http handler failed");
+      if (!res.headersSent) res.writeHead(500).end();
+    }
+  }
+
+  async transparency(): Promise<object> {
+    const stats = await this.storage.stats();
+    const counter = async (c: { get(): Promise<{ values: { value: number }[] }> }) =>
+      (await c.get()).values.reduce((a, v) => a + v.value, 0);
+    return transparencyStatement(this.config, this.storage.kind, {
+      connections: this.connections.size,
+      storedMessages: stats.messages,
+      storedBytes: stats.bytes,
+      mailboxes: stats.mailboxes,
+      deposits: await counter(this.metrics.deposits),
+      deliveries: await counter(this.metrics.deliveries),
+      acks: await counter(this.metrics.acks),
+      expirations: await counter(this.metrics.expirations),
+    });
+  }
+
+  private async refreshGauges(): Promise<void> {
+    const stats = await this.storage.stats();
+    this.metrics.storedMessages.set(stats.messages);
+    this.metrics.storedBytes.set(stats.bytes);
+    this.metrics.connections.set(this.connections.size);
+  }
+
+  // ---- WebSocket ----------------------------------------------------------------------------
+
+  private handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.on("error", () => socket.destroy());
+    const refuse = (status: string) => {
+      this.metrics.rejectedConnections.inc();
+      socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+    };
+    if (this.draining) {
+      refuse("503 Service Unavailable");
+      return;
+    }
+    if (this.connections.size >= this.config.maxConnections) {
+      refuse("503 Service Unavailable");
+      return;
+    }
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws));
+  }
+
+  private accept(ws: WebSocket): void {
+    const conn = new Connection(ws, ++this.serial, this.config.rateLimit * 2);
+    this.connections.add(conn);
+    this.metrics.connectionsTotal.inc();
+    this.metrics.connections.set(this.connections.size);
+    ws.on("pong", () => {
+      conn.alive = true;
+    });
+    ws.on("message", (data, isBinary) => this.onMessage(conn, data as Buffer, isBinary));
+    ws.on("error", (err) => this.log.debug({ conn: conn.serial, err: err.message }, "connection error"));
+    ws.on("close", () => this.forget(conn));
+  }
+
+  private forget(conn: Connection): void {
+    if (!this.connections.delete(conn)) return;
+    for (const key of conn.subscriptions) this.unsubscribe(conn, key);
+    this.metrics.connections.set(this.connections.size);
+  }
+
+  private unsubscribe(conn: Connection, key: string): void {
+    conn.subscriptions.delete(key);
+    const set = this.subscribers.get(key);
+    set?.delete(conn);
+    if (set && set.size === 0) this.subscribers.delete(key);
+  }
+
+  private send(conn: Connection, frame: Frame): void {
+    if (conn.ws.readyState !== conn.ws.OPEN) return;
+    conn.ws.send(encodeFrame(frame));
+    if (conn.ws.bufferedAmount > this.config.maxOutstandingBytes) {
+      // A reader this slow would make us buffer without bound: cut it off; its messages stay stored.
+      this.log.debug({ conn: conn.serial }, "slow reader cut off");
+      conn.ws.terminate();
+    }
+  }
+
+  private error(conn: Connection, requestId: number, code: RelayErrorName, message: string): void {
+    this.metrics.errors.inc({ code });
+    this.send(conn, { type: "error", requestId, code, message });
+  }
+
+  /** Counts a protocol violation; too many close the connection (1008 policy violation). */
+  private violation(conn: Connection, requestId: number, code: RelayErrorName, message: string): void {
+    this.error(conn, requestId, code, message);
+    if (++conn.violations >= MAX_VIOLATIONS) {
+      this.log.debug({ conn: conn.serial }, "closing after repeated violations");
+      conn.ws.close(1008, "too many malformed frames");
+    }
+  }
+
+  private takeToken(conn: Connection): boolean {
+    const t = performance.now();
+    conn.tokens = Math.min(conn.burst, conn.tokens + ((t - conn.lastRefill) / 1000) * this.config.rateLimit);
+    conn.lastRefill = t;
+    if (conn.tokens < 1) return false;
+    conn.tokens -= 1;
+    return true;
+  }
+
+  private onMessage(conn: Connection, data: Buffer, isBinary: boolean): void {
+    const arrived = performance.now();
+    const requestId = data.length >= 6 ? data.readUInt32BE(2) : 0;
+    if (!this.takeToken(conn)) {
+      this.violation(conn, requestId, "RATE_LIMITED", "too many frames; slow down");
+      return;
+    }
+    if (!isBinary) {
+      this.violation(conn, requestId, "BAD_FRAME", "frames are binary");
+      return;
+    }
+    let frame: Frame;
+    try {
+      frame = decodeFrame(new Uint8Array(data.buffer, data.byteOffset, data.length), {
+        maxCiphertext: this.config.maxMessageBytes,
+      });
+    } catch (e) {
+      if (e instanceof DecodeError) {
+        this.violation(conn, requestId, e.code, e.message);
+        return;
+      }
+      throw e;
+    }
+    if (!isClientFrame(frame)) {
+      this.violation(conn, requestId, "BAD_FRAME", `${frame.type} is a relay frame`);
+      return;
+    }
+    if (!conn.helloDone && frame.type !== "hello") {
+      this.violation(conn, frame.requestId, "NO_HELLO", "send hello first");
+      return;
+    }
+    const work = this.dispatch(conn, frame, arrived).catch((e: unknown) => {
+      this.log.error({ conn: conn.serial, err: e }, "request failed");
+      this.error(conn, frame.requestId, "INTERNAL", "the relay could not complete this request");
+    });
+    this.inFlightWork.add(work);
+    void work.finally(() => this.inFlightWork.delete(work));
+  }
+
+  private async dispatch(conn: Connection, f: Frame, arrived: number): Promise<void> {
+    const ok: Reply = () => this.send(conn, { type: "ok", requestId: f.requestId });
+    switch (f.type) {
+      case "hello":
+        conn.helloDone = true;
+        return this.send(conn, {
+          type: "welcome",
+          requestId: f.requestId,
+          version: FRAME_VERSION,
+          challenge: conn.challenge,
+          maxCiphertext: this.config.maxMessageBytes,
+          retentionSeconds: this.config.ttlSeconds,
+        });
+      case "createMailbox": {
+        const address = mailboxAddress(f.ownerKey);
+        if (!verifyMailboxProof(f.ownerKey, MailboxAction.create, conn.challenge, address, f.signature)) {
+          return this.error(conn, f.requestId, "AUTH", "ownership proof does not verify for this connection");
+        }
+        const result = await this.storage.createMailbox(address, f.ownerKey);
+        if (result === "conflict") return this.error(conn, f.requestId, "MAILBOX_EXISTS", "mailbox exists");
+        return ok(f);
+      }
+      case "deposit":
+        return this.deposit(conn, f, arrived);
+      case "subscribe": {
+        const owner = await this.storage.mailboxOwner(f.address);
+        if (!owner) return this.error(conn, f.requestId, "UNKNOWN_MAILBOX", "no such mailbox");
+        if (!verifyMailboxProof(owner, MailboxAction.subscribe, conn.challenge, f.address, f.signature)) {
+          return this.error(conn, f.requestId, "AUTH", "ownership proof does not verify for this connection");
+        }
+        const key = toHex(f.address);
+        conn.subscriptions.add(key);
+        let set = this.subscribers.get(key);
+        if (!set) {
+          set = new Set();
+          this.subscribers.set(key, set);
+        }
+        set.add(conn);
+        ok(f);
+        return this.pump(conn, key, f.address);
+      }
+      case "unsubscribe":
+        this.unsubscribe(conn, toHex(f.address));
+        return ok(f);
+      case "ack": {
+        const key = toHex(f.address);
+        if (!conn.subscriptions.has(key)) {
+          return this.error(conn, f.requestId, "AUTH", "subscribe with an ownership proof before acking");
+        }
+        const idKey = toHex(f.messageId);
+        const found = await this.storage.ack(f.address, f.messageId);
+        this.settle(idKey);
+        if (!found)
+          return this.error(conn, f.requestId, "UNKNOWN_MESSAGE", "no such message (acked or expired)");
+        this.metrics.acks.inc();
+        ok(f);
+        return this.pump(conn, key, f.address);
+      }
+      case "deleteMailbox": {
+        const owner = await this.storage.mailboxOwner(f.address);
+        if (!owner) return this.error(conn, f.requestId, "UNKNOWN_MAILBOX", "no such mailbox");
+        if (!verifyMailboxProof(owner, MailboxAction.delete, conn.challenge, f.address, f.signature)) {
+          return this.error(conn, f.requestId, "AUTH", "ownership proof does not verify for this connection");
+        }
+        await this.storage.deleteMailbox(f.address);
+        const key = toHex(f.address);
+        for (const c of this.subscribers.get(key) ?? []) this.unsubscribe(c, key);
+        return ok(f);
+      }
+      default:
+        return this.violation(conn, f.requestId, "BAD_FRAME", "unexpected frame");
+    }
+  }
+
+  private async deposit(
+    conn: Connection,
+    f: Extract<Frame, { type: "deposit" }>,
+    arrived: number,
+  ): Promise<void> {
+    const receivedAt = this.now();
+    const result = await this.storage.deposit(
+      {
+        address: f.address,
+        clientMessageId: f.clientMessageId,
+        ciphertext: f.ciphertext,
+        receivedAt,
+        expiresAt: receivedAt + this.config.ttlSeconds * 1000,
+        id: randomBytes(16),
+      },
+      { maxMessages: this.config.mailboxMaxMessages, maxBytes: this.config.mailboxMaxBytes },
+    );
+    switch (result.status) {
+      case "unknown-mailbox":
+        return this.error(conn, f.requestId, "UNKNOWN_MAILBOX", "no such mailbox");
+      case "quota":
+        return this.error(conn, f.requestId, "QUOTA", "the mailbox is full; try again later");
+      case "duplicate":
+        this.metrics.duplicateDeposits.inc();
+        this.send(conn, { type: "ok", requestId: f.requestId });
+        return;
+      case "stored": {
+        this.metrics.deposits.inc();
+        this.send(conn, { type: "ok", requestId: f.requestId });
+        this.metrics.depositLatency.observe((performance.now() - arrived) / 1000);
+        const key = toHex(f.address);
+        for (const sub of this.subscribers.get(key) ?? []) this.push(sub, key, result.message);
+      }
+    }
+  }
+
+  /** Sends one message to a subscriber unless it is already in flight there or its window is full. */
+  private push(conn: Connection, key: string, m: StoredMessage): boolean {
+    const idKey = toHex(m.id);
+    if (conn.inflight.has(idKey)) return true;
+    if (conn.inflightBytes >= this.config.maxOutstandingBytes / 2) return false;
+    conn.inflight.set(idKey, [key, m.ciphertext.length]);
+    conn.inflightBytes += m.ciphertext.length;
+    this.metrics.deliveries.inc();
+    this.metrics.deliveryLatency.observe(Math.max(0, this.now() - m.receivedAt) / 1000);
+    this.send(conn, {
+      type: "deliver",
+      requestId: 0,
+      address: m.address,
+      messageId: m.id,
+      receivedAt: m.receivedAt,
+      ciphertext: m.ciphertext,
+    });
+    return true;
+  }
+
+  /** An ack or expiry settles an in-flight delivery on every connection that had it. */
+  private settle(idKey: string): void {
+    for (const c of this.connections) {
+      const entry = c.inflight.get(idKey);
+      if (!entry) continue;
+      c.inflight.delete(idKey);
+      c.inflightBytes -= entry[1];
+    }
+  }
+
+  /** Delivers what waits in a mailbox, in rounds, until it is empty or the window is full. */
+  private async pump(conn: Connection, key: string, address: Uint8Array): Promise<void> {
+    if (conn.pumping.has(key)) {
+      conn.pumpAgain.add(key);
+      return;
+    }
+    conn.pumping.add(key);
+    try {
+      for (;;) {
+        conn.pumpAgain.delete(key);
+        if (!conn.subscriptions.has(key) || conn.ws.readyState !== conn.ws.OPEN) return;
+        let inflightHere = 0;
+        for (const [k] of conn.inflight.values()) if (k === key) inflightHere++;
+        const batch = await this.storage.pending(address, this.now(), inflightHere + DELIVERY_BATCH);
+        let sentNew = 0;
+        let full = false;
+        for (const m of batch) {
+          if (conn.inflight.has(toHex(m.id))) continue;
+          if (!this.push(conn, key, m)) {
+            full = true;
+            break;
+          }
+          sentNew++;
+        }
+        if (full) return; // an ack will call pump again
+        if (sentNew === 0 && !conn.pumpAgain.has(key)) return;
+      }
+    } finally {
+      conn.pumping.delete(key);
+    }
+  }
+
+  private beat(): void {
+    for (const conn of this.connections) {
+      if (!conn.alive) {
+        conn.ws.terminate();
+        continue;
+      }
+      conn.alive = false;
+      conn.ws.ping();
+    }
+  }
+
+  /** Deletes expired messages; runs every sweep interval and at start-up. */
+  async sweep(): Promise<number> {
+    try {
+      const n = await this.storage.sweep(this.now());
+      if (n > 0) {
+        this.metrics.expirations.inc(n);
+        this.log.info({ expired: n }, "expired messages deleted");
+      }
+      return n;
+    } catch (e) {
+      this.log.error({ err: e }, "sweep failed");
+      return 0;
+    }
+  }
+
+  /**
+   * Graceful shutdown: /readyz turns 503, new connections are refused, in-flight requests finish
+   * (their commits included), connections close with 1001, storage closes.
+   */
+  async drain(): Promise<void> {
+    if (this.draining) return;
+    this.draining = true;
+    this.log.info({ connections: this.connections.size }, "draining");
+    clearInterval(this.sweeper);
+    clearInterval(this.heartbeat);
+    const closed = new Promise<void>((resolve) => this.http.close(() => resolve()));
+    await Promise.allSettled([...this.inFlightWork]);
+    for (const conn of this.connections) conn.ws.close(1001, "relay shutting down");
+    await new Promise((r) => setTimeout(r, 50));
+    for (const conn of this.connections) conn.ws.terminate();
+    this.http.closeAllConnections();
+    await closed;
+    await this.storage.close();
+    this.log.info("stopped");
+  }
+}
+
+export { RELAY_VERSION };

@@ -1,0 +1,115 @@
+import { toHex } from "@parley/protocol";
+import type {
+  DepositRequest,
+  DepositResult,
+  MailboxLimits,
+  Storage,
+  StorageStats,
+  StoredMessage,
+} from "./types.js";
+
+interface Mailbox {
+  owner: Uint8Array;
+  /** Insertion order is arrival order. */
+  messages: Map<string, StoredMessage>;
+  bytes: number;
+  /** Client message ids (hex) remembered until the message's expiry, for idempotent retries. */
+  seen: Map<string, number>;
+}
+
+/** In-memory storage, for tests and for relays that prefer to lose everything on restart. */
+export class MemoryStorage implements Storage {
+  readonly kind = "memory";
+  private readonly boxes = new Map<string, Mailbox>();
+
+  async createMailbox(address: Uint8Array, ownerKey: Uint8Array): Promise<"created" | "exists" | "conflict"> {
+    const key = toHex(address);
+    const box = this.boxes.get(key);
+    if (box) return toHex(box.owner) === toHex(ownerKey) ? "exists" : "conflict";
+    this.boxes.set(key, { owner: Uint8Array.from(ownerKey), messages: new Map(), bytes: 0, seen: new Map() });
+    return "created";
+  }
+
+  async mailboxOwner(address: Uint8Array): Promise<Uint8Array | null> {
+    return this.boxes.get(toHex(address))?.owner ?? null;
+  }
+
+  async deleteMailbox(address: Uint8Array): Promise<boolean> {
+    const box = this.boxes.get(toHex(address));
+    if (!box) return false;
+    for (const m of box.messages.values()) m.ciphertext.fill(0);
+    return this.boxes.delete(toHex(address));
+  }
+
+  async deposit(r: DepositRequest, limits: MailboxLimits): Promise<DepositResult> {
+    const box = this.boxes.get(toHex(r.address));
+    if (!box) return { status: "unknown-mailbox" };
+    const clientKey = toHex(r.clientMessageId);
+    if (box.seen.has(clientKey)) return { status: "duplicate" };
+    if (box.messages.size + 1 > limits.maxMessages || box.bytes + r.ciphertext.length > limits.maxBytes) {
+      return { status: "quota" };
+    }
+    const message: StoredMessage = {
+      id: Uint8Array.from(r.id),
+      address: Uint8Array.from(r.address),
+      ciphertext: Uint8Array.from(r.ciphertext),
+      receivedAt: r.receivedAt,
+      expiresAt: r.expiresAt,
+    };
+    box.messages.set(toHex(r.id), message);
+    box.bytes += message.ciphertext.length;
+    box.seen.set(clientKey, r.expiresAt);
+    return { status: "stored", message };
+  }
+
+  async pending(address: Uint8Array, now: number, limit: number): Promise<StoredMessage[]> {
+    const box = this.boxes.get(toHex(address));
+    if (!box) return [];
+    const out: StoredMessage[] = [];
+    for (const m of box.messages.values()) {
+      if (out.length >= limit) break;
+      if (m.expiresAt > now) out.push(m);
+    }
+    return out;
+  }
+
+  async ack(address: Uint8Array, id: Uint8Array): Promise<boolean> {
+    const box = this.boxes.get(toHex(address));
+    const m = box?.messages.get(toHex(id));
+    if (!box || !m) return false;
+    box.messages.delete(toHex(id));
+    box.bytes -= m.ciphertext.length;
+    m.ciphertext.fill(0);
+    return true;
+  }
+
+  async sweep(now: number): Promise<number> {
+    let n = 0;
+    for (const box of this.boxes.values()) {
+      for (const [key, m] of box.messages) {
+        if (m.expiresAt > now) continue;
+        box.messages.delete(key);
+        box.bytes -= m.ciphertext.length;
+        m.ciphertext.fill(0);
+        n++;
+      }
+      for (const [key, expiresAt] of box.seen) if (expiresAt <= now) box.seen.delete(key);
+    }
+    return n;
+  }
+
+  async stats(): Promise<StorageStats> {
+    let messages = 0;
+    let bytes = 0;
+    for (const box of this.boxes.values()) {
+      messages += box.messages.size;
+      bytes += box.bytes;
+    }
+    return { mailboxes: this.boxes.size, messages, bytes };
+  }
+
+  async close(): Promise<void> {
+    for (const box of this.boxes.values()) for (const m of box.messages.values()) m.ciphertext.fill(0);
+    this.boxes.clear();
+  }
+}

@@ -1,0 +1,245 @@
+// SQLite storage through better-sqlite3: WAL, synchronous=FULL, secure_delete, and group commit.
+//
+// better-sqlite3 is synchronous, so every write goes through one queue that is flushed on the next
+// turn of the event loop as a single transaction: deposits that arrive while a commit (and its
+// fsync) is running share the next commit. A promise resolves only after its transaction committed.
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import Database from "better-sqlite3";
+import type {
+  DepositRequest,
+  DepositResult,
+  MailboxLimits,
+  Storage,
+  StorageStats,
+  StoredMessage,
+} from "./types.js";
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS mailboxes (
+  address BLOB PRIMARY KEY,
+  owner BLOB NOT NULL,
+  message_count INTEGER NOT NULL DEFAULT 0,
+  byte_count INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS messages (
+  seq INTEGER PRIMARY KEY,
+  id BLOB NOT NULL UNIQUE,
+  address BLOB NOT NULL,
+  ciphertext BLOB NOT NULL,
+  received_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS messages_by_mailbox ON messages (address, seq);
+CREATE INDEX IF NOT EXISTS messages_by_expiry ON messages (expires_at);
+CREATE TABLE IF NOT EXISTS seen (
+  address BLOB NOT NULL,
+  client_id BLOB NOT NULL,
+  expires_at INTEGER NOT NULL,
+  PRIMARY KEY (address, client_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS seen_by_expiry ON seen (expires_at);
+`;
+
+type Op = { run: () => unknown; resolve: (v: unknown) => void; reject: (e: unknown) => void };
+
+interface Row {
+  id: Uint8Array;
+  address: Uint8Array;
+  ciphertext: Uint8Array;
+  received_at: number;
+  expires_at: number;
+}
+
+const toMessage = (r: Row): StoredMessage => ({
+  id: new Uint8Array(r.id),
+  address: new Uint8Array(r.address),
+  ciphertext: new Uint8Array(r.ciphertext),
+  receivedAt: r.received_at,
+  expiresAt: r.expires_at,
+});
+
+export class SqliteStorage implements Storage {
+  readonly kind = "sqlite";
+  readonly path: string;
+  private readonly db: Database.Database;
+  private queue: Op[] = [];
+  private scheduled = false;
+  private closed = false;
+  private deletedSinceCheckpoint = 0;
+  /** Transactions committed, and operations they carried (group-commit effectiveness). */
+  commits = 0;
+  committedOps = 0;
+  private readonly q;
+
+  constructor(dataDir: string) {
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    this.path = join(dataDir, "relay.sqlite");
+    this.db = new Database(this.path);
+    this.db.pragma("journal_mode = WAL");
+    this.db.pragma("synchronous = FULL");
+    this.db.pragma("secure_delete = ON");
+    this.db.pragma("busy_timeout = 5000");
+    this.db.exec(SCHEMA);
+    const db = this.db;
+    this.q = {
+      insertMailbox: db.prepare("INSERT INTO mailboxes (address, owner) VALUES (?, ?)"),
+      owner: db.prepare("SELECT owner FROM mailboxes WHERE address = ?").pluck(),
+      usage: db.prepare(
+        "SELECT message_count AS count, byte_count AS bytes FROM mailboxes WHERE address = ?",
+      ),
+      deleteMailbox: db.prepare("DELETE FROM mailboxes WHERE address = ?"),
+      deleteMailboxMessages: db.prepare("DELETE FROM messages WHERE address = ?"),
+      deleteMailboxSeen: db.prepare("DELETE FROM seen WHERE address = ?"),
+      seen: db.prepare("SELECT 1 FROM seen WHERE address = ? AND client_id = ?").pluck(),
+      remember: db.prepare("INSERT INTO seen (address, client_id, expires_at) VALUES (?, ?, ?)"),
+      insert: db.prepare(
+        "INSERT INTO messages (id, address, ciphertext, received_at, expires_at) VALUES (?, ?, ?, ?, ?)",
+      ),
+      addUsage: db.prepare(
+        "UPDATE mailboxes SET message_count = message_count + ?, byte_count = byte_count + ? WHERE address = ?",
+      ),
+      pending: db.prepare(
+        "SELECT id, address, ciphertext, received_at, expires_at FROM messages WHERE address = ? AND expires_at > ? ORDER BY seq LIMIT ?",
+      ),
+      deleteMessage: db
+        .prepare("DELETE FROM messages WHERE address = ? AND id = ? RETURNING length(ciphertext)")
+        .pluck(),
+      expired: db.prepare("SELECT address, length(ciphertext) AS size FROM messages WHERE expires_at <= ?"),
+      deleteExpired: db.prepare("DELETE FROM messages WHERE expires_at <= ?"),
+      forgetSeen: db.prepare("DELETE FROM seen WHERE expires_at <= ?"),
+      stats: db.prepare(
+        "SELECT count(*) AS mailboxes, coalesce(sum(message_count), 0) AS messages, coalesce(sum(byte_count), 0) AS bytes FROM mailboxes",
+      ),
+    };
+  }
+
+  /** Queues a write; it commits with whatever else arrives before the next flush. */
+  private write<T>(run: () => T): Promise<T> {
+    if (this.closed) return Promise.reject(new Error("storage is closed"));
+    return new Promise<T>((resolve, reject) => {
+      this.queue.push({ run, resolve: resolve as (v: unknown) => void, reject });
+      if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  private flush(): void {
+    this.scheduled = false;
+    const ops = this.queue;
+    this.queue = [];
+    if (ops.length === 0) return;
+    let results: unknown[];
+    try {
+      results = this.db.transaction(() => ops.map((op) => op.run()))();
+    } catch (e) {
+      for (const op of ops) op.reject(e);
+      return;
+    }
+    this.commits++;
+    this.committedOps += ops.length;
+    for (const [i, op] of ops.entries()) op.resolve(results[i]);
+  }
+
+  createMailbox(address: Uint8Array, ownerKey: Uint8Array): Promise<"created" | "exists" | "conflict"> {
+    return this.write(() => {
+      const owner = this.q.owner.get(address) as Uint8Array | undefined;
+      if (owner) return Buffer.compare(owner, ownerKey) === 0 ? "exists" : "conflict";
+      this.q.insertMailbox.run(address, ownerKey);
+      return "created";
+    });
+  }
+
+  async mailboxOwner(address: Uint8Array): Promise<Uint8Array | null> {
+    const owner = this.q.owner.get(address) as Uint8Array | undefined;
+    return owner ? new Uint8Array(owner) : null;
+  }
+
+  deleteMailbox(address: Uint8Array): Promise<boolean> {
+    return this.write(() => {
+      const deleted = this.q.deleteMailboxMessages.run(address).changes;
+      this.q.deleteMailboxSeen.run(address);
+      this.deletedSinceCheckpoint += deleted;
+      return this.q.deleteMailbox.run(address).changes > 0;
+    }).then((found) => {
+      this.checkpointIfDeleted();
+      return found;
+    });
+  }
+
+  deposit(r: DepositRequest, limits: MailboxLimits): Promise<DepositResult> {
+    return this.write((): DepositResult => {
+      const usage = this.q.usage.get(r.address) as { count: number; bytes: number } | undefined;
+      if (!usage) return { status: "unknown-mailbox" };
+      if (this.q.seen.get(r.address, r.clientMessageId)) return { status: "duplicate" };
+      if (usage.count + 1 > limits.maxMessages || usage.bytes + r.ciphertext.length > limits.maxBytes) {
+        return { status: "quota" };
+      }
+      this.q.insert.run(r.id, r.address, r.ciphertext, r.receivedAt, r.expiresAt);
+      this.q.remember.run(r.address, r.clientMessageId, r.expiresAt);
+      this.q.addUsage.run(1, r.ciphertext.length, r.address);
+      return {
+        status: "stored",
+        message: {
+          id: r.id,
+          address: r.address,
+          ciphertext: r.ciphertext,
+          receivedAt: r.receivedAt,
+          expiresAt: r.expiresAt,
+        },
+      };
+    });
+  }
+
+  async pending(address: Uint8Array, now: number, limit: number): Promise<StoredMessage[]> {
+    return (this.q.pending.all(address, now, limit) as Row[]).map(toMessage);
+  }
+
+  ack(address: Uint8Array, id: Uint8Array): Promise<boolean> {
+    return this.write(() => {
+      const size = this.q.deleteMessage.get(address, id) as number | undefined;
+      if (size === undefined) return false;
+      this.q.addUsage.run(-1, -size, address);
+      this.deletedSinceCheckpoint++;
+      return true;
+    });
+  }
+
+  async sweep(now: number): Promise<number> {
+    const deleted = await this.write(() => {
+      const rows = this.q.expired.all(now) as { address: Uint8Array; size: number }[];
+      for (const r of rows) this.q.addUsage.run(-1, -r.size, r.address);
+      this.q.deleteExpired.run(now);
+      this.q.forgetSeen.run(now);
+      return rows.length;
+    });
+    this.deletedSinceCheckpoint += deleted;
+    this.checkpointIfDeleted();
+    return deleted;
+  }
+
+  /**
+   * Deleted rows are zeroed in the database pages (secure_delete), but the WAL still holds the
+   * frames that inserted them. A TRUNCATE checkpoint copies every page back and empties the WAL,
+   * so no file in the data directory keeps deleted ciphertext.
+   */
+  private checkpointIfDeleted(): void {
+    if (this.deletedSinceCheckpoint === 0 || this.closed) return;
+    this.deletedSinceCheckpoint = 0;
+    this.db.pragma("wal_checkpoint(TRUNCATE)");
+  }
+
+  async stats(): Promise<StorageStats> {
+    return this.q.stats.get() as StorageStats;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.flush();
+    this.closed = true;
+    this.db.pragma("wal_checkpoint(TRUNCATE)");
+    this.db.close();
+  }
+}

@@ -1,0 +1,88 @@
+// The transparency statement served at /transparency: generated from the live configuration, so
+// it cannot drift from what the relay actually does. It contains nothing that identifies a user.
+import { FRAME_VERSION } from "@parley/protocol";
+import type { RelayConfig } from "./config.js";
+import { RELAY_VERSION } from "./version.js";
+
+export interface Counters {
+  connections: number;
+  mailboxes: number;
+  storedMessages: number;
+  storedBytes: number;
+  deposits: number;
+  deliveries: number;
+  acks: number;
+  expirations: number;
+}
+
+function human(seconds: number): string {
+  for (const [unit, size] of [
+    ["d", 86400],
+    ["h", 3600],
+    ["m", 60],
+  ] as const) {
+    if (seconds % size === 0) return `${seconds / size}${unit}`;
+  }
+  return `${seconds}s`;
+}
+
+export function transparencyStatement(config: RelayConfig, storage: string, counters: Counters): object {
+  return {
+    service: "parley-relay",
+    version: RELAY_VERSION,
+    protocolVersion: FRAME_VERSION,
+    generatedAt: new Date().toISOString(),
+    summary:
+      "This relay stores end-to-end encrypted messages it cannot read, only until their owner acknowledges them or their retention time ends, whichever comes first.",
+    storedPerMessage: [
+      {
+        field: "mailbox address",
+        why: "to know which mailbox a message waits in (32 bytes, derived from a per-mailbox key)",
+      },
+      { field: "ciphertext", why: "the end-to-end encrypted message; the relay has no key to read it" },
+      { field: "size", why: "the ciphertext's length, padded by clients to a few fixed sizes" },
+      { field: "arrival time", why: "to delete the message when its retention ends" },
+      { field: "expiry time", why: "arrival time plus the retention time" },
+      { field: "relay message id", why: "random, so the owner can acknowledge (and so delete) the message" },
+      {
+        field: "sender's message id",
+        why: "random, chosen by the sender, kept until the message's expiry so a retried deposit is stored once",
+      },
+    ],
+    storedPerMailbox: [
+      { field: "mailbox address", why: "its name" },
+      {
+        field: "owner public key",
+        why: "a per-mailbox key, not the owner's identity; checks that only the owner reads",
+      },
+      { field: "messages and bytes waiting", why: "to enforce the quota" },
+    ],
+    neverStored: [
+      "message contents in readable form (clients encrypt end to end; the relay holds no keys)",
+      "IP addresses",
+      "who deposited a message (deposits are anonymous)",
+      "accounts, names, phone numbers, contact lists or identity keys",
+      "messages after acknowledgement or expiry (securely deleted: SQLite secure_delete and WAL truncation)",
+    ],
+    neverLogged: ["IP addresses", "mailbox addresses", "message contents, sizes or ids"],
+    retention: {
+      seconds: config.ttlSeconds,
+      human: human(config.ttlSeconds),
+      maximumOperatorSetting: human(config.maxTtlSeconds),
+      deletedWhen: "acknowledged by the mailbox owner, or at expiry, whichever comes first",
+      sweepIntervalSeconds: config.sweepIntervalSeconds,
+    },
+    limits: {
+      maxMessageBytes: config.maxMessageBytes,
+      mailboxMaxMessages: config.mailboxMaxMessages,
+      mailboxMaxBytes: config.mailboxMaxBytes,
+      framesPerSecondPerConnection: config.rateLimit,
+      maxConnections: config.maxConnections,
+    },
+    storage: storage === "memory" ? "memory (everything is lost on restart)" : "SQLite on the relay's disk",
+    transport: config.tlsCert
+      ? "TLS (wss://)"
+      : "plain WebSocket (ws://); use TLS or a TLS-terminating proxy in public",
+    counters,
+  };
+}

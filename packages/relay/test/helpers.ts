@@ -1,0 +1,174 @@
+// Test helpers: start the real relay process, and a tiny client that queues frames (next()).
+import { type ChildProcess, spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { decodeFrame, encodeFrame, type Frame, MailboxAction, type MailboxKey } from "@parley/protocol";
+import WebSocket from "ws";
+
+const TSX = fileURLToPath(new URL("../../../node_modules/.bin/tsx", import.meta.url));
+const CLI = fileURLToPath(new URL("../src/cli.ts", import.meta.url));
+
+export interface RelayProcess {
+  readonly port: number;
+  readonly proc: ChildProcess;
+  /** Everything the process wrote to stdout and stderr so far. */
+  output(): string;
+  /** Sends a signal and resolves with the exit code (or signal name). */
+  stop(signal?: NodeJS.Signals): Promise<number | string>;
+}
+
+/** Starts `parley-relay` as its own process on a free port; resolves once it is listening. */
+export async function startRelay(
+  args: string[] = [],
+  env: Record<string, string> = {},
+): Promise<RelayProcess> {
+  const proc = spawn(TSX, ["--conditions=source", CLI, "--port", "0", ...args], {
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  proc.stdout!.on("data", (d: Buffer) => {
+    out += d.toString();
+  });
+  proc.stderr!.on("data", (d: Buffer) => {
+    out += d.toString();
+  });
+  const exited = new Promise<number | string>((resolve) =>
+    proc.once("exit", (code, signal) => resolve(code ?? signal ?? "unknown")),
+  );
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setInterval(() => {
+      const m = /"port":(\d+).*"msg":"relay listening"/.exec(out);
+      if (m) {
+        clearInterval(timer);
+        resolve(Number(m[1]));
+      }
+    }, 20);
+    void exited.then((code) => {
+      clearInterval(timer);
+      reject(new Error(`relay exited (${code}) before listening:\n${out}`));
+    });
+  });
+  return {
+    port,
+    proc,
+    output: () => out,
+    stop: (signal = "SIGTERM") => {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+      return exited;
+    },
+  };
+}
+
+/** A WebSocket client that queues every frame it receives; `next()` takes the oldest. */
+export class TestClient {
+  private readonly queue: Frame[] = [];
+  private readonly waiters: ((f: Frame) => void)[] = [];
+  private nextId = 1;
+  challenge: Uint8Array = new Uint8Array(32);
+  readonly closed: Promise<{ code: number; reason: string }>;
+
+  private constructor(readonly ws: WebSocket) {
+    ws.on("message", (data: Buffer) => {
+      const frame = decodeFrame(new Uint8Array(data), { maxCiphertext: 16 * 1024 * 1024 });
+      const waiter = this.waiters.shift();
+      if (waiter) waiter(frame);
+      else this.queue.push(frame);
+    });
+    this.closed = new Promise((resolve) =>
+      ws.once("close", (code, reason) => resolve({ code, reason: reason.toString() })),
+    );
+  }
+
+  static async connect(port: number, options: { hello?: boolean } = {}): Promise<TestClient> {
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/`);
+    await new Promise<void>((resolve, reject) => {
+      ws.once("open", () => resolve());
+      ws.once("error", reject);
+    });
+    const client = new TestClient(ws);
+    if (options.hello !== false) {
+      const welcome = await client.request({ type: "hello", requestId: 0, maxVersion: 1 });
+      if (welcome.type !== "welcome") throw new Error(`expected welcome, got ${welcome.type}`);
+      client.challenge = welcome.challenge;
+    }
+    return client;
+  }
+
+  /** The next frame received (waits up to `timeoutMs`). */
+  next(timeoutMs = 5000): Promise<Frame> {
+    const queued = this.queue.shift();
+    if (queued) return Promise.resolve(queued);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        const i = this.waiters.indexOf(done);
+        if (i >= 0) this.waiters.splice(i, 1);
+        reject(new Error("no frame within the timeout"));
+      }, timeoutMs);
+      const done = (f: Frame) => {
+        clearTimeout(timer);
+        resolve(f);
+      };
+      this.waiters.push(done);
+    });
+  }
+
+  /** Frames already received and not yet taken. */
+  get queued(): number {
+    return this.queue.length;
+  }
+
+  sendRaw(bytes: Uint8Array | string): void {
+    this.ws.send(bytes);
+  }
+
+  /** Sends a client frame with a fresh request id and returns the first frame answering it. */
+  async request(frame: Frame): Promise<Frame> {
+    const requestId = this.nextId++;
+    this.ws.send(encodeFrame({ ...frame, requestId } as Frame));
+    const skipped: Frame[] = [];
+    for (;;) {
+      const f = await this.next();
+      if (f.requestId === requestId && f.type !== "deliver") {
+        this.queue.unshift(...skipped);
+        return f;
+      }
+      skipped.push(f);
+    }
+  }
+
+  createMailbox(key: MailboxKey): Promise<Frame> {
+    return this.request({
+      type: "createMailbox",
+      requestId: 0,
+      ownerKey: key.publicKey,
+      signature: key.prove(MailboxAction.create, this.challenge),
+    });
+  }
+
+  subscribe(key: MailboxKey): Promise<Frame> {
+    return this.request({
+      type: "subscribe",
+      requestId: 0,
+      address: key.address,
+      signature: key.prove(MailboxAction.subscribe, this.challenge),
+    });
+  }
+
+  deposit(address: Uint8Array, ciphertext: Uint8Array, clientMessageId: Uint8Array): Promise<Frame> {
+    return this.request({ type: "deposit", requestId: 0, address, clientMessageId, ciphertext });
+  }
+
+  ack(address: Uint8Array, messageId: Uint8Array): Promise<Frame> {
+    return this.request({ type: "ack", requestId: 0, address, messageId });
+  }
+
+  close(): void {
+    this.ws.terminate();
+  }
+}
+
+/** Fetches an HTTP path from the relay. */
+export async function http(port: number, path: string): Promise<{ status: number; body: string }> {
+  const res = await fetch(`http://127.0.0.1:${port}${path}`);
+  return { status: res.status, body: await res.text() };
+}
