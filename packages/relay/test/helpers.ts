@@ -1,5 +1,6 @@
 // Test helpers: start the real relay process, and a tiny client that queues frames (next()).
 import { type ChildProcess, spawn } from "node:child_process";
+import { get } from "node:http";
 import { fileURLToPath } from "node:url";
 import { decodeFrame, encodeFrame, type Frame, MailboxAction, type MailboxKey } from "@parley/protocol";
 import WebSocket from "ws";
@@ -167,8 +168,18 @@ export class TestClient {
   }
 }
 
-/** Fetches an HTTP path from the relay. */
-export async function http(port: number, path: string): Promise<{ status: number; body: string }> {
-  const res = await fetch(`http://127.0.0.1:${port}${path}`);
-  return { status: res.status, body: await res.text() };
+/** Fetches an HTTP path from the relay on a fresh connection (no keep-alive pool between relays). */
+export function http(port: number, path: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = get({ host: "127.0.0.1", port, path, agent: false }, (res) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (chunk: string) => {
+        body += chunk;
+      });
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+      res.on("error", reject);
+    });
+    req.on("error", reject);
+  });
 }

@@ -1,0 +1,320 @@
+// The relay's behaviour, against the real process: mailboxes, ownership, deposits, push delivery,
+// acks, idempotent retries, quotas, limits, retention, health and transparency.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { MailboxAction, MailboxKey, toHex } from "@parley/protocol";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { http, type RelayProcess, startRelay, TestClient } from "./helpers.js";
+
+const id = (n: number) => new Uint8Array(16).fill(n);
+const blob = (n: number, size = 64) => new Uint8Array(size).fill(n);
+const clients: TestClient[] = [];
+async function connect(port: number, hello = true) {
+  const c = await TestClient.connect(port, { hello });
+  clients.push(c);
+  return c;
+}
+afterEach(() => {
+  for (const c of clients.splice(0)) c.close();
+});
+
+describe("relay (SQLite, real process)", () => {
+  let relay: RelayProcess;
+  let dir: string;
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), "parley-relay-"));
+    relay = await startRelay([
+      "--data-dir",
+      dir,
+      "--mailbox-max-messages",
+      "5",
+      "--max-message-size",
+      "4KiB",
+    ]);
+  });
+  afterAll(async () => {
+    await relay.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("greets with a per-connection challenge and the relay's limits", async () => {
+    const a = await connect(relay.port, false);
+    const b = await connect(relay.port, false);
+    const wa = await a.request({ type: "hello", requestId: 0, maxVersion: 1 });
+    const wb = await b.request({ type: "hello", requestId: 0, maxVersion: 3 });
+    expect(wa).toMatchObject({
+      type: "welcome",
+      version: 1,
+      maxCiphertext: 4096,
+      retentionSeconds: 7 * 86400,
+    });
+    if (wa.type !== "welcome" || wb.type !== "welcome") throw new Error("no welcome");
+    expect(toHex(wa.challenge)).not.toBe(toHex(wb.challenge));
+  });
+
+  it("refuses frames before hello", async () => {
+    const c = await connect(relay.port, false);
+    const key = MailboxKey.generate();
+    expect(await c.createMailbox(key)).toMatchObject({ type: "error", code: "NO_HELLO" });
+  });
+
+  it("stores a deposit for an offline owner and delivers it on subscribe; ack deletes it", async () => {
+    const owner = MailboxKey.generate();
+    const o = await connect(relay.port);
+    expect(await o.createMailbox(owner)).toMatchObject({ type: "ok" });
+    o.close();
+
+    const sender = await connect(relay.port);
+    expect(await sender.deposit(owner.address, blob(1), id(1))).toMatchObject({ type: "ok" });
+    expect(await sender.deposit(owner.address, blob(2), id(2))).toMatchObject({ type: "ok" });
+
+    const o2 = await connect(relay.port);
+    expect(await o2.subscribe(owner)).toMatchObject({ type: "ok" });
+    const d1 = await o2.next();
+    const d2 = await o2.next();
+    if (d1.type !== "deliver" || d2.type !== "deliver") throw new Error("expected deliveries");
+    expect([d1.ciphertext[0], d2.ciphertext[0]]).toEqual([1, 2]);
+    expect(d1.receivedAt).toBeLessThanOrEqual(Date.now());
+    expect(await o2.ack(owner.address, d1.messageId)).toMatchObject({ type: "ok" });
+    expect(await o2.ack(owner.address, d1.messageId)).toMatchObject({
+      type: "error",
+      code: "UNKNOWN_MESSAGE",
+    });
+    o2.close();
+
+    // Only the unacknowledged message comes back on the next subscription.
+    const o3 = await connect(relay.port);
+    await o3.subscribe(owner);
+    const again = await o3.next();
+    expect(again.type === "deliver" && again.ciphertext[0]).toBe(2);
+    if (again.type === "deliver") await o3.ack(owner.address, again.messageId);
+  });
+
+  it("pushes to a subscribed owner at once, without polling", async () => {
+    const owner = MailboxKey.generate();
+    const o = await connect(relay.port);
+    await o.createMailbox(owner);
+    await o.subscribe(owner);
+    const sender = await connect(relay.port);
+    await sender.deposit(owner.address, blob(7), id(7));
+    const d = await o.next();
+    expect(d).toMatchObject({ type: "deliver", requestId: 0 });
+    if (d.type === "deliver") expect(toHex(d.address)).toBe(owner.addressHex);
+  });
+
+  it("stores a retried deposit (same client message id) once", async () => {
+    const owner = MailboxKey.generate();
+    const c = await connect(relay.port);
+    await c.createMailbox(owner);
+    for (let i = 0; i < 3; i++)
+      expect(await c.deposit(owner.address, blob(9), id(42))).toMatchObject({ type: "ok" });
+    await c.subscribe(owner);
+    const d = await c.next();
+    expect(d.type).toBe("deliver");
+    if (d.type === "deliver") await c.ack(owner.address, d.messageId);
+    // Even after the ack, the retry is recognised until the message would have expired.
+    expect(await c.deposit(owner.address, blob(9), id(42))).toMatchObject({ type: "ok" });
+    await expect(c.next(500)).rejects.toThrow(/no frame/);
+  });
+
+  it("lets only the owner subscribe, ack and delete", async () => {
+    const owner = MailboxKey.generate();
+    const mallory = MailboxKey.generate();
+    const c = await connect(relay.port);
+    await c.createMailbox(owner);
+    const forged = { type: "subscribe" as const, requestId: 0, address: owner.address };
+    expect(
+      await c.request({ ...forged, signature: mallory.prove(MailboxAction.subscribe, c.challenge) }),
+    ).toMatchObject({
+      type: "error",
+      code: "AUTH",
+    });
+    // A proof made for another connection's challenge does not transfer.
+    const other = await connect(relay.port);
+    expect(
+      await c.request({ ...forged, signature: owner.prove(MailboxAction.subscribe, other.challenge) }),
+    ).toMatchObject({
+      code: "AUTH",
+    });
+    // Nor does a proof for another action.
+    expect(
+      await c.request({ ...forged, signature: owner.prove(MailboxAction.delete, c.challenge) }),
+    ).toMatchObject({
+      code: "AUTH",
+    });
+    expect(await c.ack(owner.address, id(1))).toMatchObject({ code: "AUTH" });
+    const del = { type: "deleteMailbox" as const, requestId: 0, address: owner.address };
+    expect(
+      await c.request({ ...del, signature: mallory.prove(MailboxAction.delete, c.challenge) }),
+    ).toMatchObject({
+      code: "AUTH",
+    });
+    expect(
+      await c.request({ ...del, signature: owner.prove(MailboxAction.delete, c.challenge) }),
+    ).toMatchObject({
+      type: "ok",
+    });
+    expect(await c.deposit(owner.address, blob(1), id(1))).toMatchObject({ code: "UNKNOWN_MAILBOX" });
+  });
+
+  it("refuses a mailbox creation whose proof does not match the key", async () => {
+    const c = await connect(relay.port);
+    const key = MailboxKey.generate();
+    const other = MailboxKey.generate();
+    expect(
+      await c.request({
+        type: "createMailbox",
+        requestId: 0,
+        ownerKey: key.publicKey,
+        signature: other.prove(MailboxAction.create, c.challenge),
+      }),
+    ).toMatchObject({ code: "AUTH" });
+    expect(await c.createMailbox(key)).toMatchObject({ type: "ok" });
+    expect(await c.createMailbox(key)).toMatchObject({ type: "ok" }); // idempotent for its owner
+  });
+
+  it("enforces the per-mailbox quota", async () => {
+    const owner = MailboxKey.generate();
+    const c = await connect(relay.port);
+    await c.createMailbox(owner);
+    for (let i = 0; i < 5; i++)
+      expect(await c.deposit(owner.address, blob(i), id(100 + i))).toMatchObject({ type: "ok" });
+    expect(await c.deposit(owner.address, blob(5), id(105))).toMatchObject({ type: "error", code: "QUOTA" });
+    await c.subscribe(owner);
+    const d = await c.next();
+    if (d.type === "deliver") await c.ack(owner.address, d.messageId);
+    expect(await c.deposit(owner.address, blob(5), id(105))).toMatchObject({ type: "ok" });
+  });
+
+  it("answers a ciphertext over the limit with TOO_LARGE, and malformed frames with BAD_FRAME", async () => {
+    const owner = MailboxKey.generate();
+    const c = await connect(relay.port);
+    await c.createMailbox(owner);
+    expect(await c.deposit(owner.address, blob(1, 4097), id(1))).toMatchObject({ code: "TOO_LARGE" });
+    expect(await c.deposit(owner.address, blob(1, 4096), id(1))).toMatchObject({ type: "ok" });
+    c.sendRaw(Uint8Array.of(1, 0x7f, 0, 0, 0, 9));
+    expect(await c.next()).toMatchObject({ type: "error", code: "BAD_FRAME", requestId: 9 });
+    c.sendRaw("text is not a frame");
+    expect(await c.next()).toMatchObject({ type: "error", code: "BAD_FRAME" });
+    c.sendRaw(Uint8Array.of(2, 1, 0, 0, 0, 3));
+    expect(await c.next()).toMatchObject({ type: "error", code: "UNSUPPORTED_VERSION" });
+  });
+
+  it("closes a connection after repeated violations, and keeps serving others", async () => {
+    const c = await connect(relay.port);
+    for (let i = 0; i < 10; i++) c.sendRaw(Uint8Array.of(1, 0x7f, 0, 0, 0, i));
+    expect((await c.closed).code).toBe(1008);
+    expect((await http(relay.port, "/livez")).status).toBe(200);
+  });
+
+  it("serves /livez, /readyz, /metrics and a transparency statement", async () => {
+    expect(await http(relay.port, "/livez")).toEqual({ status: 200, body: "ok\n" });
+    expect(await http(relay.port, "/readyz")).toEqual({ status: 200, body: "ready\n" });
+    const metrics = await http(relay.port, "/metrics");
+    expect(metrics.body).toMatch(/^parley_relay_deposits_total \d+$/m);
+    expect(metrics.body).toMatch(/^parley_relay_stored_messages \d+$/m);
+    expect(metrics.body).toMatch(/parley_relay_deposit_seconds_bucket/);
+    const t = JSON.parse((await http(relay.port, "/transparency")).body);
+    expect(t.retention).toMatchObject({ seconds: 604800, human: "7d" });
+    expect(t.limits).toMatchObject({ maxMessageBytes: 4096, mailboxMaxMessages: 5 });
+    expect(t.storedPerMessage.map((f: { field: string }) => f.field)).toContain("ciphertext");
+    expect(t.neverStored.join(" ")).toMatch(/IP addresses/);
+    expect(t.counters.deposits).toBeGreaterThan(0);
+    expect((await http(relay.port, "/nope")).status).toBe(404);
+  });
+
+  it("never logs mailbox addresses or ciphertext", async () => {
+    const owner = MailboxKey.generate();
+    const c = await connect(relay.port);
+    await c.createMailbox(owner);
+    await c.deposit(owner.address, new TextEncoder().encode("SECRET-CIPHERTEXT-MARKER"), id(77));
+    const out = relay.output();
+    expect(out).not.toContain(owner.addressHex);
+    expect(out).not.toContain("SECRET-CIPHERTEXT-MARKER");
+    expect(out).not.toMatch(/remoteAddress|"ip"/);
+  });
+});
+
+describe("relay retention (memory storage)", () => {
+  it("never delivers an expired message, and the sweeper deletes it", async () => {
+    const relay = await startRelay(["--storage", "memory", "--ttl", "1s", "--sweep-interval", "1h"]);
+    try {
+      const owner = MailboxKey.generate();
+      const c = await connect(relay.port);
+      await c.createMailbox(owner);
+      await c.deposit(owner.address, blob(1), id(1));
+      await new Promise((r) => setTimeout(r, 1200));
+      // The sweeper has not run (1h), yet nothing expired is delivered.
+      await c.subscribe(owner);
+      await expect(c.next(500)).rejects.toThrow(/no frame/);
+      const metrics = await http(relay.port, "/metrics");
+      expect(metrics.body).toMatch(/^parley_relay_stored_messages 1$/m);
+    } finally {
+      await relay.stop();
+    }
+  });
+
+  it("sweeps at start-up and every interval", async () => {
+    const relay = await startRelay(["--storage", "memory", "--ttl", "1s", "--sweep-interval", "1s"]);
+    try {
+      const owner = MailboxKey.generate();
+      const c = await connect(relay.port);
+      await c.createMailbox(owner);
+      await c.deposit(owner.address, blob(1), id(1));
+      let stored = "";
+      for (let i = 0; i < 40 && !/^parley_relay_expirations_total 1$/m.test(stored); i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        stored = (await http(relay.port, "/metrics")).body;
+      }
+      expect(stored).toMatch(/^parley_relay_expirations_total 1$/m);
+      expect(stored).toMatch(/^parley_relay_stored_messages 0$/m);
+    } finally {
+      await relay.stop();
+    }
+  });
+});
+
+describe("relay operation", () => {
+  it("rejects a bad configuration with one line per problem, and exits 2", async () => {
+    await expect(startRelay(["--ttl", "forever", "--port", "99999", "--storage", "tape"])).rejects.toThrow(
+      /exited \(2\)[\s\S]*--ttl: "forever"[\s\S]*--port[\s\S]*--storage: "tape"/,
+    );
+  });
+
+  it("drains on SIGTERM: exits 0 after committing, and a restart delivers what was acknowledged", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "parley-relay-drain-"));
+    try {
+      const relay = await startRelay(["--data-dir", dir]);
+      const owner = MailboxKey.generate();
+      const c = await connect(relay.port);
+      await c.createMailbox(owner);
+      for (let i = 0; i < 20; i++) await c.deposit(owner.address, blob(i), id(i));
+      expect(await relay.stop("SIGTERM")).toBe(0);
+      expect(relay.output()).toMatch(/"msg":"stopped"/);
+
+      const again = await startRelay(["--data-dir", dir]);
+      const o = await connect(again.port);
+      await o.subscribe(owner);
+      const seen = new Set<number>();
+      for (let i = 0; i < 20; i++) {
+        const d = await o.next();
+        if (d.type === "deliver") seen.add(d.ciphertext[0]!);
+      }
+      expect(seen.size).toBe(20);
+      expect(await again.stop("SIGINT")).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("prints --help and exits 0", async () => {
+    const { spawnSync } = await import("node:child_process");
+    const { fileURLToPath } = await import("node:url");
+    const tsx = fileURLToPath(new URL("../../../node_modules/.bin/tsx", import.meta.url));
+    const cli = fileURLToPath(new URL("../src/cli.ts", import.meta.url));
+    const run = spawnSync(tsx, ["--conditions=source", cli, "--help"], { encoding: "utf8" });
+    expect(run.status).toBe(0);
+    expect(run.stdout).toMatch(/--ttl[\s\S]*PARLEY_RELAY_TTL/);
+  });
+});

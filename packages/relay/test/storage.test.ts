@@ -1,0 +1,164 @@
+// One contract, every backend: the server relies only on what this suite checks.
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { MemoryStorage } from "../src/storage/memory.js";
+import { SqliteStorage } from "../src/storage/sqlite.js";
+import type { Storage } from "../src/storage/types.js";
+
+const dirs: string[] = [];
+const backends: Record<string, () => Storage> = {
+  memory: () => new MemoryStorage(),
+  sqlite: () => {
+    const dir = mkdtempSync(join(tmpdir(), "parley-storage-"));
+    dirs.push(dir);
+    return new SqliteStorage(dir);
+  },
+};
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+const limits = { maxMessages: 3, maxBytes: 1000 };
+const address = () => randomBytes(32);
+function request(addr: Uint8Array, size = 10, now = 1000, ttl = 5000) {
+  return {
+    address: addr,
+    clientMessageId: randomBytes(16),
+    ciphertext: randomBytes(size),
+    receivedAt: now,
+    expiresAt: now + ttl,
+    id: randomBytes(16),
+  };
+}
+
+for (const [name, make] of Object.entries(backends)) {
+  describe(`storage contract: ${name}`, () => {
+    it("creates mailboxes idempotently for their owner and refuses another owner", async () => {
+      const s = make();
+      const a = address();
+      const owner = randomBytes(32);
+      expect(await s.createMailbox(a, owner)).toBe("created");
+      expect(await s.createMailbox(a, owner)).toBe("exists");
+      expect(await s.createMailbox(a, randomBytes(32))).toBe("conflict");
+      expect(Buffer.from((await s.mailboxOwner(a))!).equals(owner)).toBe(true);
+      expect(await s.mailboxOwner(address())).toBeNull();
+      await s.close();
+    });
+
+    it("stores, lists oldest first, acks, and counts", async () => {
+      const s = make();
+      const a = address();
+      await s.createMailbox(a, randomBytes(32));
+      const r1 = request(a, 10, 1000);
+      const r2 = request(a, 20, 1001);
+      expect((await s.deposit(r1, limits)).status).toBe("stored");
+      expect((await s.deposit(r2, limits)).status).toBe("stored");
+      const pending = await s.pending(a, 1500, 10);
+      expect(pending.map((m) => m.ciphertext.length)).toEqual([10, 20]);
+      expect(Buffer.from(pending[0]!.ciphertext).equals(r1.ciphertext)).toBe(true);
+      expect(pending[0]).toMatchObject({ receivedAt: 1000, expiresAt: 6000 });
+      expect(await s.pending(a, 1500, 1)).toHaveLength(1);
+      expect(await s.stats()).toEqual({ mailboxes: 1, messages: 2, bytes: 30 });
+      expect(await s.ack(a, r1.id)).toBe(true);
+      expect(await s.ack(a, r1.id)).toBe(false);
+      expect(await s.ack(address(), r2.id)).toBe(false);
+      expect(await s.stats()).toEqual({ mailboxes: 1, messages: 1, bytes: 20 });
+      await s.close();
+    });
+
+    it("recognises a retried deposit, refuses unknown mailboxes and enforces both quotas", async () => {
+      const s = make();
+      const a = address();
+      await s.createMailbox(a, randomBytes(32));
+      const r = request(a);
+      expect((await s.deposit(r, limits)).status).toBe("stored");
+      expect((await s.deposit({ ...r, id: randomBytes(16) }, limits)).status).toBe("duplicate");
+      expect((await s.deposit(request(address()), limits)).status).toBe("unknown-mailbox");
+      expect((await s.deposit(request(a, 991), limits)).status).toBe("quota"); // 10 + 991 bytes > 1000 // bytes: 10 + 985 > 1000... no: 995
+      expect((await s.deposit(request(a, 10), limits)).status).toBe("stored");
+      expect((await s.deposit(request(a, 10), limits)).status).toBe("stored");
+      expect((await s.deposit(request(a, 10), limits)).status).toBe("quota"); // messages: 3
+      await s.close();
+    });
+
+    it("hides expired messages at once and sweeps them, forgetting their client ids", async () => {
+      const s = make();
+      const a = address();
+      await s.createMailbox(a, randomBytes(32));
+      const old = request(a, 10, 1000, 100);
+      const fresh = request(a, 10, 1000, 10_000);
+      await s.deposit(old, limits);
+      await s.deposit(fresh, limits);
+      expect((await s.pending(a, 1100, 10)).map((m) => Buffer.from(m.id).toString("hex"))).toEqual([
+        Buffer.from(fresh.id).toString("hex"),
+      ]);
+      expect(await s.sweep(1100)).toBe(1);
+      expect(await s.stats()).toMatchObject({ messages: 1, bytes: 10 });
+      // The expired message's client id is forgotten with it; the fresh one's is not.
+      expect((await s.deposit({ ...old, id: randomBytes(16), expiresAt: 50_000 }, limits)).status).toBe(
+        "stored",
+      );
+      expect((await s.deposit({ ...fresh, id: randomBytes(16) }, limits)).status).toBe("duplicate");
+      await s.close();
+    });
+
+    it("deletes a mailbox with its messages", async () => {
+      const s = make();
+      const a = address();
+      await s.createMailbox(a, randomBytes(32));
+      await s.deposit(request(a), limits);
+      expect(await s.deleteMailbox(a)).toBe(true);
+      expect(await s.deleteMailbox(a)).toBe(false);
+      expect(await s.pending(a, 0, 10)).toEqual([]);
+      expect(await s.stats()).toEqual({ mailboxes: 0, messages: 0, bytes: 0 });
+      await s.close();
+    });
+
+    it("takes concurrent deposits, each stored exactly once", async () => {
+      const s = make();
+      const a = address();
+      await s.createMailbox(a, randomBytes(32));
+      const many = { maxMessages: 10_000, maxBytes: 10_000_000 };
+      const results = await Promise.all(Array.from({ length: 500 }, () => s.deposit(request(a, 50), many)));
+      expect(results.every((r) => r.status === "stored")).toBe(true);
+      expect(await s.stats()).toMatchObject({ messages: 500, bytes: 25_000 });
+      await s.close();
+    });
+  });
+}
+
+describe("SQLite group commit", () => {
+  it("concurrent deposits share commits (and so fsyncs)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "parley-storage-"));
+    dirs.push(dir);
+    const s = new SqliteStorage(dir);
+    const a = address();
+    await s.createMailbox(a, randomBytes(32));
+    const before = s.commits;
+    await Promise.all(
+      Array.from({ length: 200 }, () => s.deposit(request(a, 50), { maxMessages: 1000, maxBytes: 1e6 })),
+    );
+    expect(s.commits - before).toBeLessThan(200);
+    expect(s.commits - before).toBeGreaterThanOrEqual(1);
+    await s.close();
+  });
+
+  it("keeps everything across a reopen", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "parley-storage-"));
+    dirs.push(dir);
+    const a = address();
+    const first = new SqliteStorage(dir);
+    await first.createMailbox(a, randomBytes(32));
+    const r = request(a, 33);
+    await first.deposit(r, limits);
+    await first.close();
+    const second = new SqliteStorage(dir);
+    const [m] = await second.pending(a, 0, 10);
+    expect(Buffer.from(m!.ciphertext).equals(r.ciphertext)).toBe(true);
+    expect((await second.deposit({ ...r, id: randomBytes(16) }, limits)).status).toBe("duplicate");
+    await second.close();
+  });
+});
