@@ -308,6 +308,42 @@ describe("relay operation", () => {
     }
   });
 
+  it("serves wss:// and https:// with --tls-cert and --tls-key", async () => {
+    const { writeFileSync } = await import("node:fs");
+    const { generate } = await import("selfsigned");
+    const { request } = await import("node:https");
+    const WebSocket = (await import("ws")).default;
+    const tls = mkdtempSync(join(tmpdir(), "parley-tls-"));
+    try {
+      const [cert, key] = [join(tls, "cert.pem"), join(tls, "key.pem")];
+      const pems = await generate([{ name: "commonName", value: "localhost" }], { keySize: 2048 });
+      writeFileSync(cert, pems.cert);
+      writeFileSync(key, pems.private);
+      const relay = await startRelay(["--storage", "memory", "--tls-cert", cert, "--tls-key", key]);
+      try {
+        const status = await new Promise<number>((resolve, reject) => {
+          request(
+            { host: "127.0.0.1", port: relay.port, path: "/livez", rejectUnauthorized: false },
+            (res) => {
+              res.resume();
+              resolve(res.statusCode ?? 0);
+            },
+          )
+            .on("error", reject)
+            .end();
+        });
+        expect(status).toBe(200);
+        const ws = new WebSocket(`wss://127.0.0.1:${relay.port}/`, { rejectUnauthorized: false });
+        await new Promise((resolve, reject) => ws.once("open", resolve).once("error", reject));
+        ws.close();
+      } finally {
+        await relay.stop();
+      }
+    } finally {
+      rmSync(tls, { recursive: true, force: true });
+    }
+  });
+
   it("prints --help and exits 0", async () => {
     const { spawnSync } = await import("node:child_process");
     const { fileURLToPath } = await import("node:url");
