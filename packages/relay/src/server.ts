@@ -84,6 +84,8 @@ export class RelayServer {
   private readonly connections = new Set<Connection>();
   /** Mailbox (hex) -> connections subscribed to it. */
   private readonly subscribers = new Map<string, Set<Connection>>();
+  /** Message id (hex) -> connections it is in flight on, so an ack settles it in O(1). */
+  private readonly inflight = new Map<string, Set<Connection>>();
   private readonly config: RelayConfig;
   private readonly storage: Storage;
   private readonly log: Logger;
@@ -253,6 +255,11 @@ export class RelayServer {
   private forget(conn: Connection): void {
     if (!this.connections.delete(conn)) return;
     for (const key of conn.subscriptions) this.unsubscribe(conn, key);
+    for (const idKey of conn.inflight.keys()) {
+      const holders = this.inflight.get(idKey);
+      holders?.delete(conn);
+      if (holders?.size === 0) this.inflight.delete(idKey);
+    }
     this.metrics.connections.set(this.connections.size);
   }
 
@@ -452,6 +459,12 @@ export class RelayServer {
     if (conn.inflightBytes >= this.config.maxOutstandingBytes / 2) return false;
     conn.inflight.set(idKey, [key, m.ciphertext.length]);
     conn.inflightBytes += m.ciphertext.length;
+    let holders = this.inflight.get(idKey);
+    if (!holders) {
+      holders = new Set();
+      this.inflight.set(idKey, holders);
+    }
+    holders.add(conn);
     this.metrics.deliveries.inc();
     this.metrics.deliveryLatency.observe(Math.max(0, this.now() - m.receivedAt) / 1000);
     this.send(conn, {
@@ -467,7 +480,10 @@ export class RelayServer {
 
   /** An ack or expiry settles an in-flight delivery on every connection that had it. */
   private settle(idKey: string): void {
-    for (const c of this.connections) {
+    const holders = this.inflight.get(idKey);
+    if (!holders) return;
+    this.inflight.delete(idKey);
+    for (const c of holders) {
       const entry = c.inflight.get(idKey);
       if (!entry) continue;
       c.inflight.delete(idKey);
