@@ -55,6 +55,8 @@ class Connection {
   inflightBytes = 0;
   /** Per mailbox: a delivery round is running / another was requested meanwhile. */
   readonly pumping = new Set<string>();
+  /** Per mailbox: the seq of the last stored message a delivery round examined. */
+  readonly cursors = new Map<string, number>();
   readonly pumpAgain = new Set<string>();
 
   constructor(
@@ -265,6 +267,7 @@ export class RelayServer {
 
   private unsubscribe(conn: Connection, key: string): void {
     conn.subscriptions.delete(key);
+    conn.cursors.delete(key);
     const set = this.subscribers.get(key);
     set?.delete(conn);
     if (set && set.size === 0) this.subscribers.delete(key);
@@ -502,21 +505,16 @@ export class RelayServer {
       for (;;) {
         conn.pumpAgain.delete(key);
         if (!conn.subscriptions.has(key) || conn.ws.readyState !== conn.ws.OPEN) return;
-        let inflightHere = 0;
-        for (const [k] of conn.inflight.values()) if (k === key) inflightHere++;
-        const batch = await this.storage.pending(address, this.now(), inflightHere + DELIVERY_BATCH);
-        let sentNew = 0;
-        let full = false;
+        // Fetch no more than the window can take: a round never reads what it cannot send.
+        const free = this.config.maxOutstandingBytes / 2 - conn.inflightBytes;
+        if (free <= 0) return; // an ack will call pump again
+        const limit = Math.min(DELIVERY_BATCH, 1 + Math.floor(free / this.config.maxMessageBytes));
+        const batch = await this.storage.pending(address, this.now(), limit, conn.cursors.get(key) ?? 0);
         for (const m of batch) {
-          if (conn.inflight.has(toHex(m.id))) continue;
-          if (!this.push(conn, key, m)) {
-            full = true;
-            break;
-          }
-          sentNew++;
+          if (!conn.inflight.has(toHex(m.id)) && !this.push(conn, key, m)) return; // window full
+          conn.cursors.set(key, m.seq);
         }
-        if (full) return; // an ack will call pump again
-        if (sentNew === 0 && !conn.pumpAgain.has(key)) return;
+        if (batch.length < limit && !conn.pumpAgain.has(key)) return;
       }
     } finally {
       conn.pumping.delete(key);

@@ -5,8 +5,8 @@ import { fileURLToPath } from "node:url";
 import { decodeFrame, encodeFrame, type Frame, MailboxAction, type MailboxKey } from "@parley/protocol";
 import WebSocket from "ws";
 
-const TSX = fileURLToPath(new URL("../../../node_modules/.bin/tsx", import.meta.url));
 const CLI = fileURLToPath(new URL("../src/cli.ts", import.meta.url));
+const RELAY_DIR = fileURLToPath(new URL("..", import.meta.url));
 
 export interface RelayProcess {
   readonly port: number;
@@ -22,10 +22,17 @@ export async function startRelay(
   args: string[] = [],
   env: Record<string, string> = {},
 ): Promise<RelayProcess> {
-  const proc = spawn(TSX, ["--conditions=source", CLI, "--port", "0", ...args], {
-    env: { ...process.env, ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  // node with the tsx loader (not the tsx wrapper), so `proc` is the relay itself and a signal,
+  // SIGKILL included, reaches the relay and not a parent that would orphan it.
+  const proc = spawn(
+    process.execPath,
+    ["--conditions=source", "--import", "tsx", CLI, "--port", "0", ...args],
+    {
+      cwd: RELAY_DIR,
+      env: { ...process.env, ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
   let out = "";
   proc.stdout!.on("data", (d: Buffer) => {
     out += d.toString();

@@ -61,6 +61,11 @@ for (const [name, make] of Object.entries(backends)) {
       expect(Buffer.from(pending[0]!.ciphertext).equals(r1.ciphertext)).toBe(true);
       expect(pending[0]).toMatchObject({ receivedAt: 1000, expiresAt: 6000 });
       expect(await s.pending(a, 1500, 1)).toHaveLength(1);
+      // A cursor continues after the last message examined.
+      expect(pending[1]!.seq).toBeGreaterThan(pending[0]!.seq);
+      const after = await s.pending(a, 1500, 10, pending[0]!.seq);
+      expect(after.map((m) => m.ciphertext.length)).toEqual([20]);
+      expect(await s.pending(a, 1500, 10, pending[1]!.seq)).toEqual([]);
       expect(await s.stats()).toEqual({ mailboxes: 1, messages: 2, bytes: 30 });
       expect(await s.ack(a, r1.id)).toBe(true);
       expect(await s.ack(a, r1.id)).toBe(false);

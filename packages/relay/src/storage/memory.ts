@@ -21,6 +21,7 @@ interface Mailbox {
 export class MemoryStorage implements Storage {
   readonly kind = "memory";
   private readonly boxes = new Map<string, Mailbox>();
+  private seq = 0;
 
   async createMailbox(address: Uint8Array, ownerKey: Uint8Array): Promise<"created" | "exists" | "conflict"> {
     const key = toHex(address);
@@ -51,6 +52,7 @@ export class MemoryStorage implements Storage {
     }
     const message: StoredMessage = {
       id: Uint8Array.from(r.id),
+      seq: ++this.seq,
       address: Uint8Array.from(r.address),
       ciphertext: Uint8Array.from(r.ciphertext),
       receivedAt: r.receivedAt,
@@ -62,13 +64,13 @@ export class MemoryStorage implements Storage {
     return { status: "stored", message };
   }
 
-  async pending(address: Uint8Array, now: number, limit: number): Promise<StoredMessage[]> {
+  async pending(address: Uint8Array, now: number, limit: number, afterSeq = 0): Promise<StoredMessage[]> {
     const box = this.boxes.get(toHex(address));
     if (!box) return [];
     const out: StoredMessage[] = [];
     for (const m of box.messages.values()) {
       if (out.length >= limit) break;
-      if (m.expiresAt > now) out.push(m);
+      if (m.seq > afterSeq && m.expiresAt > now) out.push(m);
     }
     return out;
   }

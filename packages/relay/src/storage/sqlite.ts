@@ -44,6 +44,7 @@ CREATE INDEX IF NOT EXISTS seen_by_expiry ON seen (expires_at);
 type Op = { run: () => unknown; resolve: (v: unknown) => void; reject: (e: unknown) => void };
 
 interface Row {
+  seq: number;
   id: Uint8Array;
   address: Uint8Array;
   ciphertext: Uint8Array;
@@ -52,6 +53,7 @@ interface Row {
 }
 
 const toMessage = (r: Row): StoredMessage => ({
+  seq: r.seq,
   id: new Uint8Array(r.id),
   address: new Uint8Array(r.address),
   ciphertext: new Uint8Array(r.ciphertext),
@@ -100,7 +102,7 @@ export class SqliteStorage implements Storage {
         "UPDATE mailboxes SET message_count = message_count + ?, byte_count = byte_count + ? WHERE address = ?",
       ),
       pending: db.prepare(
-        "SELECT id, address, ciphertext, received_at, expires_at FROM messages WHERE address = ? AND expires_at > ? ORDER BY seq LIMIT ?",
+        "SELECT seq, id, address, ciphertext, received_at, expires_at FROM messages WHERE address = ? AND seq > ? AND expires_at > ? ORDER BY seq LIMIT ?",
       ),
       deleteMessage: db
         .prepare("DELETE FROM messages WHERE address = ? AND id = ? RETURNING length(ciphertext)")
@@ -177,12 +179,15 @@ export class SqliteStorage implements Storage {
       if (usage.count + 1 > limits.maxMessages || usage.bytes + r.ciphertext.length > limits.maxBytes) {
         return { status: "quota" };
       }
-      this.q.insert.run(r.id, r.address, r.ciphertext, r.receivedAt, r.expiresAt);
+      const seq = Number(
+        this.q.insert.run(r.id, r.address, r.ciphertext, r.receivedAt, r.expiresAt).lastInsertRowid,
+      );
       this.q.remember.run(r.address, r.clientMessageId, r.expiresAt);
       this.q.addUsage.run(1, r.ciphertext.length, r.address);
       return {
         status: "stored",
         message: {
+          seq,
           id: r.id,
           address: r.address,
           ciphertext: r.ciphertext,
@@ -193,8 +198,8 @@ export class SqliteStorage implements Storage {
     });
   }
 
-  async pending(address: Uint8Array, now: number, limit: number): Promise<StoredMessage[]> {
-    return (this.q.pending.all(address, now, limit) as Row[]).map(toMessage);
+  async pending(address: Uint8Array, now: number, limit: number, afterSeq = 0): Promise<StoredMessage[]> {
+    return (this.q.pending.all(address, afterSeq, now, limit) as Row[]).map(toMessage);
   }
 
   ack(address: Uint8Array, id: Uint8Array): Promise<boolean> {

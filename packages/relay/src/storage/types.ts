@@ -5,6 +5,8 @@
 export interface StoredMessage {
   /** Relay-assigned random id (16 bytes), used to ack. */
   readonly id: Uint8Array;
+  /** Arrival order within this storage: increases with every stored message. */
+  readonly seq: number;
   readonly address: Uint8Array;
   readonly ciphertext: Uint8Array;
   /** Arrival time, ms since the epoch. */
@@ -53,8 +55,11 @@ export interface Storage {
   /** Deletes the mailbox and every message in it. False if there was none. */
   deleteMailbox(address: Uint8Array): Promise<boolean>;
   deposit(request: DepositRequest, limits: MailboxLimits): Promise<DepositResult>;
-  /** Messages waiting in a mailbox that have not expired at `now`, oldest first, at most `limit`. */
-  pending(address: Uint8Array, now: number, limit: number): Promise<StoredMessage[]>;
+  /**
+   * Messages waiting in a mailbox that have not expired at `now`, oldest first, at most `limit`,
+   * and only those after `afterSeq` (a cursor: the `seq` of the last message already examined).
+   */
+  pending(address: Uint8Array, now: number, limit: number, afterSeq?: number): Promise<StoredMessage[]>;
   /** Deletes one message; false if it was not there (already acked or expired). */
   ack(address: Uint8Array, id: Uint8Array): Promise<boolean>;
   /** Deletes every message (and remembered client id) that expired at or before `now`; returns messages deleted. */
