@@ -16,6 +16,7 @@ import {
   encodeFrame,
   FRAME_VERSION,
   type Frame,
+  fromHex,
   isClientFrame,
   MailboxAction,
   mailboxAddress,
@@ -40,6 +41,13 @@ const DELIVERY_BATCH = 100;
 
 type Reply = (frame: Frame) => void;
 
+interface InFlight {
+  /** Mailbox (hex). */
+  readonly key: string;
+  readonly size: number;
+  readonly expiresAt: number;
+}
+
 /** One WebSocket connection's state. */
 class Connection {
   readonly challenge = randomBytes(32);
@@ -50,8 +58,10 @@ class Connection {
   lastRefill = performance.now();
   /** Mailboxes (hex) this connection proved it owns and subscribed to. */
   readonly subscriptions = new Set<string>();
-  /** Delivered, not yet acknowledged: message id (hex) -> [mailbox hex, size]. */
-  readonly inflight = new Map<string, [string, number]>();
+  /** Delivered, not yet acknowledged, by message id (hex). */
+  readonly inflight = new Map<string, InFlight>();
+  /** Mailboxes with messages waiting behind a full window: the next ack resumes delivery. */
+  readonly backlog = new Set<string>();
   inflightBytes = 0;
   /** Per mailbox: a delivery round is running / another was requested meanwhile. */
   readonly pumping = new Set<string>();
@@ -257,17 +267,26 @@ export class RelayServer {
   private forget(conn: Connection): void {
     if (!this.connections.delete(conn)) return;
     for (const key of conn.subscriptions) this.unsubscribe(conn, key);
-    for (const idKey of conn.inflight.keys()) {
-      const holders = this.inflight.get(idKey);
-      holders?.delete(conn);
-      if (holders?.size === 0) this.inflight.delete(idKey);
-    }
     this.metrics.connections.set(this.connections.size);
   }
 
+  /** Forgets one in-flight delivery on one connection (acked, expired, deleted or unsubscribed). */
+  private drop(conn: Connection, idKey: string): void {
+    const entry = conn.inflight.get(idKey);
+    if (!entry) return;
+    conn.inflight.delete(idKey);
+    conn.inflightBytes -= entry.size;
+    const holders = this.inflight.get(idKey);
+    holders?.delete(conn);
+    if (holders?.size === 0) this.inflight.delete(idKey);
+  }
+
+  /** Ends a subscription; its unacknowledged deliveries are forgotten, so a new one sends them again. */
   private unsubscribe(conn: Connection, key: string): void {
     conn.subscriptions.delete(key);
     conn.cursors.delete(key);
+    conn.backlog.delete(key);
+    for (const [idKey, entry] of conn.inflight) if (entry.key === key) this.drop(conn, idKey);
     const set = this.subscribers.get(key);
     set?.delete(conn);
     if (set && set.size === 0) this.subscribers.delete(key);
@@ -394,14 +413,15 @@ export class RelayServer {
         if (!conn.subscriptions.has(key)) {
           return this.error(conn, f.requestId, "AUTH", "subscribe with an ownership proof before acking");
         }
-        const idKey = toHex(f.messageId);
         const found = await this.storage.ack(f.address, f.messageId);
-        this.settle(idKey);
+        this.settle(toHex(f.messageId));
         if (!found)
           return this.error(conn, f.requestId, "UNKNOWN_MESSAGE", "no such message (acked or expired)");
         this.metrics.acks.inc();
         ok(f);
-        return this.pump(conn, key, f.address);
+        // Only a window that was full leaves messages behind; otherwise pushes are already current.
+        if (conn.backlog.delete(key)) await this.pump(conn, key, f.address);
+        return;
       }
       case "deleteMailbox": {
         const owner = await this.storage.mailboxOwner(f.address);
@@ -459,8 +479,11 @@ export class RelayServer {
   private push(conn: Connection, key: string, m: StoredMessage): boolean {
     const idKey = toHex(m.id);
     if (conn.inflight.has(idKey)) return true;
-    if (conn.inflightBytes >= this.config.maxOutstandingBytes / 2) return false;
-    conn.inflight.set(idKey, [key, m.ciphertext.length]);
+    if (conn.inflightBytes >= this.config.maxOutstandingBytes / 2) {
+      conn.backlog.add(key);
+      return false;
+    }
+    conn.inflight.set(idKey, { key, size: m.ciphertext.length, expiresAt: m.expiresAt });
     conn.inflightBytes += m.ciphertext.length;
     let holders = this.inflight.get(idKey);
     if (!holders) {
@@ -481,16 +504,25 @@ export class RelayServer {
     return true;
   }
 
-  /** An ack or expiry settles an in-flight delivery on every connection that had it. */
+  /** An ack settles an in-flight delivery on every connection that had it. */
   private settle(idKey: string): void {
-    const holders = this.inflight.get(idKey);
-    if (!holders) return;
-    this.inflight.delete(idKey);
-    for (const c of holders) {
-      const entry = c.inflight.get(idKey);
-      if (!entry) continue;
-      c.inflight.delete(idKey);
-      c.inflightBytes -= entry[1];
+    for (const c of [...(this.inflight.get(idKey) ?? [])]) this.drop(c, idKey);
+  }
+
+  /** Expired messages are gone from storage: forget their deliveries and resume blocked windows. */
+  private settleExpired(now: number): void {
+    for (const conn of this.connections) {
+      let freed = false;
+      for (const [idKey, entry] of conn.inflight) {
+        if (entry.expiresAt > now) continue;
+        this.drop(conn, idKey);
+        freed = true;
+      }
+      if (!freed) continue;
+      for (const key of [...conn.backlog]) {
+        conn.backlog.delete(key);
+        void this.pump(conn, key, fromHex(key));
+      }
     }
   }
 
@@ -507,7 +539,10 @@ export class RelayServer {
         if (!conn.subscriptions.has(key) || conn.ws.readyState !== conn.ws.OPEN) return;
         // Fetch no more than the window can take: a round never reads what it cannot send.
         const free = this.config.maxOutstandingBytes / 2 - conn.inflightBytes;
-        if (free <= 0) return; // an ack will call pump again
+        if (free <= 0) {
+          conn.backlog.add(key); // an ack resumes
+          return;
+        }
         const limit = Math.min(DELIVERY_BATCH, 1 + Math.floor(free / this.config.maxMessageBytes));
         const batch = await this.storage.pending(address, this.now(), limit, conn.cursors.get(key) ?? 0);
         for (const m of batch) {
@@ -535,7 +570,9 @@ export class RelayServer {
   /** Deletes expired messages; runs every sweep interval and at start-up. */
   async sweep(): Promise<number> {
     try {
-      const n = await this.storage.sweep(this.now());
+      const now = this.now();
+      const n = await this.storage.sweep(now);
+      this.settleExpired(now);
       if (n > 0) {
         this.metrics.expirations.inc(n);
         this.log.info({ expired: n }, "expired messages deleted");

@@ -103,6 +103,24 @@ describe("relay (SQLite, real process)", () => {
     if (d.type === "deliver") expect(toHex(d.address)).toBe(owner.addressHex);
   });
 
+  it("delivers unacknowledged messages again after unsubscribe and subscribe on the same connection", async () => {
+    const owner = MailboxKey.generate();
+    const c = await connect(relay.port);
+    await c.createMailbox(owner);
+    await c.subscribe(owner);
+    await c.deposit(owner.address, blob(3), id(3));
+    const first = await c.next();
+    expect(first.type).toBe("deliver");
+    expect(await c.request({ type: "unsubscribe", requestId: 0, address: owner.address })).toMatchObject({
+      type: "ok",
+    });
+    await c.subscribe(owner);
+    const again = await c.next();
+    if (first.type !== "deliver" || again.type !== "deliver") throw new Error("expected deliveries");
+    expect(toHex(again.messageId)).toBe(toHex(first.messageId));
+    await c.ack(owner.address, again.messageId);
+  });
+
   it("stores a retried deposit (same client message id) once", async () => {
     const owner = MailboxKey.generate();
     const c = await connect(relay.port);
@@ -250,6 +268,36 @@ describe("relay retention (memory storage)", () => {
       await expect(c.next(500)).rejects.toThrow(/no frame/);
       const metrics = await http(relay.port, "/metrics");
       expect(metrics.body).toMatch(/^parley_relay_stored_messages 1$/m);
+    } finally {
+      await relay.stop();
+    }
+  });
+
+  it("frees a delivery window held by expired messages, and delivers what waited behind it", async () => {
+    const relay = await startRelay(
+      ["--storage", "memory", "--ttl", "3s", "--sweep-interval", "1s"].concat([
+        "--max-message-size",
+        "1KiB",
+        "--max-outstanding-bytes",
+        "2KiB",
+      ]),
+    );
+    try {
+      const owner = MailboxKey.generate();
+      const c = await connect(relay.port);
+      await c.createMailbox(owner);
+      await c.subscribe(owner);
+      // Two unacknowledged 1000-byte deliveries fill the 1 KiB window (half the outstanding cap).
+      await c.deposit(owner.address, blob(1, 1000), id(1));
+      await c.deposit(owner.address, blob(2, 1000), id(2));
+      expect((await c.next()).type).toBe("deliver");
+      expect((await c.next()).type).toBe("deliver");
+      await new Promise((r) => setTimeout(r, 1500));
+      await c.deposit(owner.address, blob(3, 1000), id(3));
+      await expect(c.next(300)).rejects.toThrow(/no frame/);
+      // Once the first two expire and are swept, the third is pushed without any ack.
+      const third = await c.next(6000);
+      expect(third.type === "deliver" && third.ciphertext[0]).toBe(3);
     } finally {
       await relay.stop();
     }

@@ -1,8 +1,8 @@
 // SQLite storage through better-sqlite3: WAL, synchronous=FULL, secure_delete, and group commit.
 //
-// better-sqlite3 is synchronous, so every write goes through one queue that is flushed on the next
-// turn of the event loop as a single transaction: deposits that arrive while a commit (and its
-// fsync) is running share the next commit. A promise resolves only after its transaction committed.
+// better-sqlite3 is synchronous, so every write goes through one queue that is flushed as a single
+// transaction a millisecond after its first write: deposits that arrive meanwhile, or while a commit
+// (and its fsync) runs, share the next commit. A promise resolves only after its transaction committed.
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
@@ -41,6 +41,10 @@ CREATE TABLE IF NOT EXISTS seen (
 CREATE INDEX IF NOT EXISTS seen_by_expiry ON seen (expires_at);
 `;
 
+/** How long the first write of a batch waits for company, and the batch size that flushes at once. */
+const GROUP_COMMIT_MS = 1;
+const GROUP_COMMIT_MAX = 512;
+
 type Op = { run: () => unknown; resolve: (v: unknown) => void; reject: (e: unknown) => void };
 
 interface Row {
@@ -66,7 +70,7 @@ export class SqliteStorage implements Storage {
   readonly path: string;
   private readonly db: Database.Database;
   private queue: Op[] = [];
-  private scheduled = false;
+  private timer: NodeJS.Timeout | undefined;
   private closed = false;
   private deletedSinceCheckpoint = 0;
   /** Transactions committed, and operations they carried (group-commit effectiveness). */
@@ -116,20 +120,27 @@ export class SqliteStorage implements Storage {
     };
   }
 
-  /** Queues a write; it commits with whatever else arrives before the next flush. */
+  /**
+   * Queues a write. The queue commits as one transaction (one fsync) a moment after its first
+   * write (GROUP_COMMIT_MS), or at once when GROUP_COMMIT_MAX writes are waiting.
+   */
   private write<T>(run: () => T): Promise<T> {
     if (this.closed) return Promise.reject(new Error("storage is closed"));
     return new Promise<T>((resolve, reject) => {
       this.queue.push({ run, resolve: resolve as (v: unknown) => void, reject });
-      if (!this.scheduled) {
-        this.scheduled = true;
+      if (this.queue.length >= GROUP_COMMIT_MAX) {
+        clearTimeout(this.timer);
+        this.timer = undefined;
         setImmediate(() => this.flush());
+      } else if (this.timer === undefined) {
+        this.timer = setTimeout(() => this.flush(), GROUP_COMMIT_MS);
       }
     });
   }
 
   private flush(): void {
-    this.scheduled = false;
+    clearTimeout(this.timer);
+    this.timer = undefined;
     const ops = this.queue;
     this.queue = [];
     if (ops.length === 0) return;
