@@ -306,6 +306,16 @@ export function loadConfig(
     if (raw === undefined) problems.push(`${name}: needs a value`);
     else set(o, raw, name);
   }
+  // Timers beyond ~24.8 days overflow to 1 ms in Node, and the retention travels as a u32.
+  const ceilings: [keyof RelayConfig, string, number][] = [
+    ["maxTtlSeconds", "--max-ttl", 366 * 86400],
+    ["sweepIntervalSeconds", "--sweep-interval", 86400],
+    ["heartbeatSeconds", "--heartbeat", 86400],
+    ["shutdownTimeoutSeconds", "--shutdown-timeout", 3600],
+  ];
+  for (const [key, flag, max] of ceilings) {
+    if ((config[key] as number) > max) problems.push(`${flag}: at most ${max} seconds`);
+  }
   if (config.ttlSeconds > config.maxTtlSeconds) {
     problems.push(`--ttl: ${config.ttlSeconds}s is longer than --max-ttl (${config.maxTtlSeconds}s)`);
   }

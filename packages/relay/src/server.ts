@@ -36,6 +36,11 @@ import { RELAY_VERSION } from "./version.js";
 const MAX_VIOLATIONS = 10;
 /** Frame header plus the largest fixed fields before a ciphertext (deposit, deliver). */
 const FRAME_OVERHEAD = 6 + 32 + 16 + 8;
+/** A connection that has not said hello by then is closed. */
+const HELLO_TIMEOUT_MS = 10_000;
+/** Frame type byte of an ack (PROTOCOL.md §8.2), and where its message id sits. */
+const ACK_TYPE = 0x06;
+const ACK_ID_OFFSET = 6 + 32;
 /** Messages fetched from storage per delivery round. */
 const DELIVERY_BATCH = 100;
 
@@ -238,7 +243,11 @@ export class RelayServer {
     socket.on("error", () => socket.destroy());
     const refuse = (status: string) => {
       this.metrics.rejectedConnections.inc();
-      socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+      // Destroy after the response: a peer that never closes its half must not hold the socket.
+      socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`, () =>
+        socket.destroy(),
+      );
+      setTimeout(() => socket.destroy(), 1000).unref();
     };
     if (this.draining) {
       refuse("503 Service Unavailable");
@@ -256,6 +265,11 @@ export class RelayServer {
     this.connections.add(conn);
     this.metrics.connectionsTotal.inc();
     this.metrics.connections.set(this.connections.size);
+    const helloDeadline = setTimeout(() => {
+      if (!conn.helloDone) ws.close(1008, "no hello");
+    }, HELLO_TIMEOUT_MS);
+    helloDeadline.unref();
+    ws.once("close", () => clearTimeout(helloDeadline));
     ws.on("pong", () => {
       conn.alive = true;
     });
@@ -328,8 +342,15 @@ export class RelayServer {
   private onMessage(conn: Connection, data: Buffer, isBinary: boolean): void {
     const arrived = performance.now();
     const requestId = data.length >= 6 ? data.readUInt32BE(2) : 0;
-    if (!this.takeToken(conn)) {
-      this.violation(conn, requestId, "RATE_LIMITED", "too many frames; slow down");
+    // Acks of deliveries in flight on this connection are not rate-limited: the relay chose to send
+    // those messages, and an owner draining a backlog must be able to acknowledge them all.
+    const inflightAck =
+      data.length === ACK_ID_OFFSET + 16 &&
+      data[1] === ACK_TYPE &&
+      conn.inflight.has(data.toString("hex", ACK_ID_OFFSET, ACK_ID_OFFSET + 16));
+    if (!inflightAck && !this.takeToken(conn)) {
+      // Throttled, not a violation: the frame is refused and the client may retry later.
+      this.error(conn, requestId, "RATE_LIMITED", "too many frames; slow down");
       return;
     }
     if (!isBinary) {
@@ -414,13 +435,14 @@ export class RelayServer {
           return this.error(conn, f.requestId, "AUTH", "subscribe with an ownership proof before acking");
         }
         const found = await this.storage.ack(f.address, f.messageId);
-        this.settle(toHex(f.messageId));
-        if (!found)
-          return this.error(conn, f.requestId, "UNKNOWN_MESSAGE", "no such message (acked or expired)");
+        // Acked now, or already gone (acked elsewhere, expired): either way it is no longer in flight.
+        this.settle(toHex(f.messageId), key);
+        if (!found) {
+          this.error(conn, f.requestId, "UNKNOWN_MESSAGE", "no such message (acked or expired)");
+          return;
+        }
         this.metrics.acks.inc();
         ok(f);
-        // Only a window that was full leaves messages behind; otherwise pushes are already current.
-        if (conn.backlog.delete(key)) await this.pump(conn, key, f.address);
         return;
       }
       case "deleteMailbox": {
@@ -504,9 +526,35 @@ export class RelayServer {
     return true;
   }
 
-  /** An ack settles an in-flight delivery on every connection that had it. */
-  private settle(idKey: string): void {
-    for (const c of [...(this.inflight.get(idKey) ?? [])]) this.drop(c, idKey);
+  /**
+   * An ack settles an in-flight delivery of mailbox `key` on every connection that had it, and
+   * resumes the deliveries that waited behind each of those windows.
+   */
+  private settle(idKey: string, key: string): void {
+    for (const c of [...(this.inflight.get(idKey) ?? [])]) {
+      if (c.inflight.get(idKey)?.key !== key) continue;
+      this.drop(c, idKey);
+      this.resume(c);
+    }
+  }
+
+  /**
+   * The window is shared by all of a connection's subscriptions: once it has room again, every
+   * mailbox that was left with a backlog gets a delivery round.
+   */
+  private resume(conn: Connection): void {
+    if (conn.inflightBytes >= this.config.maxOutstandingBytes / 2) return;
+    for (const key of [...conn.backlog]) {
+      conn.backlog.delete(key);
+      this.track(this.pump(conn, key, fromHex(key)));
+    }
+  }
+
+  /** Runs background work so that a failure is logged, never an unhandled rejection, and drain waits for it. */
+  private track(work: Promise<unknown>): void {
+    const guarded = work.catch((e: unknown) => this.log.error({ err: e }, "background delivery failed"));
+    this.inFlightWork.add(guarded);
+    void guarded.finally(() => this.inFlightWork.delete(guarded));
   }
 
   /** Expired messages are gone from storage: forget their deliveries and resume blocked windows. */
@@ -518,11 +566,7 @@ export class RelayServer {
         this.drop(conn, idKey);
         freed = true;
       }
-      if (!freed) continue;
-      for (const key of [...conn.backlog]) {
-        conn.backlog.delete(key);
-        void this.pump(conn, key, fromHex(key));
-      }
+      if (freed) this.resume(conn);
     }
   }
 

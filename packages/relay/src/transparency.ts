@@ -62,8 +62,11 @@ export function transparencyStatement(config: RelayConfig, storage: string, coun
       "IP addresses",
       "who deposited a message (deposits are anonymous)",
       "accounts, names, phone numbers, contact lists or identity keys",
-      "messages after acknowledgement or expiry (securely deleted: SQLite secure_delete and WAL truncation)",
+      storage === "memory"
+        ? "messages after acknowledgement or expiry (held in memory only, and overwritten when deleted)"
+        : "messages after acknowledgement or expiry (securely deleted: SQLite secure_delete and WAL truncation)",
     ],
+    mailboxRetention: "a mailbox and its owner key are kept until the owner deletes the mailbox",
     neverLogged: ["IP addresses", "mailbox addresses", "message contents, sizes or ids"],
     retention: {
       seconds: config.ttlSeconds,

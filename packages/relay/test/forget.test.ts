@@ -78,6 +78,24 @@ describe("forgetting", () => {
     });
   }
 
+  it("an acknowledged ciphertext leaves no trace even when the relay is killed right after the ack", async () => {
+    const { owner, c, relay } = await setup(["--sweep-interval", "1h"]);
+    const secret = randomBytes(5000);
+    await c.deposit(owner.address, secret, randomBytes(16));
+    await c.subscribe(owner);
+    const d = await c.next();
+    if (d.type !== "deliver") throw new Error("expected a delivery");
+    await c.ack(owner.address, d.messageId);
+    expect(await relay.stop("SIGKILL")).toBe("SIGKILL");
+    expect(traces(dir, secret).length).toBeGreaterThan(0); // still in the WAL: no sweep ran
+    const again = await startRelay(["--data-dir", dir, "--sweep-interval", "1h"]);
+    try {
+      expect(traces(dir, secret)).toEqual([]);
+    } finally {
+      await again.stop();
+    }
+  });
+
   it("an expired ciphertext leaves no trace in any file", async () => {
     const { owner, c, relay } = await setup(["--ttl", "2s"]);
     const secret = randomBytes(3000);

@@ -722,23 +722,27 @@ describe("limits: rate, connections, heartbeat", () => {
     await relay?.stop();
   });
 
-  it("answers a burst above --rate-limit with RATE_LIMITED, then closes with 1008", async () => {
+  it("answers a burst above --rate-limit with RATE_LIMITED, throttling without closing", async () => {
     const c = await open();
     await c.hello(); // one token of the burst of 10
     const ids = Array.from({ length: 40 }, (_, i) => 100 + i);
     for (const requestId of ids) c.sendFrame({ type: "unsubscribe", requestId, address: new Uint8Array(32) });
-    const closed = await within("the 1008 close", c.closed);
-    expect(closed.code).toBe(1008);
+    await c.waitFor("the last reply", (f) => f.requestId === ids.at(-1));
     expect(c.problems).toEqual([]);
     const replies = c.frames.filter((f) => ids.includes(f.requestId));
+    expect(replies).toHaveLength(ids.length);
     const limited = replies.filter((f) => f.type === "error" && f.code === "RATE_LIMITED");
-    expect(limited).toHaveLength(MAX_VIOLATIONS);
+    expect(limited.length).toBeGreaterThan(0);
     expect(replies.filter((f) => f.type === "ok").length).toBeGreaterThan(0);
     expect(replies.every((f) => f.type === "ok" || (f.type === "error" && f.code === "RATE_LIMITED"))).toBe(
       true,
     );
     // Each answer names its request, in order.
-    expect(replies.map((f) => f.requestId)).toEqual(ids.slice(0, replies.length));
+    expect(replies.map((f) => f.requestId)).toEqual(ids);
+    // Throttling is not a violation: once the bucket refills, the same connection is served again.
+    await new Promise((r) => setTimeout(r, 300));
+    c.sendFrame({ type: "unsubscribe", requestId: 999, address: new Uint8Array(32) });
+    expect((await c.waitFor("ok", (f) => f.requestId === 999)).type).toBe("ok");
 
     // A new connection has a fresh bucket.
     const fresh = await open();

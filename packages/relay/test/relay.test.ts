@@ -303,6 +303,64 @@ describe("relay retention (memory storage)", () => {
     }
   });
 
+  it("resumes every mailbox blocked behind a shared window, and a second subscriber too", async () => {
+    const relay = await startRelay(
+      ["--storage", "memory"].concat(["--max-message-size", "1KiB", "--max-outstanding-bytes", "2KiB"]),
+    );
+    try {
+      const x = MailboxKey.generate();
+      const y = MailboxKey.generate();
+      const c = await connect(relay.port);
+      const other = await connect(relay.port);
+      for (const k of [x, y]) {
+        await c.createMailbox(k);
+        await c.subscribe(k);
+      }
+      await other.subscribe(y);
+      // Two deliveries of Y fill the window; X's message waits behind it.
+      await c.deposit(y.address, blob(1, 1000), id(1));
+      await c.deposit(y.address, blob(2, 1000), id(2));
+      await c.deposit(x.address, blob(3, 1000), id(3));
+      const ys = [await c.next(), await c.next()];
+      await expect(c.next(300)).rejects.toThrow(/no frame/);
+      const theirs = [await other.next(), await other.next()];
+      // The other subscriber of Y acks both: X's message reaches the first connection.
+      for (const d of theirs)
+        if (d.type === "deliver")
+          expect(await other.ack(y.address, d.messageId)).toMatchObject({ type: "ok" });
+      const xs = await c.next();
+      expect(xs.type === "deliver" && toHex(xs.address)).toBe(x.addressHex);
+      expect(ys.every((d) => d.type === "deliver")).toBe(true);
+    } finally {
+      await relay.stop();
+    }
+  });
+
+  it("lets an owner acknowledge a backlog faster than the rate limit", async () => {
+    const relay = await startRelay(["--storage", "memory", "--rate-limit", "20"]);
+    try {
+      const owner = MailboxKey.generate();
+      const depositors = await Promise.all([0, 1, 2].map(() => connect(relay.port)));
+      await depositors[0]!.createMailbox(owner);
+      let n = 0;
+      for (const d of depositors) {
+        for (let i = 0; i < 30; i++)
+          expect(await d.deposit(owner.address, blob(n), id(n++))).toMatchObject({ type: "ok" });
+      }
+      const o = await connect(relay.port);
+      await o.subscribe(owner);
+      for (let i = 0; i < 90; i++) {
+        const d = await o.next();
+        if (d.type !== "deliver") throw new Error(`expected a delivery, got ${d.type}`);
+        expect(await o.ack(owner.address, d.messageId)).toMatchObject({ type: "ok" });
+      }
+      const metrics = await http(relay.port, "/metrics");
+      expect(metrics.body).toMatch(/^parley_relay_stored_messages 0$/m);
+    } finally {
+      await relay.stop();
+    }
+  });
+
   it("sweeps at start-up and every interval", async () => {
     const relay = await startRelay(["--storage", "memory", "--ttl", "1s", "--sweep-interval", "1s"]);
     try {

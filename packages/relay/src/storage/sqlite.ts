@@ -23,8 +23,7 @@ CREATE TABLE IF NOT EXISTS mailboxes (
   byte_count INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS messages (
-  seq INTEGER PRIMARY KEY,
-  id BLOB NOT NULL UNIQUE,
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,id BLOB NOT NULL UNIQUE,
   address BLOB NOT NULL,
   ciphertext BLOB NOT NULL,
   received_at INTEGER NOT NULL,
@@ -87,6 +86,8 @@ export class SqliteStorage implements Storage {
     this.db.pragma("secure_delete = ON");
     this.db.pragma("busy_timeout = 5000");
     this.db.exec(SCHEMA);
+    // A crash may have left deleted ciphertext in the WAL: empty it before serving.
+    this.db.pragma("wal_checkpoint(TRUNCATE)");
     const db = this.db;
     this.q = {
       insertMailbox: db.prepare("INSERT INTO mailboxes (address, owner) VALUES (?, ?)"),
