@@ -342,6 +342,10 @@ export class RelayServer {
   private onMessage(conn: Connection, data: Buffer, isBinary: boolean): void {
     const arrived = performance.now();
     const requestId = data.length >= 6 ? data.readUInt32BE(2) : 0;
+    if (this.draining) {
+      this.error(conn, requestId, "SHUTTING_DOWN", "the relay is shutting down; reconnect later");
+      return;
+    }
     // Acks of deliveries in flight on this connection are not rate-limited: the relay chose to send
     // those messages, and an owner draining a backlog must be able to acknowledge them all.
     const inflightAck =
@@ -639,7 +643,8 @@ export class RelayServer {
     clearInterval(this.sweeper);
     clearInterval(this.heartbeat);
     const closed = new Promise<void>((resolve) => this.http.close(() => resolve()));
-    await Promise.allSettled([...this.inFlightWork]);
+    // Work can start more work (an ack resumes deliveries): wait until none is left.
+    while (this.inFlightWork.size > 0) await Promise.allSettled([...this.inFlightWork]);
     for (const conn of this.connections) conn.ws.close(1001, "relay shutting down");
     await new Promise((r) => setTimeout(r, 50));
     for (const conn of this.connections) conn.ws.terminate();

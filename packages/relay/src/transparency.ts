@@ -44,9 +44,10 @@ export function transparencyStatement(config: RelayConfig, storage: string, coun
       { field: "arrival time", why: "to delete the message when its retention ends" },
       { field: "expiry time", why: "arrival time plus the retention time" },
       { field: "relay message id", why: "random, so the owner can acknowledge (and so delete) the message" },
+      { field: "arrival order number", why: "a counter, so messages are delivered oldest first" },
       {
         field: "sender's message id",
-        why: "random, chosen by the sender, kept until the message's expiry so a retried deposit is stored once",
+        why: "random, chosen by the sender, kept with the mailbox address and the expiry time until the message's expiry (even after an ack), so a retried deposit is stored once",
       },
     ],
     storedPerMailbox: [
