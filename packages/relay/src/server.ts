@@ -30,7 +30,6 @@ import type { Logger } from "./log.js";
 import { RelayMetrics } from "./metrics.js";
 import type { Storage, StoredMessage } from "./storage/types.js";
 import { transparencyStatement } from "./transparency.js";
-import { RELAY_VERSION } from "./version.js";
 
 /** Bad frames a connection may send before it is closed (policy violation). */
 const MAX_VIOLATIONS = 10;
@@ -43,8 +42,6 @@ const ACK_TYPE = 0x06;
 const ACK_ID_OFFSET = 6 + 32;
 /** Messages fetched from storage per delivery round. */
 const DELIVERY_BATCH = 100;
-
-type Reply = (frame: Frame) => void;
 
 interface InFlight {
   /** Mailbox (hex). */
@@ -390,7 +387,7 @@ export class RelayServer {
   }
 
   private async dispatch(conn: Connection, f: Frame, arrived: number): Promise<void> {
-    const ok: Reply = () => this.send(conn, { type: "ok", requestId: f.requestId });
+    const ok = () => this.send(conn, { type: "ok", requestId: f.requestId });
     switch (f.type) {
       case "hello":
         conn.helloDone = true;
@@ -409,7 +406,7 @@ export class RelayServer {
         }
         const result = await this.storage.createMailbox(address, f.ownerKey);
         if (result === "conflict") return this.error(conn, f.requestId, "MAILBOX_EXISTS", "mailbox exists");
-        return ok(f);
+        return ok();
       }
       case "deposit":
         return this.deposit(conn, f, arrived);
@@ -427,12 +424,12 @@ export class RelayServer {
           this.subscribers.set(key, set);
         }
         set.add(conn);
-        ok(f);
+        ok();
         return this.pump(conn, key, f.address);
       }
       case "unsubscribe":
         this.unsubscribe(conn, toHex(f.address));
-        return ok(f);
+        return ok();
       case "ack": {
         const key = toHex(f.address);
         if (!conn.subscriptions.has(key)) {
@@ -446,7 +443,7 @@ export class RelayServer {
           return;
         }
         this.metrics.acks.inc();
-        ok(f);
+        ok();
         return;
       }
       case "deleteMailbox": {
@@ -458,7 +455,7 @@ export class RelayServer {
         await this.storage.deleteMailbox(f.address);
         const key = toHex(f.address);
         for (const c of this.subscribers.get(key) ?? []) this.unsubscribe(c, key);
-        return ok(f);
+        return ok();
       }
       default:
         return this.violation(conn, f.requestId, "BAD_FRAME", "unexpected frame");
@@ -654,5 +651,3 @@ export class RelayServer {
     this.log.info("stopped");
   }
 }
-
-export { RELAY_VERSION };

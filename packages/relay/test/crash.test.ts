@@ -27,7 +27,7 @@ import {
 } from "@parley/protocol";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
-import { http, type RelayProcess, startRelay } from "./helpers.js";
+import { metric, type RelayProcess, sleep, startRelay, until } from "./helpers.js";
 
 /** Milliseconds of load before the kill, one round each. */
 const KILL_AFTER_MS = [150, 600, 1200];
@@ -36,17 +36,6 @@ const DEPOSITORS = 8;
 const WINDOW = 16;
 /** Acknowledged deposits re-sent after each restart. */
 const RETRIED_ACKNOWLEDGED = 25;
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Polls `check` until it returns true; fails with `what` after `timeoutMs`. */
-async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 20_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(25);
-  }
-}
 
 /** A pipelining client: any number of requests in flight, matched to replies by request id. */
 class WireClient {
@@ -133,15 +122,6 @@ function refused(port: number): Promise<boolean> {
 async function crash(relay: RelayProcess): Promise<void> {
   expect(await relay.stop("SIGKILL")).toBe("SIGKILL");
   expect(await refused(relay.port), "the killed relay still accepts connections").toBe(true);
-}
-
-/** One value of the relay's Prometheus metrics. */
-async function metric(port: number, name: string): Promise<number> {
-  const { status, body } = await http(port, "/metrics");
-  expect(status).toBe(200);
-  const m = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, "m").exec(body);
-  if (!m) throw new Error(`no metric ${name}`);
-  return Number(m[1]);
 }
 
 interface Sent {
@@ -267,9 +247,13 @@ describe("crash safety: kill -9 under deposit load, real process and real SQLite
 
   /** Waits until the relay stores nothing and the owner has no ack in flight. */
   const drained = (port: number, o: WireClient) =>
-    until("the owner to drain the mailbox", async () => {
-      return o.inFlight === 0 && (await metric(port, "parley_relay_stored_messages")) === 0;
-    });
+    until(
+      "the owner to drain the mailbox",
+      async () => {
+        return o.inFlight === 0 && (await metric(port, "parley_relay_stored_messages")) === 0;
+      },
+      20_000,
+    );
 
   beforeAll(() => {
     dataDir = mkdtempSync(join(tmpdir(), "parley-crash-"));

@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { MailboxKey } from "@parley/protocol";
 import { afterEach, describe, expect, it } from "vitest";
-import { http, type RelayProcess, startRelay, TestClient } from "./helpers.js";
+import { metric, type RelayProcess, startRelay, TestClient, until } from "./helpers.js";
 
 /** Every file under `dir`, concatenated per file. */
 function files(dir: string): { path: string; bytes: Buffer }[] {
@@ -26,14 +26,6 @@ function traces(dir: string, needle: Uint8Array): string[] {
   return files(dir)
     .filter((f) => probes.some((p) => f.bytes.indexOf(p) >= 0))
     .map((f) => f.path);
-}
-
-async function until(what: () => Promise<boolean>, tries = 100): Promise<void> {
-  for (let i = 0; i < tries; i++) {
-    if (await what()) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error("condition not reached");
 }
 
 let relay: RelayProcess | undefined;
@@ -71,7 +63,7 @@ describe("forgetting", () => {
       if (d.type !== "deliver") throw new Error("expected a delivery");
       expect(Buffer.from(d.ciphertext).equals(secret)).toBe(true);
       expect(await c.ack(owner.address, d.messageId)).toMatchObject({ type: "ok" });
-      await until(async () => traces(dir, secret).length === 0);
+      await until("the ciphertext to be gone from every file", () => traces(dir, secret).length === 0);
       expect(traces(dir, secret)).toEqual([]);
       // The messages still waiting are intact.
       expect(traces(dir, others[1]!).length).toBeGreaterThan(0);
@@ -101,10 +93,8 @@ describe("forgetting", () => {
     const secret = randomBytes(3000);
     await c.deposit(owner.address, secret, randomBytes(16));
     expect(traces(dir, secret).length).toBeGreaterThan(0);
-    await until(async () =>
-      /^parley_relay_expirations_total 1$/m.test((await http(relay.port, "/metrics")).body),
-    );
-    await until(async () => traces(dir, secret).length === 0);
+    await until("the expiry", async () => (await metric(relay.port, "parley_relay_expirations_total")) === 1);
+    await until("the ciphertext to be gone from every file", () => traces(dir, secret).length === 0);
     expect(traces(dir, secret)).toEqual([]);
   });
 });

@@ -23,7 +23,7 @@ import {
 import fc from "fast-check";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
-import { http, type RelayProcess, startRelay, TestClient } from "./helpers.js";
+import { http, metric, metrics, type RelayProcess, sleep, startRelay, TestClient, until } from "./helpers.js";
 
 /** --max-message-size of the fuzzed relay. */
 const MAX = 4096;
@@ -41,40 +41,12 @@ const VIOLATIONS = new Set<RelayErrorName>([
 ]);
 const MiB = 1024 * 1024;
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 10_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-}
-
 function within<T>(what: string, p: Promise<T>, timeoutMs = 10_000): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), timeoutMs);
   });
   return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
-}
-
-/** All values of the relay's Prometheus metrics, by name (labels ignored, values summed). */
-async function metrics(port: number): Promise<Map<string, number>> {
-  const { status, body } = await http(port, "/metrics");
-  expect(status).toBe(200);
-  const out = new Map<string, number>();
-  for (const line of body.split("\n")) {
-    const m = /^([a-z_]+)(?:\{[^}]*\})? (\S+)$/.exec(line);
-    if (m) out.set(m[1]!, (out.get(m[1]!) ?? 0) + Number(m[2]));
-  }
-  return out;
-}
-
-async function metric(port: number, name: string): Promise<number> {
-  const value = (await metrics(port)).get(name);
-  if (value === undefined) throw new Error(`no metric ${name}`);
-  return value;
 }
 
 /** Waits until the relay has exactly `n` open WebSocket connections. */

@@ -3,6 +3,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { get } from "node:http";
 import { fileURLToPath } from "node:url";
 import { decodeFrame, encodeFrame, type Frame, MailboxAction, type MailboxKey } from "@parley/protocol";
+import { expect } from "vitest";
 import WebSocket from "ws";
 
 const CLI = fileURLToPath(new URL("../src/cli.ts", import.meta.url));
@@ -189,4 +190,38 @@ export function http(port: number, path: string): Promise<{ status: number; body
     });
     req.on("error", reject);
   });
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Polls `check` until it returns true; fails naming `what` after `timeoutMs`. */
+export async function until(
+  what: string,
+  check: () => boolean | Promise<boolean>,
+  timeoutMs = 10_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+/** All values of the relay's Prometheus metrics, by name (labels ignored, values summed). */
+export async function metrics(port: number): Promise<Map<string, number>> {
+  const { status, body } = await http(port, "/metrics");
+  expect(status).toBe(200);
+  const out = new Map<string, number>();
+  for (const line of body.split("\n")) {
+    const m = /^([a-z_]+)(?:\{[^}]*\})? (\S+)$/.exec(line);
+    if (m) out.set(m[1]!, (out.get(m[1]!) ?? 0) + Number(m[2]));
+  }
+  return out;
+}
+
+/** One value of the relay's Prometheus metrics. */
+export async function metric(port: number, name: string): Promise<number> {
+  const value = (await metrics(port)).get(name);
+  if (value === undefined) throw new Error(`no metric ${name}`);
+  return value;
 }
