@@ -5,7 +5,7 @@ const src = (pkg: string) => fileURLToPath(new URL(`./packages/${pkg}/src/index.
 
 export default defineConfig({
   resolve: {
-    alias: { "@parley/protocol": src("protocol") },
+    alias: { "@parley/protocol": src("protocol"), "@parley/client": src("client") },
   },
   test: {
     projects: [
@@ -16,6 +16,10 @@ export default defineConfig({
       {
         extends: true,
         test: { name: "relay", root: "packages/relay", include: ["test/**/*.test.ts"] },
+      },
+      {
+        extends: true,
+        test: { name: "client", root: "packages/client", include: ["test/**/*.test.ts"] },
       },
       { extends: true, test: { name: "tests", root: "tests", include: ["**/*.test.ts"] } },
     ],

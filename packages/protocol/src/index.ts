@@ -7,6 +7,7 @@ export { base32Decode, base32Encode } from "./base32.js";
 export {
   dh,
   hkdfSha256,
+  hmacSha256,
   type KeyPair,
   LABELS,
   open,

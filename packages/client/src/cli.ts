@@ -1,0 +1,361 @@
+#!/usr/bin/env node
+// The scripting interface: `parley [--home DIR] [--json] COMMAND ...`. Data on stdout, messages
+// on stderr, one exit status per kind of failure (README "Using the client").
+import { parseArgs } from "node:util";
+import QRCode from "qrcode";
+import { Client, type ClientEvent, type MessageView } from "./client.js";
+import { ClientError, EXIT } from "./errors.js";
+import { readPassphrase } from "./passphrase.js";
+import { type Paths, resolvePaths } from "./paths.js";
+import { loadSettings, type Settings, saveSettings } from "./settings.js";
+import { displayText, parseDuration } from "./text.js";
+
+const USAGE = `usage: parley [--home DIR] [--json] COMMAND
+
+  init --name NAME [--relay URL] [--max-retention D]   create your identity and encrypted store
+  invite [--relay URL] [--qr] [--ttl D]                 print a one-time invitation code
+  accept CODE [--name NAME] [--relay URL]               add the inviter as a contact
+  send CONTACT TEXT | send CONTACT - | send CONTACT --lines
+                                                        send a message (- reads stdin; --lines: one per line)
+  sync [--wait SECONDS]                                 receive messages and receipts, deliver the outbox
+  contacts                                              list contacts
+  history CONTACT [--limit N]                           show a conversation (marks it read)
+  verify CONTACT [--confirm]                            show the safety number; --confirm marks it verified
+
+The home is --home, else $PARLEY_HOME, else $XDG_DATA_HOME/parley. The passphrase comes from
+$PARLEY_PASSPHRASE, else a prompt in a terminal. D is a duration: 30s, 15m, 12h, 7d.`;
+
+interface Output {
+  json: boolean;
+  data(obj: object, text: string): void;
+  note(text: string): void;
+}
+
+function output(json: boolean): Output {
+  return {
+    json,
+    data(obj, text) {
+      process.stdout.write(json ? `${JSON.stringify(obj)}\n` : `${text}\n`);
+    },
+    note(text) {
+      process.stderr.write(`parley: ${text}\n`);
+    },
+  };
+}
+
+const usage = (message: string) => new ClientError("USAGE", `${message} (see parley --help)`);
+
+const time = (ms: number) => new Date(ms).toISOString().replace("T", " ").slice(0, 19);
+
+function printEvent(out: Output, ev: ClientEvent): void {
+  switch (ev.type) {
+    case "message":
+      out.data(ev, formatMessage(ev));
+      return;
+    case "status":
+      out.data(ev, `${ev.contact}\t${ev.id}\t${ev.status}`);
+      return;
+    case "contact": {
+      const what = {
+        added: `new contact ${ev.contact} (${ev.fingerprint}): compare safety numbers with \`parley verify ${ev.contact}\``,
+        renamed: `contact ${ev.previousName} is now called ${ev.contact}`,
+        renewed: `new conversation with ${ev.contact} (same identity key)`,
+        "key-changed": `WARNING: ${ev.contact}'s identity key CHANGED (now ${ev.fingerprint}); nothing is sent until you verify and confirm`,
+      }[ev.event];
+      out.data(ev, `* ${what}`);
+    }
+  }
+}
+
+function formatMessage(m: MessageView): string {
+  const who = m.direction === "in" ? m.contact : "me";
+  const status = m.direction === "out" ? `  [${m.status}]` : "";
+  return `${time(m.direction === "in" ? m.receivedAt : m.sentAt)}  ${displayText(who)}: ${displayText(m.text)}${status}`;
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(Buffer.concat(chunks));
+  } catch {
+    throw usage("stdin is not valid UTF-8");
+  }
+}
+
+function duration(flag: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const s = parseDuration(value);
+  if (s === null)
+    throw usage(`${flag}: expected a duration such as 30s, 15m, 12h or 7d, got ${JSON.stringify(value)}`);
+  return s;
+}
+
+function positiveInt(flag: string, value: string | undefined, max: number): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > max) {
+    throw usage(`${flag}: expected a whole number from 1 to ${max}, got ${JSON.stringify(value)}`);
+  }
+  return Number(value);
+}
+
+type Values = Record<string, string | boolean | undefined>;
+
+const COMMANDS: Record<string, Record<string, { type: "string" | "boolean" }>> = {
+  init: { name: { type: "string" }, relay: { type: "string" }, "max-retention": { type: "string" } },
+  invite: { relay: { type: "string" }, qr: { type: "boolean" }, ttl: { type: "string" } },
+  accept: { name: { type: "string" }, relay: { type: "string" } },
+  send: { lines: { type: "boolean" } },
+  sync: { wait: { type: "string" } },
+  contacts: {},
+  history: { limit: { type: "string" } },
+  verify: { confirm: { type: "boolean" } },
+};
+
+const GLOBAL = {
+  home: { type: "string" },
+  json: { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+  version: { type: "boolean" },
+} as const;
+
+async function main(argv: string[]): Promise<number> {
+  // Global options come before the command ("--home DIR" takes a value), the command's after it.
+  let cmdIndex = -1;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === "--home") {
+      i++;
+      continue;
+    }
+    if (!a.startsWith("-")) {
+      cmdIndex = i;
+      break;
+    }
+  }
+  const head = cmdIndex === -1 ? argv : argv.slice(0, cmdIndex);
+  const command = cmdIndex === -1 ? undefined : argv[cmdIndex];
+  const rest = cmdIndex === -1 ? [] : argv.slice(cmdIndex + 1);
+
+  let globals: Values;
+  try {
+    globals = parseArgs({ args: head, options: GLOBAL, strict: true, allowPositionals: false }).values;
+  } catch (e) {
+    throw usage((e as Error).message);
+  }
+  if (globals.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  if (globals.version) {
+    process.stdout.write("parley 0.1.0\n");
+    return 0;
+  }
+  if (command === undefined) {
+    throw new ClientError(
+      "USAGE",
+      "the terminal UI is not part of this release yet; run `parley --help` for the commands",
+    );
+  }
+  const spec = COMMANDS[command];
+  if (!spec) throw usage(`unknown command ${JSON.stringify(command)}`);
+  let values: Values;
+  let positionals: string[];
+  try {
+    // Globals are also accepted after the command, for convenience.
+    const parsed = parseArgs({
+      args: rest,
+      options: { ...spec, home: { type: "string" }, json: { type: "boolean" } },
+      strict: true,
+      allowPositionals: true,
+      allowNegative: false,
+    });
+    values = parsed.values as Values;
+    positionals = parsed.positionals;
+  } catch (e) {
+    throw usage(`${command}: ${(e as Error).message}`);
+  }
+  const home = (values.home as string | undefined) ?? (globals.home as string | undefined);
+  const out = output(Boolean(values.json ?? globals.json));
+  const paths = resolvePaths(home);
+  const settings = loadSettings(paths.config);
+
+  if (command === "init") return init(paths, settings, values, positionals, out);
+
+  const expect = (n: number, names: string) => {
+    if (positionals.length !== n) throw usage(`${command}: expected ${names}`);
+  };
+  // Check arguments before asking for a passphrase.
+  switch (command) {
+    case "invite":
+    case "contacts":
+    case "sync":
+      expect(0, "no arguments");
+      break;
+    case "accept":
+    case "history":
+    case "verify":
+      expect(1, command === "accept" ? "CODE" : "CONTACT");
+      break;
+    case "send":
+      if (values.lines ? positionals.length !== 1 : positionals.length !== 2) {
+        throw usage("send: expected CONTACT TEXT, CONTACT -, or CONTACT --lines");
+      }
+  }
+  const waitSeconds =
+    command === "sync" ? positiveInt("--wait", values.wait as string | undefined, 3600) : undefined;
+  const limit =
+    command === "history" ? positiveInt("--limit", values.limit as string | undefined, 1_000_000) : undefined;
+  const ttl = command === "invite" ? duration("--ttl", values.ttl as string | undefined) : undefined;
+
+  let texts: string[] | null = null;
+  if (command === "send") {
+    if (values.lines) {
+      texts = (await readStdin()).split(/\r?\n/).filter((l) => l.length > 0);
+      if (texts.length === 0) throw usage("send --lines: stdin held no lines to send");
+    } else if (positionals[1] === "-") {
+      texts = [(await readStdin()).replace(/\r?\n$/, "")];
+    } else {
+      texts = [positionals[1]!];
+    }
+  }
+
+  const passphrase = await readPassphrase({ confirm: false });
+  const client = Client.open(paths, passphrase, settings);
+  client.on("warning", (w) => out.note(w));
+  try {
+    switch (command) {
+      case "invite": {
+        const inv = await client.invite({ relay: values.relay as string | undefined, ttlSeconds: ttl });
+        out.data({ type: "invitation", ...inv }, inv.code);
+        if (values.qr && !out.json) {
+          process.stdout.write(await QRCode.toString(inv.code, { type: "utf8", errorCorrectionLevel: "L" }));
+        }
+        out.note(`invitation valid until ${time(inv.expiresAt)} UTC; give it to one person, out of band`);
+        return 0;
+      }
+      case "accept": {
+        client.on("event", (ev) => printEvent(out, ev));
+        const ev = await client.accept(positionals[0]!, {
+          name: values.name as string | undefined,
+          relay: values.relay as string | undefined,
+        });
+        if (ev.type === "contact" && ev.event === "key-changed") {
+          out.note(
+            `${ev.contact}'s identity key changed: run \`parley verify ${ev.contact}\`, compare, then --confirm`,
+          );
+        }
+        return 0;
+      }
+      case "send": {
+        client.on("event", (ev) => {
+          if (ev.type !== "status") printEvent(out, ev);
+        });
+        const statuses = await client.send(positionals[0]!, texts!);
+        for (const s of statuses) out.data({ type: "status", ...s }, `${s.contact}\t${s.id}\t${s.status}`);
+        return 0;
+      }
+      case "sync": {
+        client.on("event", (ev) => printEvent(out, ev));
+        const { unreachable } = await client.sync({ waitMs: (waitSeconds ?? 0) * 1000 });
+        if (unreachable.length > 0) {
+          throw new ClientError(
+            "UNREACHABLE",
+            `cannot reach relay ${unreachable.join(", ")}; its messages wait there, the outbox here`,
+          );
+        }
+        return 0;
+      }
+      case "contacts": {
+        for (const c of client.contacts()) {
+          const mark = c.keyChanged ? "KEY CHANGED" : c.verified ? "verified" : "unverified";
+          out.data(
+            { type: "contact", event: "listed", ...c },
+            `${displayText(c.contact)}\t${c.fingerprint}\t${mark}\t${c.relay}\tunread ${c.unread}\toutbox ${c.outbox}`,
+          );
+        }
+        return 0;
+      }
+      case "history": {
+        for (const m of client.history(positionals[0]!, limit ?? 50))
+          out.data({ type: "message", ...m }, formatMessage(m));
+        // Read receipts go out with the next network command; try now without failing the command.
+        return 0;
+      }
+      case "verify": {
+        if (values.confirm) client.confirm(positionals[0]!);
+        const s = client.safety(positionals[0]!);
+        out.data({ type: "safety", ...s }, `${s.safetyNumber}\n${s.compact}`);
+        if (values.confirm) {
+          out.note(`${s.contact} is marked verified`);
+          await client.flush({ force: true });
+        } else {
+          out.note(
+            `compare these digits with ${s.contact} (in person or on a call); if they match: parley verify ${s.contact} --confirm`,
+          );
+        }
+        return 0;
+      }
+    }
+    throw usage(`unknown command ${command}`);
+  } finally {
+    client.close();
+  }
+}
+
+async function init(
+  paths: Paths,
+  settings: Settings,
+  values: Values,
+  positionals: string[],
+  out: Output,
+): Promise<number> {
+  if (positionals.length > 0) throw usage("init: unexpected argument");
+  const name = values.name as string | undefined;
+  if (name === undefined) throw usage("init: --name NAME is required");
+  const relay = values.relay as string | undefined;
+  const maxRetention = duration("--max-retention", values["max-retention"] as string | undefined);
+  const logN = process.env.PARLEY_SCRYPT_LOG_N ? Number(process.env.PARLEY_SCRYPT_LOG_N) : undefined;
+  if (logN !== undefined && (!Number.isInteger(logN) || logN < 10 || logN > 20)) {
+    throw usage("PARLEY_SCRYPT_LOG_N must be a whole number from 10 to 20");
+  }
+  const next: Settings = { ...settings };
+  if (relay !== undefined) next.relay = relay;
+  if (maxRetention !== undefined) next.maxRetentionSeconds = maxRetention;
+  if (relay !== undefined) {
+    const { relayUrlProblem } = await import("@parley/protocol");
+    const problem = relayUrlProblem(relay);
+    if (problem) throw usage(`--relay ${JSON.stringify(relay)}: ${problem}`);
+  }
+  const { Store } = await import("./store.js");
+  if (Store.exists(paths.database))
+    throw new ClientError("ALREADY_INITIALIZED", `${paths.home} already holds a Parley identity`);
+  const passphrase = await readPassphrase({ confirm: true });
+  const client = Client.init(paths, passphrase, name, next, logN);
+  try {
+    saveSettings(paths.config, next);
+    out.data(
+      { type: "identity", name, fingerprint: client.fingerprint, relay: next.relay ?? null },
+      client.fingerprint,
+    );
+    out.note(`identity ${name} created in ${paths.home}`);
+  } finally {
+    client.close();
+  }
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    if (e instanceof ClientError) {
+      process.stderr.write(`parley: ${e.message}\n`);
+      process.exitCode = e.exitStatus;
+      return;
+    }
+    process.stderr.write(`parley: internal error: ${(e as Error)?.stack ?? String(e)}\n`);
+    process.exitCode = EXIT.INTERNAL;
+  },
+);

@@ -1,0 +1,224 @@
+// One WebSocket connection to one relay (PROTOCOL.md §8): hello/welcome, requests matched to
+// replies by request id, deliveries pushed as events. It knows nothing of contacts or sessions.
+import { EventEmitter } from "node:events";
+import {
+  DecodeError,
+  type DeliverFrame,
+  decodeFrame,
+  encodeFrame,
+  FRAME_VERSION,
+  type Frame,
+  MailboxAction,
+  type MailboxKey,
+  type RelayErrorName,
+  type WelcomeFrame,
+} from "@parley/protocol";
+import WebSocket from "ws";
+import { printable } from "./text.js";
+
+/** The relay answered a request with an error frame. */
+export class RelayRequestError extends Error {
+  constructor(
+    readonly code: RelayErrorName,
+    message: string,
+  ) {
+    super(message);
+    this.name = "RelayRequestError";
+  }
+}
+
+/** The relay could not be reached, or the connection broke before a reply. */
+export class RelayUnreachableError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "RelayUnreachableError";
+  }
+}
+
+type Request = Exclude<Frame, { type: "welcome" | "ok" | "deliver" | "error" } | { type: "hello" }>;
+type Pending = { resolve: () => void; reject: (e: Error) => void; timer: NodeJS.Timeout };
+
+export interface ConnectOptions {
+  /** Connection and hello timeout (ms). */
+  timeoutMs?: number;
+  /** Per-request timeout (ms). */
+  requestTimeoutMs?: number;
+}
+
+export interface RelayConnectionEvents {
+  deliver: [DeliverFrame];
+  close: [reason: string];
+}
+
+export class RelayConnection extends EventEmitter<RelayConnectionEvents> {
+  private nextId = 1;
+  private readonly pending = new Map<number, Pending>();
+  private closedReason: string | null = null;
+
+  private constructor(
+    readonly url: string,
+    private readonly ws: WebSocket,
+    readonly welcome: WelcomeFrame,
+    private readonly requestTimeoutMs: number,
+  ) {
+    super();
+    ws.on("message", (data, isBinary) => this.onMessage(data as Buffer, isBinary));
+    ws.on("close", (code) => this.onClose(`connection closed (${code})`));
+    ws.on("error", (e) => this.onClose(e.message));
+  }
+
+  /** Connects and says hello; resolves once the relay's welcome arrived. */
+  static open(url: string, options: ConnectOptions = {}): Promise<RelayConnection> {
+    const timeoutMs = options.timeoutMs ?? 5000;
+    return new Promise((resolve, reject) => {
+      let ws: WebSocket;
+      try {
+        ws = new WebSocket(url, {
+          handshakeTimeout: timeoutMs,
+          maxPayload: 1 << 20,
+          perMessageDeflate: false,
+        });
+      } catch (e) {
+        reject(new RelayUnreachableError(`cannot connect to ${url}: ${(e as Error).message}`, { cause: e }));
+        return;
+      }
+      const fail = (why: string, cause?: unknown) => {
+        clearTimeout(timer);
+        ws.removeAllListeners();
+        ws.on("error", () => {});
+        ws.terminate();
+        reject(new RelayUnreachableError(`cannot reach relay ${url}: ${why}`, { cause }));
+      };
+      const timer = setTimeout(() => fail(`no welcome within ${timeoutMs} ms`), timeoutMs);
+      ws.once("error", (e) => fail((e as NodeJS.ErrnoException).code ?? e.message, e));
+      ws.once("close", () => fail("connection closed before welcome"));
+      ws.once("unexpected-response", (_req, res) => fail(`HTTP ${res.statusCode} instead of a WebSocket`));
+      ws.once("open", () => ws.send(encodeFrame({ type: "hello", requestId: 1, maxVersion: FRAME_VERSION })));
+      ws.once("message", (data) => {
+        let frame: Frame;
+        try {
+          frame = decodeFrame(data as Buffer);
+        } catch (e) {
+          return fail(`not a Parley relay (${(e as Error).message})`, e);
+        }
+        if (frame.type === "error") return fail(`refused hello: ${frame.code}`);
+        if (frame.type !== "welcome" || frame.version !== FRAME_VERSION) {
+          return fail("not a Parley v1 relay (no welcome)");
+        }
+        clearTimeout(timer);
+        ws.removeAllListeners();
+        resolve(new RelayConnection(url, ws, frame, options.requestTimeoutMs ?? 10_000));
+      });
+    });
+  }
+
+  get isOpen(): boolean {
+    return this.closedReason === null;
+  }
+
+  createMailbox(key: MailboxKey): Promise<void> {
+    return this.request({
+      type: "createMailbox",
+      requestId: 0,
+      ownerKey: key.publicKey,
+      signature: key.prove(MailboxAction.create, this.welcome.challenge),
+    });
+  }
+
+  subscribe(key: MailboxKey): Promise<void> {
+    return this.request({
+      type: "subscribe",
+      requestId: 0,
+      address: key.address,
+      signature: key.prove(MailboxAction.subscribe, this.welcome.challenge),
+    });
+  }
+
+  deleteMailbox(key: MailboxKey): Promise<void> {
+    return this.request({
+      type: "deleteMailbox",
+      requestId: 0,
+      address: key.address,
+      signature: key.prove(MailboxAction.delete, this.welcome.challenge),
+    });
+  }
+
+  /** Resolves once the relay has durably stored the ciphertext (its `ok`). */
+  deposit(address: Uint8Array, clientMessageId: Uint8Array, ciphertext: Uint8Array): Promise<void> {
+    return this.request({ type: "deposit", requestId: 0, address, clientMessageId, ciphertext });
+  }
+
+  ack(address: Uint8Array, messageId: Uint8Array): Promise<void> {
+    return this.request({ type: "ack", requestId: 0, address, messageId });
+  }
+
+  close(): void {
+    if (this.closedReason !== null) return;
+    this.ws.close(1000);
+    this.onClose("closed by the client");
+  }
+
+  private request(frame: Request): Promise<void> {
+    if (this.closedReason !== null) {
+      return Promise.reject(new RelayUnreachableError(`relay ${this.url}: ${this.closedReason}`));
+    }
+    const requestId = this.nextId;
+    this.nextId = this.nextId >= 0xffffffff ? 1 : this.nextId + 1;
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(requestId);
+        reject(new RelayUnreachableError(`relay ${this.url}: no reply within ${this.requestTimeoutMs} ms`));
+      }, this.requestTimeoutMs);
+      this.pending.set(requestId, { resolve, reject, timer });
+      this.ws.send(encodeFrame({ ...frame, requestId } as Frame));
+    });
+  }
+
+  private onMessage(data: Buffer, isBinary: boolean): void {
+    if (!isBinary) return;
+    let frame: Frame;
+    try {
+      frame = decodeFrame(data, { maxCiphertext: this.welcome.maxCiphertext });
+    } catch (e) {
+      if (e instanceof DecodeError) return; // a malformed push from an untrusted relay is ignored
+      throw e;
+    }
+    switch (frame.type) {
+      case "deliver":
+        this.emit("deliver", frame);
+        return;
+      case "ok":
+      case "error": {
+        const p = this.pending.get(frame.requestId);
+        if (!p) return;
+        this.pending.delete(frame.requestId);
+        clearTimeout(p.timer);
+        if (frame.type === "ok") p.resolve();
+        else p.reject(new RelayRequestError(frame.code, printable(frame.message)));
+        return;
+      }
+      default:
+        return; // client frames or a second welcome from a relay are ignored (PROTOCOL.md §8.4)
+    }
+  }
+
+  private onClose(reason: string): void {
+    if (this.closedReason !== null) return;
+    this.closedReason = reason;
+    for (const [, p] of this.pending) {
+      clearTimeout(p.timer);
+      p.reject(new RelayUnreachableError(`relay ${this.url}: ${reason}`));
+    }
+    this.pending.clear();
+    this.emit("close", reason);
+  }
+}
+
+/** The HTTP(S) address of a relay's transparency statement. */
+export function transparencyUrl(relayUrl: string): string {
+  const u = new URL(relayUrl);
+  u.protocol = u.protocol === "wss:" ? "https:" : "http:";
+  u.pathname = `${u.pathname.replace(/\/+$/, "")}/transparency`;
+  u.search = "";
+  return u.toString();
+}
