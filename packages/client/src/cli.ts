@@ -2,12 +2,14 @@
 // The scripting interface: `parley [--home DIR] [--json] COMMAND ...`. Data on stdout, messages
 // on stderr, one exit status per kind of failure (README "Using the client").
 import { parseArgs } from "node:util";
+import { relayUrlProblem } from "@parley/protocol";
 import QRCode from "qrcode";
 import { Client, type ClientEvent, type MessageView } from "./client.js";
 import { ClientError, EXIT } from "./errors.js";
 import { readPassphrase } from "./passphrase.js";
 import { type Paths, resolvePaths } from "./paths.js";
 import { loadSettings, type Settings, saveSettings } from "./settings.js";
+import { Store } from "./store.js";
 import { displayText, parseDuration } from "./text.js";
 
 const USAGE = `usage: parley [--home DIR] [--json] COMMAND
@@ -220,6 +222,12 @@ async function main(argv: string[]): Promise<number> {
     }
   }
 
+  if (!Store.exists(paths.database)) {
+    throw new ClientError(
+      "NOT_INITIALIZED",
+      `no Parley identity in ${paths.home}: run \`parley init --name NAME\``,
+    );
+  }
   const passphrase = await readPassphrase({ confirm: false });
   const client = Client.open(paths, passphrase, settings);
   client.on("warning", (w) => out.note(w));
@@ -323,11 +331,9 @@ async function init(
   if (relay !== undefined) next.relay = relay;
   if (maxRetention !== undefined) next.maxRetentionSeconds = maxRetention;
   if (relay !== undefined) {
-    const { relayUrlProblem } = await import("@parley/protocol");
     const problem = relayUrlProblem(relay);
     if (problem) throw usage(`--relay ${JSON.stringify(relay)}: ${problem}`);
   }
-  const { Store } = await import("./store.js");
   if (Store.exists(paths.database))
     throw new ClientError("ALREADY_INITIALIZED", `${paths.home} already holds a Parley identity`);
   const passphrase = await readPassphrase({ confirm: true });

@@ -80,8 +80,23 @@ export type ClientEvent =
       readonly previousName?: string;
     };
 
+export interface RelayState {
+  readonly url: string;
+  readonly state: "connected" | "disconnected";
+  /** When disconnected in live mode: the delay before the next attempt. */
+  readonly retryInMs?: number;
+}
+
+interface Live {
+  readonly timers: Set<NodeJS.Timeout>;
+  /** Failed reconnection attempts per relay, for the back-off. */
+  readonly attempts: Map<string, number>;
+  stopped: boolean;
+}
+
 export interface ClientEvents {
   event: [ClientEvent];
+  relay: [RelayState];
   /** Something the user should know that is not an event (a dropped message, a relay problem). */
   warning: [string];
 }
@@ -110,11 +125,22 @@ const MAX_RECEIPT_IDS = 256;
 const b64 = (b: Uint8Array) => Buffer.from(b).toString("base64");
 const unb64 = (s: string) => new Uint8Array(Buffer.from(s, "base64"));
 
+export interface FlushReport {
+  /** Relays that could not be reached: their entries stay in the outbox. */
+  readonly unreachable: string[];
+  /** Why a reachable relay refused entries (they stay in the outbox, or fail when too large). */
+  readonly refused: string[];
+}
+
 export class Client extends EventEmitter<ClientEvents> {
   private readonly connections = new Map<string, Promise<RelayConnection>>();
-  private flushing: Promise<string[]> | null = null;
+  private flushing: Promise<FlushReport> | null = null;
   private processing: Promise<void> = Promise.resolve();
   private lastDelivery = 0;
+  private live: Live | null = null;
+  private readonly liveRelays = new Set<string>();
+  /** Cache of indexInboxes(), dropped whenever a mailbox changes hands. */
+  private inboxes: Map<string, { kind: "contact" | "invitation"; id: string }> | null = null;
   private readonly events: ClientEvent[] = [];
 
   private constructor(
@@ -152,6 +178,11 @@ export class Client extends EventEmitter<ClientEvents> {
   }
 
   close(): void {
+    if (this.live) {
+      this.live.stopped = true;
+      for (const t of this.live.timers) clearTimeout(t);
+      this.live = null;
+    }
     for (const c of this.connections.values()) void c.then((conn) => conn.close()).catch(() => {});
     this.connections.clear();
     this.identity.wipe();
@@ -329,7 +360,11 @@ export class Client extends EventEmitter<ClientEvents> {
       conn.on("deliver", (frame) => this.onDeliver(conn, frame));
       conn.on("close", () => {
         if (this.connections.get(url) === opening) this.connections.delete(url);
+        this.liveRelays.delete(url);
+        if (this.live && !this.live.stopped) this.reconnectLater(url);
       });
+      this.liveRelays.add(url);
+      this.emit("relay", { url, state: "connected" });
       return conn;
     })();
     this.connections.set(url, opening);
@@ -371,6 +406,7 @@ export class Client extends EventEmitter<ClientEvents> {
         expiresAt: pending.expiresAt,
       }),
     );
+    if (this.live) await this.subscribe(conn, key).catch(() => {});
     return { code, expiresAt: pending.expiresAt * 1000, relay };
   }
 
@@ -488,7 +524,8 @@ export class Client extends EventEmitter<ClientEvents> {
       return ev;
     });
     this.emitEvent(event);
-    const unreachable = await this.flush({ force: true });
+    if (this.live) await this.subscribe(conn, key).catch(() => {});
+    const { unreachable } = await this.flush({ force: true });
     if (unreachable.length > 0 && event.type === "contact" && event.event !== "key-changed") {
       throw new ClientError(
         "UNREACHABLE",
@@ -579,7 +616,7 @@ export class Client extends EventEmitter<ClientEvents> {
       this.store.putContact(id, contact);
       return { contactId: id, name: contact.name, out };
     });
-    const unreachable = await this.flush({ force: true });
+    const { unreachable, refused } = await this.flush({ force: true });
     const statuses = queued.out.map((m) => ({
       contact: queued.name,
       id: m.id,
@@ -590,6 +627,15 @@ export class Client extends EventEmitter<ClientEvents> {
         "UNREACHABLE",
         `relay ${unreachable.join(", ")} is unreachable: ${statuses.filter((s) => s.status === "queued").length} message(s) wait in the outbox`,
       );
+    }
+    if (statuses.some((s) => s.status === "queued") && refused.length > 0) {
+      throw new ClientError(
+        "RELAY_REFUSED",
+        `${refused.join("; ")}; the message waits in the outbox and is retried by the next send or sync`,
+      );
+    }
+    if (statuses.some((s) => s.status === "failed")) {
+      throw new ClientError("RELAY_REFUSED", `${refused.join("; ")}; the message was not sent`);
     }
     return statuses;
   }
@@ -614,7 +660,7 @@ export class Client extends EventEmitter<ClientEvents> {
    * changed are held. `force` ignores the retry back-off (a command the user just ran). Returns
    * the relays that could not be reached.
    */
-  flush(options: { force?: boolean } = {}): Promise<string[]> {
+  flush(options: { force?: boolean } = {}): Promise<FlushReport> {
     if (this.flushing) return this.flushing.then(() => this.flush(options));
     const run = this.flushOnce(options.force ?? false).finally(() => {
       this.flushing = null;
@@ -623,9 +669,10 @@ export class Client extends EventEmitter<ClientEvents> {
     return run;
   }
 
-  private async flushOnce(force: boolean): Promise<string[]> {
+  private async flushOnce(force: boolean): Promise<FlushReport> {
     this.sealReceipts();
     const unreachable = new Set<string>();
+    const refused: string[] = [];
     const blocked = new Set<string>();
     const held = new Set(
       this.store
@@ -647,16 +694,19 @@ export class Client extends EventEmitter<ClientEvents> {
         await conn.deposit(fromHex(e.address), fromHex(e.clientMessageId), unb64(e.ciphertext));
       } catch (err) {
         blocked.add(dest);
-        const permanent =
-          err instanceof RelayRequestError && (err.code === "UNKNOWN_MAILBOX" || err.code === "TOO_LARGE");
+        // Only a ciphertext the relay will never take is given up; a missing mailbox comes back
+        // when its owner's client next connects (it re-creates it), a full one empties.
+        const permanent = err instanceof RelayRequestError && err.code === "TOO_LARGE";
         if (
           err instanceof RelayUnreachableError ||
           (err instanceof ClientError && err.code === "UNREACHABLE")
         ) {
           unreachable.add(e.relay);
         } else if (err instanceof ClientError && err.code === "RELAY_REFUSED") {
-          this.emit("warning", err.message);
-        } else if (!(err instanceof RelayRequestError)) {
+          refused.push(err.message);
+        } else if (err instanceof RelayRequestError) {
+          refused.push(`relay ${e.relay} refused a ${e.kind}: ${err.code} (${err.message})`);
+        } else {
           throw err;
         }
         this.store.tx(() => {
@@ -677,7 +727,8 @@ export class Client extends EventEmitter<ClientEvents> {
       }
       this.delivered(entry.seq, entry.contact, e);
     }
-    return [...unreachable];
+    for (const r of refused) this.emit("warning", r);
+    return { unreachable: [...unreachable], refused };
   }
 
   /** The relay stored an outbox entry: forget it, and mark its message stored. */
@@ -757,8 +808,8 @@ export class Client extends EventEmitter<ClientEvents> {
 
   // ----------------------------------------------------------------------------- receiving
 
-  /** Connects to every relay holding one of my mailboxes and subscribes; returns unreachable relays. */
-  async listen(): Promise<string[]> {
+  /** My mailboxes, grouped by relay. */
+  private mailboxes(): Map<string, MailboxKey[]> {
     const boxes = new Map<string, MailboxKey[]>();
     const add = (relay: string, key: string) => {
       const list = boxes.get(relay) ?? [];
@@ -767,35 +818,125 @@ export class Client extends EventEmitter<ClientEvents> {
     };
     for (const r of this.store.contacts()) add(r.value.inbox.relay, r.value.inbox.key);
     for (const r of this.store.invitations()) add(r.value.relay, r.value.mailboxKey);
+    return boxes;
+  }
+
+  /** Connects to every relay holding one of my mailboxes and subscribes; returns unreachable relays. */
+  async listen(): Promise<string[]> {
     const unreachable: string[] = [];
     await Promise.all(
-      [...boxes].map(async ([relay, keys]) => {
-        try {
-          const conn = await this.connect(relay);
-          for (const key of keys) {
-            try {
-              await conn.subscribe(key);
-            } catch (e) {
-              if (e instanceof RelayRequestError)
-                this.emit("warning", `relay ${relay}: cannot subscribe to a mailbox (${e.code})`);
-              else throw e;
-            }
-          }
-        } catch (e) {
-          if (e instanceof ClientError && e.code === "RELAY_REFUSED") this.emit("warning", e.message);
-          else if (e instanceof ClientError || e instanceof RelayUnreachableError) unreachable.push(relay);
-          else throw e;
-        }
+      [...this.mailboxes()].map(async ([relay, keys]) => {
+        if (!(await this.listenOn(relay, keys))) unreachable.push(relay);
       }),
     );
     this.lastDelivery = Date.now();
     return unreachable;
   }
 
+  /** Subscribes to my mailboxes on one relay; false when the relay cannot be reached. */
+  private async listenOn(relay: string, keys: MailboxKey[]): Promise<boolean> {
+    try {
+      const conn = await this.connect(relay);
+      for (const key of keys) {
+        try {
+          await this.subscribe(conn, key);
+        } catch (e) {
+          if (e instanceof RelayRequestError) {
+            this.emit("warning", `relay ${relay}: cannot subscribe to a mailbox (${e.code})`);
+          } else throw e;
+        }
+      }
+      return true;
+    } catch (e) {
+      if (e instanceof ClientError && e.code === "RELAY_REFUSED") {
+        this.emit("warning", e.message);
+        return true;
+      }
+      if (e instanceof ClientError || e instanceof RelayUnreachableError) return false;
+      throw e;
+    }
+  }
+
+  // ----------------------------------------------------------------------------- live mode
+
+  /**
+   * Stays online until `stop()`: subscribes to every mailbox, reconnects to a relay that drops
+   * (backing off from 1 s to 5 min), retries the outbox as entries fall due, and marks expired
+   * messages. Events arrive as they happen. This is what the terminal UI runs.
+   */
+  async start(): Promise<void> {
+    if (this.live) return;
+    const live: Live = { timers: new Set(), attempts: new Map(), stopped: false };
+    this.live = live;
+    await this.flush({ force: true });
+    for (const relay of await this.listen()) this.reconnectLater(relay);
+    const tick = setInterval(() => {
+      void this.flush().catch((e: unknown) => this.emit("warning", `outbox: ${(e as Error).message}`));
+    }, 1000);
+    const expiry = setInterval(() => this.checkExpired(), 60_000);
+    live.timers.add(tick);
+    live.timers.add(expiry);
+  }
+
+  /** Leaves live mode and closes every relay connection. */
+  async stop(): Promise<void> {
+    const live = this.live;
+    if (!live) return;
+    live.stopped = true;
+    for (const t of live.timers) clearTimeout(t);
+    this.live = null;
+    await this.processing;
+    for (const c of this.connections.values()) void c.then((conn) => conn.close()).catch(() => {});
+    this.connections.clear();
+  }
+
+  /** Relays this process is connected to right now (for a status bar). */
+  connectedRelays(): string[] {
+    return [...this.liveRelays];
+  }
+
+  private reconnectLater(relay: string): void {
+    const live = this.live;
+    if (!live || live.stopped) return;
+    const attempts = (live.attempts.get(relay) ?? 0) + 1;
+    live.attempts.set(relay, attempts);
+    this.emit("relay", { url: relay, state: "disconnected", retryInMs: backoffMs(attempts - 1) });
+    const timer = setTimeout(
+      async () => {
+        live.timers.delete(timer);
+        if (live.stopped) return;
+        const keys = this.mailboxes().get(relay) ?? [];
+        if (await this.listenOn(relay, keys)) {
+          live.attempts.delete(relay);
+          void this.flush({ force: true }).catch(() => {});
+        } else {
+          this.reconnectLater(relay);
+        }
+      },
+      backoffMs(attempts - 1),
+    );
+    live.timers.add(timer);
+  }
+
+  /**
+   * Subscribes to one of my mailboxes. A relay that lost it (wiped, or a memory relay restarted)
+   * gets it back: the address derives from the key, so re-creating it restores the same mailbox.
+   */
+  private async subscribe(conn: RelayConnection, key: MailboxKey): Promise<void> {
+    try {
+      await conn.subscribe(key);
+    } catch (e) {
+      if (!(e instanceof RelayRequestError && e.code === "UNKNOWN_MAILBOX")) throw e;
+      await conn.createMailbox(key);
+      await conn.subscribe(key);
+      this.emit("warning", `relay ${conn.url} had lost one of your mailboxes; it was re-created`);
+    }
+  }
+
   private onDeliver(conn: RelayConnection, frame: DeliverFrame): void {
     this.lastDelivery = Date.now();
     this.processing = this.processing.then(async () => {
-      let events: ClientEvent[];
+      let events: ClientEvent[] | null;
       try {
         events = this.receive(frame);
       } catch (e) {
@@ -803,6 +944,7 @@ export class Client extends EventEmitter<ClientEvents> {
         this.emit("warning", `could not store a received message: ${(e as Error).message}`);
         return;
       }
+      if (events === null) return;
       for (const ev of events) this.emitEvent(ev);
       try {
         await conn.ack(frame.address, frame.messageId);
@@ -815,21 +957,43 @@ export class Client extends EventEmitter<ClientEvents> {
   }
 
   /** Handles one delivered envelope in one transaction; returns what the user should see. */
-  private receive(frame: DeliverFrame): ClientEvent[] {
+  private receive(frame: DeliverFrame): ClientEvent[] | null {
     const address = toHex(frame.address);
     return this.store.tx(() => {
-      for (const r of this.store.contacts()) {
-        if (MailboxKey.deserialize(fromHex(r.value.inbox.key)).addressHex === address) {
-          return this.receiveFromContact(r.key, r.value, frame);
-        }
+      let owner = this.inboxes?.get(address);
+      if (!owner) {
+        this.inboxes = this.indexInboxes();
+        owner = this.inboxes.get(address);
       }
-      for (const r of this.store.invitations()) {
-        if (MailboxKey.deserialize(fromHex(r.value.mailboxKey)).addressHex === address) {
-          return this.receiveAccept(r.key, frame);
-        }
+      if (owner?.kind === "contact") {
+        const contact = this.store.contact(owner.id);
+        if (contact) return this.receiveFromContact(owner.id, contact, frame);
+      } else if (owner?.kind === "invitation" && this.store.invitation(owner.id)) {
+        this.inboxes = null;
+        return this.receiveAccept(owner.id, frame);
       }
-      return [];
+      // Not (or no longer) mine: leave it on the relay rather than acknowledge what was not read.
+      this.inboxes = null;
+      return null;
     });
+  }
+
+  /** Which contact or invitation each of my mailbox addresses (hex) belongs to. */
+  private indexInboxes(): Map<string, { kind: "contact" | "invitation"; id: string }> {
+    const index = new Map<string, { kind: "contact" | "invitation"; id: string }>();
+    for (const r of this.store.contacts()) {
+      index.set(MailboxKey.deserialize(fromHex(r.value.inbox.key)).addressHex, {
+        kind: "contact",
+        id: r.key,
+      });
+    }
+    for (const r of this.store.invitations()) {
+      index.set(MailboxKey.deserialize(fromHex(r.value.mailboxKey)).addressHex, {
+        kind: "invitation",
+        id: r.key,
+      });
+    }
+    return index;
   }
 
   private receiveFromContact(id: string, contact: ContactRecord, frame: DeliverFrame): ClientEvent[] {
@@ -1038,7 +1202,7 @@ export class Client extends EventEmitter<ClientEvents> {
     const quiet = options.quietMs ?? 400;
     const start = Date.now();
     const before = this.events.length;
-    const unreachable = new Set(await this.flush({ force: true }));
+    const unreachable = new Set((await this.flush({ force: true })).unreachable);
     for (const r of await this.listen()) unreachable.add(r);
     const deadline = start + (options.waitMs ?? 0);
     for (;;) {
@@ -1050,7 +1214,7 @@ export class Client extends EventEmitter<ClientEvents> {
       await new Promise((r) => setTimeout(r, 25));
     }
     await this.processing;
-    for (const r of await this.flush({ force: true })) unreachable.add(r);
+    for (const r of (await this.flush({ force: true })).unreachable) unreachable.add(r);
     this.checkExpired();
     await this.pruneInvitations();
     return { unreachable: [...unreachable] };
