@@ -183,8 +183,7 @@ export class Client extends EventEmitter<ClientEvents> {
       for (const t of this.live.timers) clearTimeout(t);
       this.live = null;
     }
-    for (const c of this.connections.values()) void c.then((conn) => conn.close()).catch(() => {});
-    this.connections.clear();
+    this.disconnect();
     this.identity.wipe();
     this.store.close();
   }
@@ -886,8 +885,13 @@ export class Client extends EventEmitter<ClientEvents> {
     for (const t of live.timers) clearTimeout(t);
     this.live = null;
     await this.processing;
+    this.disconnect();
+  }
+
+  private disconnect(): void {
     for (const c of this.connections.values()) void c.then((conn) => conn.close()).catch(() => {});
     this.connections.clear();
+    this.liveRelays.clear();
   }
 
   /** Relays this process is connected to right now (for a status bar). */
@@ -1217,6 +1221,8 @@ export class Client extends EventEmitter<ClientEvents> {
     for (const r of (await this.flush({ force: true })).unreachable) unreachable.add(r);
     this.checkExpired();
     await this.pruneInvitations();
+    // Outside live mode a sync is a visit: once done, nothing more is received (or acknowledged).
+    if (!this.live) this.disconnect();
     return { unreachable: [...unreachable] };
   }
 }

@@ -1,0 +1,188 @@
+// The client core in process against the real relay process: live delivery and receipts,
+// reconnection with back-off, a relay that replays a delivery, expiry, and transparency refusal.
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fromHex, MailboxKey } from "@parley/protocol";
+import { afterAll, afterEach, describe, expect, it } from "vitest";
+import { type RelayProcess, startRelay } from "../../relay/test/helpers.js";
+import { Client, type ClientEvent } from "../src/client.js";
+import { ClientError } from "../src/errors.js";
+import { resolvePaths } from "../src/paths.js";
+import { RelayConnection } from "../src/relay-connection.js";
+import { DEFAULT_MAX_RETENTION_SECONDS } from "../src/settings.js";
+
+const dirs: string[] = [];
+const relays: RelayProcess[] = [];
+const clients: Client[] = [];
+
+function tmp(): string {
+  const d = mkdtempSync(join(tmpdir(), "parley-live-"));
+  dirs.push(d);
+  return d;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, "127.0.0.1", () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function relay(args: string[] = ["--storage", "memory"]): Promise<RelayProcess> {
+  const r = await startRelay(args);
+  relays.push(r);
+  return r;
+}
+
+function client(name: string, url: string, maxRetentionSeconds = DEFAULT_MAX_RETENTION_SECONDS): Client {
+  const c = Client.init(resolvePaths(tmp()), "pw", name, { relay: url, maxRetentionSeconds }, 10);
+  clients.push(c);
+  return c;
+}
+
+/** Resolves with the first event matching `pred` (events already seen count too). */
+function eventually(c: Client, pred: (e: ClientEvent) => boolean, timeoutMs = 20_000): Promise<ClientEvent> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error("event did not arrive")), timeoutMs);
+    const on = (e: ClientEvent) => {
+      if (!pred(e)) return;
+      clearTimeout(timer);
+      c.off("event", on);
+      resolve(e);
+    };
+    c.on("event", on);
+  });
+}
+
+async function pair(url: string): Promise<[Client, Client]> {
+  const alice = client("Alice", url);
+  const bob = client("Bob", url);
+  const { code } = await alice.invite();
+  await bob.accept(code, { name: "alice" });
+  await alice.sync();
+  await bob.sync();
+  return [alice, bob];
+}
+
+afterEach(async () => {
+  for (const c of clients.splice(0)) {
+    await c.stop();
+    c.close();
+  }
+  for (const r of relays.splice(0)) await r.stop();
+});
+
+afterAll(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+describe("live mode", () => {
+  it("delivers messages and receipts as they happen", async () => {
+    const r = await relay();
+    const [alice, bob] = await pair(`ws://127.0.0.1:${r.port}`);
+    expect(alice.contacts().map((c) => c.contact)).toEqual(["Bob"]);
+    await alice.start();
+    await bob.start();
+    const arrived = eventually(alice, (e) => e.type === "message" && e.text === "live hello");
+    const [sent] = await bob.send("alice", ["live hello"]);
+    expect(sent!.status).toBe("stored");
+    const delivered = eventually(bob, (e) => e.type === "status" && e.id === sent!.id && e.status === "delivered");
+    expect(await arrived).toMatchObject({ contact: "Bob", direction: "in", id: sent!.id });
+    await delivered;
+    const read = eventually(bob, (e) => e.type === "status" && e.id === sent!.id && e.status === "read");
+    expect(alice.history("Bob").map((m) => m.text)).toEqual(["live hello"]);
+    await read;
+    expect(bob.history("alice")[0]!.status).toBe("read");
+  });
+
+  it("keeps the outbox while the relay is down and delivers after it comes back", async () => {
+    const port = await freePort();
+    const data = tmp();
+    const args = ["--storage", "sqlite", "--data-dir", data, "--port", String(port)];
+    let r = await relay(args);
+    const [alice, bob] = await pair(`ws://127.0.0.1:${port}`);
+    await bob.start();
+    await r.stop();
+    const failure = await bob.send("alice", ["sent while down"]).catch((e: unknown) => e);
+    expect(failure).toBeInstanceOf(ClientError);
+    expect((failure as ClientError).code).toBe("UNREACHABLE");
+    expect(bob.history("alice").at(-1)).toMatchObject({ text: "sent while down", status: "queued" });
+    const stored = eventually(bob, (e) => e.type === "status" && e.status === "stored");
+    r = await relay(args);
+    await stored;
+    const got = eventually(alice, (e) => e.type === "message" && e.text === "sent while down");
+    await alice.sync();
+    await got;
+    expect(alice.history("Bob").filter((m) => m.text === "sent while down")).toHaveLength(1);
+  });
+});
+
+describe("receiving", () => {
+  it("shows a message the relay delivers twice only once", async () => {
+    const r = await relay();
+    const url = `ws://127.0.0.1:${r.port}`;
+    const [alice, bob] = await pair(url);
+    await bob.send("alice", ["only once"]);
+    // Play a relay that replays: read Bob's deposit from Alice's mailbox and deposit a copy.
+    const inbox = alice.store.contacts()[0]!.value.inbox.key;
+    const key = MailboxKey.deserialize(fromHex(inbox));
+    const raw = await RelayConnection.open(url);
+    const copy = new Promise<Uint8Array>((resolve) => raw.once("deliver", (f) => resolve(f.ciphertext)));
+    await raw.subscribe(key);
+    await raw.deposit(key.address, crypto.getRandomValues(new Uint8Array(16)), await copy);
+    raw.close();
+    const events: ClientEvent[] = [];
+    alice.on("event", (e) => events.push(e));
+    await alice.sync();
+    expect(events.filter((e) => e.type === "message").map((e) => (e as { text: string }).text)).toEqual([
+      "only once",
+    ]);
+    expect(alice.history("Bob").map((m) => m.text)).toEqual(["only once"]);
+    // Nothing is left waiting on the relay: both copies were acknowledged.
+    const again: ClientEvent[] = [];
+    alice.on("event", (e) => again.push(e));
+    await alice.sync();
+    expect(again).toEqual([]);
+  });
+
+  it("reports a message that expired on the relay undelivered as expired", async () => {
+    const r = await relay(["--storage", "memory", "--ttl", "1s", "--sweep-interval", "1s"]);
+    const [alice, bob] = await pair(`ws://127.0.0.1:${r.port}`);
+    const [sent] = await bob.send("alice", ["too late"]);
+    // Alice stays away longer than the relay keeps it: the relay sweeps it (watched via its counter).
+    await waitForExpiry(r.port);
+    await alice.sync();
+    expect(alice.history("Bob")).toEqual([]);
+    const events: ClientEvent[] = [];
+    bob.on("event", (e) => events.push(e));
+    bob.checkExpired(Date.now() + 3_600_000);
+    expect(events).toEqual([{ type: "status", contact: "alice", id: sent!.id, status: "expired" }]);
+    expect(bob.history("alice")[0]!.status).toBe("expired");
+  });
+
+  it("refuses a relay that keeps messages longer than the user's maximum, saying why", async () => {
+    const r = await relay(["--storage", "memory", "--ttl", "20d"]);
+    const alice = client("Alice", `ws://127.0.0.1:${r.port}`, 7 * 86400);
+    const e = await alice.invite().catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(ClientError);
+    expect((e as ClientError).code).toBe("RELAY_REFUSED");
+    expect((e as ClientError).message).toMatch(/20d, longer than your maximum of 7d/);
+    expect(alice.store.invitations()).toEqual([]);
+  });
+});
+
+async function waitForExpiry(port: number): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  while (Date.now() < deadline) {
+    const res = await fetch(`http://127.0.0.1:${port}/transparency`);
+    const body = (await res.json()) as { counters: { expirations: number } };
+    if (body.counters.expirations > 0) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error("the relay never expired the message");
+}
+

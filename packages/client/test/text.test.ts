@@ -1,0 +1,55 @@
+import { describe, expect, it } from "vitest";
+import { decodeIntro, encodeIntro, isControlText } from "../src/intro.js";
+import { transparencyUrl } from "../src/relay-connection.js";
+import { cleanName, displayText, humanDuration, nameProblem, parseDuration, printable } from "../src/text.js";
+
+describe("durations", () => {
+  it("parses and prints s, m, h, d", () => {
+    expect(parseDuration("30s")).toBe(30);
+    expect(parseDuration("15m")).toBe(900);
+    expect(parseDuration("12h")).toBe(43200);
+    expect(parseDuration("7d")).toBe(604800);
+    expect(parseDuration("45")).toBe(45);
+    for (const bad of ["", "0", "0d", "1w", "-1d", "1.5h", "d"]) expect(parseDuration(bad)).toBeNull();
+    expect(humanDuration(604800)).toBe("7d");
+    expect(humanDuration(90)).toBe("90s");
+  });
+});
+
+describe("what reaches a terminal", () => {
+  it("neutralizes escapes and bidi overrides but keeps lines", () => {
+    expect(displayText("a\u001b[2Jb\nc\td\u202ee")).toBe("a\ufffd[2Jb\nc\td\ufffde");
+    expect(printable("x\ny\u0007")).toBe("x\ufffdy\ufffd");
+  });
+
+  it("cleans names and explains refused ones", () => {
+    expect(cleanName("  Bob \u001b[31m  the\tbuilder ")).toBe("Bob [31m the builder");
+    expect(cleanName("x".repeat(100))).toHaveLength(64);
+    expect(nameProblem("alice")).toBeNull();
+    expect(nameProblem("")).toMatch(/empty/);
+    expect(nameProblem(" alice")).toMatch(/spaces/);
+    expect(nameProblem("a\u0000b")).toMatch(/control/);
+    expect(nameProblem("y".repeat(65))).toMatch(/64/);
+  });
+});
+
+describe("intro control texts", () => {
+  it("round-trips a name and refuses anything else", () => {
+    const t = encodeIntro({ name: "Alice" });
+    expect(isControlText(t)).toBe(true);
+    expect(decodeIntro(t)).toEqual({ name: "Alice" });
+    expect(decodeIntro("hello")).toBeNull();
+    expect(decodeIntro("\u0000parley:intro:{bad")).toBeNull();
+    expect(decodeIntro('\u0000parley:intro:{"v":2,"name":"x"}')).toBeNull();
+    expect(decodeIntro('\u0000parley:intro:{"v":1,"name":5}')).toBeNull();
+    expect(isControlText("hello")).toBe(false);
+  });
+});
+
+describe("transparency URL", () => {
+  it("maps ws to http and wss to https, keeping host, port and path", () => {
+    expect(transparencyUrl("ws://127.0.0.1:7700")).toBe("http://127.0.0.1:7700/transparency");
+    expect(transparencyUrl("wss://relay.example.org/parley/")).toBe("https://relay.example.org/parley/transparency");
+    expect(transparencyUrl("wss://relay.example.org:8443/x?y=1")).toBe("https://relay.example.org:8443/x/transparency");
+  });
+});
