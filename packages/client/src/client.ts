@@ -156,9 +156,10 @@ export class Client extends EventEmitter<ClientEvents> {
   static init(paths: Paths, passphrase: string, name: string, settings: Settings, logN?: number): Client {
     const problem = nameProblem(name);
     if (problem) throw new ClientError("USAGE", `--name: ${problem}`);
-    const store = Store.create(paths.home, paths.database, passphrase, logN);
     const identity = Identity.generate();
-    store.tx(() => store.putIdentity({ name, secret: toHex(identity.serialize()), createdAt: Date.now() }));
+    const store = Store.create(paths.home, paths.database, passphrase, logN, (s) =>
+      s.putIdentity({ name, secret: toHex(identity.serialize()), createdAt: Date.now() }),
+    );
     return new Client(store, identity, name, settings);
   }
 

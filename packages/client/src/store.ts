@@ -2,7 +2,7 @@
 // (vault.ts). In the clear are only row keys (random), the contact a message row belongs to
 // (a random id), arrival order and keyed lookup tags. Each change runs in one IMMEDIATE
 // transaction, so ratchet state, history and outbox move together or not at all.
-import { chmodSync, existsSync, mkdirSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, renameSync, rmSync } from "node:fs";
 import Database from "better-sqlite3";
 import { ClientError } from "./errors.js";
 import { type KdfParams, newKdfParams, parseKdfParams, Vault } from "./vault.js";
@@ -124,21 +124,49 @@ export class Store {
     return existsSync(path);
   }
 
-  /** Creates a new store (the home must not have one). */
-  static create(home: string, path: string, passphrase: string, logN?: number): Store {
+  /**
+   * Creates a new store (the home must not have one), runs `fill` (writing the identity) in the
+   * same transaction, and only then moves the file into place: an interrupted init leaves no
+   * half-made store behind.
+   */
+  static create(
+    home: string,
+    path: string,
+    passphrase: string,
+    logN: number | undefined,
+    fill: (s: Store) => void,
+  ): Store {
     mkdirSync(home, { recursive: true, mode: 0o700 });
     if (existsSync(path))
       throw new ClientError("ALREADY_INITIALIZED", `${home} already holds a Parley identity`);
-    const db = openDb(path);
-    chmodSync(path, 0o600);
+    const partial = `${path}.creating`;
+    rmSync(partial, { force: true });
+    rmSync(`${partial}-journal`, { force: true });
     const params = newKdfParams(logN);
     const vault = Vault.derive(passphrase, params);
-    db.exec(SCHEMA);
-    db.prepare("INSERT INTO meta (key, value) VALUES ('kdf', ?), ('verifier', ?)").run(
-      Buffer.from(JSON.stringify(params)),
-      Buffer.from(vault.makeVerifier()),
-    );
-    return new Store(db, vault);
+    const db = new Database(partial);
+    try {
+      chmodSync(partial, 0o600);
+      db.pragma("journal_mode = DELETE");
+      db.pragma("secure_delete = ON");
+      const draft = new Store(db, vault);
+      db.transaction(() => {
+        db.exec(SCHEMA);
+        db.prepare("INSERT INTO meta (key, value) VALUES ('kdf', ?), ('verifier', ?)").run(
+          Buffer.from(JSON.stringify(params)),
+          Buffer.from(vault.makeVerifier()),
+        );
+        fill(draft);
+      }).immediate();
+    } finally {
+      db.close();
+    }
+    if (existsSync(path)) {
+      rmSync(partial, { force: true });
+      throw new ClientError("ALREADY_INITIALIZED", `${home} already holds a Parley identity`);
+    }
+    renameSync(partial, path);
+    return new Store(openDb(path), vault);
   }
 
   /** Opens and unlocks an existing store; a wrong passphrase changes nothing. */

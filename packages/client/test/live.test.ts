@@ -90,7 +90,10 @@ describe("live mode", () => {
     const arrived = eventually(alice, (e) => e.type === "message" && e.text === "live hello");
     const [sent] = await bob.send("alice", ["live hello"]);
     expect(sent!.status).toBe("stored");
-    const delivered = eventually(bob, (e) => e.type === "status" && e.id === sent!.id && e.status === "delivered");
+    const delivered = eventually(
+      bob,
+      (e) => e.type === "status" && e.id === sent!.id && e.status === "delivered",
+    );
     expect(await arrived).toMatchObject({ contact: "Bob", direction: "in", id: sent!.id });
     await delivered;
     const read = eventually(bob, (e) => e.type === "status" && e.id === sent!.id && e.status === "read");
@@ -185,4 +188,3 @@ async function waitForExpiry(port: number): Promise<void> {
   }
   throw new Error("the relay never expired the message");
 }
-

@@ -49,7 +49,11 @@ describe("intro control texts", () => {
 describe("transparency URL", () => {
   it("maps ws to http and wss to https, keeping host, port and path", () => {
     expect(transparencyUrl("ws://127.0.0.1:7700")).toBe("http://127.0.0.1:7700/transparency");
-    expect(transparencyUrl("wss://relay.example.org/parley/")).toBe("https://relay.example.org/parley/transparency");
-    expect(transparencyUrl("wss://relay.example.org:8443/x?y=1")).toBe("https://relay.example.org:8443/x/transparency");
+    expect(transparencyUrl("wss://relay.example.org/parley/")).toBe(
+      "https://relay.example.org/parley/transparency",
+    );
+    expect(transparencyUrl("wss://relay.example.org:8443/x?y=1")).toBe(
+      "https://relay.example.org:8443/x/transparency",
+    );
   });
 });
