@@ -45,6 +45,12 @@ function output(json: boolean): Output {
   };
 }
 
+/** Node's parseArgs explains over several lines; one is enough, and the first says what is wrong. */
+const firstLine = (e: unknown) =>
+  String((e as Error).message)
+    .split("\n")[0]!
+    .trim();
+
 const usage = (message: string) => new ClientError("USAGE", `${message} (see parley --help)`);
 
 const time = (ms: number) => new Date(ms).toISOString().replace("T", " ").slice(0, 19);
@@ -143,7 +149,7 @@ async function main(argv: string[]): Promise<number> {
   try {
     globals = parseArgs({ args: head, options: GLOBAL, strict: true, allowPositionals: false }).values;
   } catch (e) {
-    throw usage((e as Error).message);
+    throw usage(firstLine(e));
   }
   if (globals.help) {
     process.stdout.write(`${USAGE}\n`);
@@ -175,7 +181,7 @@ async function main(argv: string[]): Promise<number> {
     values = parsed.values as Values;
     positionals = parsed.positionals;
   } catch (e) {
-    throw usage(`${command}: ${(e as Error).message}`);
+    throw usage(`${command}: ${firstLine(e)}`);
   }
   const home = (values.home as string | undefined) ?? (globals.home as string | undefined);
   const out = output(Boolean(values.json ?? globals.json));

@@ -22,7 +22,6 @@ import {
   ParleyError,
   type Payload,
   PendingInvitation,
-  type PublicIdentity,
   relayUrlProblem,
   Session,
   safetyNumber,
@@ -72,13 +71,28 @@ export interface MessageView {
 export type ClientEvent =
   | ({ readonly type: "message" } & MessageView)
   | { readonly type: "status"; readonly contact: string; readonly id: string; readonly status: MessageStatus }
-  | {
+  | ({
       readonly type: "contact";
-      readonly contact: string;
-      readonly event: "added" | "renamed" | "key-changed" | "renewed";
-      readonly fingerprint: string;
+      readonly event: ContactChange;
+      readonly previousName?: string;
+    } & ContactView);
+
+export type ContactChange = "added" | "renamed" | "key-changed" | "renewed";
+
+/** An event as produced inside a transaction; a contact's is completed from the store once committed. */
+type InternalEvent =
+  | Exclude<ClientEvent, { type: "contact" }>
+  | {
+      readonly type: "contact-ref";
+      readonly id: string;
+      readonly event: ContactChange;
       readonly previousName?: string;
     };
+
+const changed = (id: string, event: ContactChange, previousName?: string): InternalEvent =>
+  previousName === undefined
+    ? { type: "contact-ref", id, event }
+    : { type: "contact-ref", id, event, previousName };
 
 export interface RelayState {
   readonly url: string;
@@ -118,8 +132,13 @@ export function backoffMs(attempts: number): number {
   return Math.round(base * (0.75 + Math.random() * 0.5));
 }
 
-/** Slack added to a relay's retention before an unacknowledged message is called expired (sweep interval, clocks). */
-const EXPIRY_SLACK_MS = 60_000;
+/**
+ * A stored message with no receipt is called expired once the relay's retention and one sweep
+ * interval (both from its transparency statement) have passed, plus this margin for clocks.
+ */
+const EXPIRY_SLACK_MS = 5_000;
+/** Sweep interval assumed for a relay whose statement does not give one. */
+const DEFAULT_SWEEP_SECONDS = 60;
 const MAX_RECEIPT_IDS = 256;
 
 const b64 = (b: Uint8Array) => Buffer.from(b).toString("base64");
@@ -327,7 +346,15 @@ export class Client extends EventEmitter<ClientEvents> {
       );
     }
     this.checkRetention(url, seconds);
-    this.store.tx(() => this.store.putRelay({ url, retentionSeconds: seconds, checkedAt: Date.now() }));
+    const sweep = (statement as { retention?: { sweepIntervalSeconds?: unknown } }).retention
+      ?.sweepIntervalSeconds;
+    const sweepSeconds =
+      typeof sweep === "number" && Number.isSafeInteger(sweep) && sweep > 0 && sweep <= 86400
+        ? sweep
+        : DEFAULT_SWEEP_SECONDS;
+    this.store.tx(() =>
+      this.store.putRelay({ url, retentionSeconds: seconds, sweepSeconds, checkedAt: Date.now() }),
+    );
   }
 
   private checkRetention(url: string, seconds: number): void {
@@ -372,6 +399,13 @@ export class Client extends EventEmitter<ClientEvents> {
       if (this.connections.get(url) === opening) this.connections.delete(url);
     });
     return opening;
+  }
+
+  /** How long after a relay stored a message it is surely gone from there. */
+  private expiryDelayMs(url: string): number {
+    const r = this.store.relay(url);
+    const retention = r?.retentionSeconds ?? this.settings.maxRetentionSeconds;
+    return (retention + (r?.sweepSeconds ?? DEFAULT_SWEEP_SECONDS)) * 1000 + EXPIRY_SLACK_MS;
   }
 
   private retentionOf(url: string): number {
@@ -451,7 +485,7 @@ export class Client extends EventEmitter<ClientEvents> {
     const key = MailboxKey.generate();
     await this.request(relay, () => conn.createMailbox(key));
 
-    const event = this.store.tx((): ClientEvent => {
+    const pending = this.store.tx((): InternalEvent => {
       if (!this.store.useInvitation(invId)) {
         throw new ClientError(
           "BAD_INVITATION",
@@ -475,7 +509,7 @@ export class Client extends EventEmitter<ClientEvents> {
       const now = Date.now();
       const theirFp = fingerprint(inv.identity);
       let contactId: string;
-      let ev: ClientEvent;
+      let ev: InternalEvent;
       if (target) {
         const old = target.value;
         const sameKey = samePublicIdentity(decodePublicIdentity(fromHex(old.identity)), inv.identity);
@@ -495,12 +529,7 @@ export class Client extends EventEmitter<ClientEvents> {
           awaiting: [],
         };
         contactId = this.store.putContact(target.key, updated);
-        ev = {
-          type: "contact",
-          contact: old.name,
-          event: sameKey ? "renewed" : "key-changed",
-          fingerprint: theirFp,
-        };
+        ev = changed(contactId, sameKey ? "renewed" : "key-changed");
       } else {
         const name = options.name ?? this.uniqueName(`contact-${theirFp.replace(/ /g, "").slice(0, 8)}`);
         contactId = this.store.putContact(null, {
@@ -517,13 +546,13 @@ export class Client extends EventEmitter<ClientEvents> {
           unread: 0,
           awaiting: [],
         });
-        ev = { type: "contact", contact: name, event: "added", fingerprint: theirFp };
+        ev = changed(contactId, "added");
       }
       session.wipe();
       this.store.enqueue(contactId, this.outboxEntry("accept", inv.relayUrl, toHex(inv.mailbox), message));
       return ev;
     });
-    this.emitEvent(event);
+    const event = this.emitEvent(pending)!;
     if (this.live) await this.subscribe(conn, key).catch(() => {});
     const { unreachable } = await this.flush({ force: true });
     if (unreachable.length > 0 && event.type === "contact" && event.event !== "key-changed") {
@@ -733,7 +762,7 @@ export class Client extends EventEmitter<ClientEvents> {
 
   /** The relay stored an outbox entry: forget it, and mark its message stored. */
   private delivered(seq: number, contactId: string, e: OutboxRecord): void {
-    const ev = this.store.tx((): ClientEvent | null => {
+    const ev = this.store.tx((): InternalEvent | null => {
       this.store.removeOutbox(seq);
       if (e.messageSeq === undefined) return null;
       const contact = this.store.contact(contactId);
@@ -742,7 +771,7 @@ export class Client extends EventEmitter<ClientEvents> {
       this.store.putMessage(contactId, e.messageSeq, { ...m, status: "stored" });
       contact.awaiting.push({
         seq: e.messageSeq,
-        deadline: Date.now() + this.retentionOf(e.relay) * 1000 + EXPIRY_SLACK_MS,
+        deadline: Date.now() + this.expiryDelayMs(e.relay),
       });
       this.store.putContact(contactId, contact);
       return { type: "status", contact: contact.name, id: m.id, status: "stored" };
@@ -941,7 +970,7 @@ export class Client extends EventEmitter<ClientEvents> {
   private onDeliver(conn: RelayConnection, frame: DeliverFrame): void {
     this.lastDelivery = Date.now();
     this.processing = this.processing.then(async () => {
-      let events: ClientEvent[] | null;
+      let events: InternalEvent[] | null;
       try {
         events = this.receive(frame);
       } catch (e) {
@@ -962,7 +991,7 @@ export class Client extends EventEmitter<ClientEvents> {
   }
 
   /** Handles one delivered envelope in one transaction; returns what the user should see. */
-  private receive(frame: DeliverFrame): ClientEvent[] | null {
+  private receive(frame: DeliverFrame): InternalEvent[] | null {
     const address = toHex(frame.address);
     return this.store.tx(() => {
       let owner = this.inboxes?.get(address);
@@ -1001,7 +1030,7 @@ export class Client extends EventEmitter<ClientEvents> {
     return index;
   }
 
-  private receiveFromContact(id: string, contact: ContactRecord, frame: DeliverFrame): ClientEvent[] {
+  private receiveFromContact(id: string, contact: ContactRecord, frame: DeliverFrame): InternalEvent[] {
     const session = Session.deserialize(fromHex(contact.session));
     let plaintext: Uint8Array;
     try {
@@ -1012,7 +1041,7 @@ export class Client extends EventEmitter<ClientEvents> {
         // A duplicate (already stored before a crash or by another process) is expected; anything
         // else is a forgery or corruption, which the relay could have sent. Either way nothing changes.
         if (e.code !== "DUPLICATE")
-          this.emit("warning", `dropped an undecryptable message for ${contact.name} (${e.code})`);
+          this.emit("warning", undecryptable(contact.name, frame.ciphertext, e.code));
         return [];
       }
       throw e;
@@ -1036,7 +1065,7 @@ export class Client extends EventEmitter<ClientEvents> {
   }
 
   /** Applies a decrypted payload to a contact (mutated; the caller saves it). */
-  private apply(id: string, contact: ContactRecord, payload: Payload): ClientEvent[] {
+  private apply(id: string, contact: ContactRecord, payload: Payload): InternalEvent[] {
     const now = Date.now();
     if (payload.type === "text") {
       if (isControlText(payload.text)) {
@@ -1046,15 +1075,7 @@ export class Client extends EventEmitter<ClientEvents> {
           const previousName = contact.name;
           contact.name = this.uniqueName(name, id);
           contact.nameSource = "peer";
-          return [
-            {
-              type: "contact",
-              contact: contact.name,
-              event: "renamed",
-              previousName,
-              fingerprint: fpOf(contact),
-            },
-          ];
+          return [changed(id, "renamed", previousName)];
         }
         return [];
       }
@@ -1072,11 +1093,12 @@ export class Client extends EventEmitter<ClientEvents> {
       this.store.addReceipt(id, { kind: "delivered", id: rec.id });
       return [{ type: "message", ...messageView(contact.name, rec) }];
     }
-    const events: ClientEvent[] = [];
+    const events: InternalEvent[] = [];
     const status: MessageStatus = payload.type;
     for (const raw of payload.ids) {
       const hit = this.store.messageById(id, toHex(raw));
-      if (!hit || hit.value.direction !== "out" || RANK[hit.value.status] >= RANK[status]) continue;
+      if (!hit) continue;
+      if (hit.value.direction !== "out" || RANK[hit.value.status] >= RANK[status]) continue;
       this.store.putMessage(id, hit.seq, { ...hit.value, status });
       contact.awaiting = contact.awaiting.filter((a) => a.seq !== hit.seq);
       events.push({ type: "status", contact: contact.name, id: hit.value.id, status });
@@ -1084,7 +1106,7 @@ export class Client extends EventEmitter<ClientEvents> {
     return events;
   }
 
-  private receiveAccept(invitationKey: string, frame: DeliverFrame): ClientEvent[] {
+  private receiveAccept(invitationKey: string, frame: DeliverFrame): InternalEvent[] {
     const inv = this.store.invitation(invitationKey)!;
     const book = new InvitationBook();
     book.add(PendingInvitation.deserialize(fromHex(inv.pending)));
@@ -1118,11 +1140,11 @@ export class Client extends EventEmitter<ClientEvents> {
     accepted.session.wipe();
     let id: string;
     let contact: ContactRecord;
-    const events: ClientEvent[] = [];
+    const events: InternalEvent[] = [];
     if (existing) {
       contact = { ...existing.value, ...base, awaiting: [] };
       id = existing.key;
-      events.push({ type: "contact", contact: contact.name, event: "renewed", fingerprint: fpOf(contact) });
+      events.push(changed(id, "renewed"));
     } else {
       const fp = fingerprint(accepted.identity);
       contact = {
@@ -1141,11 +1163,13 @@ export class Client extends EventEmitter<ClientEvents> {
     if (payload) {
       const applied = this.apply(id, contact, payload);
       if (!existing) {
-        events.push({ type: "contact", contact: contact.name, event: "added", fingerprint: fpOf(contact) });
+        events.push(changed(id, "added"));
       }
-      events.push(...applied.filter((e) => !(e.type === "contact" && e.event === "renamed" && !existing)));
+      events.push(
+        ...applied.filter((e) => !(e.type === "contact-ref" && e.event === "renamed" && !existing)),
+      );
     } else if (!existing) {
-      events.push({ type: "contact", contact: contact.name, event: "added", fingerprint: fpOf(contact) });
+      events.push(changed(id, "added"));
     }
     // Tell the accepter who we are; this also ends its Accept wrapping.
     const wire = this.encryptTo(contact, this.introPayload());
@@ -1157,7 +1181,7 @@ export class Client extends EventEmitter<ClientEvents> {
   /** Marks sent messages whose relay retention passed without a receipt as expired. */
   checkExpired(now = Date.now()): void {
     const events = this.store.tx(() => {
-      const out: ClientEvent[] = [];
+      const out: InternalEvent[] = [];
       for (const r of this.store.contacts()) {
         const due = r.value.awaiting.filter((a) => a.deadline <= now);
         if (due.length === 0) continue;
@@ -1193,9 +1217,24 @@ export class Client extends EventEmitter<ClientEvents> {
     }
   }
 
-  private emitEvent(ev: ClientEvent): void {
+  /** Publishes an event once its transaction committed; a contact's carries the contact as it is now. */
+  private emitEvent(internal: InternalEvent): ClientEvent | null {
+    let ev: ClientEvent;
+    if (internal.type === "contact-ref") {
+      const contact = this.store.contact(internal.id);
+      if (!contact) return null;
+      ev = {
+        type: "contact",
+        event: internal.event,
+        ...(internal.previousName === undefined ? {} : { previousName: internal.previousName }),
+        ...this.view(internal.id, contact),
+      };
+    } else {
+      ev = internal;
+    }
     this.events.push(ev);
     this.emit("event", ev);
+    return ev;
   }
 
   /**
@@ -1235,10 +1274,6 @@ function keyChangedError(name: string): ClientError {
   );
 }
 
-function fpOf(c: ContactRecord): string {
-  return fingerprint(decodePublicIdentity(fromHex(c.identity)) as PublicIdentity);
-}
-
 function messageView(contact: string, m: MessageRecord): MessageView {
   return {
     contact,
@@ -1249,4 +1284,12 @@ function messageView(contact: string, m: MessageRecord): MessageView {
     receivedAt: m.receivedAt,
     status: m.status,
   };
+}
+
+/** Why a delivery was dropped, in words: a second Accept for a used invitation is worth naming. */
+function undecryptable(name: string, wire: Uint8Array, code: string): string {
+  if (wire[0] === 0x01 && code === "AUTH") {
+    return `refused a second acceptance of the one-time invitation that opened your conversation with ${name}: someone else used the same code`;
+  }
+  return `dropped an undecryptable message for ${name} (${code})`;
 }

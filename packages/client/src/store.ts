@@ -77,6 +77,8 @@ export interface InvitationRecord {
 export interface RelayRecord {
   url: string;
   retentionSeconds: number;
+  /** How often the relay deletes expired messages (its transparency statement). */
+  sweepSeconds?: number;
   checkedAt: number;
 }
 
