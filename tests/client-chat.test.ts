@@ -2,6 +2,7 @@
 // two relays, all through real relay processes.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
+  aliceAndBob,
   allDelivered,
   allReached,
   cleanup,
@@ -131,11 +132,7 @@ describe("parley: invitations and conversations", () => {
   it("100 messages each way with interleaved syncs arrive once, in order, and reach delivered", {
     timeout: 300_000,
   }, async () => {
-    const alice = await newHome();
-    const bob = await newHome();
-    await init(alice, "Alice", relay.url);
-    await init(bob, "Bob", relay.url);
-    await connect(alice, bob, "alice", "Bob");
+    const { alice, bob } = await aliceAndBob(relay.url);
 
     const aliceSent: string[] = [];
     const bobSent: string[] = [];
@@ -300,11 +297,7 @@ describe("parley: invitations and conversations", () => {
   it("two sends from the same home at once: both finish (or report the lock) and nothing forks", {
     timeout: 120_000,
   }, async () => {
-    const alice = await newHome();
-    const bob = await newHome();
-    await init(alice, "Alice", relay.url);
-    await init(bob, "Bob", relay.url);
-    await connect(alice, bob, "alice", "Bob");
+    const { alice, bob } = await aliceAndBob(relay.url);
     const xs = Array.from({ length: 20 }, (_, i) => `concurrent x${i}`);
     const ys = Array.from({ length: 20 }, (_, i) => `concurrent y${i}`);
     const [rx, ry, rc] = await Promise.all([
@@ -344,11 +337,7 @@ describe("parley: invitations and conversations", () => {
   });
 
   it("sync --wait returns with a message that arrives while it waits", { timeout: 120_000 }, async () => {
-    const alice = await newHome();
-    const bob = await newHome();
-    await init(alice, "Alice", relay.url);
-    await init(bob, "Bob", relay.url);
-    await connect(alice, bob, "alice", "Bob");
+    const { alice, bob } = await aliceAndBob(relay.url);
     // Nothing pending for Bob now (his accept was his last command); he waits up to 90 s.
     const waiting = runParley(bob, ["sync", "--wait", "90", "--json"], { timeoutMs: 120_000 });
     await sendOne(alice, "Bob", "are you there?");

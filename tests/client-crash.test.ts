@@ -6,14 +6,12 @@ import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import {
+  aliceAndBob,
   allDelivered,
   CLI,
   cleanup,
-  connect,
   history,
-  init,
   newDir,
-  newHome,
   PASSPHRASE,
   parley,
   ROOT,
@@ -79,11 +77,7 @@ describe("crashes", () => {
     timeout: 240_000,
   }, async () => {
     const relay = await startRelay(["--storage", "sqlite", "--data-dir", await newDir()]);
-    const alice = await newHome();
-    const bob = await newHome();
-    await init(alice, "Alice", relay.url);
-    await init(bob, "Bob", relay.url);
-    await connect(alice, bob, "alice", "Bob");
+    const { alice, bob } = await aliceAndBob(relay.url);
 
     const texts = Array.from({ length: 150 }, (_, i) => `crash-${i}`);
     const before = await counter(relay.url, "deposits");

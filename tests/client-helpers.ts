@@ -356,6 +356,16 @@ export async function connect(
   );
 }
 
+/** Two fresh homes, Alice and Bob, on `relayUrl`, connected: Alice invites, Bob accepts naming her "alice". */
+export async function aliceAndBob(relayUrl: string): Promise<{ alice: string; bob: string }> {
+  const alice = await newHome();
+  const bob = await newHome();
+  await init(alice, "Alice", relayUrl);
+  await init(bob, "Bob", relayUrl);
+  await connect(alice, bob, "alice", "Bob");
+  return { alice, bob };
+}
+
 /** The ids in a `send --json` output (in order of first appearance), each at least `stored`. */
 function storedIds(r: RunResult, contact: string, count: number): string[] {
   const ids = [...new Set(statuses(r.events).map((s) => s.id))];

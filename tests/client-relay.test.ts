@@ -2,9 +2,9 @@
 // sending while the relay is down (exit 75, the outbox, and delivery once it is back).
 import { afterEach, describe, expect, it } from "vitest";
 import {
+  aliceAndBob,
   allDelivered,
   cleanup,
-  connect,
   contactEvents,
   contacts,
   fails,
@@ -41,11 +41,7 @@ describe("parley with a relay that goes away", () => {
     const dataDir = await newDir("parley-relay-data-");
     let relay = await startSqliteRelay(port, dataDir);
     const url = `ws://127.0.0.1:${port}`;
-    const alice = await newHome();
-    const bob = await newHome();
-    await init(alice, "Alice", url);
-    await init(bob, "Bob", url);
-    await connect(alice, bob, "alice", "Bob");
+    const { alice, bob } = await aliceAndBob(url);
 
     const aliceEvents: ParleyEvent[] = [];
     const bobEvents: ParleyEvent[] = [];
@@ -99,11 +95,7 @@ describe("parley with a relay that goes away", () => {
     const dataDir = await newDir("parley-relay-data-");
     let relay = await startSqliteRelay(port, dataDir);
     const url = `ws://127.0.0.1:${port}`;
-    const alice = await newHome();
-    const bob = await newHome();
-    await init(alice, "Alice", url);
-    await init(bob, "Bob", url);
-    await connect(alice, bob, "alice", "Bob");
+    const { alice, bob } = await aliceAndBob(url);
     await sendOne(alice, "Bob", "before the outage");
 
     expect(await relay.stop("SIGTERM")).toBe(0);
@@ -150,11 +142,7 @@ describe("parley with a relay that goes away", () => {
     const dataDir = await newDir("parley-relay-data-");
     let relay = await startSqliteRelay(port, dataDir);
     const url = `ws://127.0.0.1:${port}`;
-    const alice = await newHome();
-    const bob = await newHome();
-    await init(alice, "Alice", url);
-    await init(bob, "Bob", url);
-    await connect(alice, bob, "alice", "Bob");
+    const { alice, bob } = await aliceAndBob(url);
 
     expect(await relay.stop("SIGTERM")).toBe(0);
     fails(await runParley(bob, ["send", "alice", "queued by bob"]), 75);
@@ -213,11 +201,7 @@ describe("parley with a relay that goes away", () => {
     // The relay keeps undelivered messages 20 s; the client calls a message expired once that
     // retention (and its slack) passed without a receipt.
     const relay = await startRelay(["--storage", "memory", "--ttl", "20s", "--sweep-interval", "1s"]);
-    const alice = await newHome();
-    const bob = await newHome();
-    await init(alice, "Alice", relay.url);
-    await init(bob, "Bob", relay.url);
-    await connect(alice, bob, "alice", "Bob");
+    const { alice, bob } = await aliceAndBob(relay.url);
     const lost = await sendOne(alice, "Bob", "nobody will read this");
     const events = await syncUntil(alice, (e) => latestStatus(e).get(lost) === "expired", {
       timeoutMs: 240_000,

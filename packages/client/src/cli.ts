@@ -22,7 +22,8 @@ const USAGE = `usage: parley [--home DIR] [--json] COMMAND
   sync [--wait SECONDS]                                 receive messages and receipts, deliver the outbox
   contacts                                              list contacts
   history CONTACT [--limit N]                           show a conversation (marks it read)
-  verify CONTACT [--confirm]                            show the safety number; --confirm marks it verified
+  verify CONTACT [--confirm] [--number N]               show the safety number; --confirm marks it verified;
+                                                        --number checks the one the other person has
 
 The home is --home, else $PARLEY_HOME, else $XDG_DATA_HOME/parley. The passphrase comes from
 $PARLEY_PASSPHRASE, else a prompt in a terminal. D is a duration: 30s, 15m, 12h, 7d.`;
@@ -49,9 +50,13 @@ function output(json: boolean): Output {
 const firstLine = (e: unknown) =>
   String((e as Error).message)
     .split("\n")[0]!
+    .split(". To specify")[0]!
     .trim();
 
 const usage = (message: string) => new ClientError("USAGE", `${message} (see parley --help)`);
+
+/** A name as it would be typed in a shell command. */
+const shellQuote = (name: string) => (/^[\w.@+-]+$/.test(name) ? name : `'${name.replace(/'/g, "'\\''")}'`);
 
 const time = (ms: number) => new Date(ms).toISOString().replace("T", " ").slice(0, 19);
 
@@ -65,7 +70,7 @@ function printEvent(out: Output, ev: ClientEvent): void {
       return;
     case "contact": {
       const what = {
-        added: `new contact ${ev.contact} (${ev.fingerprint}): compare safety numbers with \`parley verify ${ev.contact}\``,
+        added: `new contact ${ev.contact} (${ev.fingerprint}): compare safety numbers with \`parley verify ${shellQuote(ev.contact)}\``,
         renamed: `contact ${ev.previousName} is now called ${ev.contact}`,
         renewed: `new conversation with ${ev.contact} (same identity key)`,
         "key-changed": `WARNING: ${ev.contact}'s identity key CHANGED (now ${ev.fingerprint}); nothing is sent until you verify and confirm`,
@@ -78,7 +83,9 @@ function printEvent(out: Output, ev: ClientEvent): void {
 function formatMessage(m: MessageView): string {
   const who = m.direction === "in" ? m.contact : "me";
   const status = m.direction === "out" ? `  [${m.status}]` : "";
-  return `${time(m.direction === "in" ? m.receivedAt : m.sentAt)}  ${displayText(who)}: ${displayText(m.text)}${status}`;
+  // Continuation lines are indented, so a message cannot pass for several.
+  const text = displayText(m.text).replace(/\n/g, "\n    ");
+  return `${time(m.direction === "in" ? m.receivedAt : m.sentAt)}  ${displayText(who)}: ${text}${status}`;
 }
 
 async function readStdin(): Promise<string> {
@@ -117,7 +124,7 @@ const COMMANDS: Record<string, Record<string, { type: "string" | "boolean" }>> =
   sync: { wait: { type: "string" } },
   contacts: {},
   history: { limit: { type: "string" } },
-  verify: { confirm: { type: "boolean" } },
+  verify: { confirm: { type: "boolean" }, number: { type: "string" } },
 };
 
 const GLOBAL = {
@@ -256,7 +263,7 @@ async function main(argv: string[]): Promise<number> {
         });
         if (ev.type === "contact" && ev.event === "key-changed") {
           out.note(
-            `${ev.contact}'s identity key changed: run \`parley verify ${ev.contact}\`, compare, then --confirm`,
+            `${ev.contact}'s identity key changed: run \`parley verify ${shellQuote(ev.contact)}\`, compare, then --confirm`,
           );
         }
         return 0;
@@ -271,11 +278,17 @@ async function main(argv: string[]): Promise<number> {
       }
       case "sync": {
         client.on("event", (ev) => printEvent(out, ev));
-        const { unreachable } = await client.sync({ waitMs: (waitSeconds ?? 0) * 1000 });
+        const { unreachable, refused } = await client.sync({ waitMs: (waitSeconds ?? 0) * 1000 });
         if (unreachable.length > 0) {
           throw new ClientError(
             "UNREACHABLE",
             `cannot reach relay ${unreachable.join(", ")}; its messages wait there, the outbox here`,
+          );
+        }
+        if (refused.length > 0) {
+          throw new ClientError(
+            "RELAY_REFUSED",
+            `${refused.join("; ")}; anything unsent waits in the outbox`,
           );
         }
         return 0;
@@ -285,7 +298,7 @@ async function main(argv: string[]): Promise<number> {
           const mark = c.keyChanged ? "KEY CHANGED" : c.verified ? "verified" : "unverified";
           out.data(
             { type: "contact", event: "listed", ...c },
-            `${displayText(c.contact)}\t${c.fingerprint}\t${mark}\t${c.relay}\tunread ${c.unread}\toutbox ${c.outbox}`,
+            `${displayText(c.contact)}\t${c.fingerprint}\t${mark}\t${c.relay}\tunread ${c.unread}\toutbox ${c.outbox}\tlast ${c.lastActivity ? time(c.lastActivity) : "-"}`,
           );
         }
         return 0;
@@ -293,16 +306,26 @@ async function main(argv: string[]): Promise<number> {
       case "history": {
         for (const m of client.history(positionals[0]!, limit ?? 50))
           out.data({ type: "message", ...m }, formatMessage(m));
-        // Read receipts go out with the next network command; try now without failing the command.
+        // Read receipts go out with the next network command (history itself stays offline).
         return 0;
       }
       case "verify": {
-        if (values.confirm) client.confirm(positionals[0]!);
+        const number = values.number as string | undefined;
+        if (values.confirm) client.confirm(positionals[0]!, number);
+        else if (number !== undefined && !client.matchesSafety(positionals[0]!, number)) {
+          throw new ClientError(
+            "SAFETY_MISMATCH",
+            `the safety number you have does not match ${positionals[0]}'s key`,
+          );
+        }
         const s = client.safety(positionals[0]!);
         out.data({ type: "safety", ...s }, `${s.safetyNumber}\n${s.compact}`);
         if (values.confirm) {
           out.note(`${s.contact} is marked verified`);
-          await client.flush({ force: true });
+          const { refused } = await client.flush({ force: true });
+          for (const r of refused) out.note(r);
+        } else if (number !== undefined) {
+          out.note(`the safety number matches ${s.contact}'s key; mark it verified with --confirm`);
         } else {
           out.note(
             `compare these digits with ${s.contact} (in person or on a call); if they match: parley verify ${s.contact} --confirm`,

@@ -27,6 +27,7 @@ import {
   safetyNumber,
   samePublicIdentity,
   toHex,
+  verifySafetyNumber,
 } from "@parley/protocol";
 import { ClientError } from "./errors.js";
 import { decodeIntro, encodeIntro, isControlText } from "./intro.js";
@@ -140,6 +141,12 @@ const EXPIRY_SLACK_MS = 5_000;
 /** Sweep interval assumed for a relay whose statement does not give one. */
 const DEFAULT_SWEEP_SECONDS = 60;
 const MAX_RECEIPT_IDS = 256;
+/** A transparency statement is a few kilobytes; anything far larger is not one. */
+const MAX_STATEMENT_CHARS = 1 << 20;
+/** Earlier conversations of one contact whose mailboxes are still read. */
+const MAX_PREVIOUS = 3;
+/** Longest a sync runs beyond its --wait, however busy its mailboxes are. */
+const SYNC_CAP_MS = 120_000;
 
 const b64 = (b: Uint8Array) => Buffer.from(b).toString("base64");
 const unb64 = (s: string) => new Uint8Array(Buffer.from(s, "base64"));
@@ -160,7 +167,8 @@ export class Client extends EventEmitter<ClientEvents> {
   private readonly liveRelays = new Set<string>();
   /** Cache of indexInboxes(), dropped whenever a mailbox changes hands. */
   private inboxes: Map<string, { kind: "contact" | "invitation"; id: string }> | null = null;
-  private readonly events: ClientEvent[] = [];
+  /** Events published so far (sync waits for the first one). */
+  private eventCount = 0;
 
   private constructor(
     readonly store: Store,
@@ -264,13 +272,15 @@ export class Client extends EventEmitter<ClientEvents> {
     return this.store.tx(() => {
       const { id, contact } = this.findContact(name);
       const rows = this.store.history(id, limit);
+      let shown = 0;
       for (const row of rows) {
         if (row.value.direction === "in" && row.value.status === "received") {
           this.store.putMessage(id, row.seq, { ...row.value, status: "read" });
           this.store.addReceipt(id, { kind: "read", id: row.value.id });
+          shown++;
         }
       }
-      if (contact.unread !== 0) this.store.putContact(id, { ...contact, unread: 0 });
+      if (shown > 0) this.store.putContact(id, { ...contact, unread: Math.max(0, contact.unread - shown) });
       return rows.map((r) => messageView(contact.name, r.value));
     });
   }
@@ -293,12 +303,36 @@ export class Client extends EventEmitter<ClientEvents> {
     };
   }
 
-  /** Marks a contact verified; a key-change block is lifted and held messages may leave. */
-  confirm(name: string): void {
+  /**
+   * Marks a contact verified; a key-change block is lifted and held messages may leave. With
+   * `expected` (the 60 digits or the compact form the other person read out or showed as a QR
+   * code), nothing is marked unless it matches the safety number of the key held now.
+   */
+  confirm(name: string, expected?: string): void {
     this.store.tx(() => {
       const { id, contact } = this.findContact(name);
+      if (expected !== undefined) this.checkSafety(contact, expected);
       this.store.putContact(id, { ...contact, verified: true, keyChanged: false });
     });
+  }
+
+  /** Compares a safety number the user has against this contact's, in constant time. */
+  matchesSafety(name: string, candidate: string): boolean {
+    const { contact } = this.findContact(name);
+    return verifySafetyNumber(this.safetyOf(contact), candidate);
+  }
+
+  private safetyOf(contact: ContactRecord) {
+    return safetyNumber(this.identity.publicIdentity, decodePublicIdentity(fromHex(contact.identity)));
+  }
+
+  private checkSafety(contact: ContactRecord, candidate: string): void {
+    if (!verifySafetyNumber(this.safetyOf(contact), candidate)) {
+      throw new ClientError(
+        "SAFETY_MISMATCH",
+        `the safety number you have does not match ${contact.name}'s key: do not trust this contact until you find out why`,
+      );
+    }
   }
 
   // ----------------------------------------------------------------------------- relays
@@ -325,10 +359,21 @@ export class Client extends EventEmitter<ClientEvents> {
     if (known && known.retentionSeconds <= this.settings.maxRetentionSeconds) return;
     let statement: unknown;
     try {
-      const res = await fetch(transparencyUrl(url), { signal: AbortSignal.timeout(5000) });
+      const res = await fetch(transparencyUrl(url), {
+        signal: AbortSignal.timeout(5000),
+        redirect: "error",
+        headers: { accept: "application/json" },
+      });
       if (!res.ok)
         throw new ClientError("RELAY_REFUSED", `relay ${url}: /transparency answered HTTP ${res.status}`);
-      statement = await res.json();
+      const body = await res.text();
+      if (body.length > MAX_STATEMENT_CHARS) {
+        throw new ClientError(
+          "RELAY_REFUSED",
+          `relay ${url}: its transparency statement is implausibly large`,
+        );
+      }
+      statement = JSON.parse(body);
     } catch (e) {
       if (e instanceof ClientError) throw e;
       if (e instanceof SyntaxError) {
@@ -384,6 +429,13 @@ export class Client extends EventEmitter<ClientEvents> {
         conn.close();
         throw e;
       }
+      // The welcome gives the retention in force now; expiry reports follow it.
+      const known = this.store.relay(url);
+      if (known && known.retentionSeconds !== conn.welcome.retentionSeconds) {
+        this.store.tx(() =>
+          this.store.putRelay({ ...known, retentionSeconds: conn.welcome.retentionSeconds }),
+        );
+      }
       conn.on("deliver", (frame) => this.onDeliver(conn, frame));
       conn.on("close", () => {
         if (this.connections.get(url) === opening) this.connections.delete(url);
@@ -406,10 +458,6 @@ export class Client extends EventEmitter<ClientEvents> {
     const r = this.store.relay(url);
     const retention = r?.retentionSeconds ?? this.settings.maxRetentionSeconds;
     return (retention + (r?.sweepSeconds ?? DEFAULT_SWEEP_SECONDS)) * 1000 + EXPIRY_SLACK_MS;
-  }
-
-  private retentionOf(url: string): number {
-    return this.store.relay(url)?.retentionSeconds ?? this.settings.maxRetentionSeconds;
   }
 
   // ------------------------------------------------------------------------- invitations
@@ -480,7 +528,13 @@ export class Client extends EventEmitter<ClientEvents> {
       );
     }
     const relay = this.relayFor(options.relay);
-    // Vet the inviter's relay now when it is reachable; the deposit will vet it anyway.
+    // The inviter's relay will hold what I send: refuse it now if its retention is too long. If it
+    // is unreachable, the handshake waits in the outbox and is vetted before it is deposited.
+    try {
+      await this.vet(inv.relayUrl);
+    } catch (e) {
+      if (!(e instanceof ClientError && e.code === "UNREACHABLE")) throw e;
+    }
     const conn = await this.connect(relay);
     const key = MailboxKey.generate();
     await this.request(relay, () => conn.createMailbox(key));
@@ -499,7 +553,12 @@ export class Client extends EventEmitter<ClientEvents> {
       const byIdentity = all.find((r) =>
         samePublicIdentity(decodePublicIdentity(fromHex(r.value.identity)), inv.identity),
       );
+      // A name the user gives wins; an identity already known is the same person under another name.
       const target = byName ?? byIdentity;
+      if (target && options.name && target === byIdentity && !byName) {
+        target.value.name = options.name;
+        target.value.nameSource = "user";
+      }
       const intro = this.introPayload();
       const { session, message } = acceptInvitation(this.identity, inv, {
         mailbox: key.address,
@@ -525,8 +584,8 @@ export class Client extends EventEmitter<ClientEvents> {
             : fingerprint(decodePublicIdentity(fromHex(old.identity))),
           inbox: { relay, key: toHex(key.serialize()) },
           outbox: { relay: inv.relayUrl, address: toHex(inv.mailbox) },
+          previous: this.retire(old, now),
           lastActivity: now,
-          awaiting: [],
         };
         contactId = this.store.putContact(target.key, updated);
         ev = changed(contactId, sameKey ? "renewed" : "key-changed");
@@ -554,7 +613,13 @@ export class Client extends EventEmitter<ClientEvents> {
     });
     const event = this.emitEvent(pending)!;
     if (this.live) await this.subscribe(conn, key).catch(() => {});
-    const { unreachable } = await this.flush({ force: true });
+    const { unreachable, refused } = await this.flush({ force: true });
+    if (refused.length > 0 && event.type === "contact" && event.event !== "key-changed") {
+      throw new ClientError(
+        "RELAY_REFUSED",
+        `contact ${event.contact} added, but ${refused.join("; ")}; the handshake waits in the outbox`,
+      );
+    }
     if (unreachable.length > 0 && event.type === "contact" && event.event !== "key-changed") {
       throw new ClientError(
         "UNREACHABLE",
@@ -587,6 +652,16 @@ export class Client extends EventEmitter<ClientEvents> {
       attempts: 0,
       nextAttemptAt: now,
     };
+  }
+
+  /**
+   * Keeps a contact's current conversation readable after a new one replaces it: messages already
+   * on their way to its mailbox still decrypt until the relay would have dropped them.
+   */
+  private retire(old: ContactRecord, now: number): NonNullable<ContactRecord["previous"]> {
+    const kept = (old.previous ?? []).filter((p) => p.until > now);
+    kept.push({ inbox: old.inbox, session: old.session, until: now + this.expiryDelayMs(old.inbox.relay) });
+    return kept.slice(-MAX_PREVIOUS);
   }
 
   /** Encrypts one payload to a contact, advancing the session in `contact` (the caller saves it). */
@@ -690,7 +765,12 @@ export class Client extends EventEmitter<ClientEvents> {
    * the relays that could not be reached.
    */
   flush(options: { force?: boolean } = {}): Promise<FlushReport> {
-    if (this.flushing) return this.flushing.then(() => this.flush(options));
+    if (this.flushing) {
+      return this.flushing.then(
+        () => this.flush(options),
+        () => this.flush(options),
+      );
+    }
     const run = this.flushOnce(options.force ?? false).finally(() => {
       this.flushing = null;
     });
@@ -703,17 +783,15 @@ export class Client extends EventEmitter<ClientEvents> {
     const unreachable = new Set<string>();
     const refused: string[] = [];
     const blocked = new Set<string>();
-    const held = new Set(
-      this.store
-        .contacts()
-        .filter((r) => r.value.keyChanged)
-        .map((r) => r.key),
-    );
     const now = Date.now();
-    for (const entry of this.store.outbox()) {
+    for (const listed of this.store.outbox()) {
+      // Re-read the entry and its contact just before depositing: another process may have sent
+      // it meanwhile, or marked the contact's key changed (which holds everything for it).
+      const entry = this.heldOrCurrent(listed.seq);
+      if (!entry) continue;
       const e = entry.value;
       const dest = `${e.relay} ${e.address}`;
-      if (held.has(entry.contact) || blocked.has(dest)) continue;
+      if (blocked.has(dest)) continue;
       if (unreachable.has(e.relay) || (!force && e.nextAttemptAt > now)) {
         blocked.add(dest);
         continue;
@@ -756,8 +834,16 @@ export class Client extends EventEmitter<ClientEvents> {
       }
       this.delivered(entry.seq, entry.contact, e);
     }
-    for (const r of refused) this.emit("warning", r);
     return { unreachable: [...unreachable], refused };
+  }
+
+  /** An outbox entry as it is now, or null when it is gone or its contact's key changed. */
+  private heldOrCurrent(seq: number): { seq: number; contact: string; value: OutboxRecord } | null {
+    const current = this.store.outboxEntry(seq);
+    if (!current) return null;
+    const contact = this.store.contact(current.contact);
+    if (contact?.keyChanged) return null;
+    return { seq, ...current };
   }
 
   /** The relay stored an outbox entry: forget it, and mark its message stored. */
@@ -845,43 +931,48 @@ export class Client extends EventEmitter<ClientEvents> {
       list.push(MailboxKey.deserialize(fromHex(key)));
       boxes.set(relay, list);
     };
-    for (const r of this.store.contacts()) add(r.value.inbox.relay, r.value.inbox.key);
+    for (const r of this.store.contacts()) {
+      add(r.value.inbox.relay, r.value.inbox.key);
+      for (const p of r.value.previous ?? []) add(p.inbox.relay, p.inbox.key);
+    }
     for (const r of this.store.invitations()) add(r.value.relay, r.value.mailboxKey);
     return boxes;
   }
 
-  /** Connects to every relay holding one of my mailboxes and subscribes; returns unreachable relays. */
-  async listen(): Promise<string[]> {
+  /** Connects to every relay holding one of my mailboxes and subscribes to them. */
+  async listen(): Promise<FlushReport> {
     const unreachable: string[] = [];
+    const refused: string[] = [];
     await Promise.all(
       [...this.mailboxes()].map(async ([relay, keys]) => {
-        if (!(await this.listenOn(relay, keys))) unreachable.push(relay);
+        const result = await this.listenOn(relay, keys);
+        if (result === "unreachable") unreachable.push(relay);
+        else if (result !== "ok") refused.push(result.refused);
       }),
     );
     this.lastDelivery = Date.now();
-    return unreachable;
+    return { unreachable, refused };
   }
 
-  /** Subscribes to my mailboxes on one relay; false when the relay cannot be reached. */
-  private async listenOn(relay: string, keys: MailboxKey[]): Promise<boolean> {
+  /** Subscribes to my mailboxes on one relay. */
+  private async listenOn(
+    relay: string,
+    keys: MailboxKey[],
+  ): Promise<"ok" | "unreachable" | { refused: string }> {
     try {
       const conn = await this.connect(relay);
       for (const key of keys) {
         try {
           await this.subscribe(conn, key);
         } catch (e) {
-          if (e instanceof RelayRequestError) {
-            this.emit("warning", `relay ${relay}: cannot subscribe to a mailbox (${e.code})`);
-          } else throw e;
+          if (!(e instanceof RelayRequestError)) throw e;
+          return { refused: `relay ${relay} refused a subscription: ${e.code} (${e.message})` };
         }
       }
-      return true;
+      return "ok";
     } catch (e) {
-      if (e instanceof ClientError && e.code === "RELAY_REFUSED") {
-        this.emit("warning", e.message);
-        return true;
-      }
-      if (e instanceof ClientError || e instanceof RelayUnreachableError) return false;
+      if (e instanceof ClientError && e.code === "RELAY_REFUSED") return { refused: e.message };
+      if (e instanceof ClientError || e instanceof RelayUnreachableError) return "unreachable";
       throw e;
     }
   }
@@ -898,11 +989,22 @@ export class Client extends EventEmitter<ClientEvents> {
     const live: Live = { timers: new Set(), attempts: new Map(), stopped: false };
     this.live = live;
     await this.flush({ force: true });
-    for (const relay of await this.listen()) this.reconnectLater(relay);
+    const listened = await this.listen();
+    for (const r of listened.refused) this.emit("warning", r);
+    for (const relay of listened.unreachable) this.reconnectLater(relay);
     const tick = setInterval(() => {
-      void this.flush().catch((e: unknown) => this.emit("warning", `outbox: ${(e as Error).message}`));
+      if (this.flushing) return;
+      void this.flush().then(
+        (report) => {
+          for (const r of report.refused) this.emit("warning", r);
+        },
+        (e: unknown) => this.emit("warning", `outbox: ${(e as Error).message}`),
+      );
     }, 1000);
-    const expiry = setInterval(() => this.checkExpired(), 60_000);
+    const expiry = setInterval(() => {
+      this.checkExpired();
+      void this.prune().catch(() => {});
+    }, 60_000);
     live.timers.add(tick);
     live.timers.add(expiry);
   }
@@ -940,7 +1042,9 @@ export class Client extends EventEmitter<ClientEvents> {
         live.timers.delete(timer);
         if (live.stopped) return;
         const keys = this.mailboxes().get(relay) ?? [];
-        if (await this.listenOn(relay, keys)) {
+        const result = await this.listenOn(relay, keys);
+        if (result !== "unreachable") {
+          if (result !== "ok") this.emit("warning", result.refused);
           live.attempts.delete(relay);
           void this.flush({ force: true }).catch(() => {});
         } else {
@@ -969,7 +1073,7 @@ export class Client extends EventEmitter<ClientEvents> {
 
   private onDeliver(conn: RelayConnection, frame: DeliverFrame): void {
     this.lastDelivery = Date.now();
-    this.processing = this.processing.then(async () => {
+    const job = async () => {
       let events: InternalEvent[] | null;
       try {
         events = this.receive(frame);
@@ -979,6 +1083,7 @@ export class Client extends EventEmitter<ClientEvents> {
         return;
       }
       if (events === null) return;
+      this.lastDelivery = Date.now();
       for (const ev of events) this.emitEvent(ev);
       try {
         await conn.ack(frame.address, frame.messageId);
@@ -986,7 +1091,10 @@ export class Client extends EventEmitter<ClientEvents> {
         // Already gone (acked by another process, or expired), or the connection broke: a
         // redelivery is refused by the ratchet as a duplicate and acknowledged then.
       }
-      this.lastDelivery = Date.now();
+    };
+    // One delivery at a time, in order; a failure (a throwing listener) never stops the queue.
+    this.processing = this.processing.then(job).catch((e: unknown) => {
+      this.emit("warning", `while receiving: ${(e as Error).message}`);
     });
   }
 
@@ -994,17 +1102,19 @@ export class Client extends EventEmitter<ClientEvents> {
   private receive(frame: DeliverFrame): InternalEvent[] | null {
     const address = toHex(frame.address);
     return this.store.tx(() => {
-      let owner = this.inboxes?.get(address);
-      if (!owner) {
-        this.inboxes = this.indexInboxes();
-        owner = this.inboxes.get(address);
-      }
-      if (owner?.kind === "contact") {
-        const contact = this.store.contact(owner.id);
-        if (contact) return this.receiveFromContact(owner.id, contact, frame);
-      } else if (owner?.kind === "invitation" && this.store.invitation(owner.id)) {
-        this.inboxes = null;
-        return this.receiveAccept(owner.id, frame);
+      // The index is a cache: another process may have changed who owns a mailbox. Trust it only
+      // when the record it names still has this mailbox; otherwise rebuild it once.
+      for (let attempt = 0; attempt < 2; attempt++) {
+        if (attempt === 1 || !this.inboxes) this.inboxes = this.indexInboxes();
+        const owner = this.inboxes.get(address);
+        if (owner?.kind === "contact") {
+          const contact = this.store.contact(owner.id);
+          const slot = contact ? inboxSlot(contact, address) : null;
+          if (contact && slot !== null) return this.receiveFromContact(owner.id, contact, frame, slot);
+        } else if (owner?.kind === "invitation" && this.store.invitation(owner.id)) {
+          this.inboxes = null;
+          return this.receiveAccept(owner.id, frame);
+        }
       }
       // Not (or no longer) mine: leave it on the relay rather than acknowledge what was not read.
       this.inboxes = null;
@@ -1016,22 +1126,25 @@ export class Client extends EventEmitter<ClientEvents> {
   private indexInboxes(): Map<string, { kind: "contact" | "invitation"; id: string }> {
     const index = new Map<string, { kind: "contact" | "invitation"; id: string }>();
     for (const r of this.store.contacts()) {
-      index.set(MailboxKey.deserialize(fromHex(r.value.inbox.key)).addressHex, {
-        kind: "contact",
-        id: r.key,
-      });
+      for (const inbox of [r.value.inbox, ...(r.value.previous ?? []).map((p) => p.inbox)]) {
+        index.set(addressOf(inbox.key), { kind: "contact", id: r.key });
+      }
     }
     for (const r of this.store.invitations()) {
-      index.set(MailboxKey.deserialize(fromHex(r.value.mailboxKey)).addressHex, {
-        kind: "invitation",
-        id: r.key,
-      });
+      index.set(addressOf(r.value.mailboxKey), { kind: "invitation", id: r.key });
     }
     return index;
   }
 
-  private receiveFromContact(id: string, contact: ContactRecord, frame: DeliverFrame): InternalEvent[] {
-    const session = Session.deserialize(fromHex(contact.session));
+  /** `slot` -1 is the current conversation, 0… an earlier one (ContactRecord.previous). */
+  private receiveFromContact(
+    id: string,
+    contact: ContactRecord,
+    frame: DeliverFrame,
+    slot: number,
+  ): InternalEvent[] {
+    const earlier = slot >= 0 ? contact.previous![slot]! : null;
+    const session = Session.deserialize(fromHex(earlier ? earlier.session : contact.session));
     let plaintext: Uint8Array;
     try {
       plaintext = session.decrypt(frame.ciphertext);
@@ -1046,7 +1159,8 @@ export class Client extends EventEmitter<ClientEvents> {
       }
       throw e;
     }
-    contact.session = toHex(session.serialize());
+    if (earlier) earlier.session = toHex(session.serialize());
+    else contact.session = toHex(session.serialize());
     session.wipe();
     let payload: Payload;
     try {
@@ -1059,13 +1173,14 @@ export class Client extends EventEmitter<ClientEvents> {
       );
       return [];
     }
-    const events = this.apply(id, contact, payload);
+    // An earlier conversation's messages are shown, but not acknowledged to the new one.
+    const events = this.apply(id, contact, payload, earlier === null);
     this.store.putContact(id, contact);
     return events;
   }
 
   /** Applies a decrypted payload to a contact (mutated; the caller saves it). */
-  private apply(id: string, contact: ContactRecord, payload: Payload): InternalEvent[] {
+  private apply(id: string, contact: ContactRecord, payload: Payload, sendReceipts = true): InternalEvent[] {
     const now = Date.now();
     if (payload.type === "text") {
       if (isControlText(payload.text)) {
@@ -1090,7 +1205,7 @@ export class Client extends EventEmitter<ClientEvents> {
       if (this.store.addMessage(id, rec) === null) return []; // shown once, whatever the relay repeats
       contact.unread += 1;
       contact.lastActivity = now;
-      this.store.addReceipt(id, { kind: "delivered", id: rec.id });
+      if (sendReceipts) this.store.addReceipt(id, { kind: "delivered", id: rec.id });
       return [{ type: "message", ...messageView(contact.name, rec) }];
     }
     const events: InternalEvent[] = [];
@@ -1142,7 +1257,7 @@ export class Client extends EventEmitter<ClientEvents> {
     let contact: ContactRecord;
     const events: InternalEvent[] = [];
     if (existing) {
-      contact = { ...existing.value, ...base, awaiting: [] };
+      contact = { ...existing.value, ...base, previous: this.retire(existing.value, now) };
       id = existing.key;
       events.push(changed(id, "renewed"));
     } else {
@@ -1202,18 +1317,36 @@ export class Client extends EventEmitter<ClientEvents> {
     for (const ev of events) this.emitEvent(ev);
   }
 
-  /** Forgets invitations that expired so long ago that no Accept for them can still be waiting. */
-  async pruneInvitations(now = Date.now()): Promise<void> {
-    for (const r of this.store.invitations()) {
-      if (r.value.expiresAt * 1000 + this.retentionOf(r.value.relay) * 1000 > now) continue;
-      try {
-        const conn = await this.connect(r.value.relay);
-        await conn.deleteMailbox(MailboxKey.deserialize(fromHex(r.value.mailboxKey)));
-      } catch {
-        // The relay forgets an unused mailbox's messages at retention anyway; try again next time.
-        continue;
+  /**
+   * Forgets invitations that expired so long ago that no Accept for them can still be waiting,
+   * and earlier conversations whose mailboxes can hold nothing more; their mailboxes are then
+   * deleted on the relay (best effort: an abandoned mailbox holds nothing past the retention).
+   */
+  async prune(now = Date.now()): Promise<void> {
+    const gone = this.store.tx(() => {
+      const keys: { relay: string; key: string }[] = [];
+      for (const r of this.store.invitations()) {
+        if (r.value.expiresAt * 1000 + this.expiryDelayMs(r.value.relay) > now) continue;
+        this.store.removeInvitation(r.key);
+        keys.push({ relay: r.value.relay, key: r.value.mailboxKey });
       }
-      this.store.tx(() => this.store.removeInvitation(r.key));
+      for (const r of this.store.contacts()) {
+        const previous = r.value.previous ?? [];
+        const keep = previous.filter((p) => p.until > now);
+        if (keep.length === previous.length) continue;
+        for (const p of previous) if (p.until <= now) keys.push(p.inbox);
+        this.store.putContact(r.key, { ...r.value, previous: keep });
+      }
+      return keys;
+    });
+    if (gone.length > 0) this.inboxes = null;
+    for (const { relay, key } of gone) {
+      try {
+        const conn = await this.connect(relay);
+        await conn.deleteMailbox(MailboxKey.deserialize(fromHex(key)));
+      } catch {
+        // unreachable or already gone: nothing is waiting there any more either way
+      }
     }
   }
 
@@ -1232,7 +1365,7 @@ export class Client extends EventEmitter<ClientEvents> {
     } else {
       ev = internal;
     }
-    this.events.push(ev);
+    this.eventCount += 1;
     this.emit("event", ev);
     return ev;
   }
@@ -1242,28 +1375,34 @@ export class Client extends EventEmitter<ClientEvents> {
    * receipts. Ends once deliveries have been quiet for `quietMs`; with `waitMs`, waits that long
    * for a first event when none is pending. Returns the relays that could not be reached.
    */
-  async sync(options: { waitMs?: number; quietMs?: number } = {}): Promise<{ unreachable: string[] }> {
+  async sync(options: { waitMs?: number; quietMs?: number } = {}): Promise<FlushReport> {
     const quiet = options.quietMs ?? 400;
     const start = Date.now();
-    const before = this.events.length;
-    const unreachable = new Set((await this.flush({ force: true })).unreachable);
-    for (const r of await this.listen()) unreachable.add(r);
+    const before = this.eventCount;
+    const first = await this.flush({ force: true });
+    const listened = await this.listen();
+    const unreachable = new Set([...first.unreachable, ...listened.unreachable]);
+    const refused = new Set([...first.refused, ...listened.refused]);
     const deadline = start + (options.waitMs ?? 0);
+    // However busy the mailboxes (a contact sending non-stop, a relay replaying), a sync ends.
+    const cap = deadline + SYNC_CAP_MS;
     for (;;) {
       await this.processing;
       const now = Date.now();
       const settled = now - this.lastDelivery >= quiet;
-      const gotSomething = this.events.length > before;
-      if (settled && (gotSomething || now >= deadline)) break;
+      const gotSomething = this.eventCount > before;
+      if ((settled && (gotSomething || now >= deadline)) || now >= cap) break;
       await new Promise((r) => setTimeout(r, 25));
     }
     await this.processing;
-    for (const r of (await this.flush({ force: true })).unreachable) unreachable.add(r);
+    const last = await this.flush({ force: true });
+    for (const r of last.unreachable) unreachable.add(r);
+    for (const r of last.refused) refused.add(r);
     this.checkExpired();
-    await this.pruneInvitations();
+    await this.prune();
     // Outside live mode a sync is a visit: once done, nothing more is received (or acknowledged).
     if (!this.live) this.disconnect();
-    return { unreachable: [...unreachable] };
+    return { unreachable: [...unreachable], refused: [...refused] };
   }
 }
 
@@ -1292,4 +1431,13 @@ function undecryptable(name: string, wire: Uint8Array, code: string): string {
     return `refused a second acceptance of the one-time invitation that opened your conversation with ${name}: someone else used the same code`;
   }
   return `dropped an undecryptable message for ${name} (${code})`;
+}
+
+const addressOf = (mailboxKey: string): string => MailboxKey.deserialize(fromHex(mailboxKey)).addressHex;
+
+/** Which of a contact's conversations reads the mailbox `address`: -1 the current, i an earlier, null none. */
+function inboxSlot(contact: ContactRecord, address: string): number | null {
+  if (addressOf(contact.inbox.key) === address) return -1;
+  const i = (contact.previous ?? []).findIndex((p) => addressOf(p.inbox.key) === address);
+  return i >= 0 ? i : null;
 }

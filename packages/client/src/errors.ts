@@ -16,6 +16,7 @@ export const EXIT = {
   LOCKED: 10,
   KEY_CHANGED: 11,
   RELAY_REFUSED: 12,
+  SAFETY_MISMATCH: 13,
   UNREACHABLE: 75,
 } as const;
 

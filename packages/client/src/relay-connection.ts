@@ -175,7 +175,7 @@ export class RelayConnection extends EventEmitter<RelayConnectionEvents> {
   }
 
   private onMessage(data: Buffer, isBinary: boolean): void {
-    if (!isBinary) return;
+    if (!isBinary || this.closedReason !== null) return;
     let frame: Frame;
     try {
       frame = decodeFrame(data, { maxCiphertext: this.welcome.maxCiphertext });

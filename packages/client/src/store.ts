@@ -2,7 +2,7 @@
 // (vault.ts). In the clear are only row keys (random), the contact a message row belongs to
 // (a random id), arrival order and keyed lookup tags. Each change runs in one IMMEDIATE
 // transaction, so ratchet state, history and outbox move together or not at all.
-import { chmodSync, existsSync, mkdirSync, renameSync, rmSync } from "node:fs";
+import { chmodSync, existsSync, linkSync, mkdirSync, rmSync } from "node:fs";
 import Database from "better-sqlite3";
 import { ClientError } from "./errors.js";
 import { type KdfParams, newKdfParams, parseKdfParams, Vault } from "./vault.js";
@@ -35,6 +35,12 @@ export interface ContactRecord {
   createdAt: number;
   lastActivity: number;
   unread: number;
+  /**
+   * Earlier conversations (replaced by a renewed session or a key change): their mailboxes are
+   * still read, with their own sessions, until `until` (ms), when the relay has surely dropped
+   * anything sent to them.
+   */
+  previous?: { inbox: { relay: string; key: string }; session: string; until: number }[];
   /** Sent messages stored on a relay and not yet acknowledged by a receipt: message seq and deadline (ms). */
   awaiting: { seq: number; deadline: number }[];
 }
@@ -141,9 +147,7 @@ export class Store {
     mkdirSync(home, { recursive: true, mode: 0o700 });
     if (existsSync(path))
       throw new ClientError("ALREADY_INITIALIZED", `${home} already holds a Parley identity`);
-    const partial = `${path}.creating`;
-    rmSync(partial, { force: true });
-    rmSync(`${partial}-journal`, { force: true });
+    const partial = `${path}.creating-${randomKey()}`;
     const params = newKdfParams(logN);
     const vault = Vault.derive(passphrase, params);
     const db = new Database(partial);
@@ -163,11 +167,17 @@ export class Store {
     } finally {
       db.close();
     }
-    if (existsSync(path)) {
+    // link() refuses to replace an existing file, so two inits racing cannot overwrite each other.
+    try {
+      linkSync(partial, path);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "EEXIST") {
+        throw new ClientError("ALREADY_INITIALIZED", `${home} already holds a Parley identity`);
+      }
+      throw e;
+    } finally {
       rmSync(partial, { force: true });
-      throw new ClientError("ALREADY_INITIALIZED", `${home} already holds a Parley identity`);
     }
-    renameSync(partial, path);
     return new Store(openDb(path), vault);
   }
 
@@ -177,23 +187,32 @@ export class Store {
       throw new ClientError("NOT_INITIALIZED", "no Parley identity here: run `parley init`");
     const db = openDb(path);
     try {
-      const get = db.prepare<[string], { value: Buffer }>("SELECT value FROM meta WHERE key = ?");
-      const kdf = get.get("kdf");
-      const verifier = get.get("verifier");
-      if (!kdf || !verifier)
-        throw new ClientError("NOT_INITIALIZED", "the store is incomplete: run `parley init`");
-      const params: KdfParams = parseKdfParams(kdf.value.toString("utf8"));
-      const vault = Vault.derive(passphrase, params);
-      if (!vault.checkVerifier(verifier.value)) {
-        vault.wipe();
-        throw new ClientError("WRONG_PASSPHRASE", "wrong passphrase: the store stays locked");
-      }
-      db.exec(SCHEMA);
-      return new Store(db, vault);
+      return Store.unlock(db, passphrase);
     } catch (e) {
       db.close();
-      throw e;
+      throw busy(e);
     }
+  }
+
+  private static unlock(db: Database.Database, passphrase: string): Store {
+    const hasMeta = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").get();
+    const get = (key: string) =>
+      hasMeta
+        ? db.prepare<[string], { value: Buffer }>("SELECT value FROM meta WHERE key = ?").get(key)
+        : undefined;
+    const kdf = get("kdf");
+    const verifier = get("verifier");
+    if (!kdf || !verifier) {
+      throw new ClientError("INTERNAL", "the store (parley.db) is incomplete or is not a Parley store");
+    }
+    const params: KdfParams = parseKdfParams(kdf.value.toString("utf8"));
+    const vault = Vault.derive(passphrase, params);
+    if (!vault.checkVerifier(verifier.value)) {
+      vault.wipe();
+      throw new ClientError("WRONG_PASSPHRASE", "wrong passphrase: the store stays locked");
+    }
+    db.exec(SCHEMA);
+    return new Store(db, vault);
   }
 
   close(): void {
@@ -480,8 +499,13 @@ function openDb(path: string): Database.Database {
 }
 
 function busy(e: unknown): unknown {
-  const code = (e as { code?: string }).code;
-  if (code === "SQLITE_BUSY" || code === "SQLITE_LOCKED") {
+  const code = (e as { code?: string }).code ?? "";
+  if (code === "SQLITE_NOTADB" || code.startsWith("SQLITE_CORRUPT")) {
+    return new ClientError("INTERNAL", "the store (parley.db) is damaged or is not a Parley store", {
+      cause: e,
+    });
+  }
+  if (code.startsWith("SQLITE_BUSY") || code.startsWith("SQLITE_LOCKED")) {
     return new ClientError(
       "LOCKED",
       "the store is locked by another parley process; try again when it is done",

@@ -188,3 +188,66 @@ async function waitForExpiry(port: number): Promise<void> {
   }
   throw new Error("the relay never expired the message");
 }
+
+describe("contacts over time", () => {
+  it("a renewed conversation keeps the earlier mailbox readable, and both sides go on", async () => {
+    const r = await relay();
+    const url = `ws://127.0.0.1:${r.port}`;
+    const [alice, bob] = await pair(url);
+    await alice.send("Bob", ["sent before the renewal"]);
+    // Bob accepts a fresh invitation from the same Alice before reading what she sent.
+    const { code } = await alice.invite();
+    const renewed = await bob.accept(code);
+    expect(renewed).toMatchObject({ type: "contact", event: "renewed", contact: "alice", keyChanged: false });
+    await bob.sync();
+    expect(bob.history("alice").map((m) => m.text)).toEqual(["sent before the renewal"]);
+    const events: ClientEvent[] = [];
+    alice.on("event", (e) => events.push(e));
+    await alice.sync();
+    expect(events).toContainEqual(
+      expect.objectContaining({ type: "contact", event: "renewed", contact: "Bob" }),
+    );
+    await alice.send("Bob", ["sent after the renewal"]);
+    await bob.send("alice", ["and a reply"]);
+    await bob.sync();
+    await alice.sync();
+    // Bob's own reply was written before he received Alice's second message.
+    expect(bob.history("alice").map((m) => [m.text, m.direction])).toEqual([
+      ["sent before the renewal", "in"],
+      ["and a reply", "out"],
+      ["sent after the renewal", "in"],
+    ]);
+    expect(alice.history("Bob").map((m) => [m.text, m.direction])).toEqual([
+      ["sent before the renewal", "out"],
+      ["sent after the renewal", "out"],
+      ["and a reply", "in"],
+    ]);
+    expect(alice.contacts()).toHaveLength(1);
+  });
+
+  it("accept refuses an inviter's relay that keeps messages too long, and changes nothing", async () => {
+    const mine = await relay();
+    const theirs = await relay(["--storage", "memory", "--ttl", "20d"]);
+    const alice = client("Alice", `ws://127.0.0.1:${theirs.port}`);
+    const bob = client("Bob", `ws://127.0.0.1:${mine.port}`, 7 * 86400);
+    const { code } = await alice.invite();
+    const e = await bob.accept(code, { name: "alice" }).catch((x: unknown) => x);
+    expect((e as ClientError).code).toBe("RELAY_REFUSED");
+    expect((e as ClientError).message).toMatch(/20d, longer than your maximum of 7d/);
+    expect(bob.contacts()).toEqual([]);
+    expect(bob.store.outbox()).toEqual([]);
+  });
+
+  it("confirms a safety number only when the one the other person has matches", async () => {
+    const r = await relay();
+    const [alice, bob] = await pair(`ws://127.0.0.1:${r.port}`);
+    const theirs = alice.safety("Bob");
+    const wrong = `${theirs.safetyNumber.slice(0, -1)}${theirs.safetyNumber.endsWith("0") ? "1" : "0"}`;
+    expect(() => bob.confirm("alice", wrong)).toThrow(expect.objectContaining({ code: "SAFETY_MISMATCH" }));
+    expect(bob.safety("alice").verified).toBe(false);
+    expect(bob.matchesSafety("alice", theirs.compact)).toBe(true);
+    bob.confirm("alice", theirs.safetyNumber);
+    expect(bob.safety("alice").verified).toBe(true);
+    expect(bob.contacts()[0]).toMatchObject({ contact: "alice", verified: true });
+  });
+});
