@@ -141,6 +141,8 @@ const EXPIRY_SLACK_MS = 5_000;
 /** Sweep interval assumed for a relay whose statement does not give one. */
 const DEFAULT_SWEEP_SECONDS = 60;
 const MAX_RECEIPT_IDS = 256;
+/** Deliveries stored per transaction. */
+const RECEIVE_BATCH = 64;
 /** A transparency statement is a few kilobytes; anything far larger is not one. */
 const MAX_STATEMENT_CHARS = 1 << 20;
 /** Earlier conversations of one contact whose mailboxes are still read. */
@@ -165,6 +167,8 @@ export class Client extends EventEmitter<ClientEvents> {
   private lastDelivery = 0;
   private live: Live | null = null;
   private readonly liveRelays = new Set<string>();
+  /** Deliveries waiting to be stored, oldest first. */
+  private readonly inbound: { conn: RelayConnection; frame: DeliverFrame }[] = [];
   /** Cache of indexInboxes(), dropped whenever a mailbox changes hands. */
   private inboxes: Map<string, { kind: "contact" | "invitation"; id: string }> | null = null;
   /** Events published so far (sync waits for the first one). */
@@ -1073,29 +1077,51 @@ export class Client extends EventEmitter<ClientEvents> {
 
   private onDeliver(conn: RelayConnection, frame: DeliverFrame): void {
     this.lastDelivery = Date.now();
-    const job = async () => {
-      let events: InternalEvent[] | null;
+    this.inbound.push({ conn, frame });
+    if (this.inbound.length > 1) return; // a drain is already queued
+    // One batch at a time, in arrival order; a failure (a throwing listener) never stops the queue.
+    this.processing = this.processing
+      .then(() => this.drain())
+      .catch((e: unknown) => {
+        this.emit("warning", `while receiving: ${(e as Error).message}`);
+      });
+  }
+
+  /**
+   * Stores everything delivered so far in one transaction (one fsync for the batch), then
+   * publishes the events and acknowledges each delivery: nothing is acked before it is stored.
+   */
+  private async drain(): Promise<void> {
+    while (this.inbound.length > 0) {
+      const batch = this.inbound.splice(0, RECEIVE_BATCH);
+      let results: (InternalEvent[] | null)[];
       try {
-        events = this.receive(frame);
+        results = this.store.tx(() =>
+          batch.map(({ frame }) => {
+            try {
+              return this.receive(frame);
+            } catch (e) {
+              // This delivery's savepoint was rolled back; the others stand. Not acked: it comes again.
+              this.emit("warning", `could not store a received message: ${(e as Error).message}`);
+              return null;
+            }
+          }),
+        );
       } catch (e) {
-        // The store failed (locked, disk full): do not ack, so the relay delivers it again.
-        this.emit("warning", `could not store a received message: ${(e as Error).message}`);
-        return;
+        // The store failed (locked, disk full): nothing is acked, so the relay delivers it all again.
+        this.emit("warning", `could not store received messages: ${(e as Error).message}`);
+        continue;
       }
-      if (events === null) return;
-      this.lastDelivery = Date.now();
-      for (const ev of events) this.emitEvent(ev);
-      try {
-        await conn.ack(frame.address, frame.messageId);
-      } catch {
+      batch.forEach(({ conn, frame }, i) => {
+        const events = results[i];
+        if (events === null || events === undefined) return;
+        this.lastDelivery = Date.now();
+        for (const ev of events) this.emitEvent(ev);
         // Already gone (acked by another process, or expired), or the connection broke: a
         // redelivery is refused by the ratchet as a duplicate and acknowledged then.
-      }
-    };
-    // One delivery at a time, in order; a failure (a throwing listener) never stops the queue.
-    this.processing = this.processing.then(job).catch((e: unknown) => {
-      this.emit("warning", `while receiving: ${(e as Error).message}`);
-    });
+        conn.ack(frame.address, frame.messageId).catch(() => {});
+      });
+    }
   }
 
   /** Handles one delivered envelope in one transaction; returns what the user should see. */
