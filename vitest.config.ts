@@ -19,7 +19,7 @@ export default defineConfig({
       },
       {
         extends: true,
-        test: { name: "client", root: "packages/client", include: ["test/**/*.test.ts"] },
+        test: { name: "client", root: "packages/client", include: ["test/**/*.test.{ts,tsx}"] },
       },
       { extends: true, test: { name: "tests", root: "tests", include: ["**/*.test.ts"] } },
     ],

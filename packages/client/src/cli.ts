@@ -167,10 +167,10 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (command === undefined) {
-    throw new ClientError(
-      "USAGE",
-      "the terminal UI is not part of this release yet; run `parley --help` for the commands",
-    );
+    const home = globals.home as string | undefined;
+    const paths = resolvePaths(home);
+    const { runUi } = await import("./ui/run.js");
+    return runUi(paths, loadSettings(paths.config));
   }
   const spec = COMMANDS[command];
   if (!spec) throw usage(`unknown command ${JSON.stringify(command)}`);

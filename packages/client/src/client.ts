@@ -289,6 +289,99 @@ export class Client extends EventEmitter<ClientEvents> {
     });
   }
 
+  /**
+   * A window of the conversation, oldest first, without marking anything read: the newest
+   * `limit` messages after skipping the `skip` newest. Only that window is decrypted, so a
+   * conversation of any length pages in constant time.
+   */
+  conversation(name: string, limit: number, skip = 0): { messages: MessageView[]; total: number } {
+    const { id, contact } = this.findContact(name);
+    return {
+      messages: this.store.history(id, limit, skip).map((r) => messageView(contact.name, r.value)),
+      total: this.store.messageCount(id),
+    };
+  }
+
+  /** Marks every shown message of a conversation read (queuing read receipts) and clears its unread count. */
+  markRead(name: string): void {
+    this.store.tx(() => {
+      const { id, contact } = this.findContact(name);
+      if (contact.unread === 0) return;
+      for (const row of this.store.history(id, contact.unread)) {
+        if (row.value.direction === "in" && row.value.status === "received") {
+          this.store.putMessage(id, row.seq, { ...row.value, status: "read" });
+          this.store.addReceipt(id, { kind: "read", id: row.value.id });
+        }
+      }
+      this.store.putContact(id, { ...contact, unread: 0 });
+    });
+  }
+
+  /** Renames a contact locally. */
+  rename(name: string, newName: string): string {
+    const problem = nameProblem(newName);
+    if (problem) throw new ClientError("USAGE", `new name: ${problem}`);
+    return this.store.tx(() => {
+      const { id, contact } = this.findContact(name);
+      const taken = this.store
+        .contacts()
+        .some((r) => r.key !== id && r.value.name.toLowerCase() === newName.toLowerCase());
+      if (taken)
+        throw new ClientError("USAGE", `another contact is already called ${JSON.stringify(newName)}`);
+      this.store.putContact(id, { ...contact, name: newName, nameSource: "user" });
+      return newName;
+    });
+  }
+
+  /** Deletes a conversation's local history (the contact stays). */
+  deleteHistory(name: string): void {
+    this.store.tx(() => {
+      const { id, contact } = this.findContact(name);
+      this.store.deleteHistory(id);
+      this.store.putContact(id, { ...contact, unread: 0, awaiting: [] });
+    });
+  }
+
+  /** Deletes a contact, its history and its outbox; its mailboxes are deleted on the relay (best effort). */
+  async deleteContact(name: string): Promise<void> {
+    const keys = this.store.tx(() => {
+      const { id, contact } = this.findContact(name);
+      this.store.deleteContactData(id);
+      return [contact.inbox, ...(contact.previous ?? []).map((p) => p.inbox)];
+    });
+    this.inboxes = null;
+    for (const { relay, key } of keys) {
+      try {
+        const conn = await this.connect(relay);
+        await conn.deleteMailbox(MailboxKey.deserialize(fromHex(key)));
+      } catch {
+        // unreachable: the relay drops what waits there at its retention anyway
+      }
+    }
+  }
+
+  /** What a status bar shows: the outbox size and, per relay in use, its retention. */
+  status(): {
+    outbox: number;
+    relays: { url: string; connected: boolean; retentionSeconds: number | null }[];
+  } {
+    const urls = new Set<string>();
+    for (const r of this.store.contacts()) {
+      urls.add(r.value.inbox.relay);
+      urls.add(r.value.outbox.relay);
+    }
+    for (const r of this.store.invitations()) urls.add(r.value.relay);
+    if (this.settings.relay) urls.add(this.settings.relay);
+    return {
+      outbox: this.store.outboxSize(),
+      relays: [...urls].sort().map((url) => ({
+        url,
+        connected: this.liveRelays.has(url),
+        retentionSeconds: this.store.relay(url)?.retentionSeconds ?? null,
+      })),
+    };
+  }
+
   safety(name: string): {
     contact: string;
     safetyNumber: string;

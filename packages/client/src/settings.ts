@@ -9,6 +9,8 @@ export interface Settings {
   relay?: string;
   /** The longest retention a relay may announce before this client refuses it. */
   maxRetentionSeconds: number;
+  /** The default relay is the personal one this client starts on 127.0.0.1. */
+  localRelay?: boolean;
 }
 
 export const DEFAULT_MAX_RETENTION_SECONDS = 30 * 86400;
@@ -21,7 +23,7 @@ export function loadSettings(path: string): Settings {
   } catch (e) {
     throw new ClientError("USAGE", `settings file ${path} is not valid JSON: ${(e as Error).message}`);
   }
-  const o = raw as { relay?: unknown; maxRetentionSeconds?: unknown };
+  const o = raw as { relay?: unknown; maxRetentionSeconds?: unknown; localRelay?: unknown };
   const settings: Settings = { maxRetentionSeconds: DEFAULT_MAX_RETENTION_SECONDS };
   if (o.relay !== undefined) {
     if (typeof o.relay !== "string" || relayUrlProblem(o.relay)) {
@@ -42,6 +44,7 @@ export function loadSettings(path: string): Settings {
     }
     settings.maxRetentionSeconds = o.maxRetentionSeconds;
   }
+  if (o.localRelay !== undefined) settings.localRelay = o.localRelay === true;
   return settings;
 }
 

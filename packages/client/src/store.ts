@@ -319,12 +319,12 @@ export class Store {
   }
 
   /** The last `limit` messages of a contact, oldest first. */
-  history(contact: string, limit: number): { seq: number; value: MessageRecord }[] {
+  history(contact: string, limit: number, skip = 0): { seq: number; value: MessageRecord }[] {
     return this.db
-      .prepare<[string, number], { seq: number; data: Buffer }>(
-        "SELECT seq, data FROM messages WHERE contact = ? ORDER BY seq DESC LIMIT ?",
+      .prepare<[string, number, number], { seq: number; data: Buffer }>(
+        "SELECT seq, data FROM messages WHERE contact = ? ORDER BY seq DESC LIMIT ? OFFSET ?",
       )
-      .all(contact, limit)
+      .all(contact, limit, skip)
       .reverse()
       .map((r) => ({
         seq: r.seq,
@@ -336,6 +336,10 @@ export class Store {
     return this.db
       .prepare<[string], { n: number }>("SELECT count(*) AS n FROM messages WHERE contact = ?")
       .get(contact)!.n;
+  }
+
+  deleteHistory(contact: string): void {
+    this.db.prepare("DELETE FROM messages WHERE contact = ?").run(contact);
   }
 
   deleteContactData(contact: string): void {

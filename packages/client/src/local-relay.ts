@@ -1,0 +1,91 @@
+// The embedded default relay: a personal `parley-relay` on 127.0.0.1, started in the background
+// the first time a client needs it and reused by every other local identity. Its SQLite data
+// lives under the user's data directory; nothing here is reachable from another machine.
+import { spawn } from "node:child_process";
+import { mkdirSync, openSync } from "node:fs";
+import { createRequire } from "node:module";
+import { homedir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { ClientError } from "./errors.js";
+
+export const DEFAULT_LOCAL_PORT = 7787;
+
+export interface LocalRelay {
+  readonly url: string;
+  /** True when this call started it; false when one was already running. */
+  readonly started: boolean;
+}
+
+/** Where the personal relay keeps its data and log: shared by every home of this user. */
+export function localRelayDir(env: NodeJS.ProcessEnv = process.env): string {
+  return join(env.XDG_DATA_HOME || join(homedir(), ".local", "share"), "parley-relay");
+}
+
+export function localRelayPort(env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env.PARLEY_LOCAL_RELAY_PORT;
+  if (raw === undefined || raw === "") return DEFAULT_LOCAL_PORT;
+  const port = Number(raw);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new ClientError("USAGE", `PARLEY_LOCAL_RELAY_PORT must be a TCP port, got ${JSON.stringify(raw)}`);
+  }
+  return port;
+}
+
+export const localRelayUrl = (port: number) => `ws://127.0.0.1:${port}`;
+
+/** Is a Parley relay answering on this port? (false: nothing there; throws: something else is.) */
+async function probe(port: number): Promise<boolean> {
+  try {
+    const res = await fetch(`http://127.0.0.1:${port}/transparency`, {
+      signal: AbortSignal.timeout(1500),
+      redirect: "error",
+    });
+    const body = (await res.json()) as { service?: unknown };
+    if (body.service === "parley-relay") return true;
+  } catch (e) {
+    const code = (e as { cause?: { code?: string } }).cause?.code;
+    if (code === "ECONNREFUSED") return false;
+  }
+  throw new ClientError(
+    "RELAY_REFUSED",
+    `port ${port} on 127.0.0.1 is taken by something that is not a Parley relay (set PARLEY_LOCAL_RELAY_PORT)`,
+  );
+}
+
+/** The relay's command line: its TypeScript source when running from source, else its build. */
+function relayCommand(): string[] {
+  const require = createRequire(import.meta.url);
+  const pkgDir = dirname(require.resolve("@parley/relay/package.json"));
+  if (fileURLToPath(import.meta.url).endsWith(".ts")) {
+    return ["--conditions=source", "--import", "tsx", join(pkgDir, "src", "cli.ts")];
+  }
+  return [join(pkgDir, "dist", "cli.js")];
+}
+
+/** Returns the personal relay's URL, starting it in the background when none answers. */
+export async function ensureLocalRelay(env: NodeJS.ProcessEnv = process.env): Promise<LocalRelay> {
+  const port = localRelayPort(env);
+  const url = localRelayUrl(port);
+  if (await probe(port)) return { url, started: false };
+  const dir = localRelayDir(env);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const log = openSync(join(dir, "relay.log"), "a", 0o600);
+  const child = spawn(
+    process.execPath,
+    [...relayCommand(), "--host", "127.0.0.1", "--port", String(port), "--data-dir", join(dir, "data")],
+    { detached: true, stdio: ["ignore", log, log], env: { ...env, PARLEY_RELAY_LOG_LEVEL: "warn" } },
+  );
+  child.unref();
+  const deadline = Date.now() + 15_000;
+  while (Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 100));
+    try {
+      if (await probe(port)) return { url, started: true };
+    } catch {
+      // still starting
+    }
+    if (child.exitCode !== null) break;
+  }
+  throw new ClientError("UNREACHABLE", `the personal relay did not start; see ${join(dir, "relay.log")}`);
+}

@@ -1,0 +1,289 @@
+// The chat screen: contacts, conversation, input line, status bar, overlays. State lives here;
+// the client core (live mode) pushes events, and every view is re-read from the store.
+import { Box, Text, useInput, useStdout } from "ink";
+import QRCode from "qrcode";
+import { useCallback, useEffect, useMemo, useRef, useState } from "react";
+import type { Client, ClientEvent } from "../client.js";
+import { ClientError } from "../errors.js";
+import { ContactList } from "./contact-list.js";
+import { Conversation } from "./conversation.js";
+import { rows as toRows } from "./format.js";
+import { actionFor } from "./keys.js";
+import {
+  back,
+  backspace,
+  emptyLine,
+  forward,
+  insert,
+  type LineState,
+  splitInput,
+  submit,
+} from "./line-editor.js";
+import { Overlay, type OverlayState } from "./overlay.js";
+import { StatusBar } from "./status-bar.js";
+import { colour } from "./theme.js";
+import { useTerminalSize } from "./use-terminal-size.js";
+
+export interface ChatProps {
+  readonly client: Client;
+  readonly localOnly: boolean;
+  readonly onQuit: () => void;
+  /** Saves a new default relay (the settings file). */
+  readonly onRelay?: (url: string) => void;
+}
+
+const CONTACTS_WIDTH = 24;
+
+export function Chat({ client, localOnly, onQuit, onRelay }: ChatProps) {
+  const { columns, rows } = useTerminalSize();
+  // One row short of the terminal: a frame as tall as the screen would scroll it by a line.
+  const height = Math.max(8, rows - 1);
+  const { stdout } = useStdout();
+  const [tick, setTick] = useState(0);
+  const [selected, setSelected] = useState<string | null>(() => client.contacts()[0]?.contact ?? null);
+  const [scroll, setScroll] = useState(0);
+  // The ref is the truth: several keys can arrive before React renders again.
+  const lineRef = useRef(emptyLine());
+  const [line, setLineState] = useState(lineRef.current);
+  const setLine = (next: LineState) => {
+    lineRef.current = next;
+    setLineState(next);
+  };
+  const [overlay, setOverlay] = useState<OverlayState | null>(null);
+  const [notice, setNotice] = useState<{ text: string; error: boolean } | null>(null);
+  const refresh = useCallback(() => setTick((t) => t + 1), []);
+
+  // Live events: re-read the store; a message elsewhere rings the bell.
+  useEffect(() => {
+    const onEvent = (ev: ClientEvent) => {
+      if (ev.type === "message" && ev.direction === "in" && ev.contact !== selected) stdout.write("\u0007");
+      if (ev.type === "contact" && ev.event === "added" && selected === null) setSelected(ev.contact);
+      refresh();
+    };
+    const onWarning = (w: string) => setNotice({ text: w, error: true });
+    client.on("event", onEvent);
+    client.on("relay", refresh);
+    client.on("warning", onWarning);
+    const timer = setInterval(refresh, 5000); // outbox and relay states change without events too
+    return () => {
+      client.off("event", onEvent);
+      client.off("relay", refresh);
+      client.off("warning", onWarning);
+      clearInterval(timer);
+    };
+  }, [client, selected, stdout, refresh]);
+
+  // biome-ignore lint/correctness/useExhaustiveDependencies: tick is the signal to re-read the store
+  const contacts = useMemo(() => client.contacts(), [client, tick]);
+  const current = contacts.find((c) => c.contact === selected) ?? null;
+  const bannerShown = current?.keyChanged ?? false;
+  const bodyHeight = Math.max(3, height - 3 - (bannerShown ? 1 : 0) - (notice ? 1 : 0));
+  const convWidth = Math.max(20, columns - CONTACTS_WIDTH - 1);
+  // biome-ignore lint/correctness/useExhaustiveDependencies: tick is the signal to re-read the store
+  const view = useMemo(() => {
+    if (!current) return { rows: [], total: 0 };
+    const { messages, total } = client.conversation(current.contact, bodyHeight, scroll);
+    return { rows: toRows(messages, "me", convWidth), total };
+  }, [client, current?.contact, bodyHeight, scroll, convWidth, tick]);
+  // biome-ignore lint/correctness/useExhaustiveDependencies: tick is the signal to re-read the store
+  const status = useMemo(() => ({ ...client.status(), localOnly }), [client, tick, localOnly]);
+
+  // What is on screen is read: receipts go out, the unread mark goes.
+  useEffect(() => {
+    if (current && current.unread > 0 && scroll === 0) {
+      client.markRead(current.contact);
+      refresh();
+    }
+  }, [client, current, scroll, refresh]);
+
+  const select = (delta: number) => {
+    if (contacts.length === 0) return;
+    const i = contacts.findIndex((c) => c.contact === selected);
+    const next = contacts[(i + delta + contacts.length) % contacts.length]!;
+    setSelected(next.contact);
+    setScroll(0);
+  };
+
+  const run = async (text: string) => {
+    const [command, ...rest] = text.trim().split(/\s+/);
+    const arg = rest.join(" ");
+    try {
+      switch (command) {
+        case "/quit":
+          return onQuit();
+        case "/help":
+          return setOverlay({ kind: "help" });
+        case "/invite": {
+          setNotice({ text: "creating an invitation…", error: false });
+          const inv = await client.invite();
+          const qr = await QRCode.toString(inv.code, { type: "utf8", errorCorrectionLevel: "L", margin: 2 });
+          setNotice(null);
+          return setOverlay({ kind: "invite", code: inv.code, qr, expiresAt: inv.expiresAt });
+        }
+        case "/accept": {
+          if (!arg) return setNotice({ text: "usage: /accept CODE", error: true });
+          setNotice({ text: "accepting…", error: false });
+          const ev = await client.accept(arg).catch((e: unknown) => {
+            if (e instanceof ClientError && (e.code === "UNREACHABLE" || e.code === "RELAY_REFUSED")) {
+              setNotice({ text: e.message, error: true });
+              return null;
+            }
+            throw e;
+          });
+          if (ev?.type === "contact") {
+            setSelected(ev.contact);
+            setNotice({ text: `added ${ev.contact}: compare safety numbers with /verify`, error: false });
+          }
+          return refresh();
+        }
+        case "/verify": {
+          if (!current) return setNotice({ text: "select a contact first", error: true });
+          const s = client.safety(current.contact);
+          const qr = await QRCode.toString(s.compact, { type: "utf8", errorCorrectionLevel: "L", margin: 2 });
+          return setOverlay({
+            kind: "verify",
+            contact: s.contact,
+            safetyNumber: s.safetyNumber,
+            qr,
+            verified: s.verified,
+            keyChanged: s.keyChanged,
+          });
+        }
+        case "/rename": {
+          if (!current) return setNotice({ text: "select a contact first", error: true });
+          const name = client.rename(current.contact, arg);
+          setSelected(name);
+          setNotice({ text: `renamed to ${name}`, error: false });
+          return refresh();
+        }
+        case "/delete": {
+          if (!current) return setNotice({ text: "select a contact first", error: true });
+          if (arg === "history") {
+            client.deleteHistory(current.contact);
+            setNotice({ text: `deleted the messages with ${current.contact} on this machine`, error: false });
+          } else if (arg === "") {
+            await client.deleteContact(current.contact);
+            setSelected(null);
+            setNotice({ text: `deleted ${current.contact}`, error: false });
+          } else {
+            return setNotice({ text: "usage: /delete (the contact) or /delete history", error: true });
+          }
+          return refresh();
+        }
+        case "/relay": {
+          if (!arg)
+            return setNotice({ text: `default relay: ${client.settings.relay ?? "none"}`, error: false });
+          onRelay?.(arg);
+          return setNotice({ text: `default relay is now ${arg} (for new invitations)`, error: false });
+        }
+        default:
+          return setNotice({ text: `unknown command ${command}: /help lists them`, error: true });
+      }
+    } catch (e) {
+      setNotice({ text: e instanceof Error ? e.message : String(e), error: true });
+    }
+  };
+
+  const send = async (text: string) => {
+    if (!current)
+      return setNotice({ text: "no contact selected: /invite someone, or /accept a code", error: true });
+    if (current.keyChanged)
+      return setNotice({ text: `${current.contact}'s key changed: /verify first`, error: true });
+    try {
+      setScroll(0);
+      const sending = client.send(current.contact, [text]);
+      refresh();
+      await sending;
+    } catch (e) {
+      // Unreachable: the message waits in the outbox and live mode retries it.
+      if (!(e instanceof ClientError && e.code === "UNREACHABLE")) {
+        setNotice({ text: e instanceof Error ? e.message : String(e), error: true });
+      }
+    }
+    refresh();
+  };
+
+  useInput((input, key) => {
+    const action = actionFor(input, key);
+    if (action === "quit") return onQuit();
+    if (overlay) {
+      if (action === "close") return setOverlay(null);
+      if (overlay.kind === "verify" && action === "confirm" && !overlay.verified) {
+        client.confirm(overlay.contact);
+        setOverlay({ ...overlay, verified: true, keyChanged: false });
+        void client.flush({ force: true }).catch(() => {});
+        return refresh();
+      }
+      return;
+    }
+    const enter = () => {
+      const { line: text, next } = submit(lineRef.current);
+      if (text.trim() === "") return;
+      setLine(next);
+      setNotice(null);
+      void (text.startsWith("/") ? run(text) : send(text));
+    };
+    switch (action) {
+      case "send":
+        return enter();
+      case "newline":
+        return setLine(insert(lineRef.current, "\n"));
+      case "historyBack":
+        return setLine(back(lineRef.current));
+      case "historyForward":
+        return setLine(forward(lineRef.current));
+      case "nextContact":
+        return select(1);
+      case "previousContact":
+        return select(-1);
+      case "scrollUp":
+        return setScroll((s) => Math.min(Math.max(0, view.total - 1), s + Math.max(1, bodyHeight - 2)));
+      case "scrollDown":
+        return setScroll((s) => Math.max(0, s - Math.max(1, bodyHeight - 2)));
+      case "help":
+        if (lineRef.current.text === "") return setOverlay({ kind: "help" });
+        break;
+      case "close":
+        return setNotice(null);
+    }
+    if (key.backspace || key.delete) return setLine(backspace(lineRef.current));
+    if (key.ctrl || key.meta || key.escape || key.tab || key.leftArrow || key.rightArrow) return;
+    if (key.upArrow || key.downArrow || key.pageUp || key.pageDown) return;
+    const { text, enter: pressed } = splitInput(input);
+    setLine(insert(lineRef.current, text));
+    if (pressed) enter();
+  });
+
+  const title = current ? `${current.contact}${current.verified ? " ✓ verified" : ""}` : "Parley";
+  const inputLines = line.text.split("\n");
+  return (
+    <Box flexDirection="column" width={columns} height={height}>
+      {bannerShown ? (
+        <Text inverse color={colour("red")} wrap="truncate-end">
+          {` ${current!.contact}'s identity key CHANGED: sending is blocked until you /verify and confirm `}
+        </Text>
+      ) : null}
+      {overlay ? (
+        <Overlay state={overlay} width={columns} height={bodyHeight} />
+      ) : (
+        <Box height={bodyHeight}>
+          <ContactList contacts={contacts} selected={selected} width={CONTACTS_WIDTH} height={bodyHeight} />
+          <Conversation rows={view.rows} height={bodyHeight} title={title} scrolled={scroll > 0} />
+        </Box>
+      )}
+      {notice ? (
+        <Text color={notice.error ? colour("red") : colour("yellow")} wrap="truncate-end">
+          {notice.text}
+        </Text>
+      ) : null}
+      <Box>
+        <Text color={colour("cyan")}>{"> "}</Text>
+        <Text wrap="truncate-start">
+          {inputLines.length > 1 ? `${inputLines.length} lines: ${inputLines.at(-1)}` : line.text}
+        </Text>
+        <Text inverse> </Text>
+      </Box>
+      <StatusBar info={status} width={columns} />
+    </Box>
+  );
+}
