@@ -39,20 +39,24 @@ export function Overlay({
       overflow="hidden"
     >
       {state.kind === "help" ? (
-        <>
-          <Text bold>Keys</Text>
-          {BINDINGS.map((b) => (
-            <Text key={b.action} wrap="truncate-end">
-              {b.keys.padEnd(20)} {b.description}
-            </Text>
-          ))}
-          <Text bold>Commands</Text>
-          {COMMANDS.map(([c, d]) => (
-            <Text key={c} wrap="truncate-end">
-              {c.padEnd(20)} {d}
-            </Text>
-          ))}
-        </>
+        <Box flexDirection="row">
+          <Box flexDirection="column" width={Math.floor(width / 2) - 1}>
+            <Text bold>Keys</Text>
+            {BINDINGS.map((b) => (
+              <Text key={b.action} wrap="truncate-end">
+                {b.keys.padEnd(width >= 100 ? 19 : 12)} {b.description}
+              </Text>
+            ))}
+          </Box>
+          <Box flexDirection="column">
+            <Text bold>Commands</Text>
+            {COMMANDS.map(([c, d]) => (
+              <Text key={c} wrap="truncate-end">
+                {c.padEnd(14)} {d}
+              </Text>
+            ))}
+          </Box>
+        </Box>
       ) : state.kind === "invite" ? (
         <>
           <Text bold>

@@ -1,0 +1,176 @@
+// Component tests of the terminal UI (ink-testing-library), the chat against a real client
+// talking to the real relay process.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { render } from "ink-testing-library";
+import { afterAll, afterEach, describe, expect, it } from "vitest";
+import { type RelayProcess, startRelay } from "../../relay/test/helpers.js";
+import { Client } from "../src/client.js";
+import { resolvePaths } from "../src/paths.js";
+import { Chat } from "../src/ui/chat.js";
+import { BINDINGS } from "../src/ui/keys.js";
+import { Onboarding, type OnboardingResult } from "../src/ui/onboarding.js";
+
+const dirs: string[] = [];
+const cleanups: (() => Promise<unknown> | unknown)[] = [];
+afterEach(async () => {
+  for (const f of cleanups.splice(0).reverse()) await f();
+});
+afterAll(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+const tick = (ms = 30) => new Promise((r) => setTimeout(r, ms));
+
+async function until(
+  frame: () => string | undefined,
+  pred: (f: string) => boolean,
+  what: string,
+): Promise<string> {
+  const deadline = Date.now() + 15_000;
+  while (Date.now() < deadline) {
+    const f = frame() ?? "";
+    if (pred(f)) return f;
+    await tick(50);
+  }
+  throw new Error(`${what} never appeared; last frame:\n${frame()}`);
+}
+
+async function type(stdin: { write: (s: string) => void }, text: string) {
+  stdin.write(text);
+  await tick();
+  stdin.write("\r");
+  await tick();
+}
+
+describe("onboarding", () => {
+  it("asks name, hidden passphrase twice and relay, and refuses a mismatch", async () => {
+    let result: OnboardingResult | null = null;
+    const ui = render(<Onboarding onDone={(r) => (result = r)} onQuit={() => {}} />);
+    cleanups.push(() => ui.unmount());
+    expect(ui.lastFrame()).toContain("Your display name:");
+    await type(ui.stdin, "Ada");
+    expect(ui.lastFrame()).toContain("Passphrase:");
+    ui.stdin.write("correct horse");
+    await tick();
+    expect(ui.lastFrame()).not.toContain("correct horse");
+    expect(ui.lastFrame()).toContain("•".repeat(13));
+    ui.stdin.write("\r");
+    await tick();
+    await type(ui.stdin, "something else");
+    expect(ui.lastFrame()).toContain("the two passphrases differ");
+    await type(ui.stdin, "correct horse");
+    await type(ui.stdin, "correct horse");
+    expect(ui.lastFrame()).toContain("Relay URL:");
+    await type(ui.stdin, "http://not-a-relay");
+    expect(ui.lastFrame()).toMatch(/relay URL/);
+    await type(ui.stdin, "");
+    expect(result).toEqual({ name: "Ada", passphrase: "correct horse", relay: null });
+  });
+});
+
+describe("chat", () => {
+  let relay: RelayProcess;
+
+  async function pair(): Promise<[Client, Client]> {
+    relay = await startRelay(["--storage", "memory"]);
+    cleanups.push(() => relay.stop());
+    const url = `ws://127.0.0.1:${relay.port}`;
+    const make = (name: string) => {
+      const d = mkdtempSync(join(tmpdir(), "parley-ui-"));
+      dirs.push(d);
+      const c = Client.init(resolvePaths(d), "pw", name, { relay: url, maxRetentionSeconds: 30 * 86400 }, 10);
+      cleanups.push(async () => {
+        await c.stop();
+        c.close();
+      });
+      return c;
+    };
+    const alice = make("Alice");
+    const bob = make("Bob");
+    await bob.accept((await alice.invite()).code, { name: "alice" });
+    await alice.sync();
+    await bob.sync();
+    return [alice, bob];
+  }
+
+  it("shows messages live, sends from the input line, and marks them delivered", {
+    timeout: 60_000,
+  }, async () => {
+    const [alice, bob] = await pair();
+    await alice.start();
+    await bob.start();
+    const ui = render(<Chat client={alice} localOnly={false} onQuit={() => {}} />);
+    cleanups.push(() => ui.unmount());
+    expect(ui.lastFrame()).toContain("Bob");
+    await bob.send("alice", ["hi from bob"]);
+    await until(ui.lastFrame, (f) => f.includes("hi from bob"), "bob's message");
+    await type(ui.stdin, "hello bob");
+    await until(ui.lastFrame, (f) => /hello bob/.test(f), "the sent message");
+    await until(ui.lastFrame, (f) => /\[(delivered|read)\]/.test(f), "the delivered mark");
+    expect(bob.conversation("alice", 10).messages.map((m) => m.text)).toContain("hello bob");
+    // Up recalls what was typed.
+    ui.stdin.write("\u001b[A");
+    await tick();
+    expect(ui.lastFrame()).toMatch(/> hello bob/);
+  });
+
+  it("opens the key overlay with ?, runs /help, and reports unknown commands", {
+    timeout: 60_000,
+  }, async () => {
+    const [alice] = await pair();
+    const ui = render(<Chat client={alice} localOnly={true} onQuit={() => {}} />);
+    cleanups.push(() => ui.unmount());
+    expect(ui.lastFrame()).toContain("local-only");
+    ui.stdin.write("?");
+    await tick();
+    for (const b of BINDINGS) expect(ui.lastFrame()).toContain(b.keys);
+    expect(ui.lastFrame()).toContain("/invite");
+    ui.stdin.write("\u001b");
+    await tick(100);
+    expect(ui.lastFrame()).not.toContain("Keys");
+    await type(ui.stdin, "/frobnicate");
+    expect(ui.lastFrame()).toContain("unknown command /frobnicate");
+  });
+
+  it("blocks sending to a contact whose key changed, with a banner, until /verify and y", {
+    timeout: 60_000,
+  }, async () => {
+    const [alice, bob] = await pair();
+    // Bob starts over with a new identity and invites Alice; she accepts it as "Bob".
+    const d = mkdtempSync(join(tmpdir(), "parley-ui-"));
+    dirs.push(d);
+    const newBob = Client.init(resolvePaths(d), "pw", "Bob", { ...bob.settings }, 10);
+    cleanups.push(() => newBob.close());
+    await alice.accept((await newBob.invite()).code, { name: "Bob" });
+    const ui = render(<Chat client={alice} localOnly={false} onQuit={() => {}} />);
+    cleanups.push(() => ui.unmount());
+    expect(ui.lastFrame()).toContain("identity key CHANGED");
+    await type(ui.stdin, "are you really bob?");
+    expect(ui.lastFrame()).toContain("key changed: /verify first");
+    expect(alice.conversation("Bob", 10).messages.map((m) => m.text)).not.toContain("are you really bob?");
+    await type(ui.stdin, "/verify");
+    await until(ui.lastFrame, (f) => f.includes("Safety number with Bob"), "the safety number");
+    ui.stdin.write("y");
+    await until(ui.lastFrame, (f) => f.includes("Verified"), "the confirmation");
+    ui.stdin.write("\u001b");
+    await tick(100);
+    expect(ui.lastFrame()).not.toContain("identity key CHANGED");
+  });
+
+  it("honours NO_COLOR", { timeout: 60_000 }, async () => {
+    const [alice] = await pair();
+    const before = process.env.NO_COLOR;
+    process.env.NO_COLOR = "1";
+    cleanups.push(() => {
+      if (before === undefined) delete process.env.NO_COLOR;
+      else process.env.NO_COLOR = before;
+    });
+    const ui = render(<Chat client={alice} localOnly={false} onQuit={() => {}} />);
+    cleanups.push(() => ui.unmount());
+    await type(ui.stdin, "/nope");
+    // No foreground colour codes (30-37, 90-97, 38;…): only bold and inverse remain.
+    expect(ui.lastFrame()).not.toMatch(new RegExp(`${String.fromCharCode(27)}\\[(3[0-8]|9[0-7])[;m]`));
+  });
+});
