@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 
-describe("the main job (npm start → pnpm demo)", () => {
+describe("the protocol walk-through (pnpm demo)", () => {
   it("runs the protocol walk-through to a matching safety number", () => {
     const tsx = fileURLToPath(new URL("../node_modules/.bin/tsx", import.meta.url));
     const run = spawnSync(tsx, ["packages/protocol/scripts/demo.ts"], { cwd: root, encoding: "utf8" });

@@ -2,7 +2,7 @@
 // the first time a client needs it and reused by every other local identity. Its SQLite data
 // lives under the user's data directory; nothing here is reachable from another machine.
 import { spawn } from "node:child_process";
-import { mkdirSync, openSync } from "node:fs";
+import { mkdirSync, openSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
@@ -77,6 +77,7 @@ export async function ensureLocalRelay(env: NodeJS.ProcessEnv = process.env): Pr
     { detached: true, stdio: ["ignore", log, log], env: { ...env, PARLEY_RELAY_LOG_LEVEL: "warn" } },
   );
   child.unref();
+  writeFileSync(join(dir, "relay.pid"), `${child.pid}\n`, { mode: 0o600 });
   const deadline = Date.now() + 15_000;
   while (Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, 100));

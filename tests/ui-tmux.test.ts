@@ -1,0 +1,159 @@
+// The terminal UI in a real terminal: tmux runs a relay and two clients; keystrokes go in with
+// send-keys and both panes are read with capture-pane.
+import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { aliceAndBob, CLI, cleanup, freePort, newDir, newHome, PASSPHRASE, ROOT } from "./client-helpers.js";
+
+const socket = `parley-test-${process.pid}`;
+const tmux = (...args: string[]) => execFileSync("tmux", ["-L", socket, ...args], { encoding: "utf8" });
+const quote = (a: string) => `'${a.replace(/'/g, "'\\''")}'`;
+
+afterAll(async () => {
+  try {
+    tmux("kill-server");
+  } catch {
+    // no server left
+  }
+  await cleanup();
+});
+
+/** Starts `argv` in its own 80x24 tmux session, with `env` (and never CI, which makes Ink print only at exit). */
+function session(name: string, argv: string[], env: Record<string, string>): void {
+  const vars = Object.entries(env).map(([k, v]) => `${k}=${quote(v)}`);
+  const command = ["exec", "env", "-u", "CI", ...vars, ...argv.map(quote)].join(" ");
+  tmux("new-session", "-d", "-s", name, "-x", "80", "-y", "24", "-c", ROOT, command);
+}
+
+const pane = (name: string) => tmux("capture-pane", "-p", "-t", name);
+
+async function waitFor(name: string, pattern: RegExp, what: string, timeoutMs = 30_000): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  let last = "";
+  while (Date.now() < deadline) {
+    try {
+      last = pane(name);
+    } catch {
+      last = "(no pane)";
+    }
+    if (pattern.test(last)) return last;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${what}: ${pattern} never appeared in ${name}; last screen:\n${last}`);
+}
+
+const keys = (name: string, text: string) => tmux("send-keys", "-t", name, "-l", text);
+const enter = (name: string) => tmux("send-keys", "-t", name, "Enter");
+
+function gone(name: string): boolean {
+  try {
+    tmux("has-session", "-t", name);
+    return false;
+  } catch {
+    return true;
+  }
+}
+
+const node = (script: string, ...args: string[]) => [
+  process.execPath,
+  "--conditions=source",
+  "--import",
+  "tsx",
+  script,
+  ...args,
+];
+
+describe("the terminal UI in tmux", () => {
+  it("a message typed in one pane shows up in the other and is then marked delivered", {
+    timeout: 120_000,
+  }, async () => {
+    const port = await freePort();
+    session(
+      "relay",
+      node(join(ROOT, "packages/relay/src/cli.ts"), "--port", String(port), "--storage", "memory"),
+      {},
+    );
+    await waitFor("relay", /relay listening/, "the relay");
+    const { alice, bob } = await aliceAndBob(`ws://127.0.0.1:${port}`);
+    const env = { NO_COLOR: "1", PARLEY_SCRYPT_LOG_N: "10" };
+    session("alice", node(CLI, "--home", alice), env);
+    session("bob", node(CLI, "--home", bob), env);
+    for (const who of ["alice", "bob"]) {
+      await waitFor(who, /Parley is locked/, "the unlock screen");
+      // A locked store shows no content: no contact name before the passphrase.
+      expect(pane(who)).not.toMatch(/alice|Bob/);
+      keys(who, PASSPHRASE);
+      enter(who);
+      await waitFor(who, /Contacts/, "the chat screen");
+    }
+    await waitFor("alice", /Bob/, "Bob in Alice's contacts");
+    keys("alice", "hello through tmux");
+    enter("alice");
+    await waitFor("bob", /hello through tmux/, "the message in Bob's pane");
+    // Delivered, or already read, since Bob's pane shows it: both need the receipt to come back.
+    const shown = await waitFor("alice", /me {2}\[(delivered|read)\]/, "the delivered mark in Alice's pane");
+    expect(shown).toMatch(/hello through tmux/);
+    // The status bar shows the relay and the outbox.
+    expect(shown).toMatch(/127\.0\.0\.1:\d+ keeps 7d \| outbox 0/);
+    // Ctrl+C quits cleanly.
+    for (const who of ["alice", "bob"]) tmux("send-keys", "-t", who, "C-c");
+    const deadline = Date.now() + 15_000;
+    while (!(gone("alice") && gone("bob")) && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 100));
+    expect([gone("alice"), gone("bob")]).toEqual([true, true]);
+  });
+
+  it("a newcomer onboards in the UI and chats through the personal local relay", {
+    timeout: 120_000,
+  }, async () => {
+    const xdg = await newDir("parley-xdg-");
+    const port = await freePort();
+    const env = {
+      NO_COLOR: "1",
+      PARLEY_SCRYPT_LOG_N: "10",
+      XDG_DATA_HOME: xdg,
+      PARLEY_LOCAL_RELAY_PORT: String(port),
+    };
+    const homes = { ann: await newHome(), ben: await newHome() };
+    try {
+      for (const [who, home] of Object.entries(homes)) {
+        session(who, node(CLI, "--home", home), env);
+        await waitFor(who, /Your display name:/, "onboarding");
+        keys(who, who === "ann" ? "Ann" : "Ben");
+        enter(who);
+        await waitFor(who, /Passphrase:/, "the passphrase");
+        keys(who, "a long passphrase");
+        enter(who);
+        await waitFor(who, /Passphrase again:/, "the second passphrase");
+        expect(pane(who)).not.toContain("a long passphrase");
+        keys(who, "a long passphrase");
+        enter(who);
+        await waitFor(who, /Relay URL:/, "the relay question");
+        enter(who);
+        await waitFor(who, /local-only/, "the local-only status bar");
+      }
+      keys("ann", "/invite");
+      enter("ann");
+      const screen = await waitFor("ann", /PARLEY1-[\s\S]*-[A-Z2-7]{8}/, "the invitation");
+      const code = /PARLEY1-[A-Z2-7-]+/.exec(screen.replace(/[│\s]/g, ""))![0];
+      tmux("send-keys", "-t", "ann", "Escape");
+      keys("ben", `/accept ${code}`);
+      enter("ben");
+      // Ben's contact is named by Ann's announcement once her answer arrives, and stays selected.
+      await waitFor("ben", /│ Ann/, "the new contact, named and selected");
+      await waitFor("ann", /Ben/, "Ben in Ann's contacts");
+      keys("ben", "hi Ann, it is Ben");
+      enter("ben");
+      await waitFor("ann", /hi Ann, it is Ben/, "Ben's message");
+      await waitFor("ben", /\[(delivered|read)\]/, "the delivered mark");
+    } finally {
+      // The personal relay outlives the clients by design; this test's one is stopped here.
+      try {
+        process.kill(Number(readFileSync(join(xdg, "parley-relay", "relay.pid"), "utf8")), "SIGTERM");
+      } catch {
+        // it never started
+      }
+    }
+  });
+});
