@@ -58,7 +58,8 @@ export function Chat({ client, localOnly, onQuit, onRelay }: ChatProps) {
     const onEvent = (ev: ClientEvent) => {
       if (ev.type === "message" && ev.direction === "in" && ev.contact !== selected) stdout.write("\u0007");
       if (ev.type === "contact" && ev.event === "added" && selected === null) setSelected(ev.contact);
-      if (ev.type === "contact" && ev.event === "renamed" && ev.previousName === selected) setSelected(ev.contact);
+      if (ev.type === "contact" && ev.event === "renamed" && ev.previousName === selected)
+        setSelected(ev.contact);
       refresh();
     };
     const onWarning = (w: string) => setNotice({ text: w, error: true });
