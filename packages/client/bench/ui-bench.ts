@@ -2,7 +2,7 @@
 // screen), and from a keypress to the next frame in the chat, each against the smallest Ink app
 // started and driven the same way in the same run. Both run in a real pty (util-linux `script`).
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -113,6 +113,14 @@ try {
   console.log("| -------------------------- | ---------- | ------------ | ----- |");
   console.log(row("start to first frame", ui.first, base.first));
   console.log(row("keypress to next frame", ui.key, base.key));
+  // After `pnpm build`, the same UI without tsx compiling on start.
+  const built = here("../dist/cli.js");
+  if (existsSync(built)) {
+    const firsts: number[] = [];
+    for (let r = 0; r < ROUNDS; r++)
+      firsts.push((await measure([process.execPath, built, "--home", home], true)).first);
+    console.log(`built (node dist/cli.js): start to first frame ${median(firsts).toFixed(0)} ms`);
+  }
 } finally {
   rmSync(tmp, { recursive: true, force: true });
 }
