@@ -56,7 +56,7 @@ function pty(argv: string[]): Pty {
   proc.stdout!.setEncoding("utf8");
   proc.stdout!.on("data", (d: string) => {
     p.output += d;
-    if (DEBUG) process.stderr.write(JSON.stringify(d).slice(0, 200) + "\n");
+    if (DEBUG) process.stderr.write(`${JSON.stringify(d).slice(0, 200)}\n`);
   });
   return p;
 }
