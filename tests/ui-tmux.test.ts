@@ -7,7 +7,8 @@ import { afterAll, describe, expect, it } from "vitest";
 import { aliceAndBob, CLI, cleanup, freePort, newDir, newHome, PASSPHRASE, ROOT } from "./client-helpers.js";
 
 const socket = `parley-test-${process.pid}`;
-const tmux = (...args: string[]) => execFileSync("tmux", ["-L", socket, ...args], { encoding: "utf8" });
+const tmux = (...args: string[]) =>
+  execFileSync("tmux", ["-L", socket, ...args], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
 const quote = (a: string) => `'${a.replace(/'/g, "'\\''")}'`;
 
 afterAll(async () => {
