@@ -95,8 +95,8 @@ describe("the terminal UI in tmux", () => {
     // Delivered, or already read, since Bob's pane shows it: both need the receipt to come back.
     const shown = await waitFor("alice", /me {2}\[(delivered|read)\]/, "the delivered mark in Alice's pane");
     expect(shown).toMatch(/hello through tmux/);
-    // The status bar shows the relay and the outbox.
-    expect(shown).toMatch(/127\.0\.0\.1:\d+ keeps 7d \| outbox 0/);
+    // The status bar shows the relay, its retention and the (now empty) outbox.
+    await waitFor("alice", /● 127\.0\.0\.1:\d+ keeps 7d \| outbox 0/, "the status bar");
     // Ctrl+C quits cleanly.
     for (const who of ["alice", "bob"]) tmux("send-keys", "-t", who, "C-c");
     const deadline = Date.now() + 15_000;

@@ -36,17 +36,18 @@ export const localRelayUrl = (port: number) => `ws://127.0.0.1:${port}`;
 
 /** Is a Parley relay answering on this port? (false: nothing there; throws: something else is.) */
 async function probe(port: number): Promise<boolean> {
+  let body: unknown;
   try {
     const res = await fetch(`http://127.0.0.1:${port}/transparency`, {
       signal: AbortSignal.timeout(1500),
       redirect: "error",
     });
-    const body = (await res.json()) as { service?: unknown };
-    if (body.service === "parley-relay") return true;
+    body = await res.json();
   } catch (e) {
-    const code = (e as { cause?: { code?: string } }).cause?.code;
-    if (code === "ECONNREFUSED") return false;
+    // Nothing listening, or a relay still starting (it resets or is slow): not there yet.
+    if (!(e instanceof SyntaxError)) return false;
   }
+  if ((body as { service?: unknown } | undefined)?.service === "parley-relay") return true;
   throw new ClientError(
     "RELAY_REFUSED",
     `port ${port} on 127.0.0.1 is taken by something that is not a Parley relay (set PARLEY_LOCAL_RELAY_PORT)`,
