@@ -26,9 +26,11 @@ export async function readPassphrase(options: { confirm: boolean }): Promise<str
 function prompt(question: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const stdin = process.stdin;
-    process.stderr.write(question);
+    // Raw mode (no echo) first, then the question: an answer typed the moment it appears is
+    // never echoed by the terminal.
     stdin.setRawMode(true);
     stdin.resume();
+    process.stderr.write(question);
     let value = "";
     const done = (result: string | Error) => {
       stdin.setRawMode(false);
