@@ -210,11 +210,7 @@ export class Client extends EventEmitter<ClientEvents> {
   }
 
   close(): void {
-    if (this.live) {
-      this.live.stopped = true;
-      for (const t of this.live.timers) clearTimeout(t);
-      this.live = null;
-    }
+    this.endLive();
     this.disconnect();
     this.identity.wipe();
     this.store.close();
@@ -881,10 +877,10 @@ export class Client extends EventEmitter<ClientEvents> {
     const refused: string[] = [];
     const blocked = new Set<string>();
     const now = Date.now();
-    for (const listed of this.store.outbox()) {
-      // Re-read the entry and its contact just before depositing: another process may have sent
+    for (const seq of this.store.outboxSeqs()) {
+      // Read the entry and its contact just before depositing: another process may have sent
       // it meanwhile, or marked the contact's key changed (which holds everything for it).
-      const entry = this.heldOrCurrent(listed.seq);
+      const entry = this.heldOrCurrent(seq);
       if (!entry) continue;
       const e = entry.value;
       const dest = `${e.relay} ${e.address}`;
@@ -1108,13 +1104,19 @@ export class Client extends EventEmitter<ClientEvents> {
 
   /** Leaves live mode and closes every relay connection. */
   async stop(): Promise<void> {
+    if (!this.endLive()) return;
+    await this.processing;
+    this.disconnect();
+  }
+
+  /** Ends live mode's timers and reconnections; false when it was not on. */
+  private endLive(): boolean {
     const live = this.live;
-    if (!live) return;
+    if (!live) return false;
     live.stopped = true;
     for (const t of live.timers) clearTimeout(t);
     this.live = null;
-    await this.processing;
-    this.disconnect();
+    return true;
   }
 
   private disconnect(): void {

@@ -275,21 +275,24 @@ export class Store {
     const tag = this.messageTag(contact, value.id);
     const exists = this.db.prepare("SELECT 1 FROM messages WHERE contact = ? AND tag = ?").get(contact, tag);
     if (exists) return null;
-    // The seq is part of the record's associated data, so it is allotted first.
-    const next =
-      this.db.prepare<[], { s: number | null }>("SELECT max(seq) AS s FROM messages").get()!.s ?? 0;
-    const seq = Math.max(next, this.sequence("messages")) + 1;
+    const seq = this.nextSeq("messages");
     this.db
       .prepare("INSERT INTO messages (seq, contact, tag, data) VALUES (?, ?, ?, ?)")
       .run(seq, contact, tag, this.vault.seal("messages", `${contact}/${seq}`, value));
     return seq;
   }
 
-  private sequence(table: string): number {
-    const r = this.db
+  /**
+   * The seq a new row of `table` gets. It is part of the record's associated data, so it is
+   * allotted before the insert, never reusing one (AUTOINCREMENT's counter is consulted too).
+   * Callers are inside a transaction.
+   */
+  private nextSeq(table: "messages" | "outbox" | "receipts"): number {
+    const max = this.db.prepare<[], { s: number | null }>(`SELECT max(seq) AS s FROM ${table}`).get()!.s ?? 0;
+    const used = this.db
       .prepare<[string], { seq: number }>("SELECT seq FROM sqlite_sequence WHERE name = ?")
       .get(table);
-    return r?.seq ?? 0;
+    return Math.max(max, used?.seq ?? 0) + 1;
   }
 
   messageBySeq(contact: string, seq: number): MessageRecord | null {
@@ -352,15 +355,11 @@ export class Store {
   // outbox ---------------------------------------------------------------------------------
 
   enqueue(contact: string, value: OutboxRecord): number {
-    const seq = Math.max(this.maxSeq("outbox"), this.sequence("outbox")) + 1;
+    const seq = this.nextSeq("outbox");
     this.db
       .prepare("INSERT INTO outbox (seq, contact, data) VALUES (?, ?, ?)")
       .run(seq, contact, this.vault.seal("outbox", `${contact}/${seq}`, value));
     return seq;
-  }
-
-  private maxSeq(table: "outbox" | "receipts"): number {
-    return this.db.prepare<[], { s: number | null }>(`SELECT max(seq) AS s FROM ${table}`).get()!.s ?? 0;
   }
 
   outbox(): { seq: number; contact: string; value: OutboxRecord }[] {
@@ -374,6 +373,14 @@ export class Store {
         contact: r.contact,
         value: this.vault.open<OutboxRecord>("outbox", `${r.contact}/${r.seq}`, r.data),
       }));
+  }
+
+  /** The outbox's entry numbers, oldest first (nothing decrypted). */
+  outboxSeqs(): number[] {
+    return this.db
+      .prepare<[], { seq: number }>("SELECT seq FROM outbox ORDER BY seq")
+      .all()
+      .map((r) => r.seq);
   }
 
   outboxEntry(seq: number): { contact: string; value: OutboxRecord } | null {
@@ -407,7 +414,7 @@ export class Store {
   // receipts waiting to be encrypted ------------------------------------------------------
 
   addReceipt(contact: string, value: PendingReceipt): void {
-    const seq = Math.max(this.maxSeq("receipts"), this.sequence("receipts")) + 1;
+    const seq = this.nextSeq("receipts");
     this.db
       .prepare("INSERT INTO receipts (seq, contact, data) VALUES (?, ?, ?)")
       .run(seq, contact, this.vault.seal("receipts", `${contact}/${seq}`, value));
