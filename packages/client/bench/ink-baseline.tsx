@@ -11,4 +11,6 @@ function Echo() {
   return <Text>Parley is locked {`> ${text}`}</Text>;
 }
 
+// As parley does: raw mode from the start, so keys typed before the first frame reach the app.
+process.stdin.setRawMode?.(true);
 render(<Echo />, { exitOnCtrlC: false });

@@ -1,8 +1,9 @@
 // pnpm bench (UI part): time from start to the first painted frame of `parley` (the unlock
 // screen), and from a keypress to the next frame in the chat, each against the smallest Ink app
-// started and driven the same way in the same run. Both run in a real pty (util-linux `script`).
-import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+// started and driven the same way in the same run. Both are bundled as `parley` ships
+// (scripts/bundle.mjs) and both run in a real pty (util-linux `script`).
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -61,14 +62,18 @@ function pty(argv: string[]): Pty {
   return p;
 }
 
-const tsx = (script: string, ...args: string[]) => [
-  process.execPath,
-  "--conditions=source",
-  "--import",
-  "tsx",
-  script,
-  ...args,
-];
+/** Bundles parley and the baseline into one directory, with the same esbuild settings. */
+function bundle(): { parley: string; baseline: string } {
+  // Inside the package, so the bundle finds better-sqlite3 as the shipped one does.
+  const outdir = here("../dist/bench-bundle");
+  const r = spawnSync(
+    process.execPath,
+    [here("../scripts/bundle.mjs"), "--outdir", outdir, "--entry", `baseline=${here("./ink-baseline.tsx")}`],
+    { stdio: "inherit" },
+  );
+  if (r.status !== 0) throw new Error("bundling failed");
+  return { parley: join(outdir, "parley.js"), baseline: join(outdir, "baseline.js") };
+}
 
 async function measure(argv: string[], unlock: boolean): Promise<{ first: number; key: number }> {
   const start = performance.now();
@@ -96,11 +101,12 @@ async function measure(argv: string[], unlock: boolean): Promise<{ first: number
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 try {
+  const bundles = bundle();
   const ui = { first: [] as number[], key: [] as number[] };
   const base = { first: [] as number[], key: [] as number[] };
   for (let r = 0; r < ROUNDS; r++) {
-    const b = await measure(tsx(here("./ink-baseline.tsx")), false);
-    const u = await measure(tsx(here("../src/cli.ts"), "--home", home), true);
+    const b = await measure([process.execPath, bundles.baseline], false);
+    const u = await measure([process.execPath, bundles.parley, "--home", home], true);
     base.first.push(b.first);
     base.key.push(b.key);
     ui.first.push(u.first);
@@ -108,19 +114,11 @@ try {
   }
   const row = (what: string, u: number[], b: number[]) =>
     `| ${what.padEnd(26)} | ${median(u).toFixed(0).padStart(7)} ms | ${median(b).toFixed(0).padStart(9)} ms | ${(median(u) / median(b)).toFixed(2).padStart(5)} |`;
-  console.log(`terminal UI vs the smallest Ink app, median of ${ROUNDS} rounds, 80x24 pty, started with tsx`);
+  console.log(`terminal UI vs the smallest Ink app, median of ${ROUNDS} rounds, 80x24 pty, both bundled`);
   console.log("| measure                    | parley UI  | Ink baseline | ratio |");
   console.log("| -------------------------- | ---------- | ------------ | ----- |");
   console.log(row("start to first frame", ui.first, base.first));
   console.log(row("keypress to next frame", ui.key, base.key));
-  // After `pnpm build`, the same UI without tsx compiling on start.
-  const built = here("../dist/cli.js");
-  if (existsSync(built)) {
-    const firsts: number[] = [];
-    for (let r = 0; r < ROUNDS; r++)
-      firsts.push((await measure([process.execPath, built, "--home", home], true)).first);
-    console.log(`built (node dist/cli.js): start to first frame ${median(firsts).toFixed(0)} ms`);
-  }
 } finally {
   rmSync(tmp, { recursive: true, force: true });
 }

@@ -1,16 +1,12 @@
 #!/usr/bin/env node
-// The scripting interface: `parley [--home DIR] [--json] COMMAND ...`. Data on stdout, messages
-// on stderr, one exit status per kind of failure (README "Using the client").
+// `parley`: with no command, the terminal UI; with one, the scripting interface
+// (`parley [--home DIR] [--json] COMMAND ...`, README "Using the client"). This entry point loads
+// only what it needs to choose, so the UI paints its first frame before the client core loads.
 import { parseArgs } from "node:util";
-import { relayUrlProblem } from "@parley/protocol";
-import QRCode from "qrcode";
-import { Client, type ClientEvent, type MessageView } from "./client.js";
+import { firstLine, usage, type Values } from "./args.js";
 import { ClientError, EXIT } from "./errors.js";
-import { readPassphrase } from "./passphrase.js";
-import { type Paths, resolvePaths } from "./paths.js";
-import { loadSettings, type Settings, saveSettings } from "./settings.js";
-import { Store } from "./store.js";
-import { displayText, parseDuration } from "./text.js";
+import { resolvePaths } from "./paths.js";
+import { loadSettings } from "./settings.js";
 
 const USAGE = `usage: parley [--home DIR] [--json] COMMAND
 
@@ -27,105 +23,6 @@ const USAGE = `usage: parley [--home DIR] [--json] COMMAND
 
 The home is --home, else $PARLEY_HOME, else $XDG_DATA_HOME/parley. The passphrase comes from
 $PARLEY_PASSPHRASE, else a prompt in a terminal. D is a duration: 30s, 15m, 12h, 7d.`;
-
-interface Output {
-  json: boolean;
-  data(obj: object, text: string): void;
-  note(text: string): void;
-}
-
-function output(json: boolean): Output {
-  return {
-    json,
-    data(obj, text) {
-      process.stdout.write(json ? `${JSON.stringify(obj)}\n` : `${text}\n`);
-    },
-    note(text) {
-      process.stderr.write(`parley: ${text}\n`);
-    },
-  };
-}
-
-/** Node's parseArgs explains over several lines; one is enough, and the first says what is wrong. */
-const firstLine = (e: unknown) =>
-  String((e as Error).message)
-    .split("\n")[0]!
-    .split(". To specify")[0]!
-    .trim();
-
-const usage = (message: string) => new ClientError("USAGE", `${message} (see parley --help)`);
-
-/** A name as it would be typed in a shell command. */
-const shellQuote = (name: string) => (/^[\w.@+-]+$/.test(name) ? name : `'${name.replace(/'/g, "'\\''")}'`);
-
-const time = (ms: number) => new Date(ms).toISOString().replace("T", " ").slice(0, 19);
-
-function printEvent(out: Output, ev: ClientEvent): void {
-  switch (ev.type) {
-    case "message":
-      out.data(ev, formatMessage(ev));
-      return;
-    case "status":
-      out.data(ev, `${ev.contact}\t${ev.id}\t${ev.status}`);
-      return;
-    case "contact": {
-      const what = {
-        added: `new contact ${ev.contact} (${ev.fingerprint}): compare safety numbers with \`parley verify ${shellQuote(ev.contact)}\``,
-        renamed: `contact ${ev.previousName} is now called ${ev.contact}`,
-        renewed: `new conversation with ${ev.contact} (same identity key)`,
-        "key-changed": `WARNING: ${ev.contact}'s identity key CHANGED (now ${ev.fingerprint}); nothing is sent until you verify and confirm`,
-      }[ev.event];
-      out.data(ev, `* ${what}`);
-    }
-  }
-}
-
-function formatMessage(m: MessageView): string {
-  const who = m.direction === "in" ? m.contact : "me";
-  const status = m.direction === "out" ? `  [${m.status}]` : "";
-  // Continuation lines are indented, so a message cannot pass for several.
-  const text = displayText(m.text).replace(/\n/g, "\n    ");
-  return `${time(m.direction === "in" ? m.receivedAt : m.sentAt)}  ${displayText(who)}: ${text}${status}`;
-}
-
-async function readStdin(): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-  try {
-    return new TextDecoder("utf-8", { fatal: true }).decode(Buffer.concat(chunks));
-  } catch {
-    throw usage("stdin is not valid UTF-8");
-  }
-}
-
-function duration(flag: string, value: string | undefined): number | undefined {
-  if (value === undefined) return undefined;
-  const s = parseDuration(value);
-  if (s === null)
-    throw usage(`${flag}: expected a duration such as 30s, 15m, 12h or 7d, got ${JSON.stringify(value)}`);
-  return s;
-}
-
-function positiveInt(flag: string, value: string | undefined, max: number): number | undefined {
-  if (value === undefined) return undefined;
-  if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > max) {
-    throw usage(`${flag}: expected a whole number from 1 to ${max}, got ${JSON.stringify(value)}`);
-  }
-  return Number(value);
-}
-
-type Values = Record<string, string | boolean | undefined>;
-
-const COMMANDS: Record<string, Record<string, { type: "string" | "boolean" }>> = {
-  init: { name: { type: "string" }, relay: { type: "string" }, "max-retention": { type: "string" } },
-  invite: { relay: { type: "string" }, qr: { type: "boolean" }, ttl: { type: "string" } },
-  accept: { name: { type: "string" }, relay: { type: "string" } },
-  send: { lines: { type: "boolean" } },
-  sync: { wait: { type: "string" } },
-  contacts: {},
-  history: { limit: { type: "string" } },
-  verify: { confirm: { type: "boolean" }, number: { type: "string" } },
-};
 
 const GLOBAL = {
   home: { type: "string" },
@@ -169,215 +66,14 @@ async function main(argv: string[]): Promise<number> {
   if (command === undefined) {
     const home = globals.home as string | undefined;
     const paths = resolvePaths(home);
+    // Keys typed before the UI has loaded are kept for it and never echoed: a passphrase typed
+    // the moment the prompt appears must not show on the screen.
+    if (process.stdin.isTTY) process.stdin.setRawMode(true);
     const { runUi } = await import("./ui/run.js");
     return runUi(paths, loadSettings(paths.config));
   }
-  const spec = COMMANDS[command];
-  if (!spec) throw usage(`unknown command ${JSON.stringify(command)}`);
-  let values: Values;
-  let positionals: string[];
-  try {
-    // Globals are also accepted after the command, for convenience.
-    const parsed = parseArgs({
-      args: rest,
-      options: { ...spec, home: { type: "string" }, json: { type: "boolean" } },
-      strict: true,
-      allowPositionals: true,
-      allowNegative: false,
-    });
-    values = parsed.values as Values;
-    positionals = parsed.positionals;
-  } catch (e) {
-    throw usage(`${command}: ${firstLine(e)}`);
-  }
-  const home = (values.home as string | undefined) ?? (globals.home as string | undefined);
-  const out = output(Boolean(values.json ?? globals.json));
-  const paths = resolvePaths(home);
-  const settings = loadSettings(paths.config);
-
-  if (command === "init") return init(paths, settings, values, positionals, out);
-
-  const expect = (n: number, names: string) => {
-    if (positionals.length !== n) throw usage(`${command}: expected ${names}`);
-  };
-  // Check arguments before asking for a passphrase.
-  switch (command) {
-    case "invite":
-    case "contacts":
-    case "sync":
-      expect(0, "no arguments");
-      break;
-    case "accept":
-    case "history":
-    case "verify":
-      expect(1, command === "accept" ? "CODE" : "CONTACT");
-      break;
-    case "send":
-      if (values.lines ? positionals.length !== 1 : positionals.length !== 2) {
-        throw usage("send: expected CONTACT TEXT, CONTACT -, or CONTACT --lines");
-      }
-  }
-  const waitSeconds =
-    command === "sync" ? positiveInt("--wait", values.wait as string | undefined, 3600) : undefined;
-  const limit =
-    command === "history" ? positiveInt("--limit", values.limit as string | undefined, 1_000_000) : undefined;
-  const ttl = command === "invite" ? duration("--ttl", values.ttl as string | undefined) : undefined;
-
-  let texts: string[] | null = null;
-  if (command === "send") {
-    if (values.lines) {
-      texts = (await readStdin()).split(/\r?\n/).filter((l) => l.length > 0);
-      if (texts.length === 0) throw usage("send --lines: stdin held no lines to send");
-    } else if (positionals[1] === "-") {
-      texts = [(await readStdin()).replace(/\r?\n$/, "")];
-    } else {
-      texts = [positionals[1]!];
-    }
-  }
-
-  if (!Store.exists(paths.database)) {
-    throw new ClientError(
-      "NOT_INITIALIZED",
-      `no Parley identity in ${paths.home}: run \`parley init --name NAME\``,
-    );
-  }
-  const passphrase = await readPassphrase({ confirm: false });
-  const client = Client.open(paths, passphrase, settings);
-  client.on("warning", (w) => out.note(w));
-  try {
-    switch (command) {
-      case "invite": {
-        const inv = await client.invite({ relay: values.relay as string | undefined, ttlSeconds: ttl });
-        out.data({ type: "invitation", ...inv }, inv.code);
-        if (values.qr && !out.json) {
-          process.stdout.write(await QRCode.toString(inv.code, { type: "utf8", errorCorrectionLevel: "L" }));
-        }
-        out.note(`invitation valid until ${time(inv.expiresAt)} UTC; give it to one person, out of band`);
-        return 0;
-      }
-      case "accept": {
-        client.on("event", (ev) => printEvent(out, ev));
-        const ev = await client.accept(positionals[0]!, {
-          name: values.name as string | undefined,
-          relay: values.relay as string | undefined,
-        });
-        if (ev.type === "contact" && ev.event === "key-changed") {
-          out.note(
-            `${ev.contact}'s identity key changed: run \`parley verify ${shellQuote(ev.contact)}\`, compare, then --confirm`,
-          );
-        }
-        return 0;
-      }
-      case "send": {
-        client.on("event", (ev) => {
-          if (ev.type !== "status") printEvent(out, ev);
-        });
-        const statuses = await client.send(positionals[0]!, texts!);
-        for (const s of statuses) out.data({ type: "status", ...s }, `${s.contact}\t${s.id}\t${s.status}`);
-        return 0;
-      }
-      case "sync": {
-        client.on("event", (ev) => printEvent(out, ev));
-        const { unreachable, refused } = await client.sync({ waitMs: (waitSeconds ?? 0) * 1000 });
-        if (unreachable.length > 0) {
-          throw new ClientError(
-            "UNREACHABLE",
-            `cannot reach relay ${unreachable.join(", ")}; its messages wait there, the outbox here`,
-          );
-        }
-        if (refused.length > 0) {
-          throw new ClientError(
-            "RELAY_REFUSED",
-            `${refused.join("; ")}; anything unsent waits in the outbox`,
-          );
-        }
-        return 0;
-      }
-      case "contacts": {
-        for (const c of client.contacts()) {
-          const mark = c.keyChanged ? "KEY CHANGED" : c.verified ? "verified" : "unverified";
-          out.data(
-            { type: "contact", event: "listed", ...c },
-            `${displayText(c.contact)}\t${c.fingerprint}\t${mark}\t${c.relay}\tunread ${c.unread}\toutbox ${c.outbox}\tlast ${c.lastActivity ? time(c.lastActivity) : "-"}`,
-          );
-        }
-        return 0;
-      }
-      case "history": {
-        for (const m of client.history(positionals[0]!, limit ?? 50))
-          out.data({ type: "message", ...m }, formatMessage(m));
-        // Read receipts go out with the next network command (history itself stays offline).
-        return 0;
-      }
-      case "verify": {
-        const number = values.number as string | undefined;
-        if (values.confirm) client.confirm(positionals[0]!, number);
-        else if (number !== undefined && !client.matchesSafety(positionals[0]!, number)) {
-          throw new ClientError(
-            "SAFETY_MISMATCH",
-            `the safety number you have does not match ${positionals[0]}'s key`,
-          );
-        }
-        const s = client.safety(positionals[0]!);
-        out.data({ type: "safety", ...s }, `${s.safetyNumber}\n${s.compact}`);
-        if (values.confirm) {
-          out.note(`${s.contact} is marked verified`);
-          const { refused } = await client.flush({ force: true });
-          for (const r of refused) out.note(r);
-        } else if (number !== undefined) {
-          out.note(`the safety number matches ${s.contact}'s key; mark it verified with --confirm`);
-        } else {
-          out.note(
-            `compare these digits with ${s.contact} (in person or on a call); if they match: parley verify ${s.contact} --confirm`,
-          );
-        }
-        return 0;
-      }
-    }
-    throw usage(`unknown command ${command}`);
-  } finally {
-    client.close();
-  }
-}
-
-async function init(
-  paths: Paths,
-  settings: Settings,
-  values: Values,
-  positionals: string[],
-  out: Output,
-): Promise<number> {
-  if (positionals.length > 0) throw usage("init: unexpected argument");
-  const name = values.name as string | undefined;
-  if (name === undefined) throw usage("init: --name NAME is required");
-  const relay = values.relay as string | undefined;
-  const maxRetention = duration("--max-retention", values["max-retention"] as string | undefined);
-  const logN = process.env.PARLEY_SCRYPT_LOG_N ? Number(process.env.PARLEY_SCRYPT_LOG_N) : undefined;
-  if (logN !== undefined && (!Number.isInteger(logN) || logN < 10 || logN > 20)) {
-    throw usage("PARLEY_SCRYPT_LOG_N must be a whole number from 10 to 20");
-  }
-  const next: Settings = { ...settings };
-  if (relay !== undefined) next.relay = relay;
-  if (maxRetention !== undefined) next.maxRetentionSeconds = maxRetention;
-  if (relay !== undefined) {
-    const problem = relayUrlProblem(relay);
-    if (problem) throw usage(`--relay ${JSON.stringify(relay)}: ${problem}`);
-  }
-  if (Store.exists(paths.database))
-    throw new ClientError("ALREADY_INITIALIZED", `${paths.home} already holds a Parley identity`);
-  const passphrase = await readPassphrase({ confirm: true });
-  const client = Client.init(paths, passphrase, name, next, logN);
-  try {
-    saveSettings(paths.config, next);
-    out.data(
-      { type: "identity", name, fingerprint: client.fingerprint, relay: next.relay ?? null },
-      client.fingerprint,
-    );
-    out.note(`identity ${name} created in ${paths.home}`);
-  } finally {
-    client.close();
-  }
-  return 0;
+  const { runCommand } = await import("./commands.js");
+  return runCommand(command, rest, globals);
 }
 
 main(process.argv.slice(2)).then(

@@ -2,7 +2,7 @@
 // the first time a client needs it and reused by every other local identity. Its SQLite data
 // lives under the user's data directory; nothing here is reachable from another machine.
 import { spawn } from "node:child_process";
-import { mkdirSync, openSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, openSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
@@ -54,14 +54,27 @@ async function probe(port: number): Promise<boolean> {
   );
 }
 
-/** The relay's command line: its TypeScript source when running from source, else its build. */
+/**
+ * The relay's command line: its TypeScript source when this client runs from source, else its
+ * build, else (a bundled client in a checkout whose relay was never built) its source through tsx.
+ */
 function relayCommand(): string[] {
   const require = createRequire(import.meta.url);
   const pkgDir = dirname(require.resolve("@parley/relay/package.json"));
-  if (fileURLToPath(import.meta.url).endsWith(".ts")) {
-    return ["--conditions=source", "--import", "tsx", join(pkgDir, "src", "cli.ts")];
+  const source = () => [
+    "--conditions=source",
+    "--import",
+    require.resolve("tsx"),
+    join(pkgDir, "src", "cli.ts"),
+  ];
+  if (fileURLToPath(import.meta.url).endsWith(".ts")) return source();
+  const built = join(pkgDir, "dist", "cli.js");
+  if (existsSync(built)) return [built];
+  try {
+    return source();
+  } catch {
+    throw new ClientError("UNREACHABLE", `the personal relay is not built: run \`pnpm build\` (no ${built})`);
   }
-  return [join(pkgDir, "dist", "cli.js")];
 }
 
 /** Returns the personal relay's URL, starting it in the background when none answers. */

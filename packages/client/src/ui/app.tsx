@@ -1,14 +1,12 @@
 // The terminal UI's top: onboarding on first run, then the unlock screen, then the chat. A
 // locked store never shows content: nothing is read before the passphrase opened it.
+import { existsSync } from "node:fs";
 import { useApp } from "ink";
 import { useEffect, useState } from "react";
-import { Client } from "../client.js";
+import type { Client } from "../client.js";
 import { ClientError } from "../errors.js";
-import { ensureLocalRelay } from "../local-relay.js";
 import type { Paths } from "../paths.js";
 import { type Settings, saveSettings } from "../settings.js";
-import { Store } from "../store.js";
-import { Chat } from "./chat.js";
 import { Onboarding, type OnboardingResult } from "./onboarding.js";
 import { Prompt } from "./prompt.js";
 
@@ -20,16 +18,29 @@ export interface AppProps {
   readonly onClient?: (client: Client | null) => void;
 }
 
+type Core = typeof import("./core.js");
+let core: Promise<Core> | null = null;
+/** The client core and chat screen, loaded once, on first use or just after the first frame. */
+const loadCore = (): Promise<Core> => {
+  core ??= import("./core.js");
+  return core;
+};
+
 type Phase =
   | { kind: "onboarding" }
   | { kind: "unlock" }
-  | { kind: "chat"; client: Client; localOnly: boolean };
+  | { kind: "chat"; client: Client; localOnly: boolean; Chat: Core["Chat"] };
 
 export function App({ paths, settings, logN, onClient }: AppProps) {
   const { exit } = useApp();
   const [phase, setPhase] = useState<Phase>(() =>
-    Store.exists(paths.database) ? { kind: "unlock" } : { kind: "onboarding" },
+    existsSync(paths.database) ? { kind: "unlock" } : { kind: "onboarding" },
   );
+  // The first frame is painted by now; load the rest while the user types.
+  useEffect(() => {
+    const t = setTimeout(() => void loadCore().catch(() => {}), 0);
+    return () => clearTimeout(t);
+  }, []);
   const [busy, setBusy] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
 
@@ -49,15 +60,17 @@ export function App({ paths, settings, logN, onClient }: AppProps) {
 
   /** Starts live mode, first bringing up the personal relay when that is the configured one. */
   const enter = async (c: Client, s: Settings) => {
+    const { ensureLocalRelay, Chat } = await loadCore();
     const localOnly = Boolean(s.localRelay);
     if (localOnly) await ensureLocalRelay();
     await c.start();
-    setPhase({ kind: "chat", client: c, localOnly });
+    setPhase({ kind: "chat", client: c, localOnly, Chat });
   };
 
   const onboard = async (r: OnboardingResult) => {
     setBusy(r.relay === null ? "starting your personal relay…" : "creating your identity…");
     try {
+      const { Client, ensureLocalRelay } = await loadCore();
       const next: Settings = { ...settings };
       if (r.relay === null) {
         const local = await ensureLocalRelay();
@@ -83,6 +96,7 @@ export function App({ paths, settings, logN, onClient }: AppProps) {
     // Let the message paint before scrypt takes the thread.
     await new Promise((r) => setTimeout(r, 10));
     try {
+      const { Client } = await loadCore();
       const c = Client.open(paths, passphrase, settings);
       await enter(c, settings);
     } catch (e) {
@@ -111,7 +125,7 @@ export function App({ paths, settings, logN, onClient }: AppProps) {
       );
     case "chat":
       return (
-        <Chat
+        <phase.Chat
           client={phase.client}
           localOnly={phase.localOnly}
           onQuit={quit}
