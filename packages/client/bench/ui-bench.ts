@@ -1,14 +1,17 @@
 // pnpm bench (UI part): time from start to the first painted frame of `parley` (the unlock
-// screen), and from a keypress to the next frame in the chat, each against the smallest Ink app
-// started and driven the same way in the same run. Both are bundled as `parley` ships
+// screen), from a keypress to the next frame in the chat, and from PageUp/PageDown to the next
+// frame in a conversation of 100,000 messages, each against the smallest Ink app started and
+// driven the same way in the same run. Both are bundled as `parley` ships
 // (scripts/bundle.mjs) and both run in a real pty (util-linux `script`).
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { startRelay } from "../../relay/test/helpers.js";
 import { Client } from "../src/client.js";
 import { resolvePaths } from "../src/paths.js";
+import { Store } from "../src/store.js";
 
 const DEBUG = process.env.BENCH_DEBUG === "1";
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 7);
@@ -16,7 +19,36 @@ const KEYS = 12;
 const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
 const tmp = mkdtempSync(join(tmpdir(), "parley-ui-bench-"));
 const home = join(tmp, "home");
-Client.init(resolvePaths(home), "bench passphrase", "Bench", { maxRetentionSeconds: 30 * 86400 }, 10).close();
+const HISTORY = 100_000;
+
+/** A home whose one contact has a conversation of HISTORY messages (sealed into the real store). */
+async function longConversation(url: string): Promise<void> {
+  const settings = { relay: url, maxRetentionSeconds: 30 * 86400 };
+  const me = Client.init(resolvePaths(home), "bench passphrase", "Bench", settings, 10);
+  const other = Client.init(resolvePaths(join(tmp, "other")), "pw", "Other", settings, 10);
+  await other.accept((await me.invite()).code, { name: "bench" });
+  await me.sync();
+  other.close();
+  me.close();
+  const store = Store.open(resolvePaths(home).database, "bench passphrase");
+  const key = store.contacts()[0]!.key;
+  const start = Date.now() - HISTORY * 60_000;
+  store.tx(() => {
+    for (let i = 0; i < HISTORY; i++) {
+      const at = start + i * 60_000;
+      const mine = i % 3 === 0;
+      store.addMessage(key, {
+        id: i.toString(16).padStart(32, "0"),
+        direction: mine ? "out" : "in",
+        text: `history ${i}${i % 7 === 0 ? "\na second line" : ""}`,
+        sentAt: at,
+        receivedAt: at,
+        status: mine ? "delivered" : "read",
+      });
+    }
+  });
+  store.close();
+}
 
 interface Pty {
   readonly proc: ChildProcess;
@@ -46,7 +78,7 @@ function pty(argv: string[]): Pty {
           }
         };
         const timer = setTimeout(
-          () => reject(new Error(`timeout waiting for ${pattern}:\n${p.output.slice(-2000)}`)),
+          () => reject(new Error(`timeout waiting for ${pattern}: ${JSON.stringify(p.output.slice(-2000))}`)),
           30_000,
         );
         proc.stdout!.on("data", check);
@@ -75,34 +107,56 @@ function bundle(): { parley: string; baseline: string } {
   return { parley: join(outdir, "parley.js"), baseline: join(outdir, "baseline.js") };
 }
 
-async function measure(argv: string[], unlock: boolean): Promise<{ first: number; key: number }> {
+/** A whole frame that shows the conversation: Ink ends each frame with synchronized output off. */
+const CONVERSATION_FRAME = new RegExp(`history \\d+[\\s\\S]*${String.fromCharCode(27)}\\[\\?2026l`);
+
+async function measure(
+  argv: string[],
+  unlock: boolean,
+): Promise<{ first: number; key: number; page: number }> {
   const start = performance.now();
   const p = pty(argv);
-  const first = await p.until(/Parley is locked/, start);
-  if (unlock) {
-    p.proc.stdin!.write("bench passphrase\r");
-    await p.until(/Contacts/, performance.now());
+  try {
+    const first = await p.until(/Parley is locked/, start);
+    if (unlock) {
+      p.proc.stdin!.write("bench passphrase\r");
+      await p.until(/Contacts/, performance.now());
+    }
+    const press = (key: string, pattern: RegExp) => {
+      p.output = "";
+      const t = performance.now();
+      p.proc.stdin!.write(key);
+      return p.until(pattern, t);
+    };
+    const times: number[] = [];
+    let typed = "";
+    // A character that appears nowhere else on screen, so its echo marks the next frame.
+    for (let i = 0; i < KEYS; i++) {
+      typed += "§";
+      times.push(await press("§", new RegExp(typed)));
+    }
+    // Paging through the long conversation: up from the newest, then down from the first.
+    const pages: number[] = [];
+    if (unlock) {
+      for (let i = 0; i < KEYS; i++) pages.push(await press("\u001b[5~", CONVERSATION_FRAME));
+      await press("\u001b[H", /history 0\b/);
+      for (let i = 0; i < KEYS; i++) pages.push(await press("\u001b[6~", CONVERSATION_FRAME));
+    }
+    p.proc.stdin!.write("\u0003");
+    await new Promise((r) => p.proc.once("exit", r));
+    return { first, key: median(times), page: pages.length ? median(pages) : 0 };
+  } finally {
+    if (p.proc.exitCode === null) p.proc.kill("SIGKILL");
   }
-  const times: number[] = [];
-  let typed = "";
-  // A character that appears nowhere else on screen, so its echo marks the next frame.
-  for (let i = 0; i < KEYS; i++) {
-    typed += "§";
-    p.output = "";
-    const t = performance.now();
-    p.proc.stdin!.write("§");
-    times.push(await p.until(new RegExp(typed), t));
-  }
-  p.proc.stdin!.write("\u0003");
-  await new Promise((r) => p.proc.once("exit", r));
-  return { first, key: median(times) };
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
+const relay = await startRelay(["--storage", "memory"]);
 try {
+  await longConversation(`ws://127.0.0.1:${relay.port}`);
   const bundles = bundle();
-  const ui = { first: [] as number[], key: [] as number[] };
+  const ui = { first: [] as number[], key: [] as number[], page: [] as number[] };
   const base = { first: [] as number[], key: [] as number[] };
   for (let r = 0; r < ROUNDS; r++) {
     const b = await measure([process.execPath, bundles.baseline], false);
@@ -111,6 +165,7 @@ try {
     base.key.push(b.key);
     ui.first.push(u.first);
     ui.key.push(u.key);
+    ui.page.push(u.page);
   }
   const row = (what: string, u: number[], b: number[]) =>
     `| ${what.padEnd(26)} | ${median(u).toFixed(0).padStart(7)} ms | ${median(b).toFixed(0).padStart(9)} ms | ${(median(u) / median(b)).toFixed(2).padStart(5)} |`;
@@ -119,6 +174,8 @@ try {
   console.log("| -------------------------- | ---------- | ------------ | ----- |");
   console.log(row("start to first frame", ui.first, base.first));
   console.log(row("keypress to next frame", ui.key, base.key));
+  console.log(row(`page in ${HISTORY.toLocaleString("en")} messages`, ui.page, base.key));
 } finally {
+  await relay.stop();
   rmSync(tmp, { recursive: true, force: true });
 }

@@ -69,6 +69,12 @@ export interface MessageView {
   readonly status: MessageStatus;
 }
 
+/** One message of a conversation window, with its place in the conversation. */
+export interface ConversationEntry {
+  readonly seq: number;
+  readonly message: MessageView;
+}
+
 export type ClientEvent =
   | ({ readonly type: "message" } & MessageView)
   | { readonly type: "status"; readonly contact: string; readonly id: string; readonly status: MessageStatus }
@@ -286,16 +292,22 @@ export class Client extends EventEmitter<ClientEvents> {
   }
 
   /**
-   * A window of the conversation, oldest first, without marking anything read: the newest
-   * `limit` messages after skipping the `skip` newest. Only that window is decrypted, so a
-   * conversation of any length pages in constant time.
+   * A window of the conversation, oldest first, without marking anything read: up to `limit`
+   * messages older than `before` (the newest when undefined), or from the seq `from` on. Only the
+   * window is decrypted and it is found by seq, so a conversation of any length pages in constant
+   * time.
    */
-  conversation(name: string, limit: number, skip = 0): { messages: MessageView[]; total: number } {
+  conversation(
+    name: string,
+    at: { readonly before?: number } | { readonly from: number },
+    limit: number,
+  ): ConversationEntry[] {
     const { id, contact } = this.findContact(name);
-    return {
-      messages: this.store.history(id, limit, skip).map((r) => messageView(contact.name, r.value)),
-      total: this.store.messageCount(id),
-    };
+    const rows =
+      "from" in at
+        ? this.store.messagesFrom(id, at.from, limit)
+        : this.store.messagesBefore(id, at.before, limit);
+    return rows.map((r) => ({ seq: r.seq, message: messageView(contact.name, r.value) }));
   }
 
   /** Marks every shown message of a conversation read (queuing read receipts) and clears its unread count. */

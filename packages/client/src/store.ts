@@ -322,23 +322,43 @@ export class Store {
   }
 
   /** The last `limit` messages of a contact, oldest first. */
-  history(contact: string, limit: number, skip = 0): { seq: number; value: MessageRecord }[] {
-    return this.db
-      .prepare<[string, number, number], { seq: number; data: Buffer }>(
-        "SELECT seq, data FROM messages WHERE contact = ? ORDER BY seq DESC LIMIT ? OFFSET ?",
-      )
-      .all(contact, limit, skip)
-      .reverse()
-      .map((r) => ({
-        seq: r.seq,
-        value: this.vault.open<MessageRecord>("messages", `${contact}/${r.seq}`, r.data),
-      }));
+  history(contact: string, limit: number): { seq: number; value: MessageRecord }[] {
+    return this.messagesBefore(contact, undefined, limit);
   }
 
-  messageCount(contact: string): number {
+  /**
+   * Up to `limit` messages of a contact older than `before` (the newest when it is undefined),
+   * oldest first. Keyed by seq on the (contact, seq) index, so any depth costs the same.
+   */
+  messagesBefore(
+    contact: string,
+    before: number | undefined,
+    limit: number,
+  ): { seq: number; value: MessageRecord }[] {
     return this.db
-      .prepare<[string], { n: number }>("SELECT count(*) AS n FROM messages WHERE contact = ?")
-      .get(contact)!.n;
+      .prepare<[string, number, number], { seq: number; data: Buffer }>(
+        "SELECT seq, data FROM messages WHERE contact = ? AND seq < ? ORDER BY seq DESC LIMIT ?",
+      )
+      .all(contact, before ?? Number.MAX_SAFE_INTEGER, limit)
+      .reverse()
+      .map((r) => this.openMessage(contact, r));
+  }
+
+  /** Up to `limit` messages of a contact from `from` (its seq) on, oldest first. */
+  messagesFrom(contact: string, from: number, limit: number): { seq: number; value: MessageRecord }[] {
+    return this.db
+      .prepare<[string, number, number], { seq: number; data: Buffer }>(
+        "SELECT seq, data FROM messages WHERE contact = ? AND seq >= ? ORDER BY seq ASC LIMIT ?",
+      )
+      .all(contact, from, limit)
+      .map((r) => this.openMessage(contact, r));
+  }
+
+  private openMessage(
+    contact: string,
+    r: { seq: number; data: Buffer },
+  ): { seq: number; value: MessageRecord } {
+    return { seq: r.seq, value: this.vault.open<MessageRecord>("messages", `${contact}/${r.seq}`, r.data) };
   }
 
   deleteHistory(contact: string): void {

@@ -109,7 +109,7 @@ describe("chat", () => {
     await type(ui.stdin, "hello bob");
     await until(ui.lastFrame, (f) => /hello bob/.test(f), "the sent message");
     await until(ui.lastFrame, (f) => /\[(delivered|read)\]/.test(f), "the delivered mark");
-    expect(bob.conversation("alice", 10).messages.map((m) => m.text)).toContain("hello bob");
+    expect(bob.conversation("alice", {}, 10).map((e) => e.message.text)).toContain("hello bob");
     // Up recalls what was typed.
     ui.stdin.write("\u001b[A");
     await tick();
@@ -149,7 +149,7 @@ describe("chat", () => {
     expect(ui.lastFrame()).toContain("identity key CHANGED");
     await type(ui.stdin, "are you really bob?");
     expect(ui.lastFrame()).toContain("key changed: /verify first");
-    expect(alice.conversation("Bob", 10).messages.map((m) => m.text)).not.toContain("are you really bob?");
+    expect(alice.conversation("Bob", {}, 10).map((e) => e.message.text)).not.toContain("are you really bob?");
     await type(ui.stdin, "/verify");
     await until(ui.lastFrame, (f) => f.includes("Safety number with Bob"), "the safety number");
     ui.stdin.write("y");

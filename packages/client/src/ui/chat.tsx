@@ -1,13 +1,12 @@
 // The chat screen: contacts, conversation, input line, status bar, overlays. State lives here;
 // the client core (live mode) pushes events, and every view is re-read from the store.
-import { Box, Text, useInput, useStdout } from "ink";
+import { Box, Text, useStdout } from "ink";
 import QRCode from "qrcode";
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import type { Client, ClientEvent } from "../client.js";
 import { ClientError } from "../errors.js";
 import { ContactList } from "./contact-list.js";
 import { Conversation } from "./conversation.js";
-import { rows as toRows } from "./format.js";
 import { actionFor } from "./keys.js";
 import {
   back,
@@ -20,8 +19,10 @@ import {
   submit,
 } from "./line-editor.js";
 import { Overlay, type OverlayState } from "./overlay.js";
+import { type Anchor, oldest, type Source, scrollDown, scrollUp, windowAt } from "./scroll.js";
 import { StatusBar } from "./status-bar.js";
 import { colour } from "./theme.js";
+import { useKeys } from "./use-keys.js";
 import { useTerminalSize } from "./use-terminal-size.js";
 
 export interface ChatProps {
@@ -41,7 +42,8 @@ export function Chat({ client, localOnly, onQuit, onRelay }: ChatProps) {
   const { stdout } = useStdout();
   const [tick, setTick] = useState(0);
   const [selected, setSelected] = useState<string | null>(() => client.contacts()[0]?.contact ?? null);
-  const [scroll, setScroll] = useState(0);
+  // Null follows the newest message; an anchor holds the view still while messages arrive.
+  const [anchor, setAnchor] = useState<Anchor | null>(null);
   // The ref is the truth: several keys can arrive before React renders again.
   const lineRef = useRef(emptyLine());
   const [line, setLineState] = useState(lineRef.current);
@@ -81,29 +83,42 @@ export function Chat({ client, localOnly, onQuit, onRelay }: ChatProps) {
   const bannerShown = current?.keyChanged ?? false;
   const bodyHeight = Math.max(3, height - 3 - (bannerShown ? 1 : 0) - (notice ? 1 : 0));
   const convWidth = Math.max(20, columns - CONTACTS_WIDTH - 1);
+  const shownName = current?.contact ?? null;
+  const source = useMemo<Source | null>(() => {
+    if (shownName === null) return null;
+    return {
+      before: (before, limit) => client.conversation(shownName, { before }, limit),
+      from: (from, limit) => client.conversation(shownName, { from }, limit),
+    };
+  }, [client, shownName]);
+  // The conversation's title takes one row, and its width loses the left padding.
+  const layout = useMemo(
+    () => ({ height: bodyHeight - 1, width: convWidth - 1, me: "me" }),
+    [bodyHeight, convWidth],
+  );
   // biome-ignore lint/correctness/useExhaustiveDependencies: tick is the signal to re-read the store
-  const view = useMemo(() => {
-    if (!current) return { rows: [], total: 0 };
-    const { messages, total } = client.conversation(current.contact, bodyHeight, scroll);
-    return { rows: toRows(messages, "me", convWidth), total };
-  }, [client, current?.contact, bodyHeight, scroll, convWidth, tick]);
+  const view = useMemo(
+    () => (source ? windowAt(source, anchor, layout) : { rows: [], top: null, scrolled: false }),
+    [source, anchor, layout, tick],
+  );
+  const page = Math.max(1, layout.height - 2);
   // biome-ignore lint/correctness/useExhaustiveDependencies: tick is the signal to re-read the store
   const status = useMemo(() => ({ ...client.status(), localOnly }), [client, tick, localOnly]);
 
   // What is on screen is read: receipts go out, the unread mark goes.
   useEffect(() => {
-    if (current && current.unread > 0 && scroll === 0) {
+    if (current && current.unread > 0 && !view.scrolled) {
       client.markRead(current.contact);
       refresh();
     }
-  }, [client, current, scroll, refresh]);
+  }, [client, current, view.scrolled, refresh]);
 
   const select = (delta: number) => {
     if (contacts.length === 0) return;
     const i = contacts.findIndex((c) => c.contact === selected);
     const next = contacts[(i + delta + contacts.length) % contacts.length]!;
     setSelected(next.contact);
-    setScroll(0);
+    setAnchor(null);
   };
 
   const run = async (text: string) => {
@@ -192,7 +207,7 @@ export function Chat({ client, localOnly, onQuit, onRelay }: ChatProps) {
     if (current.keyChanged)
       return setNotice({ text: `${current.contact}'s key changed: /verify first`, error: true });
     try {
-      setScroll(0);
+      setAnchor(null);
       const sending = client.send(current.contact, [text]);
       refresh();
       await sending;
@@ -205,7 +220,7 @@ export function Chat({ client, localOnly, onQuit, onRelay }: ChatProps) {
     refresh();
   };
 
-  useInput((input, key) => {
+  useKeys((input, key) => {
     const action = actionFor(input, key);
     if (action === "quit") return onQuit();
     if (overlay) {
@@ -239,9 +254,13 @@ export function Chat({ client, localOnly, onQuit, onRelay }: ChatProps) {
       case "previousContact":
         return select(-1);
       case "scrollUp":
-        return setScroll((s) => Math.min(Math.max(0, view.total - 1), s + Math.max(1, bodyHeight - 2)));
+        return view.top && source && setAnchor(scrollUp(source, view.top, page, layout));
       case "scrollDown":
-        return setScroll((s) => Math.max(0, s - Math.max(1, bodyHeight - 2)));
+        return view.top && source && view.scrolled && setAnchor(scrollDown(source, view.top, page, layout));
+      case "scrollTop":
+        return source && setAnchor(oldest(source));
+      case "scrollBottom":
+        return setAnchor(null);
       case "help":
         if (lineRef.current.text === "") return setOverlay({ kind: "help" });
         break;
@@ -250,7 +269,7 @@ export function Chat({ client, localOnly, onQuit, onRelay }: ChatProps) {
     }
     if (key.backspace || key.delete) return setLine(backspace(lineRef.current));
     if (key.ctrl || key.meta || key.escape || key.tab || key.leftArrow || key.rightArrow) return;
-    if (key.upArrow || key.downArrow || key.pageUp || key.pageDown) return;
+    if (key.upArrow || key.downArrow || key.pageUp || key.pageDown || key.home || key.end) return;
     const { text, enter: pressed } = splitInput(input);
     setLine(insert(lineRef.current, text));
     if (pressed) enter();
@@ -270,7 +289,7 @@ export function Chat({ client, localOnly, onQuit, onRelay }: ChatProps) {
       ) : (
         <Box height={bodyHeight}>
           <ContactList contacts={contacts} selected={selected} width={CONTACTS_WIDTH} height={bodyHeight} />
-          <Conversation rows={view.rows} height={bodyHeight} title={title} scrolled={scroll > 0} />
+          <Conversation rows={view.rows} height={bodyHeight} title={title} scrolled={view.scrolled} />
         </Box>
       )}
       {notice ? (
@@ -281,11 +300,20 @@ export function Chat({ client, localOnly, onQuit, onRelay }: ChatProps) {
       <Box>
         <Text color={colour("cyan")}>{"> "}</Text>
         <Text wrap="truncate-start">
-          {inputLines.length > 1 ? `${inputLines.length} lines: ${inputLines.at(-1)}` : line.text}
+          {tail(
+            inputLines.length > 1 ? `${inputLines.length} lines: ${inputLines.at(-1)}` : line.text,
+            columns - 3,
+          )}
         </Text>
         <Text inverse> </Text>
       </Box>
       <StatusBar info={status} width={columns} />
     </Box>
   );
+}
+
+/** The end of a line that fits `room` columns, marked with … when cut (the cursor stays visible). */
+function tail(text: string, room: number): string {
+  const chars = [...text];
+  return chars.length <= room ? text : `…${chars.slice(chars.length - room + 1).join("")}`;
 }

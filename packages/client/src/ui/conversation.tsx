@@ -10,12 +10,12 @@ export function Conversation(props: {
   readonly title: string;
   readonly scrolled: boolean;
 }) {
-  const visible = props.rows.slice(-Math.max(0, props.height - 1));
+  const visible = props.rows.slice(0, Math.max(0, props.height - 1));
   return (
     <Box flexDirection="column" flexGrow={1} height={props.height} paddingLeft={1} overflow="hidden">
       <Text bold wrap="truncate-end">
         {props.title}
-        {props.scrolled ? <Text color={colour("yellow")}> (scrolled back: PageDown)</Text> : null}
+        {props.scrolled ? <Text color={colour("yellow")}> (scrolled back: PageDown, End)</Text> : null}
       </Text>
       {visible.map((r) =>
         r.kind === "day" ? (

@@ -42,6 +42,9 @@ export function wrap(text: string, width: number): string[] {
   return out;
 }
 
+/** When a message happened, as shown: received for theirs, sent for mine. */
+export const shownAt = (m: MessageView) => (m.direction === "in" ? m.receivedAt : m.sentAt);
+
 /** The rows of a window of messages, oldest first, with a separator where the day changes. */
 export function rows(
   messages: readonly MessageView[],
@@ -52,7 +55,7 @@ export function rows(
   const out: Row[] = [];
   let lastDay = previousDay;
   for (const m of messages) {
-    const at = m.direction === "in" ? m.receivedAt : m.sentAt;
+    const at = shownAt(m);
     const d = day(at);
     if (d !== lastDay) {
       out.push({ key: `day-${m.id}`, kind: "day", text: `── ${d} ──` });

@@ -11,6 +11,8 @@ export type Action =
   | "previousContact"
   | "scrollUp"
   | "scrollDown"
+  | "scrollTop"
+  | "scrollBottom"
   | "help"
   | "close"
   | "quit"
@@ -71,6 +73,18 @@ export const BINDINGS: readonly Binding[] = [
     keys: "PageDown",
     description: "scroll the conversation forward",
     matches: (_, k) => k.pageDown,
+  },
+  {
+    action: "scrollTop",
+    keys: "Home",
+    description: "the first message of the conversation",
+    matches: (_, k) => k.home,
+  },
+  {
+    action: "scrollBottom",
+    keys: "End",
+    description: "the newest message (and follow new ones)",
+    matches: (_, k) => k.end,
   },
   { action: "help", keys: "?", description: "this list (on an empty input line)", matches: (i) => i === "?" },
   { action: "close", keys: "Esc", description: "close an overlay", matches: (_, k) => k.escape },

@@ -1,9 +1,10 @@
 // One question on its own screen: a label, an input line (masked for passphrases), an error.
-import { Box, Text, useInput } from "ink";
+import { Box, Text } from "ink";
 import { useRef, useState } from "react";
 import { actionFor } from "./keys.js";
 import { backspace, emptyLine, insert, type LineState, splitInput } from "./line-editor.js";
 import { colour } from "./theme.js";
+import { useKeys } from "./use-keys.js";
 
 export interface PromptProps {
   readonly title: string;
@@ -24,7 +25,7 @@ export function Prompt({ title, label, hint, masked, error, busy, onSubmit, onQu
     ref.current = next;
     setLineState(next);
   };
-  useInput((input, key) => {
+  useKeys((input, key) => {
     const action = actionFor(input, key);
     if (action === "quit") return onQuit();
     if (busy) return;

@@ -4,6 +4,7 @@ import type { Client } from "../client.js";
 import type { Paths } from "../paths.js";
 import type { Settings } from "../settings.js";
 import { App } from "./app.js";
+import { KeyRouter } from "./use-keys.js";
 
 export async function runUi(paths: Paths, settings: Settings): Promise<number> {
   if (!process.stdin.isTTY || !process.stdout.isTTY) {
@@ -13,14 +14,16 @@ export async function runUi(paths: Paths, settings: Settings): Promise<number> {
   let client: Client | null = null;
   const logN = process.env.PARLEY_SCRYPT_LOG_N ? Number(process.env.PARLEY_SCRYPT_LOG_N) : undefined;
   const app = render(
-    <App
-      paths={paths}
-      settings={settings}
-      logN={logN}
-      onClient={(c) => {
-        client = c;
-      }}
-    />,
+    <KeyRouter>
+      <App
+        paths={paths}
+        settings={settings}
+        logN={logN}
+        onClient={(c) => {
+          client = c;
+        }}
+      />
+    </KeyRouter>,
     { exitOnCtrlC: false },
   );
   const stopClient = async () => {
