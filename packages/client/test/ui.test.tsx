@@ -116,6 +116,31 @@ describe("chat", () => {
     expect(ui.lastFrame()).toMatch(/> hello bob/);
   });
 
+  it("takes a bracketed paste as text: its line breaks and a ? stay in the message", {
+    timeout: 60_000,
+  }, async () => {
+    const [alice, bob] = await pair();
+    const ui = render(<Chat client={alice} localOnly={false} onQuit={() => {}} />);
+    cleanups.push(() => ui.unmount());
+    ui.stdin.write("\u001b[200~first line\rsecond line?\r\u001b[201~");
+    await until(ui.lastFrame, (f) => f.includes("> 2 lines: second line?"), "the pasted lines in the input");
+    expect(ui.lastFrame()).not.toContain("Keys");
+    ui.stdin.write("\r");
+    await until(
+      () =>
+        bob
+          .conversation("alice", {}, 10)
+          .map((e) => e.message.text)
+          .join("|"),
+      () => true,
+      "",
+    );
+    await bob.sync();
+    expect(bob.conversation("alice", {}, 10).map((e) => e.message.text)).toContain(
+      "first line\nsecond line?",
+    );
+  });
+
   it("opens the key overlay with ?, runs /help, and reports unknown commands", {
     timeout: 60_000,
   }, async () => {

@@ -220,7 +220,11 @@ export function Chat({ client, localOnly, onQuit, onRelay }: ChatProps) {
     refresh();
   };
 
-  useKeys((input, key) => {
+  useKeys((input, key, paste) => {
+    if (paste) {
+      if (!overlay) setLine(insert(lineRef.current, input));
+      return;
+    }
     const action = actionFor(input, key);
     if (action === "quit") return onQuit();
     if (overlay) {

@@ -25,7 +25,9 @@ export function Prompt({ title, label, hint, masked, error, busy, onSubmit, onQu
     ref.current = next;
     setLineState(next);
   };
-  useKeys((input, key) => {
+  useKeys((input, key, paste) => {
+    // A one-line answer: a pasted line break is dropped, never taken for Enter.
+    if (paste) return busy ? undefined : setLine(insert(ref.current, input.replace(/\n/g, "")));
     const action = actionFor(input, key);
     if (action === "quit") return onQuit();
     if (busy) return;

@@ -4,6 +4,10 @@
 // PageUp in quick succession did nothing, and the first keys typed as the chat appeared could
 // vanish. Here one subscription (KeyRouter) lives as long as the app, and each screen's current
 // handler is put in place during the commit (a layout effect), before any further key is read.
+//
+// Pastes arrive whole: the terminal is put in bracketed-paste mode (run.tsx), and what it sends
+// between ESC[200~ and ESC[201~ reaches the handler as one piece of text with `paste` set, so a
+// newline in it is part of the message, never Enter, and a pasted `?` or `y` is only text.
 import { type Key, useInput } from "ink";
 import {
   createContext,
@@ -13,17 +17,50 @@ import {
   useContext,
   useLayoutEffect,
   useRef,
+  useState,
 } from "react";
 
-export type KeyHandler = (input: string, key: Key) => void;
+export type KeyHandler = (input: string, key: Key, paste: boolean) => void;
+type InkHandler = (input: string, key: Key) => void;
 type Register = (handler: KeyHandler) => () => void;
+
+/** Turns on bracketed paste in the terminal; what it returns turns it off again. */
+export function bracketedPaste(out: NodeJS.WriteStream): () => void {
+  out.write("\u001b[?2004h");
+  return () => out.write("\u001b[?2004l");
+}
+
+// Ink strips the ESC from sequences it does not name.
+const PASTE_START = "[200~";
+const PASTE_END = "[201~";
+
+/** Collects a bracketed paste into one call; everything else passes straight through. */
+function pasteAware(deliver: () => KeyHandler): InkHandler {
+  let pasted: string | null = null;
+  return (input, key) => {
+    if (pasted === null) {
+      if (input === PASTE_START) pasted = "";
+      else deliver()(input, key, false);
+      return;
+    }
+    if (input !== PASTE_END) {
+      // A chunk boundary can leave a line break on its own, which Ink reports as a key.
+      pasted += key.return ? "\n" : key.tab ? "\t" : input;
+      return;
+    }
+    const text = pasted.replace(/\r\n?/g, "\n").replace(/\n$/, "");
+    pasted = null;
+    if (text !== "") deliver()(text, key, true);
+  };
+}
 
 const RouterContext = createContext<Register | null>(null);
 
 /** The app's one keyboard subscription; the screen that registered last receives the keys. */
 export function KeyRouter({ children }: { readonly children: ReactNode }) {
   const current = useRef<KeyHandler | null>(null);
-  useInput(useCallback<KeyHandler>((input, key) => current.current?.(input, key), []));
+  const [onInput] = useState(() => pasteAware(() => current.current ?? (() => {})));
+  useInput(onInput);
   const register = useCallback<Register>((handler) => {
     current.current = handler;
     return () => {
@@ -40,8 +77,9 @@ export function useKeys(handler: KeyHandler): void {
   useLayoutEffect(() => {
     latest.current = handler;
   });
-  const stable = useCallback<KeyHandler>((input, key) => latest.current(input, key), []);
+  const stable = useCallback<KeyHandler>((input, key, paste) => latest.current(input, key, paste), []);
   useLayoutEffect(() => register?.(stable), [register, stable]);
   // A screen rendered on its own (component tests) subscribes itself.
-  useInput(stable, { isActive: register === null });
+  const [own] = useState(() => pasteAware(() => stable));
+  useInput(own, { isActive: register === null });
 }
