@@ -126,15 +126,7 @@ describe("chat", () => {
     await until(ui.lastFrame, (f) => f.includes("> 2 lines: second line?"), "the pasted lines in the input");
     expect(ui.lastFrame()).not.toContain("Keys");
     ui.stdin.write("\r");
-    await until(
-      () =>
-        bob
-          .conversation("alice", {}, 10)
-          .map((e) => e.message.text)
-          .join("|"),
-      () => true,
-      "",
-    );
+    await until(ui.lastFrame, (f) => /\[(sent|delivered)\]/.test(f), "the sent message");
     await bob.sync();
     expect(bob.conversation("alice", {}, 10).map((e) => e.message.text)).toContain(
       "first line\nsecond line?",
