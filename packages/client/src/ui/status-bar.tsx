@@ -15,12 +15,16 @@ export function StatusBar({ info, width }: { readonly info: StatusInfo; readonly
     const keep = r.retentionSeconds === null ? "" : ` keeps ${humanDuration(r.retentionSeconds)}`;
     return `${r.connected ? "●" : "○"} ${host}${keep}`;
   });
+  const parts = [
+    ...(info.localOnly ? ["local-only"] : []),
+    relays.join("  ") || "no relay",
+    `outbox ${info.outbox}`,
+    "? keys",
+  ];
   return (
     <Box width={width}>
       <Text inverse wrap="truncate-end">
-        {info.localOnly ? " local-only " : " "}| {relays.join("  ") || "no relay"} | outbox {info.outbox} | ?
-        keys
-        {" ".repeat(width)}
+        {` ${parts.join(" | ")}`.padEnd(width)}
       </Text>
     </Box>
   );
