@@ -4,7 +4,9 @@ import { ConfigError, helpText, loadConfig } from "./config.js";
 import { createLogger } from "./log.js";
 import { RelayServer } from "./server.js";
 import { MemoryStorage } from "./storage/memory.js";
+import { RedisStorage } from "./storage/redis.js";
 import { SqliteStorage } from "./storage/sqlite.js";
+import type { Storage } from "./storage/types.js";
 import { RELAY_VERSION } from "./version.js";
 
 async function main(): Promise<number> {
@@ -28,12 +30,32 @@ async function main(): Promise<number> {
   }
   const { config } = parsed;
   const logger = createLogger(config.logLevel);
-  let storage: SqliteStorage | MemoryStorage;
-  try {
-    storage = config.storage === "memory" ? new MemoryStorage() : new SqliteStorage(config.dataDir);
-  } catch (e) {
-    process.stderr.write(`parley-relay: cannot open storage in ${config.dataDir}: ${(e as Error).message}\n`);
-    return 1;
+  let storage: Storage;
+  if (config.redis) {
+    const redis = new RedisStorage({
+      target: config.redis,
+      logger,
+      timeoutMs: config.redisTimeoutSeconds * 1000,
+      rewriteIntervalMs: config.redisRewriteSeconds * 1000,
+    });
+    try {
+      await redis.open();
+    } catch (e) {
+      // Every message names host:port/db only, never the password.
+      process.stderr.write(`parley-relay: cannot use Redis: ${(e as Error).message}\n`);
+      await redis.close();
+      return 1;
+    }
+    storage = redis;
+  } else {
+    try {
+      storage = config.storage === "memory" ? new MemoryStorage() : new SqliteStorage(config.dataDir);
+    } catch (e) {
+      process.stderr.write(
+        `parley-relay: cannot open storage in ${config.dataDir}: ${(e as Error).message}\n`,
+      );
+      return 1;
+    }
   }
   const server = new RelayServer({ config, storage, logger });
   try {

@@ -2,13 +2,30 @@
 // command-line flags. Every problem is collected and reported at once, one clear line each.
 import { readFileSync } from "node:fs";
 
-export type StorageKind = "sqlite" | "memory";
+export type StorageKind = "sqlite" | "memory" | "redis";
+
+/** A Redis (or Valkey) server, from `--storage redis://[USER:PASSWORD@]HOST[:PORT][/DB]`. */
+export interface RedisTarget {
+  /** `rediss://`: TLS, with the host name checked against the server's certificate. */
+  readonly tls: boolean;
+  readonly host: string;
+  readonly port: number;
+  readonly db: number;
+  readonly username: string | null;
+  readonly password: string | null;
+}
 export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
 
 export interface RelayConfig {
   host: string;
   port: number;
   storage: StorageKind;
+  /** Where Redis is, when `storage` is "redis" (from the --storage URL); otherwise null. */
+  redis: RedisTarget | null;
+  /** A Redis command, or an attempt to connect, fails after this long. */
+  redisTimeoutSeconds: number;
+  /** How often one of the relays sharing a Redis asks it to rewrite its append-only file. */
+  redisRewriteSeconds: number;
   dataDir: string;
   /** Retention of an undelivered message, in seconds. */
   ttlSeconds: number;
@@ -36,6 +53,9 @@ export const DEFAULTS: Readonly<RelayConfig> = Object.freeze({
   host: "127.0.0.1",
   port: 7700,
   storage: "sqlite",
+  redis: null,
+  redisTimeoutSeconds: 5,
+  redisRewriteSeconds: 3600,
   dataDir: "./parley-relay-data",
   ttlSeconds: 7 * 86400,
   maxTtlSeconds: 30 * 86400,
@@ -77,7 +97,21 @@ export const OPTIONS: readonly Option[] = [
     flag: "--storage",
     env: "PARLEY_RELAY_STORAGE",
     kind: "storage",
-    help: "sqlite or memory",
+    help: "sqlite, memory, or redis://[USER:PASSWORD@]HOST[:PORT][/DB] (rediss:// for TLS)",
+  },
+  {
+    key: "redisTimeoutSeconds",
+    flag: "--redis-timeout",
+    env: "PARLEY_RELAY_REDIS_TIMEOUT",
+    kind: "duration",
+    help: "Redis: a command or a connection attempt fails after this long",
+  },
+  {
+    key: "redisRewriteSeconds",
+    flag: "--redis-aof-rewrite",
+    env: "PARLEY_RELAY_REDIS_AOF_REWRITE",
+    kind: "duration",
+    help: "Redis: how often the append-only file is rewritten, so deleted ciphertext leaves the disk",
   },
   {
     key: "dataDir",
@@ -192,6 +226,51 @@ const SIZE_UNITS: Record<string, number> = {
   gib: 1024 ** 3,
 };
 
+/** A URL with any user name and password replaced by `***`, fit for an error message or a log. */
+export function redactUrl(text: string): string {
+  return text.replace(/^([a-z][a-z0-9+.-]*:(?:\/\/)?)[^@/]*@/i, "$1***@");
+}
+
+/** `host:port/db`, for logs and messages: never the user name or password. */
+export function redisDisplay(t: RedisTarget): string {
+  return `${t.host.includes(":") ? `[${t.host}]` : t.host}:${t.port}/${t.db}${t.tls ? " (TLS)" : ""}`;
+}
+
+/**
+ * `redis://[USER:PASSWORD@]HOST[:PORT][/DB]` or `rediss://...` (TLS). Port 6379 and database 0 by
+ * default; user name and password are percent-decoded. Returns a problem (never naming the
+ * password) for anything else.
+ */
+export function parseRedisUrl(text: string): RedisTarget | { problem: string } {
+  const shown = `"${redactUrl(text)}"`;
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return { problem: `${shown} is not a valid URL` };
+  }
+  if (url.protocol !== "redis:" && url.protocol !== "rediss:") {
+    return { problem: `${shown} must be sqlite, memory, or a redis:// or rediss:// URL` };
+  }
+  const host = url.hostname.replace(/^\[(.*)\]$/, "$1");
+  if (host === "") return { problem: `${shown} names no host` };
+  if (url.search !== "" || url.hash !== "") {
+    return { problem: `${shown}: query strings and fragments are not supported` };
+  }
+  const path = url.pathname;
+  const m = /^\/?(\d{0,9})$/.exec(path);
+  if (!m) return { problem: `${shown}: the path must be a database number, such as /0` };
+  const decode = (s: string) => (s === "" ? null : decodeURIComponent(s));
+  return {
+    tls: url.protocol === "rediss:",
+    host,
+    port: url.port === "" ? 6379 : Number(url.port),
+    db: m[1] === "" ? 0 : Number(m[1]),
+    username: decode(url.username),
+    password: decode(url.password),
+  };
+}
+
 /** "30s", "15m", "7d", "2h" or a bare number of seconds. Returns null if it is none of those. */
 export function parseDuration(text: string): number | null {
   const m = /^(\d+)(s|m|h|d)?$/.exec(text.trim());
@@ -240,10 +319,16 @@ function parseValue(o: Option, raw: string, source: string): { value?: unknown; 
         ? { value: n }
         : { problem: `${where}: "${raw}" is not a positive whole number` };
     }
-    case "storage":
-      return raw === "sqlite" || raw === "memory"
-        ? { value: raw }
-        : { problem: `${where}: "${raw}" must be sqlite or memory` };
+    case "storage": {
+      if (raw === "sqlite" || raw === "memory") return { value: { storage: raw, redis: null } };
+      if (!/^[a-z][a-z0-9+.-]*:/i.test(raw)) {
+        return { problem: `${where}: "${raw}" must be sqlite, memory, or a redis:// or rediss:// URL` };
+      }
+      const target = parseRedisUrl(raw);
+      return "problem" in target
+        ? { problem: `${where}: ${target.problem}` }
+        : { value: { storage: "redis", redis: target } };
+    }
     case "level":
       return (LEVELS as readonly string[]).includes(raw)
         ? { value: raw }
@@ -277,6 +362,7 @@ export function loadConfig(
   const set = (o: Option, raw: string, source: string) => {
     const { value, problem } = parseValue(o, raw, source);
     if (problem) problems.push(problem);
+    else if (o.kind === "storage") Object.assign(config, value);
     else (config as unknown as Record<string, unknown>)[o.key] = value;
   };
   for (const o of OPTIONS) {
@@ -312,6 +398,8 @@ export function loadConfig(
     ["sweepIntervalSeconds", "--sweep-interval", 86400],
     ["heartbeatSeconds", "--heartbeat", 86400],
     ["shutdownTimeoutSeconds", "--shutdown-timeout", 3600],
+    ["redisTimeoutSeconds", "--redis-timeout", 600],
+    ["redisRewriteSeconds", "--redis-aof-rewrite", 86400],
   ];
   for (const [key, flag, max] of ceilings) {
     if ((config[key] as number) > max) problems.push(`${flag}: at most ${max} seconds`);

@@ -54,6 +54,11 @@ export class RelayMetrics {
     help: "Messages waiting",
     registers: [this.registry],
   });
+  readonly storageUp = new Gauge({
+    name: "parley_relay_storage_up",
+    help: "1 while the storage answered the last read of its totals, 0 while it is unavailable",
+    registers: [this.registry],
+  });
   readonly storedBytes = new Gauge({
     name: "parley_relay_stored_bytes",
     help: "Ciphertext bytes waiting",

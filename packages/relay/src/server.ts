@@ -28,7 +28,7 @@ import { type WebSocket, WebSocketServer } from "ws";
 import type { RelayConfig } from "./config.js";
 import type { Logger } from "./log.js";
 import { RelayMetrics } from "./metrics.js";
-import type { Storage, StoredMessage } from "./storage/types.js";
+import { type Storage, StorageUnavailableError, type StoredMessage } from "./storage/types.js";
 import { transparencyStatement } from "./transparency.js";
 
 /** Bad frames a connection may send before it is closed (policy violation). */
@@ -42,6 +42,8 @@ const ACK_TYPE = 0x06;
 const ACK_ID_OFFSET = 6 + 32;
 /** Messages fetched from storage per delivery round. */
 const DELIVERY_BATCH = 100;
+/** While the storage is unavailable, failing requests are logged at most once per this many ms. */
+const STORAGE_TROUBLE_LOG_MS = 10_000;
 
 interface InFlight {
   /** Mailbox (hex). */
@@ -109,6 +111,8 @@ export class RelayServer {
   private sweeper: NodeJS.Timeout | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
   private readonly inFlightWork = new Set<Promise<unknown>>();
+  private storageTroubleLoggedAt = 0;
+  private storageTroubleSuppressed = 0;
 
   constructor(options: RelayServerOptions) {
     this.config = options.config;
@@ -142,6 +146,11 @@ export class RelayServer {
 
   /** Starts listening; resolves with the bound port. Sweeps once at start-up. */
   async listen(): Promise<number> {
+    // Storage shared with other relays tells us of their deposits as they happen.
+    this.storage.watch?.({
+      deposited: (address, seq) => this.depositedElsewhere(address, seq),
+      resync: () => this.resync(),
+    });
     await this.sweep();
     await this.refreshGauges();
     await new Promise<void>((resolve, reject) => {
@@ -186,11 +195,15 @@ export class RelayServer {
         case "/livez":
           res.writeHead(200, { "content-type": "text/plain" }).end("ok\n");
           return;
-        case "/readyz":
-          res
-            .writeHead(this.draining ? 503 : 200, { "content-type": "text/plain" })
-            .end(this.draining ? "draining\n" : "ready\n");
+        case "/readyz": {
+          const status = this.draining
+            ? "draining"
+            : (await (this.storage.ready?.() ?? true))
+              ? "ready"
+              : "storage unavailable";
+          res.writeHead(status === "ready" ? 200 : 503, { "content-type": "text/plain" }).end(`${status}\n`);
           return;
+        }
         case "/metrics":
           await this.refreshGauges();
           res
@@ -206,16 +219,27 @@ export class RelayServer {
           res.writeHead(404, { "content-type": "text/plain" }).end("not found\n");
       }
     } catch (e) {
+      if (e instanceof StorageUnavailableError) {
+        this.storageTrouble(e);
+        if (!res.headersSent)
+          res.writeHead(503, { "content-type": "text/plain" }).end("storage unavailable\n");
+        return;
+      }
       this.log.error({ err: e }, "http handler failed");
       if (!res.headersSent) res.writeHead(500).end();
     }
   }
 
   async transparency(): Promise<object> {
-    const stats = await this.storage.stats();
+    // Served even while the storage is unavailable (clients read it before using a relay): the
+    // stored totals are then null.
+    const stats = await this.storage.stats().catch((e: unknown) => {
+      if (e instanceof StorageUnavailableError) return { messages: null, bytes: null, mailboxes: null };
+      throw e;
+    });
     const counter = async (c: { get(): Promise<{ values: { value: number }[] }> }) =>
       (await c.get()).values.reduce((a, v) => a + v.value, 0);
-    return transparencyStatement(this.config, this.storage.kind, {
+    return transparencyStatement(this.config, this.storage, {
       connections: this.connections.size,
       storedMessages: stats.messages,
       storedBytes: stats.bytes,
@@ -227,11 +251,33 @@ export class RelayServer {
     });
   }
 
+  /** Reads the storage's totals into the gauges; while it is unavailable, keeps the last ones. */
   private async refreshGauges(): Promise<void> {
-    const stats = await this.storage.stats();
-    this.metrics.storedMessages.set(stats.messages);
-    this.metrics.storedBytes.set(stats.bytes);
     this.metrics.connections.set(this.connections.size);
+    try {
+      const stats = await this.storage.stats();
+      this.metrics.storedMessages.set(stats.messages);
+      this.metrics.storedBytes.set(stats.bytes);
+      this.metrics.storageUp.set(1);
+    } catch (e) {
+      if (!(e instanceof StorageUnavailableError)) throw e;
+      this.metrics.storageUp.set(0);
+    }
+  }
+
+  /** Logs that requests fail because the storage is unavailable: once per interval, with a count. */
+  private storageTrouble(e: StorageUnavailableError): void {
+    const t = Date.now();
+    if (t - this.storageTroubleLoggedAt < STORAGE_TROUBLE_LOG_MS) {
+      this.storageTroubleSuppressed++;
+      return;
+    }
+    this.log.warn(
+      { err: e.message, alsoFailedSinceLastLog: this.storageTroubleSuppressed },
+      "storage unavailable: requests fail",
+    );
+    this.storageTroubleLoggedAt = t;
+    this.storageTroubleSuppressed = 0;
   }
 
   // ---- WebSocket ----------------------------------------------------------------------------
@@ -379,6 +425,11 @@ export class RelayServer {
       return;
     }
     const work = this.dispatch(conn, frame, arrived).catch((e: unknown) => {
+      if (e instanceof StorageUnavailableError) {
+        this.storageTrouble(e);
+        this.error(conn, frame.requestId, "INTERNAL", "the relay's storage is unavailable; retry later");
+        return;
+      }
       this.log.error({ conn: conn.serial, err: e }, "request failed");
       this.error(conn, frame.requestId, "INTERNAL", "the relay could not complete this request");
     });
@@ -551,9 +602,35 @@ export class RelayServer {
     }
   }
 
+  /**
+   * A message was stored through another relay: each of our subscribers to its mailbox that has not
+   * examined it yet gets a delivery round.
+   */
+  private depositedElsewhere(address: Uint8Array, seq: number): void {
+    if (this.draining) return;
+    const key = toHex(address);
+    for (const conn of this.subscribers.get(key) ?? []) {
+      if ((conn.cursors.get(key) ?? 0) >= seq) continue;
+      this.track(this.pump(conn, key, address));
+    }
+  }
+
+  /** Notifications may have been missed: every subscription gets a delivery round. */
+  private resync(): void {
+    if (this.draining) return;
+    for (const [key, conns] of this.subscribers) {
+      const address = fromHex(key);
+      for (const conn of conns) this.track(this.pump(conn, key, address));
+    }
+  }
+
   /** Runs background work so that a failure is logged, never an unhandled rejection, and drain waits for it. */
   private track(work: Promise<unknown>): void {
-    const guarded = work.catch((e: unknown) => this.log.error({ err: e }, "background delivery failed"));
+    const guarded = work.catch((e: unknown) => {
+      // Whatever waits stays stored: the resync after the storage comes back delivers it.
+      if (e instanceof StorageUnavailableError) this.storageTrouble(e);
+      else this.log.error({ err: e }, "background delivery failed");
+    });
     this.inFlightWork.add(guarded);
     void guarded.finally(() => this.inFlightWork.delete(guarded));
   }
@@ -624,7 +701,8 @@ export class RelayServer {
       }
       return n;
     } catch (e) {
-      this.log.error({ err: e }, "sweep failed");
+      if (e instanceof StorageUnavailableError) this.storageTrouble(e);
+      else this.log.error({ err: e }, "sweep failed");
       return 0;
     }
   }

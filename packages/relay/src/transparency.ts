@@ -2,13 +2,15 @@
 // it cannot drift from what the relay actually does. It contains nothing that identifies a user.
 import { FRAME_VERSION } from "@parley/protocol";
 import type { RelayConfig } from "./config.js";
+import type { Storage } from "./storage/types.js";
 import { RELAY_VERSION } from "./version.js";
 
 export interface Counters {
   connections: number;
-  mailboxes: number;
-  storedMessages: number;
-  storedBytes: number;
+  /** Null while the storage is unavailable. */
+  mailboxes: number | null;
+  storedMessages: number | null;
+  storedBytes: number | null;
   deposits: number;
   deliveries: number;
   acks: number;
@@ -26,7 +28,21 @@ function human(seconds: number): string {
   return `${seconds}s`;
 }
 
-export function transparencyStatement(config: RelayConfig, storage: string, counters: Counters): object {
+/** How deleted messages are removed, per storage kind (the last `neverStored` line). */
+const DELETION: Record<string, string> = {
+  memory: "messages after acknowledgement or expiry (held in memory only, and overwritten when deleted)",
+  sqlite:
+    "messages after acknowledgement or expiry (securely deleted: SQLite secure_delete and WAL truncation)",
+  redis:
+    "messages after acknowledgement or expiry, as far as Redis can be asked: they are deleted from Redis at once, but Redis does not overwrite the memory it frees, and its append-only file keeps a deleted message until the file is next rewritten (the relays ask for a rewrite at the interval below)",
+};
+
+export function transparencyStatement(
+  config: RelayConfig,
+  storage: Pick<Storage, "kind" | "durability">,
+  counters: Counters,
+): object {
+  const kind = storage.kind;
   return {
     service: "parley-relay",
     version: RELAY_VERSION,
@@ -63,9 +79,7 @@ export function transparencyStatement(config: RelayConfig, storage: string, coun
       "IP addresses",
       "who deposited a message (deposits are anonymous)",
       "accounts, names, phone numbers, contact lists or identity keys",
-      storage === "memory"
-        ? "messages after acknowledgement or expiry (held in memory only, and overwritten when deleted)"
-        : "messages after acknowledgement or expiry (securely deleted: SQLite secure_delete and WAL truncation)",
+      DELETION[kind] ?? "messages after acknowledgement or expiry",
     ],
     mailboxRetention: "a mailbox and its owner key are kept until the owner deletes the mailbox",
     neverLogged: ["IP addresses", "mailbox addresses", "message contents, sizes or ids"],
@@ -75,6 +89,7 @@ export function transparencyStatement(config: RelayConfig, storage: string, coun
       maximumOperatorSetting: human(config.maxTtlSeconds),
       deletedWhen: "acknowledged by the mailbox owner, or at expiry, whichever comes first",
       sweepIntervalSeconds: config.sweepIntervalSeconds,
+      ...(kind === "redis" ? { appendOnlyFileRewriteSeconds: config.redisRewriteSeconds } : {}),
     },
     limits: {
       maxMessageBytes: config.maxMessageBytes,
@@ -83,7 +98,13 @@ export function transparencyStatement(config: RelayConfig, storage: string, coun
       framesPerSecondPerConnection: config.rateLimit,
       maxConnections: config.maxConnections,
     },
-    storage: storage === "memory" ? "memory (everything is lost on restart)" : "SQLite on the relay's disk",
+    storage: storage.durability,
+    ...(kind === "redis"
+      ? {
+          sharedStorage:
+            "one Redis server holds every message for all of this service's relay processes; it keeps exactly the fields above, and each deposit is announced to the other relay processes as its mailbox address and arrival order number only",
+        }
+      : {}),
     transport: config.tlsCert
       ? "TLS (wss://)"
       : "plain WebSocket (ws://); use TLS or a TLS-terminating proxy in public",

@@ -6,7 +6,11 @@ import {
   loadConfig,
   OPTIONS,
   parseDuration,
+  parseRedisUrl,
   parseSize,
+  type RedisTarget,
+  redactUrl,
+  redisDisplay,
 } from "../src/config.js";
 
 function problems(argv: string[], env: Record<string, string> = {}): string[] {
@@ -68,7 +72,9 @@ describe("relay configuration", () => {
     expect(list.join("\n")).toMatch(/--ttl: "soon" is not a duration/);
     expect(list.join("\n")).toMatch(/--port: "70000" is not a port/);
     expect(list.join("\n")).toMatch(/--bogus: unknown option/);
-    expect(list.join("\n")).toMatch(/--storage: "tape" must be sqlite or memory/);
+    expect(list.join("\n")).toMatch(
+      /--storage: "tape" must be sqlite, memory, or a redis:\/\/ or rediss:\/\/ URL/,
+    );
     expect(list.join("\n")).toMatch(/--log-level: needs a value/);
   });
 
@@ -82,6 +88,61 @@ describe("relay configuration", () => {
     expect(problems(["--mailbox-max-bytes", "1KiB"])).toEqual([
       expect.stringMatching(/smaller than --max-message-size/),
     ]);
+  });
+
+  it("takes a redis:// or rediss:// URL as --storage, with defaults for port and database", () => {
+    expect(loadConfig(["--storage", "redis://10.0.0.5"]).config).toMatchObject({
+      storage: "redis",
+      redis: { tls: false, host: "10.0.0.5", port: 6379, db: 0, username: null, password: null },
+    });
+    expect(
+      loadConfig([], { PARLEY_RELAY_STORAGE: "rediss://relay:p%40ss%3Aword@redis.example.org:6380/3" }).config
+        .redis,
+    ).toEqual({
+      tls: true,
+      host: "redis.example.org",
+      port: 6380,
+      db: 3,
+      username: "relay",
+      password: "p@ss:word",
+    });
+    expect(loadConfig(["--storage", "redis://:secret@[::1]:7000/"]).config.redis).toMatchObject({
+      host: "::1",
+      port: 7000,
+      db: 0,
+      username: null,
+      password: "secret",
+    });
+    // A later --storage replaces an earlier one, Redis target included.
+    expect(loadConfig(["--storage", "redis://h", "--storage", "memory"]).config).toMatchObject({
+      storage: "memory",
+      redis: null,
+    });
+    expect(parseRedisUrl("redis://h:1/15")).toMatchObject({ host: "h", port: 1, db: 15 });
+    expect(redisDisplay(parseRedisUrl("rediss://u:pw@[::1]:7000/2") as RedisTarget)).toBe(
+      "[::1]:7000/2 (TLS)",
+    );
+  });
+
+  it("refuses any other URL or a malformed one, without ever showing the password", () => {
+    const bad = [
+      [
+        "postgres://admin:hunter2@db/relay",
+        /"postgres:\/\/\*\*\*@db\/relay" must be sqlite, memory, or a redis/,
+      ],
+      ["redis://:hunter2@h:99999/0", /"redis:\/\/\*\*\*@h:99999\/0" is not a valid URL/],
+      ["redis://:hunter2@h/zero", /the path must be a database number/],
+      ["redis://:hunter2@h/0?tls=1", /query strings and fragments are not supported/],
+      ["redis://:hunter2@/0", /names no host|not a valid URL/],
+      ["unix:hunter2@/run/redis.sock", /must be sqlite, memory, or a redis/],
+    ] as const;
+    for (const [url, why] of bad) {
+      const list = problems(["--storage", url]);
+      expect(list).toEqual([expect.stringMatching(why)]);
+      expect(list[0]).not.toContain("hunter2");
+    }
+    expect(redactUrl("redis://user:pw@host:1/0")).toBe("redis://***@host:1/0");
+    expect(redactUrl("redis://host:1/0")).toBe("redis://host:1/0");
   });
 
   it("documents every option with its environment variable", () => {

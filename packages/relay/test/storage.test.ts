@@ -3,12 +3,18 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { MemoryStorage } from "../src/storage/memory.js";
+import { RedisStorage } from "../src/storage/redis.js";
 import { SqliteStorage } from "../src/storage/sqlite.js";
 import type { Storage } from "../src/storage/types.js";
+import { type RedisServer, startRedis } from "./redis-server.js";
 
 const dirs: string[] = [];
+// One redis-server for the file; each storage gets a key prefix of its own, so tests see only
+// their own data, as each SQLite storage has its own directory.
+let redis: RedisServer;
+let redisStorages = 0;
 const backends: Record<string, () => Storage> = {
   memory: () => new MemoryStorage(),
   sqlite: () => {
@@ -16,7 +22,14 @@ const backends: Record<string, () => Storage> = {
     dirs.push(dir);
     return new SqliteStorage(dir);
   },
+  redis: () => new RedisStorage({ target: redis.target, prefix: `parley:contract:${++redisStorages}:` }),
 };
+beforeAll(async () => {
+  redis = await startRedis();
+});
+afterAll(async () => {
+  await redis?.dispose();
+});
 afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });

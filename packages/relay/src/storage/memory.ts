@@ -20,6 +20,7 @@ interface Mailbox {
 /** In-memory storage, for tests and for relays that prefer to lose everything on restart. */
 export class MemoryStorage implements Storage {
   readonly kind = "memory";
+  readonly durability = "in this process's memory only: everything is lost when the relay stops";
   private readonly boxes = new Map<string, Mailbox>();
   private seq = 0;
 

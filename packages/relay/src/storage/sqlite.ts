@@ -66,6 +66,8 @@ const toMessage = (r: Row): StoredMessage => ({
 
 export class SqliteStorage implements Storage {
   readonly kind = "sqlite";
+  readonly durability =
+    "SQLite on the relay's disk (WAL, synchronous=FULL): a deposit is acknowledged once its commit is fsynced, so it survives a crash of the relay or of its machine";
   readonly path: string;
   private readonly db: Database.Database;
   private queue: Op[] = [];

@@ -44,11 +44,33 @@ export interface StorageStats {
 }
 
 /**
+ * The storage cannot serve a request now (unreachable, restarting, refusing writes), but may again
+ * later: the relay answers the request with an error and keeps running. Any other error is a bug.
+ */
+export class StorageUnavailableError extends Error {
+  override readonly name = "StorageUnavailableError";
+}
+
+/** What a storage shared by several relays tells each of them (see `Storage.watch`). */
+export interface StorageEvents {
+  /** Another relay stored message `seq` in mailbox `address`. */
+  deposited(address: Uint8Array, seq: number): void;
+  /**
+   * Notifications may have been missed (the storage connection was lost and is back): every
+   * subscribed mailbox should be read again.
+   */
+  resync(): void;
+}
+
+/**
  * Every promise resolves only once the change is durable for that backend (for SQLite: committed
- * and fsynced). Implementations must be safe for concurrent calls.
+ * and fsynced; for Redis: as its persistence settings make it, see `durability`). Implementations
+ * must be safe for concurrent calls.
  */
 export interface Storage {
   readonly kind: string;
+  /** One sentence: where messages are kept and what an acknowledged write survives. */
+  readonly durability: string;
   /** "created", "exists" (same owner: idempotent) or "conflict" (another owner). */
   createMailbox(address: Uint8Array, ownerKey: Uint8Array): Promise<"created" | "exists" | "conflict">;
   mailboxOwner(address: Uint8Array): Promise<Uint8Array | null>;
@@ -65,5 +87,15 @@ export interface Storage {
   /** Deletes every message (and remembered client id) that expired at or before `now`; returns messages deleted. */
   sweep(now: number): Promise<number>;
   stats(): Promise<StorageStats>;
+  /**
+   * Whether requests can be served now (for /readyz). Absent: always, as for an in-process backend.
+   * Resolves (never rejects) within the backend's timeout.
+   */
+  ready?(): Promise<boolean>;
+  /**
+   * Storage shared by several relays implements this: from then on `events` hears of every message
+   * another relay stores, at once, so the relay pushes it to its own subscribers without polling.
+   */
+  watch?(events: StorageEvents): void;
   close(): Promise<void>;
 }

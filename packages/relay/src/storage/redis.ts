@@ -1,0 +1,713 @@
+// Redis (or Valkey) storage, shared by several relays. Every change that touches more than one key
+// is one Lua script (EVALSHA through ioredis' defineCommand), so the quota and duplicate checks hold
+// across relays; each deposit is published on one channel, so every relay hears of it at once and
+// pushes it to its own subscribers without polling.
+//
+// Keys (P is the prefix, "parley:v1:" by default; A is the mailbox address in hex):
+//   P seq          string  the arrival counter: `seq` of the last stored message, all mailboxes
+//   P stats        hash    mailboxes, messages, bytes: the totals, kept by the scripts
+//   P due          zset    A -> the earliest expiry time in that mailbox (what the sweep visits)
+//   P mailbox:A    hash    owner (the 32-byte owner key), messages, bytes (the quota counters)
+//   P messages:A   hash    relay id (16 bytes) -> arrival (u64 BE, ms) | expiry (u64 BE, ms) | ciphertext
+//   P queue:A      zset    relay id -> seq: arrival order, and the cursor of `pending`
+//   P expiry:A     zset    relay id -> expiry time (ms), for the sweep
+//   P seen:A       zset    client message id -> expiry time: remembered until then, even after an ack
+//   P aof-rewrite  string  a lease (SET NX EX), so that one relay at a time asks for an AOF rewrite
+// Channel P deposits: "A:<seq>:<relay node>" after every stored message; no ciphertext.
+//
+// Not a Stream per mailbox, though that looks the natural fit: XDEL only marks an entry deleted,
+// and its bytes stay in the stream's node (and so in every RDB snapshot, AOF rewrite, DUMP and
+// replica) until every other entry of that node is deleted too. HDEL removes the value itself.
+//
+// One Redis or Valkey primary (>= 6.2), not Cluster (`seq`, `due` and `stats` are global keys),
+// and not a replicated set with failover (replication is asynchronous: a failover can lose
+// acknowledged deposits).
+import { randomBytes } from "node:crypto";
+import { fromHex, toHex } from "@parley/protocol";
+import { Redis, type RedisOptions } from "ioredis";
+import { type RedisTarget, redisDisplay } from "../config.js";
+import type { Logger } from "../log.js";
+import {
+  type DepositRequest,
+  type DepositResult,
+  type MailboxLimits,
+  type Storage,
+  type StorageEvents,
+  type StorageStats,
+  StorageUnavailableError,
+  type StoredMessage,
+} from "./types.js";
+
+export const DEFAULT_PREFIX = "parley:v1:";
+/** Mailboxes visited per sweep round, and expired messages deleted per mailbox per script call. */
+const SWEEP_MAILBOXES = 100;
+const SWEEP_BATCH = 500;
+/** The oldest server with every command used here (ZADD LT). */
+const MIN_VERSION = [6, 2] as const;
+/** A stored value: arrival and expiry (u64 BE each), then the ciphertext. */
+const HEADER = 16;
+
+// ---- scripts ----------------------------------------------------------------------------------
+// Every script is atomic: no other client's command runs between its first and last line.
+
+/** KEYS mailbox, stats. ARGV owner key. */
+const CREATE = `
+local owner = redis.call('HGET', KEYS[1], 'owner')
+if owner then
+  if owner == ARGV[1] then return 'exists' end
+  return 'conflict'
+end
+redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'messages', 0, 'bytes', 0)
+redis.call('HINCRBY', KEYS[2], 'mailboxes', 1)
+return 'created'`;
+
+/**
+ * KEYS mailbox, messages, queue, expiry, seen, due, seq, stats. ARGV address (hex), client id,
+ * relay id, stored value, expiry, max messages, max bytes, channel, node.
+ */
+const DEPOSIT = `
+local count = redis.call('HGET', KEYS[1], 'messages')
+if not count then return {'unknown-mailbox'} end
+if redis.call('ZSCORE', KEYS[5], ARGV[2]) then return {'duplicate'} end
+local size = string.len(ARGV[4]) - ${HEADER}
+local bytes = tonumber(redis.call('HGET', KEYS[1], 'bytes'))
+if tonumber(count) + 1 > tonumber(ARGV[6]) or bytes + size > tonumber(ARGV[7]) then return {'quota'} end
+local seq = string.format('%d', redis.call('INCR', KEYS[7]))
+redis.call('HSET', KEYS[2], ARGV[3], ARGV[4])
+redis.call('ZADD', KEYS[3], seq, ARGV[3])
+redis.call('ZADD', KEYS[4], ARGV[5], ARGV[3])
+redis.call('ZADD', KEYS[5], ARGV[5], ARGV[2])
+redis.call('ZADD', KEYS[6], 'LT', ARGV[5], ARGV[1])
+redis.call('HINCRBY', KEYS[1], 'messages', 1)
+redis.call('HINCRBY', KEYS[1], 'bytes', size)
+redis.call('HINCRBY', KEYS[8], 'messages', 1)
+redis.call('HINCRBY', KEYS[8], 'bytes', size)
+redis.call('PUBLISH', ARGV[8], ARGV[1] .. ':' .. seq .. ':' .. ARGV[9])
+return {'stored', seq}`;
+
+/** KEYS queue, messages. ARGV after (seq), limit. Relay id, seq and stored value of each, in order. */
+const PENDING = `
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf', 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[2]))
+local out = {}
+for i = 1, #ids, 2 do
+  out[#out + 1] = ids[i]
+  out[#out + 1] = ids[i + 1]
+  out[#out + 1] = redis.call('HGET', KEYS[2], ids[i])
+end
+return out`;
+
+/** Deletes one message by relay id and returns its ciphertext's size; the caller adjusts the counters. */
+const DELETE_ONE = `
+local function delete_one(messages, queue, expiry, id)
+  local stored = redis.call('HSTRLEN', messages, id)
+  if stored == 0 then return nil end
+  redis.call('HDEL', messages, id)
+  redis.call('ZREM', queue, id)
+  redis.call('ZREM', expiry, id)
+  return stored - ${HEADER}
+end`;
+
+/** KEYS mailbox, messages, queue, expiry, stats. ARGV relay id. */
+const ACK = `${DELETE_ONE}
+local size = delete_one(KEYS[2], KEYS[3], KEYS[4], ARGV[1])
+if not size then return 0 end
+redis.call('HINCRBY', KEYS[1], 'messages', -1)
+redis.call('HINCRBY', KEYS[1], 'bytes', 0 - size)
+redis.call('HINCRBY', KEYS[5], 'messages', -1)
+redis.call('HINCRBY', KEYS[5], 'bytes', 0 - size)
+return 1`;
+
+/** KEYS mailbox, messages, queue, expiry, seen, due, stats. ARGV address (hex). */
+const DELETE_MAILBOX = `
+local counts = redis.call('HMGET', KEYS[1], 'messages', 'bytes')
+if not counts[1] then return 0 end
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
+redis.call('ZREM', KEYS[6], ARGV[1])
+redis.call('HINCRBY', KEYS[7], 'mailboxes', -1)
+redis.call('HINCRBY', KEYS[7], 'messages', 0 - tonumber(counts[1]))
+redis.call('HINCRBY', KEYS[7], 'bytes', 0 - tonumber(counts[2]))
+return 1`;
+
+/**
+ * KEYS mailbox, messages, queue, expiry, seen, due, stats. ARGV address (hex), now, batch.
+ * Deletes up to `batch` of the mailbox's messages that expired at or before `now`, and its client
+ * ids that did, then moves the mailbox in `due` to its next expiry. Run twice, the second run
+ * finds nothing, so relays may sweep at the same time.
+ */
+const SWEEP_MAILBOX = `${DELETE_ONE}
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5])
+  redis.call('ZREM', KEYS[6], ARGV[1])
+  return 0
+end
+local expired = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))
+local n, freed = 0, 0
+for _, id in ipairs(expired) do
+  local size = delete_one(KEYS[2], KEYS[3], KEYS[4], id)
+  if size then
+    n = n + 1
+    freed = freed + size
+  end
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', ARGV[2])
+if n > 0 then
+  redis.call('HINCRBY', KEYS[1], 'messages', 0 - n)
+  redis.call('HINCRBY', KEYS[1], 'bytes', 0 - freed)
+  redis.call('HINCRBY', KEYS[7], 'messages', 0 - n)
+  redis.call('HINCRBY', KEYS[7], 'bytes', 0 - freed)
+end
+local a = redis.call('ZRANGE', KEYS[4], 0, 0, 'WITHSCORES')[2]
+local b = redis.call('ZRANGE', KEYS[5], 0, 0, 'WITHSCORES')[2]
+local nxt = a
+if b and (not a or tonumber(b) < tonumber(a)) then nxt = b end
+if nxt then
+  redis.call('ZADD', KEYS[6], nxt, ARGV[1])
+else
+  redis.call('ZREM', KEYS[6], ARGV[1])
+end
+return n`;
+
+const SCRIPTS = {
+  parleyCreate: { numberOfKeys: 2, lua: CREATE },
+  parleyDeposit: { numberOfKeys: 8, lua: DEPOSIT },
+  parleyPending: { numberOfKeys: 2, lua: PENDING },
+  parleyAck: { numberOfKeys: 5, lua: ACK },
+  parleyDeleteMailbox: { numberOfKeys: 7, lua: DELETE_MAILBOX },
+  parleySweepMailbox: { numberOfKeys: 7, lua: SWEEP_MAILBOX },
+} as const;
+type ScriptName = keyof typeof SCRIPTS | "parleyPendingBuffer";
+type Arg = string | Buffer | Uint8Array | number;
+
+// ---- persistence -------------------------------------------------------------------------------
+
+/** Redis's persistence settings as read at start; null where they could not be read. */
+export interface RedisPersistence {
+  readonly version: string | null;
+  readonly appendonly: string | null;
+  readonly appendfsync: string | null;
+  readonly maxmemoryPolicy: string | null;
+  /** CONFIG GET was refused (managed Redis often disables it); INFO was used instead. */
+  readonly configRefused: boolean;
+}
+
+/** What an acknowledged deposit survives, in one sentence, from the persistence settings. */
+export function describeDurability(p: RedisPersistence): string {
+  if (p.appendonly === "no") {
+    return "Redis without an append-only file: an acknowledged deposit is in Redis's memory only and is lost if Redis restarts (an RDB snapshot, if configured, keeps what was there at the last snapshot)";
+  }
+  if (p.appendonly !== "yes") {
+    return "Redis, whose persistence settings could not be read: what an acknowledged deposit survives depends on how that Redis is configured";
+  }
+  switch (p.appendfsync) {
+    case "always":
+      return "Redis with an append-only file fsynced before every acknowledgement (appendfsync always): an acknowledged deposit survives a crash of Redis or of its machine";
+    case "everysec":
+      return "Redis with an append-only file fsynced about once a second (appendfsync everysec): an acknowledged deposit is written to the file at once (within two seconds while the disk is slow) and reaches the disk within about a second more, so a crash of Redis or of its machine can lose the last two seconds or so of deposits";
+    case "no":
+      return "Redis with an append-only file that the operating system flushes when it chooses (appendfsync no): an acknowledged deposit is in the file and survives a crash of Redis, but a power loss or a crash of its machine can lose the last half minute or so of deposits";
+    default:
+      return "Redis with an append-only file whose fsync policy could not be read: an acknowledged deposit survives a crash of Redis; what a power loss may lose depends on that Redis's settings";
+  }
+}
+
+// ---- errors -------------------------------------------------------------------------------------
+
+/** Replies that mean "not now" (loading, out of memory, refusing writes, auth), not a bug here. */
+const UNAVAILABLE_REPLY =
+  /^(LOADING|BUSY|MISCONF|READONLY|MASTERDOWN|TRYAGAIN|OOM|NOAUTH|WRONGPASS|NOPERM)\b/;
+
+function unavailable(e: unknown): Error {
+  if (e instanceof StorageUnavailableError) return e;
+  if (!(e instanceof Error)) return new Error(String(e));
+  // A reply error is Redis refusing a command: a bug in a script or a key of the wrong type,
+  // except for the few replies that mean the server cannot serve anyone right now.
+  if (e.name === "ReplyError" && !UNAVAILABLE_REPLY.test(e.message)) return e;
+  const wrapped = new StorageUnavailableError(`Redis: ${e.message}`);
+  wrapped.cause = e;
+  return wrapped;
+}
+
+// ---- the storage ------------------------------------------------------------------------------
+
+export interface RedisStorageOptions {
+  readonly target: RedisTarget;
+  readonly logger?: Logger;
+  /** A command, or a connection attempt, fails after this many ms. Default 5000. */
+  readonly timeoutMs?: number;
+  /** Every key and the channel start with this. Default "parley:v1:". */
+  readonly prefix?: string;
+  /** How often (ms) the relays sharing this Redis ask it to rewrite its AOF. 0 (default): never. */
+  readonly rewriteIntervalMs?: number;
+}
+
+interface MailboxKeys {
+  readonly hex: string;
+  readonly mailbox: string;
+  readonly messages: string;
+  readonly queue: string;
+  readonly expiry: string;
+  readonly seen: string;
+}
+
+export class RedisStorage implements Storage {
+  readonly kind = "redis";
+  /** host:port/db, never the password: for logs and messages. */
+  readonly display: string;
+  /** A random id for this relay process, so that it can ignore its own notifications. */
+  readonly node = randomBytes(8).toString("hex");
+  durability = describeDurability({
+    version: null,
+    appendonly: null,
+    appendfsync: null,
+    maxmemoryPolicy: null,
+    configRefused: false,
+  });
+  persistence: RedisPersistence | null = null;
+  private readonly redis: Redis;
+  private sub: Redis | undefined;
+  private events: StorageEvents | undefined;
+  private readonly options: RedisOptions;
+  private readonly log: Logger | undefined;
+  private readonly timeoutMs: number;
+  private readonly prefix: string;
+  private readonly rewriteIntervalMs: number;
+  private readonly firstReady: Promise<void>;
+  private everReady = false;
+  private closed = false;
+  private readonly timers: NodeJS.Timeout[] = [];
+  /** When each connection was lost (ms since the epoch), while it is down. */
+  private readonly downSince = new Map<string, number>();
+  private rewriteRefused = false;
+  /** The last connection error, to say why the first connection did not come. */
+  private lastError: string | undefined;
+
+  constructor(options: RedisStorageOptions) {
+    const t = options.target;
+    this.display = redisDisplay(t);
+    this.log = options.logger;
+    this.timeoutMs = options.timeoutMs ?? 5000;
+    this.prefix = options.prefix ?? DEFAULT_PREFIX;
+    this.rewriteIntervalMs = options.rewriteIntervalMs ?? 0;
+    this.options = {
+      host: t.host,
+      port: t.port,
+      db: t.db,
+      ...(t.username !== null ? { username: t.username } : {}),
+      ...(t.password !== null ? { password: t.password } : {}),
+      ...(t.tls ? { tls: {} } : {}),
+      connectionName: "parley-relay",
+      // Fail, never wait: no queue while disconnected, and a command in flight when the connection
+      // drops is rejected at once rather than sent again after a reconnect.
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      autoResendUnfulfilledCommands: false,
+      autoResubscribe: false,
+      // Bounded time: a command without a reply fails, and a socket that sent nothing back for that
+      // long is closed (which starts a reconnect); so does a connection attempt.
+      commandTimeout: this.timeoutMs,
+      socketTimeout: this.timeoutMs,
+      connectTimeout: this.timeoutMs,
+      // Reconnect for ever, quickly: 100 ms, doubling to 2 s, with jitter.
+      retryStrategy: (times) => Math.min(100 * 2 ** Math.min(times - 1, 5), 2000) + Math.random() * 100,
+      scripts: SCRIPTS,
+      enableAutoPipelining: true,
+    };
+    this.redis = new Redis(this.options);
+    this.firstReady = new Promise((resolve) => this.redis.once("ready", () => resolve()));
+    this.follow(this.redis, "commands");
+  }
+
+  /** Logs a connection's losses and recoveries once each; a recovery triggers a resync. */
+  private follow(client: Redis, connection: "commands" | "notifications"): void {
+    const lost = (err?: Error) => {
+      if (err) this.lastError = err.message;
+      if (this.closed || this.downSince.has(connection)) {
+        if (err) this.log?.debug({ connection, err: err.message }, "redis still unavailable");
+        return;
+      }
+      this.downSince.set(connection, Date.now());
+      this.log?.warn(
+        { redis: this.display, connection, err: err?.message },
+        this.everReady ? "redis connection lost" : "redis unreachable",
+      );
+    };
+    client.on("error", (err: Error) => lost(err));
+    client.on("close", () => lost());
+    client.on("ready", () => {
+      if (connection === "commands") this.everReady = true;
+      const since = this.downSince.get(connection);
+      this.downSince.delete(connection);
+      if (since === undefined) return;
+      this.log?.info(
+        { redis: this.display, connection, downSeconds: (Date.now() - since) / 1000 },
+        "redis connection restored",
+      );
+      // Commands failed while it was down (deliveries among them): read every mailbox again.
+      if (connection === "commands") this.events?.resync();
+    });
+  }
+
+  /**
+   * Waits for the first connection (at most the timeout), checks the server version, and reads
+   * and logs the persistence settings. The CLI calls it before serving; without it, the first
+   * command waits for the connection the same way.
+   */
+  async open(): Promise<void> {
+    await this.usable();
+    const server = await this.run(() => this.redis.info("server"));
+    const version = /^redis_version:(\S+)/m.exec(server)?.[1] ?? null;
+    const [major = 0, minor = 0] = (version ?? "0.0").split(".").map(Number);
+    if (major < MIN_VERSION[0] || (major === MIN_VERSION[0] && minor < MIN_VERSION[1])) {
+      throw new Error(
+        `Redis ${version ?? "of unknown version"} at ${this.display}: parley-relay needs ${MIN_VERSION.join(".")} or later`,
+      );
+    }
+    const p = await this.readPersistence(version);
+    this.persistence = p;
+    this.durability = describeDurability(p);
+    const fields = {
+      redis: this.display,
+      version: p.version,
+      appendonly: p.appendonly,
+      appendfsync: p.appendfsync,
+      maxmemoryPolicy: p.maxmemoryPolicy,
+      durability: this.durability,
+    };
+    if (p.appendonly !== "yes") this.log?.warn(fields, "redis durability: no append-only file");
+    else this.log?.info(fields, "redis durability");
+    if (p.maxmemoryPolicy !== null && p.maxmemoryPolicy !== "noeviction") {
+      this.log?.warn(
+        { redis: this.display, maxmemoryPolicy: p.maxmemoryPolicy },
+        "redis may evict stored messages when full: set maxmemory-policy noeviction",
+      );
+    }
+    if (this.rewriteIntervalMs > 0 && p.appendonly === "yes") {
+      const timer = setInterval(() => void this.rewrite(), this.rewriteIntervalMs);
+      timer.unref();
+      this.timers.push(timer);
+    }
+  }
+
+  private async readPersistence(version: string | null): Promise<RedisPersistence> {
+    const get = async (name: string): Promise<string | null> => {
+      const reply = (await this.redis.config("GET", name)) as unknown;
+      if (Array.isArray(reply)) return reply[1] === undefined ? null : String(reply[1]);
+      const value = (reply as Record<string, unknown> | null)?.[name];
+      return value === undefined ? null : String(value);
+    };
+    try {
+      return {
+        version,
+        appendonly: await get("appendonly"),
+        appendfsync: await get("appendfsync"),
+        maxmemoryPolicy: await get("maxmemory-policy"),
+        configRefused: false,
+      };
+    } catch (e) {
+      // Managed services often rename or forbid CONFIG; INFO still says whether AOF is on.
+      this.log?.debug({ err: (e as Error).message }, "CONFIG GET refused; reading INFO persistence");
+      const info = await this.run(() => this.redis.info("persistence"));
+      const aof = /^aof_enabled:(\d)/m.exec(info)?.[1];
+      return {
+        version,
+        appendonly: aof === undefined ? null : aof === "1" ? "yes" : "no",
+        appendfsync: null,
+        maxmemoryPolicy: null,
+        configRefused: true,
+      };
+    }
+  }
+
+  /**
+   * Asks Redis to rewrite its append-only file, so that the ciphertext of deleted messages leaves
+   * the disk; a lease makes one relay at a time do it, once per interval.
+   */
+  private async rewrite(): Promise<void> {
+    if (this.rewriteRefused || this.closed || this.redis.status !== "ready") return;
+    try {
+      const seconds = Math.max(1, Math.floor(this.rewriteIntervalMs / 1000) - 1);
+      const lease = await this.redis.set(`${this.prefix}aof-rewrite`, this.node, "EX", seconds, "NX");
+      if (lease !== "OK") return;
+      await this.redis.bgrewriteaof();
+      this.log?.info({ redis: this.display }, "redis append-only file rewrite started");
+    } catch (e) {
+      const message = (e as Error).message;
+      if (/already in progress/i.test(message)) return;
+      if ((e as Error).name === "ReplyError" && /unknown command|NOPERM/i.test(message)) {
+        this.rewriteRefused = true;
+        this.log?.warn(
+          { redis: this.display, err: message },
+          "redis refuses BGREWRITEAOF: deleted ciphertext stays in its append-only file until Redis rewrites it itself",
+        );
+        return;
+      }
+      this.log?.debug({ err: message }, "redis append-only file rewrite not started");
+    }
+  }
+
+  /** Resolves once commands can be sent; rejects at once when the connection is down. */
+  private async usable(): Promise<void> {
+    if (this.closed) throw new StorageUnavailableError("storage is closed");
+    if (this.redis.status === "ready") return;
+    if (this.everReady) throw new StorageUnavailableError(`Redis at ${this.display} is not connected`);
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        this.firstReady,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () =>
+              reject(
+                new StorageUnavailableError(
+                  `no connection to Redis at ${this.display} within ${this.timeoutMs / 1000} s${this.lastError ? ` (${this.lastError})` : ""}`,
+                ),
+              ),
+            this.timeoutMs,
+          );
+        }),
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async run<T>(op: () => Promise<T>): Promise<T> {
+    await this.usable();
+    try {
+      return await op();
+    } catch (e) {
+      throw unavailable(e);
+    }
+  }
+
+  private script(name: ScriptName, keys: readonly string[], args: readonly Arg[]): Promise<unknown> {
+    return this.run(() => {
+      const fn = (this.redis as unknown as Record<ScriptName, (...a: Arg[]) => Promise<unknown>>)[name];
+      // ioredis sends a Buffer as bytes but would turn any other Uint8Array into text.
+      const wire = args.map((a) =>
+        a instanceof Uint8Array && !Buffer.isBuffer(a)
+          ? Buffer.from(a.buffer, a.byteOffset, a.byteLength)
+          : a,
+      );
+      return fn.call(this.redis, ...keys, ...wire);
+    });
+  }
+
+  private keys(address: Uint8Array | string): MailboxKeys {
+    const hex = typeof address === "string" ? address : toHex(address);
+    const p = this.prefix;
+    return {
+      hex,
+      mailbox: `${p}mailbox:${hex}`,
+      messages: `${p}messages:${hex}`,
+      queue: `${p}queue:${hex}`,
+      expiry: `${p}expiry:${hex}`,
+      seen: `${p}seen:${hex}`,
+    };
+  }
+
+  private get global() {
+    const p = this.prefix;
+    return { seq: `${p}seq`, stats: `${p}stats`, due: `${p}due`, channel: `${p}deposits` };
+  }
+
+  async createMailbox(address: Uint8Array, ownerKey: Uint8Array): Promise<"created" | "exists" | "conflict"> {
+    const k = this.keys(address);
+    const result = await this.script("parleyCreate", [k.mailbox, this.global.stats], [ownerKey]);
+    return result as "created" | "exists" | "conflict";
+  }
+
+  async mailboxOwner(address: Uint8Array): Promise<Uint8Array | null> {
+    const owner = await this.run(() => this.redis.hgetBuffer(this.keys(address).mailbox, "owner"));
+    return owner ? new Uint8Array(owner) : null;
+  }
+
+  async deleteMailbox(address: Uint8Array): Promise<boolean> {
+    const k = this.keys(address);
+    const g = this.global;
+    const deleted = await this.script(
+      "parleyDeleteMailbox",
+      [k.mailbox, k.messages, k.queue, k.expiry, k.seen, g.due, g.stats],
+      [k.hex],
+    );
+    return deleted === 1;
+  }
+
+  async deposit(r: DepositRequest, limits: MailboxLimits): Promise<DepositResult> {
+    const k = this.keys(r.address);
+    const g = this.global;
+    const stored = Buffer.allocUnsafe(HEADER + r.ciphertext.length);
+    stored.writeBigUInt64BE(BigInt(r.receivedAt), 0);
+    stored.writeBigUInt64BE(BigInt(r.expiresAt), 8);
+    stored.set(r.ciphertext, HEADER);
+    const [status, seq] = (await this.script(
+      "parleyDeposit",
+      [k.mailbox, k.messages, k.queue, k.expiry, k.seen, g.due, g.seq, g.stats],
+      [
+        k.hex,
+        r.clientMessageId,
+        r.id,
+        stored,
+        r.expiresAt,
+        limits.maxMessages,
+        limits.maxBytes,
+        g.channel,
+        this.node,
+      ],
+    )) as [string, string?];
+    switch (status) {
+      case "stored":
+        return {
+          status: "stored",
+          message: {
+            seq: Number(seq),
+            id: r.id,
+            address: r.address,
+            ciphertext: r.ciphertext,
+            receivedAt: r.receivedAt,
+            expiresAt: r.expiresAt,
+          },
+        };
+      case "duplicate":
+      case "quota":
+      case "unknown-mailbox":
+        return { status };
+      default:
+        throw new Error(`unexpected deposit script reply: ${status}`);
+    }
+  }
+
+  async pending(address: Uint8Array, now: number, limit: number, afterSeq = 0): Promise<StoredMessage[]> {
+    if (limit <= 0) return [];
+    const k = this.keys(address);
+    const out: StoredMessage[] = [];
+    let after = afterSeq;
+    // Expired messages not yet swept are skipped; read on until `limit` live ones or the end.
+    for (;;) {
+      const want = limit - out.length;
+      const reply = (await this.script(
+        "parleyPendingBuffer",
+        [k.queue, k.messages],
+        [after, want],
+      )) as (Buffer | null)[];
+      for (let i = 0; i + 2 < reply.length; i += 3) {
+        const [id, seq, stored] = [reply[i], reply[i + 1], reply[i + 2]];
+        if (!id || !seq) throw new Error("malformed pending reply");
+        after = Number(seq.toString());
+        if (!stored) continue; // deleted between the two reads of the script: impossible, but harmless
+        const expiresAt = Number(stored.readBigUInt64BE(8));
+        if (expiresAt <= now) continue;
+        out.push({
+          seq: after,
+          id: new Uint8Array(id),
+          address: Uint8Array.from(address),
+          ciphertext: stored.subarray(HEADER),
+          receivedAt: Number(stored.readBigUInt64BE(0)),
+          expiresAt,
+        });
+      }
+      if (out.length >= limit || reply.length / 3 < want) return out;
+    }
+  }
+
+  async ack(address: Uint8Array, id: Uint8Array): Promise<boolean> {
+    const k = this.keys(address);
+    const found = await this.script(
+      "parleyAck",
+      [k.mailbox, k.messages, k.queue, k.expiry, this.global.stats],
+      [id],
+    );
+    return found === 1;
+  }
+
+  async sweep(now: number): Promise<number> {
+    const g = this.global;
+    let deleted = 0;
+    // Each script call either deletes what it finds or moves the mailbox past `now` in `due`, so
+    // this ends; relays sweeping at the same time each delete a share, never the same message.
+    for (;;) {
+      const due = await this.run(() =>
+        this.redis.zrangebyscore(g.due, "-inf", now, "LIMIT", 0, SWEEP_MAILBOXES),
+      );
+      if (due.length === 0) return deleted;
+      const counts = await Promise.all(
+        due.map((hex) => {
+          const k = this.keys(hex);
+          return this.script(
+            "parleySweepMailbox",
+            [k.mailbox, k.messages, k.queue, k.expiry, k.seen, g.due, g.stats],
+            [hex, now, SWEEP_BATCH],
+          );
+        }),
+      );
+      for (const n of counts) deleted += Number(n);
+    }
+  }
+
+  async stats(): Promise<StorageStats> {
+    const [mailboxes, messages, bytes] = await this.run(() =>
+      this.redis.hmget(this.global.stats, "mailboxes", "messages", "bytes"),
+    );
+    return { mailboxes: Number(mailboxes ?? 0), messages: Number(messages ?? 0), bytes: Number(bytes ?? 0) };
+  }
+
+  async ready(): Promise<boolean> {
+    if (this.closed || this.redis.status !== "ready") return false;
+    if (this.sub && this.sub.status !== "ready") return false;
+    try {
+      await this.redis.ping();
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * Subscribes, on a connection of its own, to the deposit channel. After every (re)subscription
+   * `events.resync()` runs, since deposits published while it was down were not heard.
+   */
+  watch(events: StorageEvents): void {
+    if (this.sub) throw new Error("watch() was already called");
+    this.events = events;
+    const sub = new Redis({ ...this.options, connectionName: "parley-relay-notifications" });
+    this.sub = sub;
+    this.follow(sub, "notifications");
+    const channel = this.global.channel;
+    sub.on("ready", () => {
+      sub.subscribe(channel).then(
+        () => this.events?.resync(),
+        (e: Error) => {
+          this.log?.debug({ err: e.message }, "redis subscribe failed; reconnecting");
+          sub.disconnect(true);
+        },
+      );
+    });
+    sub.on("message", (_channel: string, message: string) => {
+      const [hex, seq, node] = message.split(":");
+      if (node === this.node || hex === undefined || seq === undefined) return;
+      this.events?.deposited(fromHex(hex), Number(seq));
+    });
+    // Nothing else is sent on this connection: a ping now and then finds a dead one (socketTimeout).
+    const timer = setInterval(() => {
+      if (sub.status === "ready") sub.ping().catch(() => {});
+    }, this.timeoutMs);
+    timer.unref();
+    this.timers.push(timer);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const t of this.timers) clearInterval(t);
+    await Promise.all(
+      [this.redis, this.sub].map(async (c) => {
+        if (!c) return;
+        try {
+          await c.quit();
+        } catch {
+          c.disconnect();
+        }
+      }),
+    );
+  }
+}
