@@ -265,6 +265,29 @@ export function startSqliteRelay(port: number, dataDir: string): Promise<Relay> 
   return startRelay(["--storage", "sqlite", "--data-dir", dataDir, "--port", String(port)]);
 }
 
+/** A SQLite relay that can be stopped and started again on the same port with the same data. */
+export interface RestartableRelay {
+  readonly url: string;
+  /** Stops it (SIGTERM: it drains); resolves with its exit status. */
+  stop(): ReturnType<Relay["stop"]>;
+  /** Starts it again with its data, on its port. */
+  start(): Promise<void>;
+}
+
+export async function restartableRelay(): Promise<RestartableRelay> {
+  const port = await freePort();
+  const dataDir = await newDir("parley-relay-data-");
+  let relay = await startSqliteRelay(port, dataDir);
+  return {
+    url: relay.url,
+    stop: () => relay.stop("SIGTERM"),
+    async start() {
+      relay = await startSqliteRelay(port, dataDir);
+      if (relay.port !== port) throw new Error(`the relay came back on ${relay.port}, not ${port}`);
+    },
+  };
+}
+
 // ---- event selectors ----
 
 export const messages = (events: ParleyEvent[], contact?: string, direction?: "in" | "out") =>

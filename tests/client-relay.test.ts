@@ -8,23 +8,21 @@ import {
   contactEvents,
   contacts,
   fails,
-  freePort,
   hasAll,
   history,
   init,
   invite,
   latestStatus,
-  newDir,
   newHome,
   type ParleyEvent,
   parley,
   readTree,
   received,
+  restartableRelay,
   runParley,
   sendLines,
   sendOne,
   startRelay,
-  startSqliteRelay,
   statuses,
   syncUntil,
 } from "./client-helpers.js";
@@ -37,10 +35,8 @@ describe("parley with a relay that goes away", () => {
   it("a relay restart in the middle of a conversation loses nothing and duplicates nothing", {
     timeout: 180_000,
   }, async () => {
-    const port = await freePort();
-    const dataDir = await newDir("parley-relay-data-");
-    let relay = await startSqliteRelay(port, dataDir);
-    const url = `ws://127.0.0.1:${port}`;
+    const relay = await restartableRelay();
+    const url = relay.url;
     const { alice, bob } = await aliceAndBob(url);
 
     const aliceEvents: ParleyEvent[] = [];
@@ -54,9 +50,8 @@ describe("parley with a relay that goes away", () => {
     aliceIds.push(...(await sendLines(alice, "Bob", a2)));
     // b1 and a2 wait on the relay, unsynced, while it restarts.
 
-    expect(await relay.stop("SIGTERM")).toBe(0);
-    relay = await startSqliteRelay(port, dataDir);
-    expect(relay.port).toBe(port);
+    expect(await relay.stop()).toBe(0);
+    await relay.start();
 
     bobEvents.push(...(await syncUntil(bob, (e) => hasAll("alice", a2)([...bobEvents, ...e]))));
     aliceEvents.push(...(await syncUntil(alice, (e) => hasAll("Bob", b1)([...aliceEvents, ...e]))));
@@ -91,14 +86,12 @@ describe("parley with a relay that goes away", () => {
   it("with the relay down, send exits 75 and queues; once it is back the message arrives once", {
     timeout: 180_000,
   }, async () => {
-    const port = await freePort();
-    const dataDir = await newDir("parley-relay-data-");
-    let relay = await startSqliteRelay(port, dataDir);
-    const url = `ws://127.0.0.1:${port}`;
+    const relay = await restartableRelay();
+    const url = relay.url;
     const { alice, bob } = await aliceAndBob(url);
     await sendOne(alice, "Bob", "before the outage");
 
-    expect(await relay.stop("SIGTERM")).toBe(0);
+    expect(await relay.stop()).toBe(0);
     const down1 = await runParley(alice, ["send", "Bob", "sent while the relay is down"]);
     const line = fails(down1, 75);
     expect(line).toMatch(/relay|reach|connect|outbox|queue/i);
@@ -118,7 +111,7 @@ describe("parley with a relay that goes away", () => {
     // Bob cannot reach the relay either: sync says so with 75, and nothing is lost.
     fails(await runParley(bob, ["sync", "--json"]), 75);
 
-    relay = await startSqliteRelay(port, dataDir);
+    await relay.start();
     // A later send delivers the outbox first.
     await sendOne(alice, "Bob", "after the relay is back");
     expect((await contacts(alice)).get("Bob")).toMatchObject({ outbox: 0 });
@@ -138,15 +131,13 @@ describe("parley with a relay that goes away", () => {
   });
 
   it("with the relay down, a later sync (not a send) flushes the outbox", { timeout: 180_000 }, async () => {
-    const port = await freePort();
-    const dataDir = await newDir("parley-relay-data-");
-    let relay = await startSqliteRelay(port, dataDir);
-    const url = `ws://127.0.0.1:${port}`;
+    const relay = await restartableRelay();
+    const url = relay.url;
     const { alice, bob } = await aliceAndBob(url);
 
-    expect(await relay.stop("SIGTERM")).toBe(0);
+    expect(await relay.stop()).toBe(0);
     fails(await runParley(bob, ["send", "alice", "queued by bob"]), 75);
-    relay = await startSqliteRelay(port, dataDir);
+    await relay.start();
     await parley(bob, ["sync", "--json"]);
     expect((await contacts(bob)).get("alice")).toMatchObject({ outbox: 0 });
     const aliceEvents = await syncUntil(alice, hasAll("Bob", ["queued by bob"]));
@@ -154,23 +145,20 @@ describe("parley with a relay that goes away", () => {
     // And it stays delivered once: another sync brings nothing new.
     const again = await runParley(alice, ["sync", "--json"]);
     expect(received(again.events, "Bob")).toEqual([]);
-    expect(relay.port).toBe(port);
   });
 
   it("with the relay down, invite and accept exit 75 and change nothing; run again, they work", {
     timeout: 180_000,
   }, async () => {
-    const port = await freePort();
-    const dataDir = await newDir("parley-relay-data-");
-    let relay = await startSqliteRelay(port, dataDir);
-    const url = `ws://127.0.0.1:${port}`;
+    const relay = await restartableRelay();
+    const url = relay.url;
     const alice = await newHome();
     const bob = await newHome();
     await init(alice, "Alice", url);
     await init(bob, "Bob", url);
     const code = await invite(alice);
 
-    expect(await relay.stop("SIGTERM")).toBe(0);
+    expect(await relay.stop()).toBe(0);
     // README, status 75: "an invite or accept that could not create its mailbox changed nothing
     // and can simply be run again".
     const bobBefore = await readTree(bob);
@@ -181,7 +169,7 @@ describe("parley with a relay that goes away", () => {
     expect(failedInvite.events.filter((e) => e.type === "invitation")).toEqual([]);
     expect([...(await readTree(bob)).keys()].sort()).toEqual([...bobBefore.keys()].sort());
 
-    relay = await startSqliteRelay(port, dataDir);
+    await relay.start();
     await parley(bob, ["accept", code, "--name", "alice", "--json"]);
     const aliceEvents = await syncUntil(alice, (e) =>
       contactEvents(e).some((c) => c.contact === "Bob" && c.event === "added"),
@@ -192,7 +180,6 @@ describe("parley with a relay that goes away", () => {
     expect(received(await syncUntil(alice, hasAll("Bob", ["hello after the outage"])), "Bob")).toEqual([
       "hello after the outage",
     ]);
-    expect(relay.port).toBe(port);
   });
 
   it("a message the relay forgot before it was fetched becomes expired; the conversation goes on", {
