@@ -2,6 +2,7 @@
 // receipts. The scripting CLI and the terminal UI both drive it. Every change to a session, the
 // history and the outbox happens in one store transaction, before anything leaves the machine.
 import { EventEmitter } from "node:events";
+import { sha256 } from "@noble/hashes/sha2.js";
 import {
   acceptInvitation,
   createInvitation,
@@ -1566,7 +1567,25 @@ function undecryptable(name: string, wire: Uint8Array, code: string): string {
   return `dropped an undecryptable message for ${name} (${code})`;
 }
 
-const addressOf = (mailboxKey: string): string => MailboxKey.deserialize(fromHex(mailboxKey)).addressHex;
+/**
+ * Mailbox addresses, by a digest of their key (never the key itself): deriving one is an Ed25519
+ * public-key computation, which every delivery would otherwise repeat for each inbox it checks.
+ */
+const addresses = new Map<string, string>();
+const ADDRESS_CACHE_LIMIT = 4096;
+
+function addressOf(mailboxKey: string): string {
+  const tag = toHex(sha256(new TextEncoder().encode(mailboxKey)));
+  let address = addresses.get(tag);
+  if (address === undefined) {
+    const key = MailboxKey.deserialize(fromHex(mailboxKey));
+    address = key.addressHex;
+    key.wipe();
+    if (addresses.size >= ADDRESS_CACHE_LIMIT) addresses.clear();
+    addresses.set(tag, address);
+  }
+  return address;
+}
 
 /** Which of a contact's conversations reads the mailbox `address`: -1 the current, i an earlier, null none. */
 function inboxSlot(contact: ContactRecord, address: string): number | null {
