@@ -34,43 +34,52 @@
 // Diagnostics: BENCH_CPU_PROF=<dir> starts each relay with --cpu-prof into <dir> (written when it
 // exits); BENCH_RELAY_ARGS="--flag value ..." adds relay flags; BENCH_LATENCY_DUMP=<file> writes the
 // half-peak run's (send time, latency) pairs as CSV. BENCH_OFFLINE_MAILBOXES sets (b)'s mailboxes.
-// Every child process is stopped at the end, and killed on error or on a signal.
-import { type ChildProcess, spawn } from "node:child_process";
-import { randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { availableParallelism, cpus, loadavg, tmpdir } from "node:os";
-import { join } from "node:path";
+// Every child process is stopped at the end, and killed on error or on a signal. What this shares with
+// scale-bench.ts is in harness.ts (processes, CPU, latency, formatting) and load-client.ts (protocol).
+import { readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { fileURLToPath } from "node:url";
-import { decodeFrame, encodeFrame, type Frame, MailboxAction, MailboxKey } from "@parley/protocol";
-import WebSocket from "ws";
+import { MailboxKey } from "@parley/protocol";
+import {
+  Bench,
+  CpuMeter,
+  fmt,
+  loadavgText,
+  machine,
+  ms,
+  type Proc,
+  pace,
+  RELAY_RATE_LIMIT,
+  Recorder,
+  sleep,
+  table,
+} from "./harness.js";
+import {
+  CIPHERTEXT_BYTES,
+  Client,
+  checkFrameBuilders,
+  expectOk,
+  sentAtOf,
+  subscribeFrame,
+  Tally,
+  tagOf,
+} from "./load-client.js";
+
+const bench = new Bench("relay-bench");
 
 // ---- configuration ------------------------------------------------------------------------------
 
-function envNumber(name: string, fallback: number, min: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === "") return fallback;
-  const n = Number(raw.replaceAll("_", ""));
-  if (!Number.isFinite(n) || n < min) {
-    process.stderr.write(`relay-bench: ${name}="${raw}" must be a number >= ${min}\n`);
-    process.exit(2);
-  }
-  return n;
-}
-
-const CONNECTIONS = Math.floor(envNumber("BENCH_CONNECTIONS", 1000, 2));
-const SECONDS = envNumber("BENCH_SECONDS", 5, 0.5);
-const OFFLINE = Math.floor(envNumber("BENCH_OFFLINE", 50_000, 1));
-const OFFLINE_MAILBOXES = Math.floor(envNumber("BENCH_OFFLINE_MAILBOXES", 100, 1));
-const IDLE = Math.floor(envNumber("BENCH_IDLE", 10_000, 1));
-const CPU_PROF_DIR = process.env.BENCH_CPU_PROF || null;
+const CONNECTIONS = Math.floor(bench.envNumber("BENCH_CONNECTIONS", 1000, 2));
+const SECONDS = bench.envNumber("BENCH_SECONDS", 5, 0.5);
+const OFFLINE = Math.floor(bench.envNumber("BENCH_OFFLINE", 50_000, 1));
+const OFFLINE_MAILBOXES = Math.floor(bench.envNumber("BENCH_OFFLINE_MAILBOXES", 100, 1));
+const IDLE = Math.floor(bench.envNumber("BENCH_IDLE", 10_000, 1));
 const LATENCY_DUMP = process.env.BENCH_LATENCY_DUMP || null;
 const EXTRA_RELAY_ARGS = (process.env.BENCH_RELAY_ARGS ?? "").split(/\s+/).filter((a) => a !== "");
 const JSON_OUTPUT = process.argv.includes("--json");
 
 const SUBSCRIBERS = Math.floor(CONNECTIONS / 2);
 const SENDERS = CONNECTIONS - SUBSCRIBERS;
-/** Ciphertext bytes per message (about one padded 256-byte payload in an envelope). */
-const CIPHERTEXT_BYTES = 300;
 const WINDOWS = [1, 4, 16, 64] as const;
 const WARMUP_SECONDS = Math.min(1, SECONDS * 0.3);
 const PEAK_SECONDS = Math.max(1, SECONDS * 0.6);
@@ -79,147 +88,20 @@ const OFFLINE_PIPELINE = 256;
 const OFFLINE_OWNERS = Math.min(10, OFFLINE_MAILBOXES);
 const DRAIN_TIMEOUT_SECONDS = 60;
 const CONNECT_CONCURRENCY = 200;
-const RELAY_RATE_LIMIT = 1_000_000;
 const AIM_RATIO = 0.5;
 const AIM_OFFLINE = 30_000;
 const AIM_P99_MS = 20;
 
-const RELAY_DIR = fileURLToPath(new URL("..", import.meta.url));
-const CLI = fileURLToPath(new URL("../src/cli.ts", import.meta.url));
 const BARE = fileURLToPath(new URL("./bare-forwarder.ts", import.meta.url));
-const CLK_TCK = 100;
 
-const progress = (msg: string) => process.stderr.write(`relay-bench: ${msg}\n`);
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+// ---- child processes and /proc ------------------------------------------------------------------
 
-// ---- child processes ----------------------------------------------------------------------------
-
-const children = new Set<ChildProcess>();
-const tempDirs = new Set<string>();
-
-function killEverything(): void {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
-  for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
-  tempDirs.clear();
-}
-process.on("exit", killEverything);
-for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
-  process.once(signal, () => {
-    progress(`${signal}: stopping`);
-    killEverything();
-    process.exit(130);
-  });
+function startRelay(dataDir: string): Promise<Proc> {
+  return bench.startRelay("relay", ["--storage", "sqlite", "--data-dir", dataDir], EXTRA_RELAY_ARGS);
 }
 
-interface ServerProcess {
-  readonly name: string;
-  readonly pid: number;
-  readonly port: number;
-  output(): string;
-  stop(): Promise<void>;
-}
-
-/** Starts `script` in its own node process (tsx loader, source condition); resolves once it listens. */
-async function startServer(
-  name: string,
-  script: string,
-  args: string[],
-  ready: RegExp,
-  nodeArgs: string[] = [],
-): Promise<ServerProcess> {
-  const proc = spawn(
-    process.execPath,
-    ["--conditions=source", "--import", "tsx", ...nodeArgs, script, ...args],
-    { cwd: RELAY_DIR, stdio: ["pipe", "pipe", "pipe"] },
-  );
-  children.add(proc);
-  let out = "";
-  const keep = (d: Buffer) => {
-    out = (out + d.toString()).slice(-64 * 1024);
-  };
-  proc.stdout!.on("data", keep);
-  proc.stderr!.on("data", keep);
-  const exited = new Promise<void>((resolve) =>
-    proc.once("exit", () => {
-      children.delete(proc);
-      resolve();
-    }),
-  );
-  const port = await new Promise<number>((resolve, reject) => {
-    const timeout = setTimeout(() => {
-      clearInterval(timer);
-      reject(new Error(`${name} did not start listening within 30 s:\n${out}`));
-    }, 30_000);
-    const timer = setInterval(() => {
-      const m = ready.exec(out);
-      if (m) {
-        clearInterval(timer);
-        clearTimeout(timeout);
-        resolve(Number(m[1]));
-      }
-    }, 20);
-    void exited.then(() => {
-      clearInterval(timer);
-      clearTimeout(timeout);
-      reject(new Error(`${name} exited before listening:\n${out}`));
-    });
-  });
-  return {
-    name,
-    pid: proc.pid!,
-    port,
-    output: () => out,
-    stop: async () => {
-      if (proc.exitCode !== null || proc.signalCode !== null) return;
-      proc.kill("SIGTERM");
-      const t = setTimeout(() => proc.kill("SIGKILL"), 15_000);
-      await exited;
-      clearTimeout(t);
-    },
-  };
-}
-
-function startRelay(dataDir: string): Promise<ServerProcess> {
-  const nodeArgs = CPU_PROF_DIR ? ["--cpu-prof", `--cpu-prof-dir=${CPU_PROF_DIR}`] : [];
-  return startServer(
-    "relay",
-    CLI,
-    [
-      "--port",
-      "0",
-      "--storage",
-      "sqlite",
-      "--data-dir",
-      dataDir,
-      "--rate-limit",
-      String(RELAY_RATE_LIMIT),
-      ...EXTRA_RELAY_ARGS,
-    ],
-    /"port":(\d+).*"msg":"relay listening"/,
-    nodeArgs,
-  );
-}
-
-function startBare(): Promise<ServerProcess> {
-  return startServer("bare forwarder", BARE, [], /"port":(\d+).*"msg":"bare listening"/);
-}
-
-function tempDir(): string {
-  const d = mkdtempSync(join(tmpdir(), "parley-relay-bench-"));
-  tempDirs.add(d);
-  return d;
-}
-
-function removeTempDir(d: string): void {
-  rmSync(d, { recursive: true, force: true });
-  tempDirs.delete(d);
-}
-
-/** User + system CPU seconds of a process, from /proc/<pid>/stat. */
-function processCpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+function startBare(): Promise<Proc> {
+  return bench.launchScript("bare forwarder", BARE, [], /"port":(\d+).*"msg":"bare listening"/);
 }
 
 /** "some avg60" from /proc/pressure/cpu: % of time runnable tasks waited for a CPU (machine noise). */
@@ -230,11 +112,6 @@ function cpuPressure(): string {
   } catch {
     return "n/a";
   }
-}
-
-function ownCpuSeconds(): number {
-  const u = process.cpuUsage();
-  return (u.user + u.system) / 1e6;
 }
 
 /** VmRSS of a process in bytes. */
@@ -273,110 +150,8 @@ function fileSystemOf(dir: string): string {
 
 // ---- clients --------------------------------------------------------------------------------------
 
-const TYPE_DEPOSIT = 0x03;
-const TYPE_ACK = 0x06;
-const TYPE_OK = 0x82;
-const TYPE_DELIVER = 0x83;
-const TYPE_ERROR = 0x84;
-/** Offset of the ciphertext in a relay deliver frame, and in a deposit frame (what the bare forwarder forwards). */
-const DELIVER_CIPHERTEXT = 62;
-const DEPOSIT_CIPHERTEXT = 54;
-const DEPOSIT_LENGTH = DEPOSIT_CIPHERTEXT + CIPHERTEXT_BYTES;
-const ACK_LENGTH = 54;
-
 /** Error frames received, by code, and connections that closed while they should not have. */
-let errorCounts: Record<string, number> = {};
-let unexpectedCloses = 0;
-
-/** A client connection: request/reply for set-up, plain callbacks for the measured traffic. */
-class Client {
-  challenge: Uint8Array = new Uint8Array(32);
-  expectClose = false;
-  /** A deliver frame (relay) or a forwarded deposit frame (bare). */
-  onPush: ((data: Buffer) => void) | null = null;
-  onOk: ((requestId: number) => void) | null = null;
-  onError: ((requestId: number) => void) | null = null;
-  private nextId = 1;
-  private readonly waiting = new Map<number, (f: Frame) => void>();
-
-  private constructor(readonly ws: WebSocket) {
-    ws.on("message", (data: Buffer) => this.handle(data));
-    ws.on("error", () => {});
-    ws.on("close", () => {
-      if (!this.expectClose) unexpectedCloses++;
-    });
-  }
-
-  static async connect(port: number, hello: boolean): Promise<Client> {
-    const ws = new WebSocket(`ws://127.0.0.1:${port}/`, { perMessageDeflate: false });
-    await new Promise<void>((resolve, reject) => {
-      ws.once("open", () => resolve());
-      ws.once("error", reject);
-    });
-    const client = new Client(ws);
-    if (hello) {
-      const welcome = await client.request({ type: "hello", requestId: 0, maxVersion: 1 });
-      if (welcome.type !== "welcome") throw new Error(`expected welcome, got ${welcome.type}`);
-      client.challenge = welcome.challenge;
-    }
-    return client;
-  }
-
-  id(): number {
-    const id = this.nextId;
-    this.nextId = id >= 0xffffffff ? 1 : id + 1;
-    return id;
-  }
-
-  private handle(data: Buffer): void {
-    const type = data[1];
-    if (type === TYPE_DELIVER || type === TYPE_DEPOSIT) {
-      this.onPush?.(data);
-      return;
-    }
-    const requestId = data.readUInt32BE(2);
-    const waiter = this.waiting.get(requestId);
-    if (waiter) {
-      this.waiting.delete(requestId);
-      waiter(decodeFrame(new Uint8Array(data.buffer, data.byteOffset, data.length)));
-      return;
-    }
-    if (type === TYPE_OK) {
-      this.onOk?.(requestId);
-    } else if (type === TYPE_ERROR) {
-      const f = decodeFrame(new Uint8Array(data.buffer, data.byteOffset, data.length));
-      const code = f.type === "error" ? f.code : "?";
-      errorCounts[code] = (errorCounts[code] ?? 0) + 1;
-      this.onError?.(requestId);
-    }
-  }
-
-  /** Sends a frame with a fresh request id; resolves with the frame answering it. */
-  request(frame: Frame): Promise<Frame> {
-    const requestId = this.id();
-    return new Promise<Frame>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiting.delete(requestId);
-        reject(new Error(`no reply to ${frame.type} within 60 s`));
-      }, 60_000);
-      this.waiting.set(requestId, (f) => {
-        clearTimeout(timer);
-        resolve(f);
-      });
-      this.ws.send(encodeFrame({ ...frame, requestId } as Frame));
-    });
-  }
-
-  close(): void {
-    this.expectClose = true;
-    this.ws.terminate();
-  }
-}
-
-async function expectOk(p: Promise<Frame>, what: string): Promise<void> {
-  const f = await p;
-  if (f.type !== "ok") throw new Error(`${what}: ${f.type === "error" ? `${f.code} ${f.message}` : f.type}`);
-}
+const tally = new Tally();
 
 /** Runs fn(0..count-1) with at most `limit` at a time. */
 async function pool<T>(count: number, limit: number, fn: (i: number) => Promise<T>): Promise<T[]> {
@@ -392,117 +167,11 @@ async function pool<T>(count: number, limit: number, fn: (i: number) => Promise<
   return out;
 }
 
-const RUN_ID = randomBytes(8);
-const FILLER = randomBytes(CIPHERTEXT_BYTES);
-let clientMessageCounter = 0;
-
-/**
- * A deposit frame built in place (header, address, client message id = run id || counter, then the
- * ciphertext: f64 send time, u32 tag, random filler). Checked against encodeFrame once at start-up.
- */
-function depositFrame(requestId: number, address: Uint8Array, sentAt: number, tag: number): Buffer {
-  const b = Buffer.allocUnsafe(DEPOSIT_LENGTH);
-  b[0] = 1;
-  b[1] = TYPE_DEPOSIT;
-  b.writeUInt32BE(requestId, 2);
-  b.set(address, 6);
-  RUN_ID.copy(b, 38);
-  const n = clientMessageCounter++;
-  b.writeUInt32BE(Math.floor(n / 0x100000000), 46);
-  b.writeUInt32BE(n >>> 0, 50);
-  FILLER.copy(b, DEPOSIT_CIPHERTEXT);
-  b.writeDoubleLE(sentAt, DEPOSIT_CIPHERTEXT);
-  b.writeUInt32LE(tag, DEPOSIT_CIPHERTEXT + 8);
-  return b;
-}
-
-/** An ack for a deliver (relay) or forwarded deposit (bare): both carry address and a 16-byte id at 6..54. */
-function ackFrame(requestId: number, pushed: Buffer): Buffer {
-  const b = Buffer.allocUnsafe(ACK_LENGTH);
-  b[0] = 1;
-  b[1] = TYPE_ACK;
-  b.writeUInt32BE(requestId, 2);
-  pushed.copy(b, 6, 6, 54);
-  return b;
-}
-
-function checkFrameBuilders(): void {
-  const address = randomBytes(32);
-  const dep = decodeFrame(depositFrame(7, address, 123.5, 9));
-  if (
-    dep.type !== "deposit" ||
-    dep.requestId !== 7 ||
-    Buffer.compare(dep.address, address) !== 0 ||
-    dep.ciphertext.length !== CIPHERTEXT_BYTES
-  ) {
-    throw new Error("depositFrame does not match the protocol's deposit layout");
-  }
-  const deliver = Buffer.from(
-    encodeFrame({
-      type: "deliver",
-      requestId: 0,
-      address,
-      messageId: randomBytes(16),
-      receivedAt: 1,
-      ciphertext: dep.ciphertext,
-    }),
-  );
-  if (deliver.readDoubleLE(DELIVER_CIPHERTEXT) !== 123.5)
-    throw new Error("deliver ciphertext offset is wrong");
-  const ack = decodeFrame(ackFrame(8, deliver));
-  if (ack.type !== "ack" || Buffer.compare(ack.messageId, deliver.subarray(38, 54)) !== 0) {
-    throw new Error("ackFrame does not match the protocol's ack layout");
-  }
-}
-
-// ---- latency ------------------------------------------------------------------------------------
-
-class Recorder {
-  private values = new Float64Array(1 << 16);
-  /** When each recorded message was sent (for BENCH_LATENCY_DUMP). */
-  private times = new Float64Array(1 << 16);
-  count = 0;
-
-  add(v: number, sentAt = 0): void {
-    if (this.count === this.values.length) {
-      const values = new Float64Array(this.values.length * 2);
-      values.set(this.values);
-      this.values = values;
-      const times = new Float64Array(this.times.length * 2);
-      times.set(this.times);
-      this.times = times;
-    }
-    this.times[this.count] = sentAt;
-    this.values[this.count++] = v;
-  }
-
-  reset(): void {
-    this.count = 0;
-  }
-
-  summary(): { p50: number; p99: number; max: number } {
-    if (this.count === 0) return { p50: Number.NaN, p99: Number.NaN, max: Number.NaN };
-    const sorted = this.values.slice(0, this.count).sort();
-    const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
-    return { p50: at(0.5), p99: at(0.99), max: sorted[sorted.length - 1]! };
-  }
-
-  /** CSV: send time (ms since the first recorded send), latency (ms). */
-  csv(): string {
-    const t0 = this.times[0] ?? 0;
-    const rows = ["sent_ms,latency_ms"];
-    for (let i = 0; i < this.count; i++) {
-      rows.push(`${(this.times[i]! - t0).toFixed(3)},${this.values[i]!.toFixed(3)}`);
-    }
-    return `${rows.join("\n")}\n`;
-  }
-}
-
 // ---- (a) and (d): online forwarding ------------------------------------------------------------------
 
 interface World {
   readonly name: "relay" | "bare";
-  readonly server: ServerProcess;
+  readonly server: Proc;
   readonly senders: Client[];
   readonly subscribers: Client[];
   readonly addresses: Uint8Array[];
@@ -526,21 +195,21 @@ function sendDeposit(w: World, s: number): void {
   w.senderSeq[s] = k + 1;
   const client = w.senders[s]!;
   const address = w.addresses[(s + k) % w.addresses.length]!;
-  client.ws.send(depositFrame(client.id(), address, performance.now(), s));
+  client.deposit(address, performance.now(), s);
   w.outstanding[s]!++;
   w.totalOutstanding++;
   w.sent++;
 }
 
-async function buildWorld(name: "relay" | "bare", server: ServerProcess): Promise<World> {
+async function buildWorld(name: "relay" | "bare", server: Proc): Promise<World> {
   const relay = name === "relay";
   const keys = Array.from({ length: SUBSCRIBERS }, () => MailboxKey.generate());
   const subscribers = await pool(SUBSCRIBERS, CONNECT_CONCURRENCY, async (i) => {
-    const c = await Client.connect(server.port, relay);
+    const c = await Client.connect(server.port, tally, relay);
     const key = keys[i]!;
     if (relay) {
-      await expectOk(c.request(createMailboxFrame(key, c.challenge)), "createMailbox");
-      await expectOk(c.request(subscribeFrame(key, c.challenge)), "subscribe");
+      await c.createMailbox(key);
+      await c.subscribe(key);
     } else {
       // The forwarder only needs the address; the signature bytes are ignored.
       await expectOk(
@@ -550,7 +219,7 @@ async function buildWorld(name: "relay" | "bare", server: ServerProcess): Promis
     }
     return c;
   });
-  const senders = await pool(SENDERS, CONNECT_CONCURRENCY, () => Client.connect(server.port, relay));
+  const senders = await pool(SENDERS, CONNECT_CONCURRENCY, () => Client.connect(server.port, tally, relay));
   const w: World = {
     name,
     server,
@@ -572,16 +241,15 @@ async function buildWorld(name: "relay" | "bare", server: ServerProcess): Promis
   for (const sub of subscribers) {
     sub.onPush = (data) => {
       const now = performance.now();
-      const at = data[1] === TYPE_DELIVER ? DELIVER_CIPHERTEXT : DEPOSIT_CIPHERTEXT;
-      const s = data.readUInt32LE(at + 8);
+      const s = tagOf(data);
       if (w.recording) {
-        const sentAt = data.readDoubleLE(at);
+        const sentAt = sentAtOf(data);
         w.latency.add(now - sentAt, sentAt);
       }
       w.delivered++;
       w.outstanding[s]!--;
       w.totalOutstanding--;
-      sub.ws.send(ackFrame(sub.id(), data));
+      sub.ack(data);
       w.acksSent++;
       if (w.mode === "closed") sendDeposit(w, s);
     };
@@ -604,24 +272,6 @@ async function buildWorld(name: "relay" | "bare", server: ServerProcess): Promis
   return w;
 }
 
-function createMailboxFrame(key: MailboxKey, challenge: Uint8Array): Frame {
-  return {
-    type: "createMailbox",
-    requestId: 0,
-    ownerKey: key.publicKey,
-    signature: key.prove(MailboxAction.create, challenge),
-  };
-}
-
-function subscribeFrame(key: MailboxKey, challenge: Uint8Array): Frame {
-  return {
-    type: "subscribe",
-    requestId: 0,
-    address: key.address,
-    signature: key.prove(MailboxAction.subscribe, challenge),
-  };
-}
-
 /** Waits until everything sent was delivered (and, on the relay, every ack answered). */
 async function quiesce(w: World): Promise<void> {
   const start = performance.now();
@@ -629,7 +279,7 @@ async function quiesce(w: World): Promise<void> {
   while (w.totalOutstanding > 0 || (w.name === "relay" && w.ackReplies < w.acksSent)) {
     const waited = (performance.now() - start) / 1000;
     if (waited > 10 && !noted) {
-      progress(`${w.name}: still draining the backlog (${fmt(w.totalOutstanding)} undelivered)`);
+      bench.progress(`${w.name}: still draining the backlog (${fmt(w.totalOutstanding)} undelivered)`);
       noted = true;
     }
     if (waited > 120) {
@@ -660,8 +310,7 @@ async function measure(w: World, seconds: number): Promise<Omit<RunResult, "wind
   const t0 = performance.now();
   const sent0 = w.sent;
   const delivered0 = w.delivered;
-  const server0 = processCpuSeconds(w.server.pid);
-  const load0 = ownCpuSeconds();
+  const cpu = new CpuMeter([w.server.pid]);
   w.latency.reset();
   w.recording = true;
   await sleep(seconds * 1000);
@@ -674,8 +323,8 @@ async function measure(w: World, seconds: number): Promise<Omit<RunResult, "wind
     p50Ms: lat.p50,
     p99Ms: lat.p99,
     maxMs: lat.max,
-    serverCpu: ((processCpuSeconds(w.server.pid) - server0) / elapsed) * 100,
-    loadCpu: ((ownCpuSeconds() - load0) / elapsed) * 100,
+    serverCpu: cpu.processes(elapsed)[0]!,
+    loadCpu: cpu.own(elapsed),
     seconds: elapsed,
   };
 }
@@ -692,22 +341,17 @@ async function closedLoop(w: World, window: number): Promise<RunResult> {
 
 async function openLoop(w: World, rate: number, seconds: number): Promise<RunResult> {
   w.mode = "open";
-  const start = performance.now();
-  let due = 0;
   let next = 0;
-  const ticker = setInterval(() => {
-    const target = Math.floor((rate * (performance.now() - start)) / 1000);
-    for (; due < target; due++) {
-      sendDeposit(w, next);
-      next = next + 1 === w.senders.length ? 0 : next + 1;
-    }
-  }, 1);
+  const stop = pace(rate, () => {
+    sendDeposit(w, next);
+    next = next + 1 === w.senders.length ? 0 : next + 1;
+  });
   try {
     await sleep(WARMUP_SECONDS * 1000);
     const r = await measure(w, seconds);
     return { targetRate: rate, ...r };
   } finally {
-    clearInterval(ticker);
+    stop();
     w.mode = "idle";
     await quiesce(w);
   }
@@ -734,16 +378,18 @@ interface OnlineResult {
 }
 
 async function onlinePhase(): Promise<OnlineResult> {
-  errorCounts = {};
-  const dataDir = tempDir();
+  tally.errors = {};
+  const dataDir = bench.tempDir();
   const relayServer = await startRelay(dataDir);
   const bareServer = await startBare();
   const worlds: World[] = [];
   try {
-    progress(`online: ${SUBSCRIBERS} subscribers + ${SENDERS} senders on the relay (pid ${relayServer.pid})`);
+    bench.progress(
+      `online: ${SUBSCRIBERS} subscribers + ${SENDERS} senders on the relay (pid ${relayServer.pid})`,
+    );
     const relay = await buildWorld("relay", relayServer);
     worlds.push(relay);
-    progress(`online: the same on the bare forwarder (pid ${bareServer.pid})`);
+    bench.progress(`online: the same on the bare forwarder (pid ${bareServer.pid})`);
     const bare = await buildWorld("bare", bareServer);
     worlds.push(bare);
     const runs: Record<"relay" | "bare", RunResult[]> = { relay: [], bare: [] };
@@ -752,33 +398,33 @@ async function onlinePhase(): Promise<OnlineResult> {
     for (const window of WINDOWS) {
       for (const w of [relay, bare]) {
         const r = await closedLoop(w, window);
-        progress(describeRun(w, r));
+        bench.progress(describeRun(w, r));
         runs[w.name].push(r);
         best[w.name] = Math.max(best[w.name], r.deliveredPerSecond);
       }
     }
     // Is the closed-loop peak sustained when the load does not wait for the relay?
     const atPeak = await openLoop(relay, Math.round(best.relay), PEAK_SECONDS);
-    progress(describeRun(relay, atPeak));
+    bench.progress(describeRun(relay, atPeak));
     const half = Math.round(best.relay / 2);
     const halfPeak = await openLoop(relay, half, SECONDS);
-    progress(describeRun(relay, halfPeak));
+    bench.progress(describeRun(relay, halfPeak));
     if (LATENCY_DUMP) writeFileSync(LATENCY_DUMP, relay.latency.csv());
     const bareHalf = await openLoop(bare, half, SECONDS);
-    progress(describeRun(bare, bareHalf));
+    bench.progress(describeRun(bare, bareHalf));
     return {
       relay: { runs: runs.relay, peak: best.relay, atPeak, halfPeak },
       bare: { runs: runs.bare, peak: best.bare, atRelayHalfPeak: bareHalf },
       ratio: best.relay / best.bare,
       cpuCostRatio:
         cpuPerMessage(peakRun(runs.bare, best.bare)) / cpuPerMessage(peakRun(runs.relay, best.relay)),
-      errors: { ...errorCounts },
-      unexpectedCloses,
+      errors: { ...tally.errors },
+      unexpectedCloses: tally.unexpectedCloses,
     };
   } finally {
     for (const w of worlds) for (const c of [...w.senders, ...w.subscribers]) c.close();
     await Promise.all([relayServer.stop(), bareServer.stop()]);
-    removeTempDir(dataDir);
+    bench.removeTempDir(dataDir);
   }
 }
 
@@ -803,30 +449,28 @@ interface OfflineResult {
 }
 
 async function offlinePhase(): Promise<OfflineResult> {
-  errorCounts = {};
-  const dataDir = tempDir();
+  tally.errors = {};
+  const dataDir = bench.tempDir();
   const relay = await startRelay(dataDir);
   const clients: Client[] = [];
   try {
-    const owners = await pool(OFFLINE_OWNERS, OFFLINE_OWNERS, () => Client.connect(relay.port, true));
+    const owners = await pool(OFFLINE_OWNERS, OFFLINE_OWNERS, () => Client.connect(relay.port, tally));
     const depositors = await pool(OFFLINE_DEPOSITORS, OFFLINE_DEPOSITORS, () =>
-      Client.connect(relay.port, true),
+      Client.connect(relay.port, tally),
     );
     clients.push(...owners, ...depositors);
     const keys = Array.from({ length: OFFLINE_MAILBOXES }, () => MailboxKey.generate());
     const ownerOf = (m: number) => owners[m % owners.length]!;
-    await pool(OFFLINE_MAILBOXES, 50, (m) =>
-      expectOk(ownerOf(m).request(createMailboxFrame(keys[m]!, ownerOf(m).challenge)), "createMailbox"),
-    );
+    await pool(OFFLINE_MAILBOXES, 50, (m) => ownerOf(m).createMailbox(keys[m]!));
 
     // Deposits: each depositor keeps OFFLINE_PIPELINE deposits waiting for their `ok`.
-    progress(
+    bench.progress(
       `offline: depositing ${fmt(OFFLINE)} messages into ${OFFLINE_MAILBOXES} mailboxes (relay pid ${relay.pid})`,
     );
     const depositLatency = new Recorder();
     let issued = 0;
     let answered = 0;
-    const server0 = processCpuSeconds(relay.pid);
+    const depositCpu = new CpuMeter([relay.pid]);
     const t0 = performance.now();
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(
@@ -839,7 +483,7 @@ async function offlinePhase(): Promise<OfflineResult> {
           const i = issued++;
           const id = d.id();
           sentAt.set(id, performance.now());
-          d.ws.send(depositFrame(id, keys[i % OFFLINE_MAILBOXES]!.address, 0, i));
+          d.deposit(keys[i % OFFLINE_MAILBOXES]!.address, 0, i, id);
         };
         const answer = (requestId: number) => {
           const at = sentAt.get(requestId);
@@ -858,10 +502,10 @@ async function offlinePhase(): Promise<OfflineResult> {
       }
     });
     const depositSeconds = (performance.now() - t0) / 1000;
-    const depositServerCpu = ((processCpuSeconds(relay.pid) - server0) / depositSeconds) * 100;
+    const depositServerCpu = depositCpu.processes(depositSeconds)[0]!;
     const depLat = depositLatency.summary();
-    const depositErrors = Object.values(errorCounts).reduce((a, b) => a + b, 0);
-    progress(
+    const depositErrors = Object.values(tally.errors).reduce((a, b) => a + b, 0);
+    bench.progress(
       `offline: ${fmt((OFFLINE - depositErrors) / depositSeconds)} durable deposits/s (${depositSeconds.toFixed(2)} s, ${depositErrors} refused)`,
     );
 
@@ -870,7 +514,7 @@ async function offlinePhase(): Promise<OfflineResult> {
     const expected = OFFLINE - depositErrors;
     let delivered = 0;
     let acked = 0;
-    const server1 = processCpuSeconds(relay.pid);
+    const drainCpu = new CpuMeter([relay.pid]);
     const t1 = performance.now();
     let drainComplete = true;
     await new Promise<void>((resolve, reject) => {
@@ -887,7 +531,7 @@ async function offlinePhase(): Promise<OfflineResult> {
       for (const o of owners) {
         o.onPush = (data) => {
           delivered++;
-          o.ws.send(ackFrame(o.id(), data));
+          o.ack(data);
         };
         o.onOk = done;
         o.onError = done;
@@ -895,8 +539,8 @@ async function offlinePhase(): Promise<OfflineResult> {
       Promise.all(proofs.map((p, m) => expectOk(ownerOf(m).request(p), "subscribe"))).catch(reject);
     });
     const drainSeconds = (performance.now() - t1) / 1000;
-    const drainServerCpu = ((processCpuSeconds(relay.pid) - server1) / drainSeconds) * 100;
-    progress(
+    const drainServerCpu = drainCpu.processes(drainSeconds)[0]!;
+    bench.progress(
       `offline: drained ${fmt(acked)} of ${fmt(expected)} in ${drainSeconds.toFixed(2)} s (${fmt(acked / drainSeconds)} msgs/s, ${fmt(delivered)} delivered)${drainComplete ? "" : ` — stopped at the ${DRAIN_TIMEOUT_SECONDS} s limit`}`,
     );
     return {
@@ -914,12 +558,12 @@ async function offlinePhase(): Promise<OfflineResult> {
       drainServerCpu,
       storedAfterDrain: await metric(relay.port, "parley_relay_stored_messages"),
       dataDirFs: fileSystemOf(dataDir),
-      errors: { ...errorCounts },
+      errors: { ...tally.errors },
     };
   } finally {
     for (const c of clients) c.close();
     await relay.stop();
-    removeTempDir(dataDir);
+    bench.removeTempDir(dataDir);
   }
 }
 
@@ -936,16 +580,16 @@ interface IdleResult {
 }
 
 async function idlePhase(): Promise<IdleResult> {
-  const dataDir = tempDir();
+  const dataDir = bench.tempDir();
   const relay = await startRelay(dataDir);
   let clients: Client[] = [];
   try {
     await sleep(1000);
     const rssBefore = vmRssBytes(relay.pid);
     const metricRssBefore = await metric(relay.port, "parley_relay_process_resident_memory_bytes");
-    progress(`idle: opening ${fmt(IDLE)} connections (relay pid ${relay.pid})`);
+    bench.progress(`idle: opening ${fmt(IDLE)} connections (relay pid ${relay.pid})`);
     const t0 = performance.now();
-    clients = await pool(IDLE, CONNECT_CONCURRENCY, () => Client.connect(relay.port, true));
+    clients = await pool(IDLE, CONNECT_CONCURRENCY, () => Client.connect(relay.port, tally));
     const openSeconds = (performance.now() - t0) / 1000;
     await sleep(2000);
     const rssAfter = vmRssBytes(relay.pid);
@@ -953,7 +597,7 @@ async function idlePhase(): Promise<IdleResult> {
     const connected = await metric(relay.port, "parley_relay_connections");
     if (connected !== IDLE) throw new Error(`idle: the relay reports ${connected} connections, not ${IDLE}`);
     const perConnectionKiB = (rssAfter - rssBefore) / IDLE / 1024;
-    progress(
+    bench.progress(
       `idle: RSS ${mib(rssBefore)} -> ${mib(rssAfter)} MiB, ${perConnectionKiB.toFixed(1)} KiB per connection`,
     );
     return {
@@ -968,19 +612,12 @@ async function idlePhase(): Promise<IdleResult> {
   } finally {
     for (const c of clients) c.close();
     await relay.stop();
-    removeTempDir(dataDir);
+    bench.removeTempDir(dataDir);
   }
 }
 
 // ---- report -------------------------------------------------------------------------------------------
 
-function fmt(n: number): string {
-  if (!Number.isFinite(n)) return "n/a";
-  return Math.round(n)
-    .toString()
-    .replace(/\B(?=(\d{3})+(?!\d))/g, ",");
-}
-const ms = (n: number) => (Number.isFinite(n) ? n.toFixed(2) : "n/a");
 const mib = (bytes: number) => (bytes / 1024 / 1024).toFixed(1);
 const aim = (met: boolean) => (met ? "met" : "MISSED");
 
@@ -997,13 +634,6 @@ function wrap(items: string[], width: number): string[] {
   }
   if (line !== "") lines.push(`  ${line}`);
   return lines;
-}
-
-function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length)));
-  return rows
-    .map((r) => `  ${r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ")}`)
-    .join("\n");
 }
 
 function runRows(runs: RunResult[]): string[][] {
@@ -1099,11 +729,7 @@ function report(env: object, online: OnlineResult, offline: OfflineResult, idle:
 async function main(): Promise<void> {
   checkFrameBuilders();
   const env = {
-    node: process.version,
-    cpus: `${availableParallelism()} (${cpus()[0]?.model.trim() ?? "?"})`,
-    loadavg: loadavg()
-      .map((l) => l.toFixed(2))
-      .join(" "),
+    ...machine(),
     cpuPressure: cpuPressure(),
     tmpfs: fileSystemOf(tmpdir()),
     connections: CONNECTIONS,
@@ -1119,11 +745,9 @@ async function main(): Promise<void> {
   const totalSeconds = (performance.now() - started) / 1000;
   Object.assign(env, {
     cpuPressureAtEnd: cpuPressure(),
-    loadavgAtEnd: loadavg()
-      .map((l) => l.toFixed(2))
-      .join(" "),
+    loadavgAtEnd: loadavgText(),
   });
-  progress(`done in ${totalSeconds.toFixed(0)} s`);
+  bench.progress(`done in ${totalSeconds.toFixed(0)} s`);
   if (JSON_OUTPUT) {
     process.stdout.write(
       `${JSON.stringify({
@@ -1144,14 +768,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(
-  () => {
-    killEverything();
-    process.exit(0);
-  },
-  (e: unknown) => {
-    process.stderr.write(`relay-bench: ${(e as Error).stack ?? e}\n`);
-    killEverything();
-    process.exit(1);
-  },
-);
+bench.run(main);
