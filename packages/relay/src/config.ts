@@ -111,7 +111,7 @@ export const OPTIONS: readonly Option[] = [
     flag: "--redis-aof-rewrite",
     env: "PARLEY_RELAY_REDIS_AOF_REWRITE",
     kind: "duration",
-    help: "Redis: how often the append-only file is rewritten, so deleted ciphertext leaves the disk",
+    help: "Redis: how often the append-only file is rewritten, so deleted ciphertext leaves its files",
   },
   {
     key: "dataDir",
@@ -226,10 +226,16 @@ const SIZE_UNITS: Record<string, number> = {
   gib: 1024 ** 3,
 };
 
-/** A URL with any user name and password replaced by `***`, fit for an error message or a log. */
+/**
+ * A URL with any user name and password replaced by `***`, fit for an error message or a log:
+ * everything between the scheme and the last `@`, since a password may hold `/` and `@` itself.
+ */
 export function redactUrl(text: string): string {
-  return text.replace(/^([a-z][a-z0-9+.-]*:(?:\/\/)?)[^@/]*@/i, "$1***@");
+  return text.replace(/^([a-z][a-z0-9+.-]*:(?:\/\/)?)[\s\S]*@/i, "$1***@");
 }
+
+/** The largest database number accepted in a Redis URL (Redis has 16 unless `databases` says more). */
+export const MAX_REDIS_DB = 9999;
 
 /** `host:port/db`, for logs and messages: never the user name or password. */
 export function redisDisplay(t: RedisTarget): string {
@@ -247,7 +253,8 @@ export function parseRedisUrl(text: string): RedisTarget | { problem: string } {
   try {
     url = new URL(text);
   } catch {
-    return { problem: `${shown} is not a valid URL` };
+    const hint = /@/.test(text) ? " (percent-encode the user name and password)" : "";
+    return { problem: `${shown} is not a valid URL${hint}` };
   }
   if (url.protocol !== "redis:" && url.protocol !== "rediss:") {
     return { problem: `${shown} must be sqlite, memory, or a redis:// or rediss:// URL` };
@@ -260,12 +267,15 @@ export function parseRedisUrl(text: string): RedisTarget | { problem: string } {
   const path = url.pathname;
   const m = /^\/?(\d{0,9})$/.exec(path);
   if (!m) return { problem: `${shown}: the path must be a database number, such as /0` };
+  const db = m[1] === "" ? 0 : Number(m[1]);
+  if (db > MAX_REDIS_DB) return { problem: `${shown}: database ${db} is above ${MAX_REDIS_DB}` };
+  if (url.port === "0") return { problem: `${shown}: port 0 is not a port Redis can listen on` };
   const decode = (s: string) => (s === "" ? null : decodeURIComponent(s));
   return {
     tls: url.protocol === "rediss:",
     host,
     port: url.port === "" ? 6379 : Number(url.port),
-    db: m[1] === "" ? 0 : Number(m[1]),
+    db,
     username: decode(url.username),
     password: decode(url.password),
   };

@@ -20,6 +20,7 @@ export { RelayServer, type RelayServerOptions } from "./server.js";
 export { MemoryStorage } from "./storage/memory.js";
 export {
   DEFAULT_PREFIX as REDIS_DEFAULT_PREFIX,
+  describeCopies,
   describeDurability,
   type RedisPersistence,
   RedisStorage,
@@ -31,6 +32,7 @@ export type {
   DepositResult,
   MailboxLimits,
   Storage,
+  StorageDisclosure,
   StorageEvents,
   StorageStats,
   StoredMessage,

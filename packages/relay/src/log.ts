@@ -25,6 +25,14 @@ export function createLogger(
           "*.ip",
           "*.remoteAddress",
           "*.address",
+          // ioredis attaches the failed command to its errors: key names (with mailbox addresses)
+          // and arguments (ciphertext). The storage never passes those on; this is the second line.
+          "command",
+          "args",
+          "*.command",
+          "*.args",
+          "*.cause.command",
+          "*.cause.args",
         ],
         censor: "[redacted]",
       },

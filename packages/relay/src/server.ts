@@ -71,6 +71,8 @@ class Connection {
   readonly pumping = new Set<string>();
   /** Per mailbox: the seq of the last stored message a delivery round examined. */
   readonly cursors = new Map<string, number>();
+  /** Bumped when the cursors are cleared: a round that read before that must not set one again. */
+  cursorEpoch = 0;
   readonly pumpAgain = new Set<string>();
 
   constructor(
@@ -476,7 +478,10 @@ export class RelayServer {
         }
         set.add(conn);
         ok();
-        return this.pump(conn, key, f.address);
+        // In the background: the request is answered, and a delivery round that fails now must not
+        // answer it a second time (the messages stay stored; a later round delivers them).
+        this.track(this.pump(conn, key, f.address));
+        return;
       }
       case "unsubscribe":
         this.unsubscribe(conn, toHex(f.address));
@@ -519,17 +524,26 @@ export class RelayServer {
     arrived: number,
   ): Promise<void> {
     const receivedAt = this.now();
-    const result = await this.storage.deposit(
-      {
-        address: f.address,
-        clientMessageId: f.clientMessageId,
-        ciphertext: f.ciphertext,
-        receivedAt,
-        expiresAt: receivedAt + this.config.ttlSeconds * 1000,
-        id: randomBytes(16),
-      },
-      { maxMessages: this.config.mailboxMaxMessages, maxBytes: this.config.mailboxMaxBytes },
-    );
+    const key = toHex(f.address);
+    let result: Awaited<ReturnType<Storage["deposit"]>>;
+    try {
+      result = await this.storage.deposit(
+        {
+          address: f.address,
+          clientMessageId: f.clientMessageId,
+          ciphertext: f.ciphertext,
+          receivedAt,
+          expiresAt: receivedAt + this.config.ttlSeconds * 1000,
+          id: randomBytes(16),
+        },
+        { maxMessages: this.config.mailboxMaxMessages, maxBytes: this.config.mailboxMaxBytes },
+      );
+    } catch (e) {
+      // It may have been stored all the same (a reply lost or too late): this relay hears no
+      // notification of its own deposits, so its subscribers read the mailbox.
+      this.pumpSubscribers(key, f.address);
+      throw e;
+    }
     switch (result.status) {
       case "unknown-mailbox":
         return this.error(conn, f.requestId, "UNKNOWN_MAILBOX", "no such mailbox");
@@ -538,12 +552,13 @@ export class RelayServer {
       case "duplicate":
         this.metrics.duplicateDeposits.inc();
         this.send(conn, { type: "ok", requestId: f.requestId });
+        // A retry of a deposit whose first attempt failed here but was stored: push it now.
+        this.pumpSubscribers(key, f.address);
         return;
       case "stored": {
         this.metrics.deposits.inc();
         this.send(conn, { type: "ok", requestId: f.requestId });
         this.metrics.depositLatency.observe((performance.now() - arrived) / 1000);
-        const key = toHex(f.address);
         for (const sub of this.subscribers.get(key) ?? []) this.push(sub, key, result.message);
       }
     }
@@ -615,9 +630,24 @@ export class RelayServer {
     }
   }
 
-  /** Notifications may have been missed: every subscription gets a delivery round. */
+  /** Every subscriber of mailbox `key` on this relay gets a delivery round. */
+  private pumpSubscribers(key: string, address: Uint8Array): void {
+    if (this.draining) return;
+    for (const conn of this.subscribers.get(key) ?? []) this.track(this.pump(conn, key, address));
+  }
+
+  /**
+   * Notifications may have been missed, or the storage's arrival counter went back (Redis lost its
+   * last writes, or was restored from an older copy), so that new messages may have a seq at or
+   * below a cursor: every cursor is forgotten and every subscription gets a delivery round from the
+   * start of its mailbox. Messages in flight are not sent again (the round skips them).
+   */
   private resync(): void {
     if (this.draining) return;
+    for (const conn of this.connections) {
+      conn.cursors.clear();
+      conn.cursorEpoch++;
+    }
     for (const [key, conns] of this.subscribers) {
       const address = fromHex(key);
       for (const conn of conns) this.track(this.pump(conn, key, address));
@@ -666,10 +696,14 @@ export class RelayServer {
           return;
         }
         const limit = Math.min(DELIVERY_BATCH, 1 + Math.floor(free / this.config.maxMessageBytes));
+        const epoch = conn.cursorEpoch;
         const batch = await this.storage.pending(address, this.now(), limit, conn.cursors.get(key) ?? 0);
+        // Cursors cleared meanwhile (a resync): this batch still goes out, but the next round starts
+        // from the beginning of the mailbox (the resync asked for one).
+        const advance = epoch === conn.cursorEpoch;
         for (const m of batch) {
           if (!conn.inflight.has(toHex(m.id)) && !this.push(conn, key, m)) return; // window full
-          conn.cursors.set(key, m.seq);
+          if (advance) conn.cursors.set(key, m.seq);
         }
         if (batch.length < limit && !conn.pumpAgain.has(key)) return;
       }

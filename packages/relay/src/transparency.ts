@@ -33,16 +33,17 @@ const DELETION: Record<string, string> = {
   memory: "messages after acknowledgement or expiry (held in memory only, and overwritten when deleted)",
   sqlite:
     "messages after acknowledgement or expiry (securely deleted: SQLite secure_delete and WAL truncation)",
-  redis:
-    "messages after acknowledgement or expiry, as far as Redis can be asked: they are deleted from Redis at once, but Redis does not overwrite the memory it frees, and its append-only file keeps a deleted message until the file is next rewritten (the relays ask for a rewrite at the interval below)",
 };
 
 export function transparencyStatement(
   config: RelayConfig,
-  storage: Pick<Storage, "kind" | "durability">,
+  storage: Pick<Storage, "kind" | "durability" | "disclosure">,
   counters: Counters,
 ): object {
   const kind = storage.kind;
+  // A shared storage (Redis) describes itself from the settings it read: what it keeps after a
+  // deletion depends on them, and on whether it accepts the relays' rewrite requests.
+  const disclosure = storage.disclosure?.();
   return {
     service: "parley-relay",
     version: RELAY_VERSION,
@@ -79,7 +80,7 @@ export function transparencyStatement(
       "IP addresses",
       "who deposited a message (deposits are anonymous)",
       "accounts, names, phone numbers, contact lists or identity keys",
-      DELETION[kind] ?? "messages after acknowledgement or expiry",
+      disclosure?.deletion ?? DELETION[kind] ?? "messages after acknowledgement or expiry",
     ],
     mailboxRetention: "a mailbox and its owner key are kept until the owner deletes the mailbox",
     neverLogged: ["IP addresses", "mailbox addresses", "message contents, sizes or ids"],
@@ -89,7 +90,7 @@ export function transparencyStatement(
       maximumOperatorSetting: human(config.maxTtlSeconds),
       deletedWhen: "acknowledged by the mailbox owner, or at expiry, whichever comes first",
       sweepIntervalSeconds: config.sweepIntervalSeconds,
-      ...(kind === "redis" ? { appendOnlyFileRewriteSeconds: config.redisRewriteSeconds } : {}),
+      ...(disclosure ? { appendOnlyFileRewriteSeconds: disclosure.appendOnlyFileRewriteSeconds } : {}),
     },
     limits: {
       maxMessageBytes: config.maxMessageBytes,
@@ -99,10 +100,11 @@ export function transparencyStatement(
       maxConnections: config.maxConnections,
     },
     storage: storage.durability,
+    ...(disclosure ? { storageCopies: disclosure.copies } : {}),
     ...(kind === "redis"
       ? {
           sharedStorage:
-            "one Redis server holds every message for all of this service's relay processes; it keeps exactly the fields above, and each deposit is announced to the other relay processes as its mailbox address and arrival order number only",
+            "one Redis server holds every message for all of this service's relay processes; it keeps exactly the fields above, and each deposit is announced to the other relay processes as its mailbox address and arrival order number only (with the random id of the relay process that stored it)",
         }
       : {}),
     transport: config.tlsCert

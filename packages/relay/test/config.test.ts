@@ -145,6 +145,36 @@ describe("relay configuration", () => {
     expect(redactUrl("redis://host:1/0")).toBe("redis://host:1/0");
   });
 
+  it("never shows a password that holds / or @ (unencoded), whatever else is wrong", () => {
+    // "/" ends the authority, so this one does not parse at all; "@" makes the path look odd.
+    const shapes = [
+      ["redis://:SECRET-ONE/SECRET-TWO@h/0", /"redis:\/\/\*\*\*@h\/0" is not a valid URL \(percent-encode/],
+      [
+        "redis://:SECRET-THREE@SECRET-FOUR@h/zero",
+        /"redis:\/\/\*\*\*@h\/zero": the path must be a database number/,
+      ],
+      ["redis://u:SECRET-FIVE@x@h:1/0/1", /"redis:\/\/\*\*\*@h:1\/0\/1": the path must be a database number/],
+    ] as const;
+    for (const [url, why] of shapes) {
+      const list = problems(["--storage", url]);
+      expect(list).toEqual([expect.stringMatching(why)]);
+      expect(list[0]).not.toMatch(/SECRET|ONE|TWO|THREE|FOUR|FIVE/);
+      expect(redactUrl(url)).not.toMatch(/SECRET/);
+    }
+    expect(redactUrl("redis://:a/b@c@h:6379/0")).toBe("redis://***@h:6379/0");
+  });
+
+  it("refuses port 0 and absurd database numbers in a Redis URL", () => {
+    expect(problems(["--storage", "redis://h:0/1"])).toEqual([
+      expect.stringMatching(/"redis:\/\/h:0\/1": port 0 is not a port Redis can listen on/),
+    ]);
+    expect(problems(["--storage", "redis://:pw@h/123456789"])).toEqual([
+      expect.stringMatching(/"redis:\/\/\*\*\*@h\/123456789": database 123456789 is above 9999/),
+    ]);
+    expect(parseRedisUrl("redis://h/9999")).toMatchObject({ db: 9999 });
+    expect(parseRedisUrl("redis://h:65535")).toMatchObject({ port: 65535, db: 0 });
+  });
+
   it("documents every option with its environment variable", () => {
     const help = helpText();
     for (const o of OPTIONS) {

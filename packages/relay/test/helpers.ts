@@ -1,10 +1,15 @@
-// Test helpers: start the real relay process, and a tiny client that queues frames (next()).
+// Test helpers: start the real relay process (or a relay in this process, around a storage the test
+// controls), and a tiny client that queues frames (next()).
 import { type ChildProcess, spawn } from "node:child_process";
 import { get } from "node:http";
 import { fileURLToPath } from "node:url";
 import { decodeFrame, encodeFrame, type Frame, MailboxAction, type MailboxKey } from "@parley/protocol";
 import { expect } from "vitest";
 import WebSocket from "ws";
+import { loadConfig } from "../src/config.js";
+import { createLogger, type Logger } from "../src/log.js";
+import { RelayServer } from "../src/server.js";
+import type { Storage } from "../src/storage/types.js";
 
 const CLI = fileURLToPath(new URL("../src/cli.ts", import.meta.url));
 const RELAY_DIR = fileURLToPath(new URL("..", import.meta.url));
@@ -66,6 +71,35 @@ export async function startRelay(
       return exited;
     },
   };
+}
+
+export interface InProcessRelay {
+  readonly server: RelayServer;
+  readonly port: number;
+  /** Every log line so far (JSON, one per line). */
+  logs(): string;
+  stop(): Promise<void>;
+}
+
+/**
+ * A relay in this process, on a free port, around a storage (which the test may wrap to fail or
+ * lie), or one made with the relay's logger; `args` are command-line flags. `stop()` drains it,
+ * which closes the storage.
+ */
+export async function startInProcessRelay(
+  storage: Storage | ((logger: Logger) => Promise<Storage>),
+  args: string[] = [],
+): Promise<InProcessRelay> {
+  const { config } = loadConfig(["--port", "0", ...args]);
+  const lines: string[] = [];
+  const logger = createLogger("debug", { write: (line: string) => void lines.push(line) });
+  const server = new RelayServer({
+    config,
+    storage: typeof storage === "function" ? await storage(logger) : storage,
+    logger,
+  });
+  const port = await server.listen();
+  return { server, port, logs: () => lines.join(""), stop: () => server.drain() };
 }
 
 /** A WebSocket client that queues every frame it receives; `next()` takes the oldest. */

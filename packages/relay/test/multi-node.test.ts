@@ -3,17 +3,36 @@
 // SIGKILL loses nothing and the others keep serving; Redis restarted (AOF) keeps every message, and
 // the nodes ride out the outage with a clear error to clients and recover without a restart.
 //
+// Redis that comes back with its arrival counter behind (restored from an older copy, or tampered
+// with) still has every new message delivered.
+//
 // Every relay here runs with --sweep-interval 1h and --heartbeat 1h: the relay has no polling timer
 // of its own, so nothing but Redis's notification can bring a message deposited on another node.
+import { cpSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { type DeliverFrame, type Frame, MailboxKey, toHex } from "@parley/protocol";
-import { afterEach, describe, expect, it } from "vitest";
-import { http, metric, type RelayProcess, startRelay, TestClient, until } from "./helpers.js";
-import { type RedisServer, startRedis } from "./redis-server.js";
+import { Redis } from "ioredis";
+import { afterAll, afterEach, describe, expect, it } from "vitest";
+import { RedisStorage } from "../src/storage/redis.js";
+import {
+  http,
+  type InProcessRelay,
+  metric,
+  type RelayProcess,
+  startInProcessRelay,
+  startRelay,
+  TestClient,
+  until,
+} from "./helpers.js";
+import { type RedisServer, startRedis, stopAllRedis } from "./redis-server.js";
 
 const NO_TIMERS = ["--sweep-interval", "1h", "--heartbeat", "1h"];
 const clients: TestClient[] = [];
 const relays: RelayProcess[] = [];
+const inProcess: InProcessRelay[] = [];
 const servers: RedisServer[] = [];
+const admins: Redis[] = [];
 
 async function node(redis: RedisServer, extra: string[] = []): Promise<RelayProcess> {
   const r = await startRelay(["--storage", redis.url, ...NO_TIMERS, "--redis-timeout", "2s", ...extra]);
@@ -32,9 +51,38 @@ async function connect(port: number): Promise<TestClient> {
 }
 afterEach(async () => {
   for (const c of clients.splice(0)) c.close();
+  for (const a of admins.splice(0)) a.disconnect();
   await Promise.all(relays.splice(0).map((r) => r.stop("SIGKILL")));
+  await Promise.all(inProcess.splice(0).map((r) => r.stop()));
   await Promise.all(servers.splice(0).map((s) => s.dispose()));
 });
+afterAll(async () => {
+  await stopAllRedis();
+});
+
+/** A relay in this process on `redis` (its storage opened as the CLI opens it). */
+async function inProcessNode(redis: RedisServer): Promise<InProcessRelay> {
+  const r = await startInProcessRelay(async (logger) => {
+    const storage = new RedisStorage({ target: redis.target, timeoutMs: 2000, logger });
+    await storage.open();
+    return storage;
+  }, NO_TIMERS);
+  inProcess.push(r);
+  return r;
+}
+async function admin(redis: RedisServer): Promise<Redis> {
+  const c = new Redis({ host: "127.0.0.1", port: redis.port, lazyConnect: true });
+  admins.push(c);
+  await c.connect();
+  return c;
+}
+/** Resolves once `n` relays listen on the deposit channel. */
+async function listening(c: Redis, n: number): Promise<void> {
+  await until(`${n} relays subscribed`, async () => {
+    const [, count] = (await c.pubsub("NUMSUB", "parley:v1:deposits")) as [string, number];
+    return count === n;
+  });
+}
 
 let counter = 0;
 const cid = () => {
@@ -93,7 +141,9 @@ describe("relay nodes sharing one Redis", () => {
     // The transparency statement says where messages are kept and what an acknowledgement means.
     const t = JSON.parse((await http(b.port, "/transparency")).body);
     expect(t.storage).toMatch(/^Redis with an append-only file fsynced about once a second/);
-    expect(t.neverStored.join(" ")).toMatch(/append-only file keeps a deleted message until/);
+    expect(t.neverStored.join(" ")).toMatch(/Redis may keep copies for a while \(see storageCopies\)/);
+    expect(t.storageCopies.join(" ")).toMatch(/append-only file: keeps a deleted message until/);
+    expect(t.storageCopies).toContain('snapshots: none (save "")');
     expect(t.retention.appendOnlyFileRewriteSeconds).toBe(3600);
   });
 
@@ -198,5 +248,93 @@ describe("relay nodes sharing one Redis", () => {
     expect(logs).toMatch(/"msg":"redis connection restored"/);
     expect(logs).not.toContain(password);
     expect(logs).not.toContain(toHex(owner.address));
+  });
+});
+
+describe("relay nodes when Redis's arrival counter goes back", () => {
+  it("still delivers when the counter is set back under connected nodes (in one process)", async () => {
+    const redis = await redisServer();
+    const [a, b] = [await inProcessNode(redis), await inProcessNode(redis)];
+    const c = await admin(redis);
+    await listening(c, 2);
+    const owner = MailboxKey.generate();
+    const onA = await connect(a.port);
+    const onB = await connect(b.port);
+    expect(await onA.createMailbox(owner)).toMatchObject({ type: "ok" });
+    expect(await onB.subscribe(owner)).toMatchObject({ type: "ok" });
+    for (let i = 1; i <= 3; i++)
+      expect(await deposit(onA, owner, `before ${i}`)).toMatchObject({ type: "ok" });
+    for (const d of await deliveries(onB, 3)) {
+      expect(await onB.ack(owner.address, d.messageId)).toMatchObject({ type: "ok" });
+    }
+    // B's cursor for the mailbox is now 3. The counter goes back under it.
+    await c.set("parley:v1:seq", "0");
+    expect(await deposit(onA, owner, "after")).toMatchObject({ type: "ok" });
+    expect((await deliveries(onB, 1)).map(read)).toEqual(["after"]);
+    expect(b.logs()).toMatch(/"msg":"redis arrival counter went back: reading every mailbox again"/);
+    expect(a.logs() + b.logs()).not.toContain(owner.addressHex);
+  });
+
+  it("still delivers after Redis is restored from an older copy of its data (separate processes)", async () => {
+    let redis = await redisServer();
+    const [a, b] = [await node(redis), await node(redis)];
+    const owner = MailboxKey.generate();
+    const onA = await connect(a.port);
+    const onB = await connect(b.port);
+    expect(await onA.createMailbox(owner)).toMatchObject({ type: "ok" });
+    expect(await onB.subscribe(owner)).toMatchObject({ type: "ok" });
+    // A copy of Redis's data as it is now: the mailbox, no message, the counter at 0.
+    expect(await redis.stop("SIGTERM")).toBe(0);
+    const copy = mkdtempSync(join(tmpdir(), "parley-redis-copy-"));
+    try {
+      cpSync(redis.dir, copy, { recursive: true });
+      redis = await redis.restart();
+      servers.push(redis);
+      for (const r of [a, b]) {
+        await until("/readyz is 200", async () => (await http(r.port, "/readyz")).status === 200, 20_000);
+      }
+      for (let i = 1; i <= 3; i++)
+        expect(await deposit(onA, owner, `before ${i}`)).toMatchObject({ type: "ok" });
+      for (const d of await deliveries(onB, 3)) {
+        expect(await onB.ack(owner.address, d.messageId)).toMatchObject({ type: "ok" });
+      }
+      // Restored from the copy: the counter is back at 0, below the cursor of B's subscriber.
+      expect(await redis.stop("SIGTERM")).toBe(0);
+      rmSync(redis.dir, { recursive: true, force: true });
+      cpSync(copy, redis.dir, { recursive: true });
+      redis = await redis.restart();
+      servers.push(redis);
+    } finally {
+      rmSync(copy, { recursive: true, force: true });
+    }
+    for (const r of [a, b]) {
+      await until("/readyz is 200 again", async () => (await http(r.port, "/readyz")).status === 200, 20_000);
+    }
+    await listening(await admin(redis), 2);
+    expect(await deposit(onA, owner, "after the restore")).toMatchObject({ type: "ok" });
+    expect((await deliveries(onB, 1)).map(read)).toEqual(["after the restore"]);
+  });
+});
+
+describe("relay logs when Redis refuses a command", () => {
+  it("log the failure without the mailbox address or the ciphertext", async () => {
+    const redis = await redisServer();
+    const r = await inProcessNode(redis);
+    const c = await admin(redis);
+    const owner = MailboxKey.generate();
+    const client = await connect(r.port);
+    expect(await client.createMailbox(owner)).toMatchObject({ type: "ok" });
+    // A key of the wrong type where the mailbox's messages go: the deposit script fails (WRONGTYPE).
+    await c.set(`parley:v1:messages:${owner.addressHex}`, "not a hash");
+    const marker = `CIPHERTEXT-MARKER-${owner.addressHex.slice(0, 8)}`;
+    const refused = await deposit(client, owner, marker);
+    expect(refused).toMatchObject({ type: "error", code: "INTERNAL" });
+    expect(refused.type === "error" && refused.message).toBe("the relay could not complete this request");
+    await until("the failure is logged", () => r.logs().includes('"msg":"request failed"'));
+    const logs = r.logs();
+    expect(logs).toMatch(/Redis parleyDeposit: .*WRONGTYPE/);
+    expect(logs).not.toContain(owner.addressHex);
+    expect(logs).not.toContain(marker);
+    expect(logs).not.toContain(JSON.stringify([...new TextEncoder().encode(marker)]).slice(1, 30));
   });
 });

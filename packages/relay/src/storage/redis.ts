@@ -15,6 +15,11 @@
 //   P aof-rewrite  string  a lease (SET NX EX), so that one relay at a time asks for an AOF rewrite
 // Channel P deposits: "A:<seq>:<relay node>" after every stored message; no ciphertext.
 //
+// `seq` can go back: a Redis that crashed with appendfsync everysec or no, or was restored from an
+// older snapshot, comes back with the counter (and the data) of a moment ago. A deposit never gets
+// a seq at or below one already in its mailbox's queue (the script bumps the counter past it), and a
+// notification that is not above the last one heard tells the relay to read every mailbox again.
+//
 // Not a Stream per mailbox, though that looks the natural fit: XDEL only marks an entry deleted,
 // and its bytes stay in the stream's node (and so in every RDB snapshot, AOF rewrite, DUMP and
 // replica) until every other entry of that node is deleted too. HDEL removes the value itself.
@@ -32,6 +37,7 @@ import {
   type DepositResult,
   type MailboxLimits,
   type Storage,
+  type StorageDisclosure,
   type StorageEvents,
   type StorageStats,
   StorageUnavailableError,
@@ -42,6 +48,8 @@ export const DEFAULT_PREFIX = "parley:v1:";
 /** Mailboxes visited per sweep round, and expired messages deleted per mailbox per script call. */
 const SWEEP_MAILBOXES = 100;
 const SWEEP_BATCH = 500;
+/** A notification: mailbox address (hex), seq, and the relay node that stored it. */
+const NOTIFICATION = /^((?:[0-9a-f]{2}){1,64}):([1-9][0-9]{0,15}):([0-9a-f]{16})$/;
 /** The oldest server with every command used here (ZADD LT). */
 const MIN_VERSION = [6, 2] as const;
 /** A stored value: arrival and expiry (u64 BE each), then the ciphertext. */
@@ -72,7 +80,13 @@ if redis.call('ZSCORE', KEYS[5], ARGV[2]) then return {'duplicate'} end
 local size = string.len(ARGV[4]) - ${HEADER}
 local bytes = tonumber(redis.call('HGET', KEYS[1], 'bytes'))
 if tonumber(count) + 1 > tonumber(ARGV[6]) or bytes + size > tonumber(ARGV[7]) then return {'quota'} end
-local seq = string.format('%d', redis.call('INCR', KEYS[7]))
+local seq = redis.call('INCR', KEYS[7])
+local top = redis.call('ZRANGE', KEYS[3], -1, -1, 'WITHSCORES')[2]
+if top and tonumber(top) >= seq then
+  seq = tonumber(top) + 1
+  redis.call('SET', KEYS[7], seq)
+end
+seq = string.format('%d', seq)
 redis.call('HSET', KEYS[2], ARGV[3], ARGV[4])
 redis.call('ZADD', KEYS[3], seq, ARGV[3])
 redis.call('ZADD', KEYS[4], ARGV[5], ARGV[3])
@@ -96,14 +110,18 @@ for i = 1, #ids, 2 do
 end
 return out`;
 
-/** Deletes one message by relay id and returns its ciphertext's size; the caller adjusts the counters. */
+/**
+ * Deletes one message by relay id and returns its ciphertext's size; the caller adjusts the counters.
+ * Its queue and expiry entries go even when the message itself is missing (evicted, deleted by
+ * hand): left behind, they would keep the mailbox due for ever and the sweep would never end.
+ */
 const DELETE_ONE = `
 local function delete_one(messages, queue, expiry, id)
   local stored = redis.call('HSTRLEN', messages, id)
-  if stored == 0 then return nil end
-  redis.call('HDEL', messages, id)
   redis.call('ZREM', queue, id)
   redis.call('ZREM', expiry, id)
+  if stored == 0 then return nil end
+  redis.call('HDEL', messages, id)
   return stored - ${HEADER}
 end`;
 
@@ -186,8 +204,89 @@ export interface RedisPersistence {
   readonly appendonly: string | null;
   readonly appendfsync: string | null;
   readonly maxmemoryPolicy: string | null;
+  /** RDB snapshot rules (`save`): "" means none. */
+  readonly save: string | null;
+  /** The slow log: commands slower than this many microseconds are kept (negative: none)... */
+  readonly slowlogSlowerThan: number | null;
+  /** ... the last this many of them (0: none). */
+  readonly slowlogMaxLen: number | null;
   /** CONFIG GET was refused (managed Redis often disables it); INFO was used instead. */
   readonly configRefused: boolean;
+}
+
+/** Persistence before it was read: everything unknown. */
+const UNREAD: RedisPersistence = {
+  version: null,
+  appendonly: null,
+  appendfsync: null,
+  maxmemoryPolicy: null,
+  save: null,
+  slowlogSlowerThan: null,
+  slowlogMaxLen: null,
+  configRefused: false,
+};
+
+/** Whether Redis writes RDB snapshots: true, false, or null when that could not be read. */
+function writesSnapshots(p: RedisPersistence): boolean | null {
+  return p.save === null ? null : p.save.trim() !== "";
+}
+
+/** Whether Redis's slow log keeps commands (and so their first arguments): null when unknown. */
+function keepsSlowLog(p: RedisPersistence): boolean | null {
+  if (p.slowlogSlowerThan === null || p.slowlogMaxLen === null) return null;
+  return p.slowlogSlowerThan >= 0 && p.slowlogMaxLen > 0;
+}
+
+/**
+ * Where Redis may keep a message (or its mailbox address) after the relay deleted it, one sentence
+ * each, from the persistence settings: for the transparency statement and the start-up warnings.
+ * `rewriteSeconds` is how often the relays ask for an AOF rewrite; null: they do not (or may not).
+ */
+export function describeCopies(p: RedisPersistence, rewriteSeconds: number | null): string[] {
+  const out = ["memory: Redis deletes a message at once but does not overwrite the memory it frees"];
+  // BGREWRITEAOF writes new files and unlinks the old ones: their disk blocks are freed, never
+  // overwritten (nothing like SQLite's secure_delete), so the bytes stay on the disk until reused.
+  const unlinked =
+    "; a rewrite writes new files and deletes the old ones, whose disk blocks are freed but not overwritten";
+  if (p.appendonly === "no") {
+    out.push("append-only file: none (appendonly no)");
+  } else if (p.appendonly === "yes" && rewriteSeconds !== null) {
+    out.push(
+      `append-only file: keeps a deleted message until the file is next rewritten, which the relays ask Redis to do every ${rewriteSeconds} s${unlinked}`,
+    );
+  } else if (p.appendonly === "yes") {
+    out.push(
+      `append-only file: keeps a deleted message until Redis next rewrites the file of its own accord (the relays do not ask for rewrites, or Redis refuses them)${unlinked}`,
+    );
+  } else {
+    out.push(
+      `append-only file: could not be read whether Redis keeps one; if it does, it keeps a deleted message until the file is next rewritten${unlinked}`,
+    );
+  }
+  const snapshots = writesSnapshots(p);
+  if (snapshots === false) out.push('snapshots: none (save "")');
+  else if (snapshots === true) {
+    out.push(
+      `snapshots: Redis writes RDB snapshots (dump.rdb, save "${p.save}"), each of which keeps every message stored at that moment until the next snapshot replaces it`,
+    );
+  } else {
+    out.push(
+      "snapshots: could not be read whether Redis writes RDB snapshots (dump.rdb), which would keep every message stored at that moment until the next one",
+    );
+  }
+  const slowlog = keepsSlowLog(p);
+  if (slowlog === false)
+    out.push("slow log: keeps nothing (slowlog-log-slower-than -1 or slowlog-max-len 0)");
+  else if (slowlog === true) {
+    out.push(
+      `slow log: Redis keeps in memory the last ${p.slowlogMaxLen} commands that took longer than ${p.slowlogSlowerThan} µs, with the first 128 bytes of each of their arguments (for the relay's commands: mailbox addresses, message ids and the start of the ciphertext), until newer slow commands push them out`,
+    );
+  } else {
+    out.push(
+      "slow log: could not be read whether Redis keeps slow commands with the first 128 bytes of each argument (mailbox addresses, message ids and the start of the ciphertext)",
+    );
+  }
+  return out;
 }
 
 /** What an acknowledged deposit survives, in one sentence, from the persistence settings. */
@@ -216,15 +315,30 @@ export function describeDurability(p: RedisPersistence): string {
 const UNAVAILABLE_REPLY =
   /^(LOADING|BUSY|MISCONF|READONLY|MASTERDOWN|TRYAGAIN|OOM|NOAUTH|WRONGPASS|NOPERM)\b/;
 
-function unavailable(e: unknown): Error {
+/**
+ * An error's message without what could identify a mailbox or hold ciphertext: the arguments Redis
+ * echoes in some replies ("with args beginning with: ..."), and any long run of hex (a key name).
+ */
+export function redactRedisMessage(message: string): string {
+  return message
+    .replace(/,? with args beginning with:[\s\S]*$/i, "")
+    .replace(/[0-9a-f]{24,}/gi, "[redacted]");
+}
+
+/**
+ * The error a storage method throws for a failed command: always a fresh one carrying only the
+ * command's name and the redacted message. ioredis attaches the command (key names, with mailbox
+ * addresses, and ciphertext buffers) to its errors; none of that may reach a log.
+ */
+function storageError(e: unknown, command: string): Error {
   if (e instanceof StorageUnavailableError) return e;
-  if (!(e instanceof Error)) return new Error(String(e));
+  const message = `Redis ${command}: ${redactRedisMessage(e instanceof Error ? e.message : String(e))}`;
   // A reply error is Redis refusing a command: a bug in a script or a key of the wrong type,
   // except for the few replies that mean the server cannot serve anyone right now.
-  if (e.name === "ReplyError" && !UNAVAILABLE_REPLY.test(e.message)) return e;
-  const wrapped = new StorageUnavailableError(`Redis: ${e.message}`);
-  wrapped.cause = e;
-  return wrapped;
+  if (e instanceof Error && e.name === "ReplyError" && !UNAVAILABLE_REPLY.test(e.message)) {
+    return new Error(message);
+  }
+  return new StorageUnavailableError(message);
 }
 
 // ---- the storage ------------------------------------------------------------------------------
@@ -255,14 +369,10 @@ export class RedisStorage implements Storage {
   readonly display: string;
   /** A random id for this relay process, so that it can ignore its own notifications. */
   readonly node = randomBytes(8).toString("hex");
-  durability = describeDurability({
-    version: null,
-    appendonly: null,
-    appendfsync: null,
-    maxmemoryPolicy: null,
-    configRefused: false,
-  });
+  durability = describeDurability(UNREAD);
   persistence: RedisPersistence | null = null;
+  /** Notifications on the channel that were not of the expected shape, and so ignored. */
+  ignoredNotifications = 0;
   private readonly redis: Redis;
   private sub: Redis | undefined;
   private events: StorageEvents | undefined;
@@ -280,6 +390,8 @@ export class RedisStorage implements Storage {
   private rewriteRefused = false;
   /** The last connection error, to say why the first connection did not come. */
   private lastError: string | undefined;
+  /** The seq of the last notification heard (this relay's own included) since (re)subscribing. */
+  private lastHeardSeq = 0;
 
   constructor(options: RedisStorageOptions) {
     const t = options.target;
@@ -354,7 +466,7 @@ export class RedisStorage implements Storage {
    */
   async open(): Promise<void> {
     await this.usable();
-    const server = await this.run(() => this.redis.info("server"));
+    const server = await this.run("INFO", () => this.redis.info("server"));
     const version = /^redis_version:(\S+)/m.exec(server)?.[1] ?? null;
     const [major = 0, minor = 0] = (version ?? "0.0").split(".").map(Number);
     if (major < MIN_VERSION[0] || (major === MIN_VERSION[0] && minor < MIN_VERSION[1])) {
@@ -381,6 +493,24 @@ export class RedisStorage implements Storage {
         "redis may evict stored messages when full: set maxmemory-policy noeviction",
       );
     }
+    if (writesSnapshots(p)) {
+      this.log?.warn(
+        { redis: this.display, save: p.save },
+        'redis writes RDB snapshots: dump.rdb keeps deleted messages until the next snapshot; set save ""',
+      );
+    }
+    if (keepsSlowLog(p)) {
+      this.log?.warn(
+        { redis: this.display, slowlogSlowerThan: p.slowlogSlowerThan, slowlogMaxLen: p.slowlogMaxLen },
+        "redis slow log keeps mailbox addresses and the start of ciphertexts of slow commands; set slowlog-log-slower-than -1",
+      );
+    }
+    if (p.configRefused) {
+      this.log?.warn(
+        { redis: this.display },
+        "redis refuses CONFIG GET: whether it writes RDB snapshots or keeps a slow log cannot be read; see /transparency",
+      );
+    }
     if (this.rewriteIntervalMs > 0 && p.appendonly === "yes") {
       const timer = setInterval(() => void this.rewrite(), this.rewriteIntervalMs);
       timer.unref();
@@ -395,32 +525,57 @@ export class RedisStorage implements Storage {
       const value = (reply as Record<string, unknown> | null)?.[name];
       return value === undefined ? null : String(value);
     };
+    const integer = (v: string | null) => (v === null || !/^-?\d+$/.test(v) ? null : Number(v));
     try {
       return {
         version,
         appendonly: await get("appendonly"),
         appendfsync: await get("appendfsync"),
         maxmemoryPolicy: await get("maxmemory-policy"),
+        save: await get("save"),
+        slowlogSlowerThan: integer(await get("slowlog-log-slower-than")),
+        slowlogMaxLen: integer(await get("slowlog-max-len")),
         configRefused: false,
       };
     } catch (e) {
-      // Managed services often rename or forbid CONFIG; INFO still says whether AOF is on.
-      this.log?.debug({ err: (e as Error).message }, "CONFIG GET refused; reading INFO persistence");
-      const info = await this.run(() => this.redis.info("persistence"));
+      // Managed services often rename or forbid CONFIG; INFO still says whether AOF is on (but
+      // nothing about snapshot rules or the slow log).
+      this.log?.debug(
+        { err: redactRedisMessage((e as Error).message) },
+        "CONFIG GET refused; reading INFO persistence",
+      );
+      const info = await this.run("INFO", () => this.redis.info("persistence"));
       const aof = /^aof_enabled:(\d)/m.exec(info)?.[1];
       return {
+        ...UNREAD,
         version,
         appendonly: aof === undefined ? null : aof === "1" ? "yes" : "no",
-        appendfsync: null,
-        maxmemoryPolicy: null,
         configRefused: true,
       };
     }
   }
 
+  /** Seconds between the AOF rewrites this relay asks for; null when it asks for none. */
+  get appendOnlyFileRewriteSeconds(): number | null {
+    const asks = this.rewriteIntervalMs > 0 && this.persistence?.appendonly === "yes" && !this.rewriteRefused;
+    return asks ? this.rewriteIntervalMs / 1000 : null;
+  }
+
+  /** For the transparency statement: how deletion works here, from the settings read at start. */
+  disclosure(): StorageDisclosure {
+    const rewriteSeconds = this.appendOnlyFileRewriteSeconds;
+    return {
+      deletion:
+        "messages after acknowledgement or expiry, as far as Redis can be asked: they are deleted from Redis at once, but Redis may keep copies for a while (see storageCopies)",
+      appendOnlyFileRewriteSeconds: rewriteSeconds,
+      copies: describeCopies(this.persistence ?? UNREAD, rewriteSeconds),
+    };
+  }
+
   /**
    * Asks Redis to rewrite its append-only file, so that the ciphertext of deleted messages leaves
-   * the disk; a lease makes one relay at a time do it, once per interval.
+   * its files (Redis writes new ones and unlinks the old: the disk blocks are freed, not
+   * overwritten); a lease makes one relay at a time do it, once per interval.
    */
   private async rewrite(): Promise<void> {
     if (this.rewriteRefused || this.closed || this.redis.status !== "ready") return;
@@ -431,7 +586,7 @@ export class RedisStorage implements Storage {
       await this.redis.bgrewriteaof();
       this.log?.info({ redis: this.display }, "redis append-only file rewrite started");
     } catch (e) {
-      const message = (e as Error).message;
+      const message = redactRedisMessage((e as Error).message);
       if (/already in progress/i.test(message)) return;
       if ((e as Error).name === "ReplyError" && /unknown command|NOPERM/i.test(message)) {
         this.rewriteRefused = true;
@@ -471,17 +626,18 @@ export class RedisStorage implements Storage {
     }
   }
 
-  private async run<T>(op: () => Promise<T>): Promise<T> {
+  /** Runs one command (named for errors); every failure is rethrown through `storageError`. */
+  private async run<T>(command: string, op: () => Promise<T>): Promise<T> {
     await this.usable();
     try {
       return await op();
     } catch (e) {
-      throw unavailable(e);
+      throw storageError(e, command);
     }
   }
 
   private script(name: ScriptName, keys: readonly string[], args: readonly Arg[]): Promise<unknown> {
-    return this.run(() => {
+    return this.run(name, () => {
       const fn = (this.redis as unknown as Record<ScriptName, (...a: Arg[]) => Promise<unknown>>)[name];
       // ioredis sends a Buffer as bytes but would turn any other Uint8Array into text.
       const wire = args.map((a) =>
@@ -518,7 +674,7 @@ export class RedisStorage implements Storage {
   }
 
   async mailboxOwner(address: Uint8Array): Promise<Uint8Array | null> {
-    const owner = await this.run(() => this.redis.hgetBuffer(this.keys(address).mailbox, "owner"));
+    const owner = await this.run("HGET", () => this.redis.hgetBuffer(this.keys(address).mailbox, "owner"));
     return owner ? new Uint8Array(owner) : null;
   }
 
@@ -573,7 +729,7 @@ export class RedisStorage implements Storage {
       case "unknown-mailbox":
         return { status };
       default:
-        throw new Error(`unexpected deposit script reply: ${status}`);
+        throw new Error("unexpected deposit script reply");
     }
   }
 
@@ -623,13 +779,21 @@ export class RedisStorage implements Storage {
   async sweep(now: number): Promise<number> {
     const g = this.global;
     let deleted = 0;
+    let stuck: string | undefined;
     // Each script call either deletes what it finds or moves the mailbox past `now` in `due`, so
     // this ends; relays sweeping at the same time each delete a share, never the same message.
     for (;;) {
-      const due = await this.run(() =>
+      const due = await this.run("ZRANGEBYSCORE", () =>
         this.redis.zrangebyscore(g.due, "-inf", now, "LIMIT", 0, SWEEP_MAILBOXES),
       );
       if (due.length === 0) return deleted;
+      // A round that deleted nothing and left the same mailboxes due would repeat for ever: stop,
+      // and let the next sweep try again.
+      const round = due.join(" ");
+      if (round === stuck) {
+        this.log?.warn({ mailboxes: due.length }, "redis sweep made no progress; the next sweep tries again");
+        return deleted;
+      }
       const counts = await Promise.all(
         due.map((hex) => {
           const k = this.keys(hex);
@@ -640,12 +804,14 @@ export class RedisStorage implements Storage {
           );
         }),
       );
-      for (const n of counts) deleted += Number(n);
+      const n = counts.reduce((a: number, c) => a + Number(c), 0);
+      deleted += n;
+      stuck = n === 0 ? round : undefined;
     }
   }
 
   async stats(): Promise<StorageStats> {
-    const [mailboxes, messages, bytes] = await this.run(() =>
+    const [mailboxes, messages, bytes] = await this.run("HMGET", () =>
       this.redis.hmget(this.global.stats, "mailboxes", "messages", "bytes"),
     );
     return { mailboxes: Number(mailboxes ?? 0), messages: Number(messages ?? 0), bytes: Number(bytes ?? 0) };
@@ -674,6 +840,7 @@ export class RedisStorage implements Storage {
     this.follow(sub, "notifications");
     const channel = this.global.channel;
     sub.on("ready", () => {
+      this.lastHeardSeq = 0;
       sub.subscribe(channel).then(
         () => this.events?.resync(),
         (e: Error) => {
@@ -682,17 +849,41 @@ export class RedisStorage implements Storage {
         },
       );
     });
-    sub.on("message", (_channel: string, message: string) => {
-      const [hex, seq, node] = message.split(":");
-      if (node === this.node || hex === undefined || seq === undefined) return;
-      this.events?.deposited(fromHex(hex), Number(seq));
-    });
+    sub.on("message", (_channel: string, message: string) => this.heard(message));
     // Nothing else is sent on this connection: a ping now and then finds a dead one (socketTimeout).
     const timer = setInterval(() => {
       if (sub.status === "ready") sub.ping().catch(() => {});
     }, this.timeoutMs);
     timer.unref();
     this.timers.push(timer);
+  }
+
+  /**
+   * One notification, "A:<seq>:<node>". Anything else is ignored (counted, and logged without its
+   * content): this runs inside ioredis's socket handler, where a throw would end the process.
+   */
+  private heard(message: string): void {
+    const m = NOTIFICATION.exec(message);
+    const seq = m ? Number(m[2]) : Number.NaN;
+    if (!m || !Number.isSafeInteger(seq)) {
+      if (this.ignoredNotifications++ === 0 || this.ignoredNotifications % 1000 === 0) {
+        this.log?.warn(
+          { ignored: this.ignoredNotifications, length: message.length },
+          "redis notification of an unexpected shape ignored",
+        );
+      }
+      return;
+    }
+    // Redis publishes from inside the deposit script, so notifications arrive in seq order: one
+    // that is not above the last means the counter went back (Redis lost its last writes, or was
+    // restored from an older copy), and every subscriber's cursor may be past new messages.
+    const wentBack = seq <= this.lastHeardSeq;
+    this.lastHeardSeq = seq;
+    if (wentBack) {
+      this.log?.warn({ redis: this.display }, "redis arrival counter went back: reading every mailbox again");
+      this.events?.resync();
+    }
+    if (m[3] !== this.node) this.events?.deposited(fromHex(m[1]!), seq);
   }
 
   async close(): Promise<void> {

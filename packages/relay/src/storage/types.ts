@@ -56,10 +56,21 @@ export interface StorageEvents {
   /** Another relay stored message `seq` in mailbox `address`. */
   deposited(address: Uint8Array, seq: number): void;
   /**
-   * Notifications may have been missed (the storage connection was lost and is back): every
-   * subscribed mailbox should be read again.
+   * Notifications may have been missed (the storage connection was lost and is back), or the
+   * arrival counter went back (the storage lost its last writes): every subscribed mailbox should
+   * be read again from its start, forgetting every cursor.
    */
   resync(): void;
+}
+
+/** What a storage shared by several relays says about itself in the transparency statement. */
+export interface StorageDisclosure {
+  /** The `neverStored` line about deleted messages. */
+  readonly deletion: string;
+  /** How often the relays ask the storage to rewrite its append-only file; null: they do not. */
+  readonly appendOnlyFileRewriteSeconds: number | null;
+  /** Where the storage may keep copies of stored data after a deletion, one sentence each. */
+  readonly copies: readonly string[];
 }
 
 /**
@@ -97,5 +108,7 @@ export interface Storage {
    * another relay stores, at once, so the relay pushes it to its own subscribers without polling.
    */
   watch?(events: StorageEvents): void;
+  /** For the transparency statement, from the settings in force now. Absent: nothing to add. */
+  disclosure?(): StorageDisclosure;
   close(): Promise<void>;
 }
