@@ -4,7 +4,17 @@ import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { aliceAndBob, CLI, cleanup, freePort, newDir, newHome, PASSPHRASE, ROOT } from "./client-helpers.js";
+import {
+  aliceAndBob,
+  CLI,
+  cleanup,
+  freePort,
+  init,
+  newDir,
+  newHome,
+  PASSPHRASE,
+  ROOT,
+} from "./client-helpers.js";
 
 const socket = `parley-test-${process.pid}`;
 const tmux = (...args: string[]) =>
@@ -160,5 +170,26 @@ describe("the terminal UI in tmux", () => {
         // it never started
       }
     }
+  });
+
+  it("the bundled parley (as npm start and the bin run it) unlocks, shows the chat and quits", {
+    timeout: 120_000,
+  }, async () => {
+    // Bundled inside the client package, where better-sqlite3 resolves as for the shipped one.
+    const outdir = join(ROOT, "packages/client/dist/test-bundle");
+    execFileSync(process.execPath, [join(ROOT, "packages/client/scripts/bundle.mjs"), "--outdir", outdir]);
+    const home = await newHome();
+    await init(home, "Solo", "ws://127.0.0.1:9");
+    session("solo", [process.execPath, join(outdir, "parley.js"), "--home", home], {
+      NO_COLOR: "1",
+      PARLEY_SCRYPT_LOG_N: "10",
+    });
+    await waitFor("solo", /Parley is locked/, "the unlock screen");
+    keys("solo", PASSPHRASE);
+    enter("solo");
+    await waitFor("solo", /Contacts[\s\S]*none yet/, "the chat screen");
+    tmux("send-keys", "-t", "solo", "C-c");
+    for (let i = 0; i < 100 && !gone("solo"); i++) await new Promise((r) => setTimeout(r, 100));
+    expect(gone("solo")).toBe(true);
   });
 });

@@ -221,6 +221,7 @@ export class Client extends EventEmitter<ClientEvents> {
     this.disconnect();
     this.identity.wipe();
     this.store.close();
+    addresses.clear();
   }
 
   // -------------------------------------------------------------------------------- contacts

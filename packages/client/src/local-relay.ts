@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, openSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { pathToFileURL } from "node:url";
 import { ClientError } from "./errors.js";
 
 export const DEFAULT_LOCAL_PORT = 7787;
@@ -55,26 +55,25 @@ async function probe(port: number): Promise<boolean> {
 }
 
 /**
- * The relay's command line: its TypeScript source when this client runs from source, else its
- * build, else (a bundled client in a checkout whose relay was never built) its source through tsx.
+ * The relay's command line. In a checkout (its TypeScript source is there and tsx resolves) the
+ * source, so a client bundled with `npm start` never runs a relay build older than the code;
+ * otherwise (an installed package) the relay's build.
  */
 function relayCommand(): string[] {
   const require = createRequire(import.meta.url);
   const pkgDir = dirname(require.resolve("@parley/relay/package.json"));
-  const source = () => [
-    "--conditions=source",
-    "--import",
-    require.resolve("tsx"),
-    join(pkgDir, "src", "cli.ts"),
-  ];
-  if (fileURLToPath(import.meta.url).endsWith(".ts")) return source();
+  const source = join(pkgDir, "src", "cli.ts");
+  if (existsSync(source)) {
+    try {
+      const tsx = pathToFileURL(require.resolve("tsx")).href;
+      return ["--conditions=source", "--import", tsx, source];
+    } catch {
+      // no tsx: an installed client, which runs the build
+    }
+  }
   const built = join(pkgDir, "dist", "cli.js");
   if (existsSync(built)) return [built];
-  try {
-    return source();
-  } catch {
-    throw new ClientError("UNREACHABLE", `the personal relay is not built: run \`pnpm build\` (no ${built})`);
-  }
+  throw new ClientError("UNREACHABLE", `the personal relay is not built: run \`pnpm build\` (no ${built})`);
 }
 
 /** Returns the personal relay's URL, starting it in the background when none answers. */

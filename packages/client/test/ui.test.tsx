@@ -116,6 +116,26 @@ describe("chat", () => {
     expect(ui.lastFrame()).toMatch(/> hello bob/);
   });
 
+  it("keeps following the newest after PageUp in a conversation that fits on screen", {
+    timeout: 60_000,
+  }, async () => {
+    const [alice, bob] = await pair();
+    await alice.start();
+    await bob.send("alice", ["short 1", "short 2", "short 3"]);
+    const ui = render(<Chat client={alice} localOnly={false} onQuit={() => {}} />);
+    cleanups.push(() => ui.unmount());
+    await until(ui.lastFrame, (f) => f.includes("short 3"), "the short conversation");
+    ui.stdin.write("\u001b[5~");
+    await tick(100);
+    expect(ui.lastFrame()).not.toContain("scrolled back");
+    await bob.send(
+      "alice",
+      Array.from({ length: 30 }, (_, i) => `more ${i}`),
+    );
+    const f = await until(ui.lastFrame, (x) => x.includes("more 29"), "the newest message");
+    expect(f).not.toContain("scrolled back");
+  });
+
   it("takes a bracketed paste as text: its line breaks and a ? stay in the message", {
     timeout: 60_000,
   }, async () => {

@@ -42,8 +42,9 @@ export function Chat({ client, localOnly, onQuit, onRelay }: ChatProps) {
   const { stdout } = useStdout();
   const [tick, setTick] = useState(0);
   const [selected, setSelected] = useState<string | null>(() => client.contacts()[0]?.contact ?? null);
-  // Null follows the newest message; an anchor holds the view still while messages arrive.
-  const [anchor, setAnchor] = useState<Anchor | null>(null);
+  // Null follows the newest message; an anchor holds the view still while messages arrive. It
+  // belongs to one contact: another contact's conversation opens at its newest.
+  const [scrolledBack, setScrolledBack] = useState<{ contact: string; at: Anchor } | null>(null);
   // The ref is the truth: several keys can arrive before React renders again.
   const lineRef = useRef(emptyLine());
   const [line, setLineState] = useState(lineRef.current);
@@ -84,6 +85,9 @@ export function Chat({ client, localOnly, onQuit, onRelay }: ChatProps) {
   const bodyHeight = Math.max(3, height - 3 - (bannerShown ? 1 : 0) - (notice ? 1 : 0));
   const convWidth = Math.max(20, columns - CONTACTS_WIDTH - 1);
   const shownName = current?.contact ?? null;
+  const anchor = scrolledBack && scrolledBack.contact === shownName ? scrolledBack.at : null;
+  const setAnchor = (at: Anchor | null) =>
+    setScrolledBack(at && shownName !== null ? { contact: shownName, at } : null);
   const source = useMemo<Source | null>(() => {
     if (shownName === null) return null;
     return {
@@ -102,6 +106,11 @@ export function Chat({ client, localOnly, onQuit, onRelay }: ChatProps) {
     [source, anchor, layout, tick],
   );
   const page = Math.max(1, layout.height - 2);
+  // Once everything from the anchor fits on screen the view follows the newest again, and must
+  // keep doing so when more messages arrive.
+  useEffect(() => {
+    if (scrolledBack && !view.scrolled) setScrolledBack(null);
+  }, [scrolledBack, view.scrolled]);
   // biome-ignore lint/correctness/useExhaustiveDependencies: tick is the signal to re-read the store
   const status = useMemo(() => ({ ...client.status(), localOnly }), [client, tick, localOnly]);
 
