@@ -108,15 +108,21 @@ async function deposit(c: TestClient, key: MailboxKey, body: string): Promise<Fr
   return c.deposit(key.address, text(body), cid());
 }
 
+/** Two nodes on `redis`, a mailbox created through A, and its owner subscribed through B. */
+async function mailboxAcrossNodes(redis: RedisServer) {
+  const [a, b] = [await node(redis), await node(redis)];
+  const owner = MailboxKey.generate();
+  const onA = await connect(a.port);
+  const onB = await connect(b.port);
+  expect(await onA.createMailbox(owner)).toMatchObject({ type: "ok" });
+  expect(await onB.subscribe(owner)).toMatchObject({ type: "ok" });
+  return { a, b, owner, onA, onB };
+}
+
 describe("relay nodes sharing one Redis", () => {
   it("pushes a deposit made on node A to a subscriber on node B at once, both ways", async () => {
     const redis = await redisServer();
-    const [a, b] = [await node(redis), await node(redis)];
-    const owner = MailboxKey.generate();
-    const onA = await connect(a.port);
-    const onB = await connect(b.port);
-    expect(await onA.createMailbox(owner)).toMatchObject({ type: "ok" });
-    expect(await onB.subscribe(owner)).toMatchObject({ type: "ok" });
+    const { a, b, owner, onA, onB } = await mailboxAcrossNodes(redis);
     expect(onB.queued).toBe(0);
 
     for (let i = 1; i <= 5; i++)
@@ -201,12 +207,7 @@ describe("relay nodes sharing one Redis", () => {
   it("survives a Redis restart (AOF): clients get a clear error meanwhile, nodes recover by themselves", async () => {
     const password = "pw-NEVER-LOGGED-4f1c";
     let redis = await redisServer({ password });
-    const [a, b] = [await node(redis), await node(redis)];
-    const owner = MailboxKey.generate();
-    const onA = await connect(a.port);
-    const onB = await connect(b.port);
-    expect(await onA.createMailbox(owner)).toMatchObject({ type: "ok" });
-    expect(await onB.subscribe(owner)).toMatchObject({ type: "ok" });
+    const { a, b, owner, onA, onB } = await mailboxAcrossNodes(redis);
     for (let i = 1; i <= 3; i++)
       expect(await deposit(onA, owner, `before ${i}`)).toMatchObject({ type: "ok" });
     expect((await deliveries(onB, 3)).map(read)).toEqual(["before 1", "before 2", "before 3"]);
@@ -277,12 +278,7 @@ describe("relay nodes when Redis's arrival counter goes back", () => {
 
   it("still delivers after Redis is restored from an older copy of its data (separate processes)", async () => {
     let redis = await redisServer();
-    const [a, b] = [await node(redis), await node(redis)];
-    const owner = MailboxKey.generate();
-    const onA = await connect(a.port);
-    const onB = await connect(b.port);
-    expect(await onA.createMailbox(owner)).toMatchObject({ type: "ok" });
-    expect(await onB.subscribe(owner)).toMatchObject({ type: "ok" });
+    const { a, b, owner, onA, onB } = await mailboxAcrossNodes(redis);
     // A copy of Redis's data as it is now: the mailbox, no message, the counter at 0.
     expect(await redis.stop("SIGTERM")).toBe(0);
     const copy = mkdtempSync(join(tmpdir(), "parley-redis-copy-"));
