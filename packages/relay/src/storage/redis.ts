@@ -325,6 +325,9 @@ export function redactRedisMessage(message: string): string {
     .replace(/[0-9a-f]{24,}/gi, "[redacted]");
 }
 
+/** What ioredis says when a command meets a connection that is down (no offline queue). */
+const OFFLINE_REFUSAL = /Stream isn't writeable and enableOfflineQueue options is false/;
+
 /**
  * The error a storage method throws for a failed command: always a fresh one carrying only the
  * command's name and the redacted message. ioredis attaches the command (key names, with mailbox
@@ -632,6 +635,10 @@ export class RedisStorage implements Storage {
     try {
       return await op();
     } catch (e) {
+      // The connection dropped between the check above and the write: ioredis's offline refusal,
+      // the same condition as a connection already known to be down.
+      if (e instanceof Error && OFFLINE_REFUSAL.test(e.message))
+        throw new StorageUnavailableError(`Redis at ${this.display} is not connected`);
       throw storageError(e, command);
     }
   }
