@@ -5,7 +5,14 @@ const src = (pkg: string) => fileURLToPath(new URL(`./packages/${pkg}/src/index.
 
 export default defineConfig({
   resolve: {
-    alias: { "@parley/protocol": src("protocol"), "@parley/client": src("client") },
+    alias: [
+      {
+        find: /^@parley\/protocol\/relay-url$/,
+        replacement: fileURLToPath(new URL("./packages/protocol/src/relay-url.ts", import.meta.url)),
+      },
+      { find: /^@parley\/protocol$/, replacement: src("protocol") },
+      { find: /^@parley\/client$/, replacement: src("client") },
+    ],
   },
   test: {
     projects: [

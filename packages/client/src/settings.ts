@@ -1,7 +1,7 @@
 // Settings: a small JSON file with no secrets, no contacts and no mailbox addresses.
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
-import { relayUrlProblem } from "@parley/protocol";
+import { relayUrlProblem } from "@parley/protocol/relay-url";
 import { ClientError } from "./errors.js";
 
 export interface Settings {

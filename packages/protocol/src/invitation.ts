@@ -12,12 +12,14 @@ import {
 import { DecodeError, InvitationError } from "./errors.js";
 import type { Identity, PublicIdentity } from "./identity.js";
 import { MAILBOX_ADDRESS_LENGTH } from "./mailbox.js";
+import { MAX_RELAY_URL_LENGTH, relayUrlProblem } from "./relay-url.js";
+
+export { relayUrlProblem };
 
 /** Every invitation code starts with this; the digit is the code format version. */
 export const INVITATION_PREFIX = "PARLEY1-";
 const INVITATION_VERSION = 1;
 const CHECKSUM_LENGTH = 5; // 40 bits: exactly 8 base32 characters
-const MAX_RELAY_URL_LENGTH = 255;
 /** Fixed bytes of the body around the relay URL (PROTOCOL.md §4.1). */
 const FIXED_BODY_LENGTH = 1 + 4 + 32 * 4 + 1 + 64;
 export const DEFAULT_INVITATION_TTL_SECONDS = 7 * 24 * 3600;
@@ -41,31 +43,6 @@ export interface Invitation {
 /** 16 bytes naming an invitation (and its prekey) in the accept message. */
 export function invitationId(prekey: Uint8Array): Uint8Array {
   return sha256(concat(label("invitationId"), prekey)).subarray(0, 16);
-}
-
-/**
- * Checks a relay URL (PROTOCOL.md §4.3): at most 255 bytes of printable ASCII, `ws://` or `wss://`
- * then a host, no credentials, no fragment. Returns a reason, or null when it is acceptable.
- */
-export function relayUrlProblem(url: string): string | null {
-  if (utf8.encode(url).length > MAX_RELAY_URL_LENGTH) return `longer than ${MAX_RELAY_URL_LENGTH} bytes`;
-  // Printable ASCII only: no spaces, control characters, escape sequences or bidi overrides can
-  // reach a terminal through a signed URL. International host names travel as punycode.
-  if (!/^[\x21-\x7e]+$/.test(url))
-    return "only printable ASCII characters are allowed (no spaces or control characters)";
-  if (!/^wss?:\/\/[^/]/i.test(url)) return "must start with ws:// or wss:// followed by a host";
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    return "not a URL";
-  }
-  if (parsed.protocol !== "ws:" && parsed.protocol !== "wss:")
-    return `scheme must be ws: or wss:, not ${parsed.protocol}`;
-  if (!parsed.hostname) return "no host";
-  if (parsed.username || parsed.password) return "credentials are not allowed in a relay URL";
-  if (parsed.hash || url.includes("#")) return "a fragment is not allowed in a relay URL";
-  return null;
 }
 
 function signedPart(inv: Omit<Invitation, "signature">): Uint8Array {

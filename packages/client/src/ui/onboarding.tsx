@@ -1,5 +1,5 @@
 // First run: display name, passphrase twice (hidden), relay URL (empty: the personal local relay).
-import { relayUrlProblem } from "@parley/protocol";
+import { relayUrlProblem } from "@parley/protocol/relay-url";
 import { useState } from "react";
 import { nameProblem } from "../text.js";
 import { Prompt } from "./prompt.js";
