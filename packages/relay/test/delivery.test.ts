@@ -77,6 +77,18 @@ class FailingStorage extends MemoryStorage {
   }
 }
 
+/** A relay on a FailingStorage, a mailbox with its owner subscribed, and another connection to deposit. */
+async function subscribedMailbox() {
+  const storage = new FailingStorage();
+  const r = await relay(storage);
+  const owner = MailboxKey.generate();
+  const subscriber = await connect(r.port);
+  const sender = await connect(r.port);
+  expect(await subscriber.createMailbox(owner)).toMatchObject({ type: "ok" });
+  expect(await subscriber.subscribe(owner)).toMatchObject({ type: "ok" });
+  return { storage, port: r.port, owner, subscriber, sender };
+}
+
 describe("delivery when the storage fails", () => {
   it("answers a subscribe once, even when its first delivery round fails", async () => {
     const storage = new FailingStorage();
@@ -95,13 +107,7 @@ describe("delivery when the storage fails", () => {
   });
 
   it("pushes a deposit to the subscribers here when it was stored but the relay heard a failure", async () => {
-    const storage = new FailingStorage();
-    const r = await relay(storage);
-    const owner = MailboxKey.generate();
-    const subscriber = await connect(r.port);
-    const sender = await connect(r.port);
-    expect(await subscriber.createMailbox(owner)).toMatchObject({ type: "ok" });
-    expect(await subscriber.subscribe(owner)).toMatchObject({ type: "ok" });
+    const { storage, owner, subscriber, sender } = await subscribedMailbox();
     storage.loseNextReply = true;
     expect(
       await sender.deposit(owner.address, text("stored anyway"), text("client-id-000001")),
@@ -115,13 +121,7 @@ describe("delivery when the storage fails", () => {
   });
 
   it("pushes a deposit stored after its attempt failed once the sender's retry finds it (duplicate)", async () => {
-    const storage = new FailingStorage();
-    const r = await relay(storage);
-    const owner = MailboxKey.generate();
-    const subscriber = await connect(r.port);
-    const sender = await connect(r.port);
-    expect(await subscriber.createMailbox(owner)).toMatchObject({ type: "ok" });
-    expect(await subscriber.subscribe(owner)).toMatchObject({ type: "ok" });
+    const { storage, port, owner, subscriber, sender } = await subscribedMailbox();
     const id = text("client-id-000002");
     storage.holdNext = true;
     expect(await sender.deposit(owner.address, text("late"), id)).toMatchObject({
@@ -135,7 +135,7 @@ describe("delivery when the storage fails", () => {
     expect(await sender.deposit(owner.address, text("late"), id)).toMatchObject({ type: "ok" });
     const d = await subscriber.next();
     expect(d.type === "deliver" && new TextDecoder().decode(d.ciphertext)).toBe("late");
-    expect((await metrics(r.port)).get("parley_relay_duplicate_deposits_total")).toBe(1);
+    expect((await metrics(port)).get("parley_relay_duplicate_deposits_total")).toBe(1);
     expect(await storage.stats()).toMatchObject({ messages: 1 });
   });
 });

@@ -10,6 +10,7 @@ import { loadConfig } from "../src/config.js";
 import { createLogger, type Logger } from "../src/log.js";
 import { RelayServer } from "../src/server.js";
 import type { Storage } from "../src/storage/types.js";
+import { watch } from "./process.js";
 
 const CLI = fileURLToPath(new URL("../src/cli.ts", import.meta.url));
 const RELAY_DIR = fileURLToPath(new URL("..", import.meta.url));
@@ -39,19 +40,10 @@ export async function startRelay(
       stdio: ["ignore", "pipe", "pipe"],
     },
   );
-  let out = "";
-  proc.stdout!.on("data", (d: Buffer) => {
-    out += d.toString();
-  });
-  proc.stderr!.on("data", (d: Buffer) => {
-    out += d.toString();
-  });
-  const exited = new Promise<number | string>((resolve) =>
-    proc.once("exit", (code, signal) => resolve(code ?? signal ?? "unknown")),
-  );
+  const { output, exited } = watch(proc);
   const port = await new Promise<number>((resolve, reject) => {
     const timer = setInterval(() => {
-      const m = /"port":(\d+).*"msg":"relay listening"/.exec(out);
+      const m = /"port":(\d+).*"msg":"relay listening"/.exec(output());
       if (m) {
         clearInterval(timer);
         resolve(Number(m[1]));
@@ -59,13 +51,13 @@ export async function startRelay(
     }, 20);
     void exited.then((code) => {
       clearInterval(timer);
-      reject(new Error(`relay exited (${code}) before listening:\n${out}`));
+      reject(new Error(`relay exited (${code}) before listening:\n${output()}`));
     });
   });
   return {
     port,
     proc,
-    output: () => out,
+    output,
     stop: (signal = "SIGTERM") => {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
       return exited;

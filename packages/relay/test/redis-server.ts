@@ -9,6 +9,7 @@ import { connect, createServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { RedisTarget } from "../src/config.js";
+import { watch } from "./process.js";
 
 export interface RedisServerOptions {
   /** Reuse a port and data directory, as a restart of the same server does. */
@@ -126,16 +127,7 @@ async function launch(port: number, dir: string, options: RedisServerOptions): P
   hookExit();
   const proc: ChildProcess = spawn(BINARY, args, { stdio: ["ignore", "pipe", "pipe"] });
   running.add(proc);
-  let out = "";
-  proc.stdout!.on("data", (d: Buffer) => {
-    out += d.toString();
-  });
-  proc.stderr!.on("data", (d: Buffer) => {
-    out += d.toString();
-  });
-  const exited = new Promise<number | string>((resolve) =>
-    proc.once("exit", (code, signal) => resolve(code ?? signal ?? "unknown")),
-  );
+  const { output, exited } = watch(proc);
   void exited.then(() => running.delete(proc));
   try {
     await new Promise<void>((resolve, reject) => {
@@ -146,17 +138,17 @@ async function launch(port: number, dir: string, options: RedisServerOptions): P
         else resolve();
       };
       const timer = setInterval(() => {
-        if (/ready to accept connections/i.test(out)) done();
+        if (/ready to accept connections/i.test(output())) done();
       }, 10);
       const deadline = setTimeout(
-        () => done(new Error(`redis-server not ready within ${READY_TIMEOUT_MS / 1000} s:\n${out}`)),
+        () => done(new Error(`redis-server not ready within ${READY_TIMEOUT_MS / 1000} s:\n${output()}`)),
         READY_TIMEOUT_MS,
       );
       proc.once("error", (e) =>
         done(new Error(`cannot start ${BINARY}: ${e.message} (is Debian's redis-server installed?)`)),
       );
       void exited.then((code) =>
-        done(new Error(`redis-server exited (${code}) before it was ready:\n${out}`)),
+        done(new Error(`redis-server exited (${code}) before it was ready:\n${output()}`)),
       );
     });
   } catch (e) {
@@ -181,7 +173,7 @@ async function launch(port: number, dir: string, options: RedisServerOptions): P
       password: options.password ?? null,
     },
     url: `redis://${options.password !== undefined ? `:${encodeURIComponent(options.password)}@` : ""}127.0.0.1:${port}/0`,
-    output: () => out,
+    output,
     stop: (signal = "SIGTERM") => {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
       return exited;
