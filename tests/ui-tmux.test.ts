@@ -1,20 +1,9 @@
 // The terminal UI in a real terminal: tmux runs a relay and two clients; keystrokes go in with
 // send-keys and both panes are read with capture-pane.
 import { execFileSync } from "node:child_process";
-import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import {
-  aliceAndBob,
-  CLI,
-  cleanup,
-  freePort,
-  init,
-  newDir,
-  newHome,
-  PASSPHRASE,
-  ROOT,
-} from "./client-helpers.js";
+import { aliceAndBob, CLI, cleanup, freePort, init, newHome, PASSPHRASE, ROOT } from "./client-helpers.js";
 
 const socket = `parley-test-${process.pid}`;
 const tmux = (...args: string[]) =>
@@ -120,56 +109,6 @@ describe("the terminal UI in tmux", () => {
     while (!(gone("alice") && gone("bob")) && Date.now() < deadline)
       await new Promise((r) => setTimeout(r, 100));
     expect([gone("alice"), gone("bob")]).toEqual([true, true]);
-  });
-
-  it("a newcomer onboards in the UI and chats through the personal local relay", {
-    timeout: 120_000,
-  }, async () => {
-    const xdg = await newDir("parley-xdg-");
-    const port = await freePort();
-    const env = {
-      NO_COLOR: "1",
-      PARLEY_SCRYPT_LOG_N: "10",
-      XDG_DATA_HOME: xdg,
-      PARLEY_LOCAL_RELAY_PORT: String(port),
-    };
-    const homes = { ann: await newHome(), ben: await newHome() };
-    try {
-      for (const [who, home] of Object.entries(homes)) {
-        session(who, node(CLI, "--home", home), env);
-        await waitFor(who, /Your display name:/, "onboarding");
-        keys(who, who === "ann" ? "Ann" : "Ben");
-        enter(who);
-        await waitFor(who, /Passphrase:/, "the passphrase");
-        keys(who, "a long passphrase");
-        enter(who);
-        await waitFor(who, /Passphrase again:/, "the second passphrase");
-        expect(pane(who)).not.toContain("a long passphrase");
-        keys(who, "a long passphrase");
-        enter(who);
-        await waitFor(who, /Relay URL:/, "the relay question");
-        enter(who);
-        await waitFor(who, /local-only/, "the local-only status bar");
-      }
-      await typeLine("ann", "/invite");
-      const screen = await waitFor("ann", /PARLEY1-[\s\S]*-[A-Z2-7]{8}/, "the invitation");
-      const code = /PARLEY1-[A-Z2-7-]+/.exec(screen.replace(/[│\s]/g, ""))![0];
-      tmux("send-keys", "-t", "ann", "Escape");
-      await typeLine("ben", `/accept ${code}`);
-      // Ben's contact is named by Ann's announcement once her answer arrives, and stays selected.
-      await waitFor("ben", /│ Ann/, "the new contact, named and selected");
-      await waitFor("ann", /Ben/, "Ben in Ann's contacts");
-      await typeLine("ben", "hi Ann, it is Ben");
-      await waitFor("ann", /hi Ann, it is Ben/, "Ben's message");
-      await waitFor("ben", /\[(delivered|read)\]/, "the delivered mark");
-    } finally {
-      // The personal relay outlives the clients by design; this test's one is stopped here.
-      try {
-        process.kill(Number(readFileSync(join(xdg, "parley-relay", "relay.pid"), "utf8")), "SIGTERM");
-      } catch {
-        // it never started
-      }
-    }
   });
 
   it("the bundled parley (as npm start and the bin run it) unlocks, shows the chat and quits", {
