@@ -3,14 +3,13 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { render } from "ink-testing-library";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { type RelayProcess, startRelay } from "../../relay/test/helpers.js";
 import { Client } from "../src/client.js";
 import { resolvePaths } from "../src/paths.js";
 import { Chat } from "../src/ui/chat.js";
-import { BINDINGS } from "../src/ui/keys.js";
 import { Onboarding, type OnboardingResult } from "../src/ui/onboarding.js";
+import { renderUi } from "./ui-helpers.js";
 
 const dirs: string[] = [];
 const cleanups: (() => Promise<unknown> | unknown)[] = [];
@@ -37,35 +36,26 @@ async function until(
   throw new Error(`${what} never appeared; last frame:\n${frame()}`);
 }
 
-async function type(stdin: { write: (s: string) => void }, text: string) {
-  stdin.write(text);
-  await tick();
-  stdin.write("\r");
-  await tick();
-}
-
 describe("onboarding", () => {
   it("asks name, hidden passphrase twice and relay, and refuses a mismatch", async () => {
     let result: OnboardingResult | null = null;
-    const ui = render(<Onboarding onDone={(r) => (result = r)} onQuit={() => {}} />);
+    const ui = renderUi(<Onboarding onDone={(r) => (result = r)} onQuit={() => {}} />);
     cleanups.push(() => ui.unmount());
     expect(ui.lastFrame()).toContain("Your display name:");
-    await type(ui.stdin, "Ada");
+    await ui.line("Ada");
     expect(ui.lastFrame()).toContain("Passphrase:");
-    ui.stdin.write("correct horse");
-    await tick();
+    await ui.keys("correct horse");
     expect(ui.lastFrame()).not.toContain("correct horse");
     expect(ui.lastFrame()).toContain("•".repeat(13));
-    ui.stdin.write("\r");
-    await tick();
-    await type(ui.stdin, "something else");
+    await ui.keys("\r");
+    await ui.line("something else");
     expect(ui.lastFrame()).toContain("the two passphrases differ");
-    await type(ui.stdin, "correct horse");
-    await type(ui.stdin, "correct horse");
+    await ui.line("correct horse");
+    await ui.line("correct horse");
     expect(ui.lastFrame()).toContain("Relay URL:");
-    await type(ui.stdin, "http://not-a-relay");
+    await ui.line("http://not-a-relay");
     expect(ui.lastFrame()).toMatch(/relay URL/);
-    await type(ui.stdin, "");
+    await ui.line("");
     expect(result).toEqual({ name: "Ada", passphrase: "correct horse", relay: null });
   });
 });
@@ -101,18 +91,17 @@ describe("chat", () => {
     const [alice, bob] = await pair();
     await alice.start();
     await bob.start();
-    const ui = render(<Chat client={alice} localOnly={false} onQuit={() => {}} />);
+    const ui = renderUi(<Chat client={alice} localOnly={false} onQuit={() => {}} />);
     cleanups.push(() => ui.unmount());
     expect(ui.lastFrame()).toContain("Bob");
     await bob.send("alice", ["hi from bob"]);
     await until(ui.lastFrame, (f) => f.includes("hi from bob"), "bob's message");
-    await type(ui.stdin, "hello bob");
+    await ui.line("hello bob");
     await until(ui.lastFrame, (f) => /hello bob/.test(f), "the sent message");
     await until(ui.lastFrame, (f) => /\[(delivered|read)\]/.test(f), "the delivered mark");
     expect(bob.conversation("alice", {}, 10).map((e) => e.message.text)).toContain("hello bob");
     // Up recalls what was typed.
-    ui.stdin.write("\u001b[A");
-    await tick();
+    await ui.keys("\u001b[A");
     expect(ui.lastFrame()).toMatch(/> hello bob/);
   });
 
@@ -122,11 +111,10 @@ describe("chat", () => {
     const [alice, bob] = await pair();
     await alice.start();
     await bob.send("alice", ["short 1", "short 2", "short 3"]);
-    const ui = render(<Chat client={alice} localOnly={false} onQuit={() => {}} />);
+    const ui = renderUi(<Chat client={alice} localOnly={false} onQuit={() => {}} />);
     cleanups.push(() => ui.unmount());
     await until(ui.lastFrame, (f) => f.includes("short 3"), "the short conversation");
-    ui.stdin.write("\u001b[5~");
-    await tick(100);
+    await ui.keys("\u001b[5~");
     expect(ui.lastFrame()).not.toContain("scrolled back");
     await bob.send(
       "alice",
@@ -140,12 +128,12 @@ describe("chat", () => {
     timeout: 60_000,
   }, async () => {
     const [alice, bob] = await pair();
-    const ui = render(<Chat client={alice} localOnly={false} onQuit={() => {}} />);
+    const ui = renderUi(<Chat client={alice} localOnly={false} onQuit={() => {}} />);
     cleanups.push(() => ui.unmount());
-    ui.stdin.write("\u001b[200~first line\rsecond line?\r\u001b[201~");
-    await until(ui.lastFrame, (f) => f.includes("> 2 lines: second line?"), "the pasted lines in the input");
+    await ui.keys("\u001b[200~first line\rsecond line?\r\u001b[201~");
+    await until(ui.lastFrame, (f) => f.includes("> 2/2 second line?"), "the pasted lines in the input");
     expect(ui.lastFrame()).not.toContain("Keys");
-    ui.stdin.write("\r");
+    await ui.keys("\r");
     await until(ui.lastFrame, (f) => /\[(sent|delivered)\]/.test(f), "the sent message");
     await bob.sync();
     expect(bob.conversation("alice", {}, 10).map((e) => e.message.text)).toContain(
@@ -157,17 +145,15 @@ describe("chat", () => {
     timeout: 60_000,
   }, async () => {
     const [alice] = await pair();
-    const ui = render(<Chat client={alice} localOnly={true} onQuit={() => {}} />);
+    const ui = renderUi(<Chat client={alice} localOnly={true} onQuit={() => {}} />);
     cleanups.push(() => ui.unmount());
     expect(ui.lastFrame()).toContain("local-only");
-    ui.stdin.write("?");
-    await tick();
-    for (const b of BINDINGS) expect(ui.lastFrame()).toContain(b.keys);
+    await ui.keys("?");
+    expect(ui.lastFrame()).toContain("Keys");
     expect(ui.lastFrame()).toContain("/invite");
-    ui.stdin.write("\u001b");
-    await tick(100);
+    await ui.keys("\u001b");
     expect(ui.lastFrame()).not.toContain("Keys");
-    await type(ui.stdin, "/frobnicate");
+    await ui.line("/frobnicate");
     expect(ui.lastFrame()).toContain("unknown command /frobnicate");
   });
 
@@ -181,18 +167,17 @@ describe("chat", () => {
     const newBob = Client.init(resolvePaths(d), "pw", "Bob", { ...bob.settings }, 10);
     cleanups.push(() => newBob.close());
     await alice.accept((await newBob.invite()).code, { name: "Bob" });
-    const ui = render(<Chat client={alice} localOnly={false} onQuit={() => {}} />);
+    const ui = renderUi(<Chat client={alice} localOnly={false} onQuit={() => {}} />);
     cleanups.push(() => ui.unmount());
     expect(ui.lastFrame()).toContain("identity key CHANGED");
-    await type(ui.stdin, "are you really bob?");
+    await ui.line("are you really bob?");
     expect(ui.lastFrame()).toContain("key changed: /verify first");
     expect(alice.conversation("Bob", {}, 10).map((e) => e.message.text)).not.toContain("are you really bob?");
-    await type(ui.stdin, "/verify");
+    await ui.line("/verify");
     await until(ui.lastFrame, (f) => f.includes("Safety number with Bob"), "the safety number");
-    ui.stdin.write("y");
+    await ui.keys("y");
     await until(ui.lastFrame, (f) => f.includes("Verified"), "the confirmation");
-    ui.stdin.write("\u001b");
-    await tick(100);
+    await ui.keys("\u001b");
     expect(ui.lastFrame()).not.toContain("identity key CHANGED");
   });
 
@@ -204,9 +189,9 @@ describe("chat", () => {
       if (before === undefined) delete process.env.NO_COLOR;
       else process.env.NO_COLOR = before;
     });
-    const ui = render(<Chat client={alice} localOnly={false} onQuit={() => {}} />);
+    const ui = renderUi(<Chat client={alice} localOnly={false} onQuit={() => {}} />);
     cleanups.push(() => ui.unmount());
-    await type(ui.stdin, "/nope");
+    await ui.line("/nope");
     // No foreground colour codes (30-37, 90-97, 38;…): only bold and inverse remain.
     expect(ui.lastFrame()).not.toMatch(new RegExp(`${String.fromCharCode(27)}\\[(3[0-8]|9[0-7])[;m]`));
   });

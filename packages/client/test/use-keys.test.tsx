@@ -1,21 +1,12 @@
-// The key layer on its own: bracketed pastes arrive whole, however the terminal splits them, and a
-// paste that never ends, or Ctrl+C in the middle of one, cannot swallow the keyboard.
+// The key layer: every read is split into keys, each key is handled after React committed the
+// one before it, keys typed while a screen is busy or between two screens wait for the next input,
+// and a paste arrives whole.
 import { Text } from "ink";
 import { render } from "ink-testing-library";
 import { useState } from "react";
 import { afterEach, describe, expect, it } from "vitest";
-import { useKeys } from "../src/ui/use-keys.js";
-
-type Call = { input: string; ctrl: boolean; paste: boolean };
-
-function Recorder({ calls }: { calls: Call[] }) {
-  const [n, setN] = useState(0);
-  useKeys((input, key, paste) => {
-    calls.push({ input, ctrl: key.ctrl, paste });
-    setN((x) => x + 1);
-  });
-  return <Text>{`keys ${n}`}</Text>;
-}
+import { KeyRouter, useKeys } from "../src/ui/use-keys.js";
+import { renderUi } from "./ui-helpers.js";
 
 const tick = (ms = 30) => new Promise((r) => setTimeout(r, ms));
 const unmounts: (() => void)[] = [];
@@ -23,63 +14,110 @@ afterEach(() => {
   for (const u of unmounts.splice(0)) u();
 });
 
-function setup() {
-  const calls: Call[] = [];
-  const ui = render(<Recorder calls={calls} />);
+/** A screen that records what it gets, with the count as React state (as a screen's own state). */
+function Recorder({ name, log, busy }: { name: string; log: string[]; busy?: boolean }) {
+  const [n, setN] = useState(0);
+  useKeys(
+    (e) => {
+      // `n` comes from the closure: right only if the previous key's update was committed.
+      log.push(
+        `${name}${n}:${e.kind === "paste" ? `paste(${e.text})` : e.name === "char" ? e.text : e.name}`,
+      );
+      setN(n + 1);
+    },
+    { busy },
+  );
+  return <Text>{`${name} ${n}`}</Text>;
+}
+
+function setup(node: (log: string[]) => React.ReactElement) {
+  const log: string[] = [];
+  const ui = renderUi(node(log));
   unmounts.push(() => ui.unmount());
-  return { calls, write: (s: string) => ui.stdin.write(s) };
+  return { log, ui, write: (s: string) => ui.stdin.write(s) };
 }
 
 describe("the key layer", () => {
-  it("delivers a bracketed paste once, as text, with its line breaks as newlines", async () => {
-    const { calls, write } = setup();
-    write("\u001b[200~one\rtwo ? y\r\n\u001b[201~");
+  it("hands over each key of one read on its own, after the previous one was committed", async () => {
+    const { log, write, ui } = setup((log) => <Recorder name="a" log={log} />);
     await tick();
-    write("z");
-    await tick();
-    expect(calls).toEqual([
-      { input: "one\ntwo ? y", ctrl: false, paste: true },
-      { input: "z", ctrl: false, paste: false },
+    await ui.keys("hi\r\u007f\u007f\u001b[5~\u001b[5~");
+    expect(log).toEqual([
+      "a0:h",
+      "a1:i",
+      "a2:return",
+      "a3:backspace",
+      "a4:backspace",
+      "a5:pageup",
+      "a6:pageup",
     ]);
+    expect(ui.lastFrame()).toBe("a 7");
   });
 
-  it("finds the end marker when a read splits it", async () => {
-    const { calls, write } = setup();
-    write("\u001b[200~split paste\u001b[20");
+  it("keeps keys typed while the screen is busy, and hands them over when it is not", async () => {
+    const log: string[] = [];
+    const ui = render(
+      <KeyRouter>
+        <Recorder name="a" log={log} busy />
+      </KeyRouter>,
+    );
+    unmounts.push(() => ui.unmount());
     await tick();
-    write("1~");
+    ui.stdin.write("abc");
     await tick();
-    write("k");
+    expect(log).toEqual([]);
+    // Ctrl+C is never kept waiting.
+    ui.stdin.write("\u0003");
     await tick();
-    expect(calls).toEqual([
-      { input: "split paste", ctrl: false, paste: true },
-      { input: "k", ctrl: false, paste: false },
-    ]);
+    expect(log).toEqual(["a0:c"]);
+    ui.rerender(
+      <KeyRouter>
+        <Recorder name="a" log={log} busy={false} />
+      </KeyRouter>,
+    );
+    await tick();
+    expect(log).toEqual(["a0:c", "a1:a", "a2:b", "a3:c"]);
   });
 
-  it("lets Ctrl+C through in the middle of a paste, keeping what came before it", async () => {
-    const { calls, write } = setup();
-    write("\u001b[200~half a paste");
+  it("gives keys typed during a screen change to the screen that comes next", async () => {
+    const log: string[] = [];
+    const screen = (which: "none" | "busy" | "next") => (
+      <KeyRouter>
+        {which === "busy" ? <Recorder name="a" log={log} busy /> : null}
+        {which === "next" ? <Recorder name="b" log={log} /> : null}
+      </KeyRouter>
+    );
+    const ui = render(screen("busy"));
+    unmounts.push(() => ui.unmount());
     await tick();
-    write("\u0003");
+    ui.stdin.write("xy");
+    ui.rerender(screen("none"));
+    ui.stdin.write("z");
     await tick();
-    expect(calls).toEqual([
-      { input: "half a paste", ctrl: false, paste: true },
-      { input: "c", ctrl: true, paste: false },
-    ]);
+    expect(log).toEqual([]);
+    ui.rerender(screen("next"));
+    await tick();
+    expect(log).toEqual(["b0:x", "b1:y", "b2:z"]);
+  });
+
+  it("delivers a bracketed paste once, whole, however it is split, and Escape after a pause", async () => {
+    const { log, write } = setup((log) => <Recorder name="a" log={log} />);
+    await tick();
+    write("\u001b[200~split ");
+    write("paste\u001b[20");
+    await tick();
+    write("1~k\u001b");
+    await tick(200);
+    expect(log).toEqual(["a0:paste(split paste)", "a1:k", "a2:escape"]);
   });
 
   it("ends a paste whose end marker never comes, and goes back to keys", async () => {
-    const { calls, write } = setup();
-    write("\u001b[200~");
+    const { log, write } = setup((log) => <Recorder name="a" log={log} />);
     await tick();
-    write("typed");
+    write("\u001b[200~typed");
     await tick(1300);
     write("x");
     await tick();
-    expect(calls).toEqual([
-      { input: "typed", ctrl: false, paste: true },
-      { input: "x", ctrl: false, paste: false },
-    ]);
+    expect(log).toEqual(["a0:paste(typed)", "a1:x"]);
   });
 });

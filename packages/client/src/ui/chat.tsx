@@ -7,17 +7,19 @@ import type { Client, ClientEvent } from "../client.js";
 import { ClientError } from "../errors.js";
 import { ContactList } from "./contact-list.js";
 import { Conversation } from "./conversation.js";
-import { actionFor } from "./keys.js";
+import { actionFor, typed } from "./keys.js";
 import {
   back,
-  backspace,
   emptyLine,
   forward,
   insert,
   type LineState,
-  splitInput,
+  lineDown,
+  lineUp,
+  lineView,
   submit,
 } from "./line-editor.js";
+import { editLine } from "./line-keys.js";
 import { Overlay, type OverlayState } from "./overlay.js";
 import { type Anchor, oldest, type Source, scrollDown, scrollUp, windowAt } from "./scroll.js";
 import { StatusBar } from "./status-bar.js";
@@ -229,12 +231,13 @@ export function Chat({ client, localOnly, onQuit, onRelay }: ChatProps) {
     refresh();
   };
 
-  useKeys((input, key, paste) => {
-    if (paste) {
-      if (!overlay) setLine(insert(lineRef.current, input));
+  useKeys((e) => {
+    if (e.kind === "paste") {
+      // A copied line usually ends in a line break: it is not part of the message.
+      if (!overlay) setLine(insert(lineRef.current, e.text.replace(/\n$/, "")));
       return;
     }
-    const action = actionFor(input, key);
+    const action = actionFor(e);
     if (action === "quit") return onQuit();
     if (overlay) {
       if (action === "close") return setOverlay(null);
@@ -253,15 +256,16 @@ export function Chat({ client, localOnly, onQuit, onRelay }: ChatProps) {
       setNotice(null);
       void (text.startsWith("/") ? run(text) : send(text));
     };
+    const empty = lineRef.current.text === "";
     switch (action) {
       case "send":
         return enter();
       case "newline":
         return setLine(insert(lineRef.current, "\n"));
       case "historyBack":
-        return setLine(back(lineRef.current));
+        return setLine(lineUp(lineRef.current) ?? back(lineRef.current));
       case "historyForward":
-        return setLine(forward(lineRef.current));
+        return setLine(lineDown(lineRef.current) ?? forward(lineRef.current));
       case "nextContact":
         return select(1);
       case "previousContact":
@@ -274,22 +278,26 @@ export function Chat({ client, localOnly, onQuit, onRelay }: ChatProps) {
         return source && setAnchor(oldest(source));
       case "scrollBottom":
         return setAnchor(null);
+      case "lineStart":
+        // Home and End on an empty input line move through the conversation.
+        if (empty && e.name === "home") return source && setAnchor(oldest(source));
+        break;
+      case "lineEnd":
+        if (empty && e.name === "end") return setAnchor(null);
+        break;
       case "help":
-        if (lineRef.current.text === "") return setOverlay({ kind: "help" });
+        if (empty || e.name === "f1") return setOverlay({ kind: "help" });
         break;
       case "close":
         return setNotice(null);
     }
-    if (key.backspace || key.delete) return setLine(backspace(lineRef.current));
-    if (key.ctrl || key.meta || key.escape || key.tab || key.leftArrow || key.rightArrow) return;
-    if (key.upArrow || key.downArrow || key.pageUp || key.pageDown || key.home || key.end) return;
-    const { text, enter: pressed } = splitInput(input);
-    setLine(insert(lineRef.current, text));
-    if (pressed) enter();
+    const edited = action ? editLine(lineRef.current, action) : null;
+    if (edited) return setLine(edited);
+    if (typed(e)) setLine(insert(lineRef.current, e.text));
   });
 
   const title = current ? `${current.contact}${current.verified ? " ✓ verified" : ""}` : "Parley";
-  const inputLines = line.text.split("\n");
+  const input = lineView(line, columns - 3);
   return (
     <Box flexDirection="column" width={columns} height={height}>
       {bannerShown ? (
@@ -312,21 +320,12 @@ export function Chat({ client, localOnly, onQuit, onRelay }: ChatProps) {
       ) : null}
       <Box>
         <Text color={colour("cyan")}>{"> "}</Text>
-        <Text wrap="truncate-start">
-          {tail(
-            inputLines.length > 1 ? `${inputLines.length} lines: ${inputLines.at(-1)}` : line.text,
-            columns - 3,
-          )}
-        </Text>
-        <Text inverse> </Text>
+        <Text>{input.prefix}</Text>
+        <Text>{input.before}</Text>
+        <Text inverse>{input.at}</Text>
+        <Text>{input.after}</Text>
       </Box>
       <StatusBar info={status} width={columns} />
     </Box>
   );
-}
-
-/** The end of a line that fits `room` columns, marked with … when cut (the cursor stays visible). */
-function tail(text: string, room: number): string {
-  const chars = [...text];
-  return chars.length <= room ? text : `…${chars.slice(chars.length - room + 1).join("")}`;
 }

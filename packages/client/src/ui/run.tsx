@@ -4,7 +4,7 @@ import type { Client } from "../client.js";
 import type { Paths } from "../paths.js";
 import type { Settings } from "../settings.js";
 import { App } from "./app.js";
-import { bracketedPaste, KeyRouter } from "./use-keys.js";
+import { KeyRouter, terminalModes } from "./use-keys.js";
 
 export async function runUi(paths: Paths, settings: Settings): Promise<number> {
   if (!process.stdin.isTTY || !process.stdout.isTTY) {
@@ -38,11 +38,11 @@ export async function runUi(paths: Paths, settings: Settings): Promise<number> {
   };
   process.once("SIGTERM", onSignal);
   process.once("SIGHUP", onSignal);
-  const endPaste = bracketedPaste(process.stdout);
+  const endModes = terminalModes(process.stdout);
   try {
     await app.waitUntilExit();
   } finally {
-    endPaste();
+    endModes();
   }
   return 0;
 }

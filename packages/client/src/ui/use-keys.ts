@@ -1,15 +1,21 @@
-// Keyboard input for the screens. Ink's useInput subscribes in a passive effect, which React runs
-// after the frame is painted, so a key typed in that gap reaches the previous render's handler
-// (with the state from before the last key) or a screen that has just been replaced: a second
-// PageUp in quick succession did nothing, and the first keys typed as the chat appeared could
-// vanish. Here one subscription (KeyRouter) lives as long as the app, and each screen's current
-// handler is put in place during the commit (a layout effect), before any further key is read.
+// Keyboard input for the screens. The UI reads the terminal itself (not through Ink's useInput):
+// every read goes through KeystrokeParser, so each key is its own event however the terminal
+// chunked them, and a paste arrives whole (bracketed-paste mode, turned on in run.tsx).
 //
-// Pastes arrive whole: the terminal is put in bracketed-paste mode (run.tsx), and what it sends
-// between ESC[200~ and ESC[201~ reaches the handler as one piece of text with `paste` set, so a
-// newline in it is part of the message, never Enter, and a pasted `?` or `y` is only text.
+// One KeyQueue lives as long as the app and hands each event to the screen that registered last.
+// Keys are never dropped:
+// - a screen that is busy ("unlocking…", "starting your personal relay…") registers as busy, and
+//   the keys typed meanwhile wait in the queue, then go to whatever input comes next, as a shell's
+//   type-ahead does; only Ctrl+C goes through at once;
+// - between two screens (no handler registered) keys wait too;
+// - each event is handled on its own, and the next one is handed over only once React has
+//   committed the render it caused (every key bumps a counter in the screen's state, whose layout
+//   effect reports the commit), so the second of two PageUps read in one chunk sees where the
+//   first one went, and keys after an Enter that makes the screen busy wait;
+// - the handler of the latest committed render is put in place during the commit (a layout
+//   effect), not after the frame is painted, as Ink's useInput does (a passive effect).
 import { writeSync } from "node:fs";
-import { type Key, useInput } from "ink";
+import { useStdin } from "ink";
 import {
   createContext,
   createElement,
@@ -20,21 +26,167 @@ import {
   useRef,
   useState,
 } from "react";
+import { type InputEvent, type Keystroke, KeystrokeParser } from "./keystrokes.js";
 
-export type KeyHandler = (input: string, key: Key, paste: boolean) => void;
-type InkHandler = (input: string, key: Key) => void;
-type Register = (handler: KeyHandler) => () => void;
+export type KeyHandler = (event: Keystroke | { kind: "paste"; text: string }) => void;
+export type { InputEvent, Keystroke } from "./keystrokes.js";
 
-/** Turns on bracketed paste in the terminal; what it returns turns it off again. */
-export function bracketedPaste(out: NodeJS.WriteStream & { readonly fd: number }): () => void {
+/** How long a lone ESC waits for the rest of a sequence before it is the Escape key. */
+export const ESCAPE_MS = 80;
+/** A paste whose end marker never comes (lost, or a start marker that was typed) ends after this. */
+export const PASTE_IDLE_MS = 1000;
+/** Type-ahead kept while a screen is busy; beyond it the oldest keys are dropped (and counted). */
+export const QUEUE_LIMIT = 100_000;
+
+const isQuit = (e: InputEvent) => e.kind === "key" && e.ctrl && e.name === "char" && e.text === "c";
+
+interface Registration {
+  readonly handler: KeyHandler;
+  busy: boolean;
+  setBusy(b: boolean): void;
+  /** The screen's render after its last key is committed. */
+  committed(): void;
+  remove(): void;
+}
+
+/** The app's keyboard: parses reads, queues events, hands them to the current screen. */
+export class KeyQueue {
+  private readonly parser = new KeystrokeParser();
+  private readonly queue: InputEvent[] = [];
+  private current: Registration | null = null;
+  /** The screen whose last key's render has not been committed yet. */
+  private awaiting: Registration | null = null;
+  private timer: NodeJS.Timeout | undefined;
+  private scheduled: NodeJS.Immediate | undefined;
+  /** Whether the terminal has focus (focus reporting); true until it says otherwise. */
+  focused = true;
+  /** Keys dropped because the queue was full. */
+  dropped = 0;
+
+  constructor(private readonly onError: (e: unknown) => void = rethrow) {}
+
+  /** One read from the terminal. */
+  feed(chunk: string | Uint8Array): void {
+    clearTimeout(this.timer);
+    this.accept(this.parser.push(chunk));
+    if (this.parser.pending) {
+      const wait = this.parser.inPaste ? PASTE_IDLE_MS : ESCAPE_MS;
+      this.timer = setTimeout(() => this.accept(this.parser.flush()), wait);
+      this.timer.unref?.();
+    }
+  }
+
+  /** Makes `handler` the receiver of keys; what it returns takes it away again. */
+  register(handler: KeyHandler, busy: boolean): Registration {
+    const reg: Registration = {
+      handler,
+      busy,
+      setBusy: (b) => {
+        if (reg.busy === b) return;
+        reg.busy = b;
+        this.later();
+      },
+      committed: () => {
+        if (this.awaiting !== reg) return;
+        this.awaiting = null;
+        // Not from inside React's commit: the next key's updates start a render of their own.
+        this.later();
+      },
+      remove: () => {
+        if (this.current === reg) this.current = null;
+        if (this.awaiting === reg) this.awaiting = null;
+      },
+    };
+    this.current = reg;
+    this.awaiting = null;
+    this.later();
+    return reg;
+  }
+
+  /** Events waiting for a screen that is not busy. */
+  get waiting(): number {
+    return this.queue.length;
+  }
+
+  /** Resolves once every key read so far has been handled and its render committed (tests). */
+  async settled(): Promise<void> {
+    while (this.queue.length > 0 || this.awaiting !== null || this.parser.pending) {
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  }
+
+  dispose(): void {
+    clearTimeout(this.timer);
+    clearImmediate(this.scheduled);
+    this.scheduled = undefined;
+    this.queue.length = 0;
+    this.current = null;
+    this.awaiting = null;
+  }
+
+  private accept(events: InputEvent[]): void {
+    for (const e of events) {
+      if (e.kind === "focus") {
+        this.focused = e.focused;
+        continue;
+      }
+      // Ctrl+C is never kept waiting behind type-ahead or a busy screen.
+      if (isQuit(e) && this.current) {
+        this.deliver(this.current, e);
+        continue;
+      }
+      if (this.queue.length >= QUEUE_LIMIT) {
+        this.queue.shift();
+        this.dropped++;
+      }
+      this.queue.push(e);
+    }
+    this.pump();
+  }
+
+  private later(): void {
+    if (this.scheduled === undefined) {
+      this.scheduled = setImmediate(() => {
+        this.scheduled = undefined;
+        this.pump();
+      });
+    }
+  }
+
+  private pump(): void {
+    while (this.queue.length > 0 && this.current && !this.current.busy && this.awaiting === null) {
+      const reg = this.current;
+      // The handler's updates, and a commit marker (useKeys), render together; the next key is
+      // handed over once that render is committed, or a new screen has registered.
+      this.awaiting = reg;
+      this.deliver(reg, this.queue.shift()!);
+    }
+  }
+
+  private deliver(reg: Registration, e: InputEvent): void {
+    if (e.kind === "focus") return;
+    try {
+      reg.handler(e);
+    } catch (err) {
+      this.onError(err);
+    }
+  }
+}
+
+function rethrow(e: unknown): never {
+  throw e;
+}
+
+/** Turns on bracketed paste and focus reporting in the terminal; what it returns turns them off. */
+export function terminalModes(out: NodeJS.WriteStream & { readonly fd: number }): () => void {
   const off = () => {
     try {
-      writeSync(out.fd, "\u001b[?2004l");
+      writeSync(out.fd, "\u001b[?2004l\u001b[?1004l");
     } catch {
       // the terminal is gone
     }
   };
-  out.write("\u001b[?2004h");
+  out.write("\u001b[?2004h\u001b[?1004h");
   // Also on a crash or process.exit, so the shell after us does not receive pastes in brackets.
   process.once("exit", off);
   return () => {
@@ -43,79 +195,89 @@ export function bracketedPaste(out: NodeJS.WriteStream & { readonly fd: number }
   };
 }
 
-// Ink strips the ESC from sequences it does not name.
-const PASTE_START = "[200~";
-const PASTE_END = "[201~";
+type Readable = ReturnType<typeof useStdin>["stdin"];
 
-/** A paste whose end marker never comes (lost, or a start marker that was typed) ends after this. */
-const PASTE_IDLE_MS = 1000;
-
-/** Collects a bracketed paste into one call; everything else passes straight through. */
-function pasteAware(deliver: () => KeyHandler): InkHandler {
-  let pasted: string | null = null;
-  let idle: NodeJS.Timeout | undefined;
-  // The paste is delivered with the start marker's key event, stripped of modifiers.
-  let plain: Key | undefined;
-  const finish = () => {
-    clearTimeout(idle);
-    const text = (pasted ?? "").replace(/\r\n?/g, "\n").replace(/\n$/, "");
-    pasted = null;
-    if (text !== "" && plain) deliver()(text, plain, true);
-  };
-  return (input, key) => {
-    if (pasted === null) {
-      if (input === PASTE_START) {
-        pasted = "";
-        plain = { ...key, ctrl: false, meta: false, shift: false, escape: false };
-        idle = setTimeout(finish, PASTE_IDLE_MS).unref();
-      } else deliver()(input, key, false);
-      return;
-    }
-    // Ctrl+C still quits: what was pasted so far is kept, then the key goes on.
-    if (key.ctrl && input === "c") {
-      finish();
-      deliver()(input, key, false);
-      return;
-    }
-    // A chunk boundary can leave a line break on its own, which Ink reports as a key.
-    pasted += input === PASTE_END ? PASTE_END : key.return ? "\n" : key.tab ? "\t" : input;
-    // The end marker, whole or split across reads (Ink then passes its two halves as text).
-    if (pasted.endsWith(PASTE_END)) {
-      pasted = pasted.slice(0, -PASTE_END.length);
-      finish();
-      return;
-    }
-    clearTimeout(idle);
-    idle = setTimeout(finish, PASTE_IDLE_MS).unref();
-  };
-}
-
-const RouterContext = createContext<Register | null>(null);
-
-/** The app's one keyboard subscription; the screen that registered last receives the keys. */
-export function KeyRouter({ children }: { readonly children: ReactNode }) {
-  const current = useRef<KeyHandler | null>(null);
-  const [onInput] = useState(() => pasteAware(() => current.current ?? (() => {})));
-  useInput(onInput);
-  const register = useCallback<Register>((handler) => {
-    current.current = handler;
+/** Feeds `queue` from Ink's stdin (the terminal, or a test's fake) while the component is mounted. */
+function useFeed(queue: KeyQueue, active: boolean): void {
+  const { stdin } = useStdin();
+  useLayoutEffect(() => {
+    if (!active) return;
+    const s = stdin as Readable & { setRawMode?: (on: boolean) => void; isTTY?: boolean };
+    const onData = (chunk: string | Uint8Array) => queue.feed(chunk);
+    if (s.isTTY && typeof s.setRawMode === "function") s.setRawMode(true);
+    s.on("data", onData);
+    s.resume?.();
     return () => {
-      if (current.current === handler) current.current = null;
+      s.off("data", onData);
+      s.pause?.();
+      queue.dispose();
     };
-  }, []);
-  return createElement(RouterContext.Provider, { value: register }, children);
+  }, [stdin, queue, active]);
 }
 
-/** Calls `handler` for every key, always the handler of the latest committed render. */
-export function useKeys(handler: KeyHandler): void {
-  const register = useContext(RouterContext);
+const QueueContext = createContext<KeyQueue | null>(null);
+
+/** The app's one keyboard reader; the screen that registered last receives the keys. */
+export function KeyRouter({
+  children,
+  onError,
+  queue: given,
+}: {
+  readonly children: ReactNode;
+  readonly onError?: (e: unknown) => void;
+  /** A queue made by the caller (tests wait on it with `settled()`). */
+  readonly queue?: KeyQueue;
+}) {
+  const [queue] = useState(() => given ?? new KeyQueue(onError));
+  useFeed(queue, true);
+  return createElement(QueueContext.Provider, { value: queue }, children);
+}
+
+/** The app's key queue (for the terminal's focus, and tests). */
+export function useKeyQueue(): KeyQueue | null {
+  return useContext(QueueContext);
+}
+
+/**
+ * Calls `handler` for every key and paste, always the handler of the latest committed render.
+ * While `busy`, keys wait (type-ahead) and reach the handler once it is not busy any more, or
+ * the next screen's handler.
+ */
+export function useKeys(handler: KeyHandler, options: { readonly busy?: boolean } = {}): void {
+  const shared = useContext(QueueContext);
+  // A screen rendered on its own (component tests) reads the keyboard itself.
+  const [own] = useState(() => (shared ? null : new KeyQueue()));
+  useFeed(own ?? (shared as KeyQueue), own !== null);
+  const queue = shared ?? own!;
   const latest = useRef(handler);
+  const busy = options.busy ?? false;
+  const registration = useRef<Registration | null>(null);
+  // Bumped with every key: its commit tells the queue the key's updates are on screen.
+  const [handled, setHandled] = useState(0);
   useLayoutEffect(() => {
     latest.current = handler;
   });
-  const stable = useCallback<KeyHandler>((input, key, paste) => latest.current(input, key, paste), []);
-  useLayoutEffect(() => register?.(stable), [register, stable]);
-  // A screen rendered on its own (component tests) subscribes itself.
-  const [own] = useState(() => pasteAware(() => stable));
-  useInput(own, { isActive: register === null });
+  const stable = useCallback<KeyHandler>((e) => {
+    try {
+      latest.current(e);
+    } finally {
+      setHandled((n) => n + 1);
+    }
+  }, []);
+  // biome-ignore lint/correctness/useExhaustiveDependencies: busy is applied by the effect below
+  useLayoutEffect(() => {
+    const r = queue.register(stable, busy);
+    registration.current = r;
+    return () => {
+      r.remove();
+      registration.current = null;
+    };
+  }, [queue, stable]);
+  useLayoutEffect(() => {
+    registration.current?.setBusy(busy);
+  }, [busy]);
+  // biome-ignore lint/correctness/useExhaustiveDependencies: runs when a key's render is committed
+  useLayoutEffect(() => {
+    registration.current?.committed();
+  }, [handled]);
 }
