@@ -1,12 +1,15 @@
 // The chat screen: contacts, conversation, input line, status bar, overlays. State lives here;
 // the client core (live mode) pushes events, and every view is re-read from the store.
+import { relayUrlProblem } from "@parley/protocol/relay-url";
 import { Box, Text, useStdout } from "ink";
 import QRCode from "qrcode";
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
-import type { Client, ClientEvent } from "../client.js";
+import type { Client, ClientEvent, ContactView } from "../client.js";
 import { ClientError } from "../errors.js";
+import { nameProblem } from "../text.js";
 import { ContactList } from "./contact-list.js";
 import { Conversation } from "./conversation.js";
+import { day } from "./format.js";
 import { actionFor, typed } from "./keys.js";
 import {
   back,
@@ -20,11 +23,12 @@ import {
   submit,
 } from "./line-editor.js";
 import { editLine } from "./line-keys.js";
-import { Overlay, type OverlayState } from "./overlay.js";
+import { Overlay, type OverlayState, overlayScroll } from "./overlay.js";
 import { type Anchor, oldest, type Source, scrollDown, scrollUp, windowAt } from "./scroll.js";
 import { StatusBar } from "./status-bar.js";
+import { copyToClipboard } from "./terminal.js";
 import { colour } from "./theme.js";
-import { useKeys } from "./use-keys.js";
+import { useKeyQueue, useKeys } from "./use-keys.js";
 import { useTerminalSize } from "./use-terminal-size.js";
 
 export interface ChatProps {
@@ -33,20 +37,58 @@ export interface ChatProps {
   readonly onQuit: () => void;
   /** Saves a new default relay (the settings file). */
   readonly onRelay?: (url: string) => void;
+  /** A message arrived that is not on screen, or the terminal is not focused (notifications). */
+  readonly onUnseen?: (ev: ClientEvent & { type: "message" }) => void;
 }
 
 const CONTACTS_WIDTH = 24;
+/** How long a notice stays: information goes after a moment, an error stays a little longer. */
+const NOTICE_MS = { info: 8000, error: 30_000 };
 
-export function Chat({ client, localOnly, onQuit, onRelay }: ChatProps) {
+interface Notice {
+  readonly text: string;
+  readonly error: boolean;
+}
+
+/** A question the input line asks (a name for a new contact); Enter answers, Esc cancels. */
+interface Question {
+  readonly label: string;
+  /** False keeps the question open (the answer was refused, with a notice). */
+  readonly answer: (text: string) => boolean;
+}
+
+/** A conversation that is not there any more reads as empty, never as a crash. */
+function conversationSource(client: Client, name: string): Source {
+  const read = (at: { before?: number } | { from: number }, limit: number) => {
+    try {
+      return client.conversation(name, at, limit);
+    } catch (e) {
+      if (e instanceof ClientError && e.code === "UNKNOWN_CONTACT") return [];
+      throw e;
+    }
+  };
+  return {
+    before: (before, limit) => read({ before }, limit),
+    from: (from, limit) => read({ from }, limit),
+  };
+}
+
+export function Chat({ client, localOnly, onQuit, onRelay, onUnseen }: ChatProps) {
   const { columns, rows } = useTerminalSize();
   // One row short of the terminal: a frame as tall as the screen would scroll it by a line.
   const height = Math.max(8, rows - 1);
   const { stdout } = useStdout();
+  const keyQueue = useKeyQueue();
   const [tick, setTick] = useState(0);
   const [selected, setSelected] = useState<string | null>(() => client.contacts()[0]?.contact ?? null);
   // Null follows the newest message; an anchor holds the view still while messages arrive. It
-  // belongs to one contact: another contact's conversation opens at its newest.
-  const [scrolledBack, setScrolledBack] = useState<{ contact: string; at: Anchor } | null>(null);
+  // belongs to one contact: another contact's conversation opens at its newest. `newest` is the
+  // newest message's seq when scrolling back began: what came after it is "new below".
+  const [scrolledBack, setScrolledBack] = useState<{
+    contact: string;
+    at: Anchor;
+    newest: number;
+  } | null>(null);
   // The ref is the truth: several keys can arrive before React renders again.
   const lineRef = useRef(emptyLine());
   const [line, setLineState] = useState(lineRef.current);
@@ -55,14 +97,42 @@ export function Chat({ client, localOnly, onQuit, onRelay }: ChatProps) {
     setLineState(next);
   };
   const [overlay, setOverlay] = useState<OverlayState | null>(null);
-  const [notice, setNotice] = useState<{ text: string; error: boolean } | null>(null);
+  const [notice, setNoticeState] = useState<Notice | null>(null);
+  const [question, setQuestion] = useState<Question | null>(null);
+  /** The last invitation code shown, for /copy. */
+  const lastCode = useRef<string | null>(null);
+  /** Set while this screen's own /accept runs: its "added" event is not someone accepting mine. */
+  const accepting = useRef(false);
   const refresh = useCallback(() => setTick((t) => t + 1), []);
+  const setNotice = useCallback((n: Notice | null) => setNoticeState(n), []);
 
-  // Live events: re-read the store; a message elsewhere rings the bell.
+  // A notice goes away by itself (a newer one, or Esc, replaces it sooner).
+  useEffect(() => {
+    if (!notice) return;
+    const t = setTimeout(() => setNoticeState(null), notice.error ? NOTICE_MS.error : NOTICE_MS.info);
+    return () => clearTimeout(t);
+  }, [notice]);
+
+  // Live events: re-read the store; a message that is not on screen is announced.
   useEffect(() => {
     const onEvent = (ev: ClientEvent) => {
-      if (ev.type === "message" && ev.direction === "in" && ev.contact !== selected) stdout.write("\u0007");
-      if (ev.type === "contact" && ev.event === "added" && selected === null) setSelected(ev.contact);
+      if (ev.type === "message" && ev.direction === "in") {
+        const focused = keyQueue?.focused ?? true;
+        if (ev.contact !== selected || !focused) {
+          if (onUnseen) onUnseen(ev);
+          else stdout.write("\u0007");
+        }
+      }
+      if (ev.type === "contact" && ev.event === "added" && !accepting.current) {
+        // Someone accepted my invitation: say so, and open the new conversation.
+        setSelected(ev.contact);
+        setScrolledBack(null);
+        setNotice({
+          text: `${ev.contact} accepted your invitation: /verify to compare safety numbers`,
+          error: false,
+        });
+        setOverlay((o) => (o?.kind === "invite" ? null : o));
+      }
       if (ev.type === "contact" && ev.event === "renamed" && ev.previousName === selected)
         setSelected(ev.contact);
       refresh();
@@ -71,41 +141,57 @@ export function Chat({ client, localOnly, onQuit, onRelay }: ChatProps) {
     client.on("event", onEvent);
     client.on("relay", refresh);
     client.on("warning", onWarning);
-    const timer = setInterval(refresh, 5000); // outbox and relay states change without events too
+    // Outbox and relay states change without events too; the status bar counts down a retry.
+    const timer = setInterval(refresh, 1000);
     return () => {
       client.off("event", onEvent);
       client.off("relay", refresh);
       client.off("warning", onWarning);
       clearInterval(timer);
     };
-  }, [client, selected, stdout, refresh]);
+  }, [client, selected, stdout, refresh, keyQueue, onUnseen, setNotice]);
 
   // biome-ignore lint/correctness/useExhaustiveDependencies: tick is the signal to re-read the store
   const contacts = useMemo(() => client.contacts(), [client, tick]);
-  const current = contacts.find((c) => c.contact === selected) ?? null;
+  const current: ContactView | null = contacts.find((c) => c.contact === selected) ?? null;
+  // The selected contact is gone (deleted here, or renamed elsewhere): show the first one.
+  useEffect(() => {
+    if (selected !== null && !current) setSelected(contacts[0]?.contact ?? null);
+    if (selected === null && contacts.length > 0) setSelected(contacts[0]!.contact);
+  }, [selected, current, contacts]);
   const bannerShown = current?.keyChanged ?? false;
   const bodyHeight = Math.max(3, height - 3 - (bannerShown ? 1 : 0) - (notice ? 1 : 0));
   const convWidth = Math.max(20, columns - CONTACTS_WIDTH - 1);
   const shownName = current?.contact ?? null;
-  const anchor = scrolledBack && scrolledBack.contact === shownName ? scrolledBack.at : null;
-  const setAnchor = (at: Anchor | null) =>
-    setScrolledBack(at && shownName !== null ? { contact: shownName, at } : null);
-  const source = useMemo<Source | null>(() => {
-    if (shownName === null) return null;
-    return {
-      before: (before, limit) => client.conversation(shownName, { before }, limit),
-      from: (from, limit) => client.conversation(shownName, { from }, limit),
-    };
-  }, [client, shownName]);
+  const back_ = scrolledBack && scrolledBack.contact === shownName ? scrolledBack : null;
+  const anchor = back_?.at ?? null;
+  const source = useMemo<Source | null>(
+    () => (shownName === null ? null : conversationSource(client, shownName)),
+    [client, shownName],
+  );
+  const setAnchor = (at: Anchor | null) => {
+    if (!at || shownName === null || !source) return setScrolledBack(null);
+    const newest = back_?.newest ?? source.before(undefined, 1)[0]?.seq ?? 0;
+    setScrolledBack({ contact: shownName, at, newest });
+  };
+  // "today" changes at midnight: the rows are drawn again then.
+  const today = day(Date.now());
   // The conversation's title takes one row, and its width loses the left padding.
+  // biome-ignore lint/correctness/useExhaustiveDependencies: today is the signal to redraw day separators
   const layout = useMemo(
-    () => ({ height: bodyHeight - 1, width: convWidth - 1, me: "me" }),
-    [bodyHeight, convWidth],
+    () => ({ height: bodyHeight - 1, width: convWidth - 1, me: "me", now: Date.now() }),
+    [bodyHeight, convWidth, today],
   );
   // biome-ignore lint/correctness/useExhaustiveDependencies: tick is the signal to re-read the store
   const view = useMemo(
     () => (source ? windowAt(source, anchor, layout) : { rows: [], top: null, scrolled: false }),
     [source, anchor, layout, tick],
+  );
+  // Messages that arrived below since scrolling back.
+  // biome-ignore lint/correctness/useExhaustiveDependencies: tick is the signal to re-read the store
+  const newBelow = useMemo(
+    () => (back_ && source && view.scrolled ? source.from(back_.newest + 1, 1000).length : 0),
+    [back_, source, view.scrolled, tick],
   );
   const page = Math.max(1, layout.height - 2);
   // Once everything from the anchor fits on screen the view follows the newest again, and must
@@ -114,12 +200,19 @@ export function Chat({ client, localOnly, onQuit, onRelay }: ChatProps) {
     if (scrolledBack && !view.scrolled) setScrolledBack(null);
   }, [scrolledBack, view.scrolled]);
   // biome-ignore lint/correctness/useExhaustiveDependencies: tick is the signal to re-read the store
-  const status = useMemo(() => ({ ...client.status(), localOnly }), [client, tick, localOnly]);
+  const status = useMemo(
+    () => ({ ...client.status(), localOnly, now: Date.now() }),
+    [client, tick, localOnly],
+  );
 
   // What is on screen is read: receipts go out, the unread mark goes.
   useEffect(() => {
     if (current && current.unread > 0 && !view.scrolled) {
-      client.markRead(current.contact);
+      try {
+        client.markRead(current.contact);
+      } catch (e) {
+        if (!(e instanceof ClientError && e.code === "UNKNOWN_CONTACT")) throw e;
+      }
       refresh();
     }
   }, [client, current, view.scrolled, refresh]);
@@ -129,7 +222,35 @@ export function Chat({ client, localOnly, onQuit, onRelay }: ChatProps) {
     const i = contacts.findIndex((c) => c.contact === selected);
     const next = contacts[(i + delta + contacts.length) % contacts.length]!;
     setSelected(next.contact);
-    setAnchor(null);
+    setScrolledBack(null);
+  };
+
+  const showInvite = async (code: string, expiresAt: number) => {
+    const qr = await QRCode.toString(code, { type: "utf8", errorCorrectionLevel: "L", margin: 2 });
+    lastCode.current = code;
+    setOverlay({ kind: "invite", code, qr, expiresAt });
+  };
+
+  const accept = async (code: string, name: string | undefined) => {
+    setNotice({ text: "accepting…", error: false });
+    accepting.current = true;
+    try {
+      const ev = await client.accept(code, name === undefined ? {} : { name }).catch((e: unknown) => {
+        if (e instanceof ClientError && (e.code === "UNREACHABLE" || e.code === "RELAY_REFUSED")) {
+          setNotice({ text: e.message, error: true });
+          return null;
+        }
+        throw e;
+      });
+      if (ev?.type === "contact") {
+        setSelected(ev.contact);
+        setScrolledBack(null);
+        setNotice({ text: `added ${ev.contact}: compare safety numbers with /verify`, error: false });
+      }
+    } finally {
+      accepting.current = false;
+      refresh();
+    }
   };
 
   const run = async (text: string) => {
@@ -140,29 +261,45 @@ export function Chat({ client, localOnly, onQuit, onRelay }: ChatProps) {
         case "/quit":
           return onQuit();
         case "/help":
-          return setOverlay({ kind: "help" });
+          return setOverlay({ kind: "help", scroll: 0 });
         case "/invite": {
           setNotice({ text: "creating an invitation…", error: false });
           const inv = await client.invite();
-          const qr = await QRCode.toString(inv.code, { type: "utf8", errorCorrectionLevel: "L", margin: 2 });
           setNotice(null);
-          return setOverlay({ kind: "invite", code: inv.code, qr, expiresAt: inv.expiresAt });
+          return await showInvite(inv.code, inv.expiresAt);
+        }
+        case "/copy": {
+          if (!lastCode.current)
+            return setNotice({ text: "nothing to copy: /invite makes an invitation code", error: true });
+          copyToClipboard(stdout, lastCode.current);
+          return setNotice({
+            text: "invitation code copied to the clipboard (where the terminal allows it: OSC 52)",
+            error: false,
+          });
         }
         case "/accept": {
-          if (!arg) return setNotice({ text: "usage: /accept CODE", error: true });
-          setNotice({ text: "accepting…", error: false });
-          const ev = await client.accept(arg).catch((e: unknown) => {
-            if (e instanceof ClientError && (e.code === "UNREACHABLE" || e.code === "RELAY_REFUSED")) {
-              setNotice({ text: e.message, error: true });
-              return null;
-            }
-            throw e;
-          });
-          if (ev?.type === "contact") {
-            setSelected(ev.contact);
-            setNotice({ text: `added ${ev.contact}: compare safety numbers with /verify`, error: false });
+          const [code, ...nameParts] = rest;
+          if (!code) return setNotice({ text: "usage: /accept CODE [NAME]", error: true });
+          const name = nameParts.join(" ");
+          if (name !== "") {
+            const problem = nameProblem(name);
+            if (problem) return setNotice({ text: `name: ${problem}`, error: true });
+            return await accept(code, name);
           }
-          return refresh();
+          // Ask for the name they go by here: the code does not carry one.
+          return setQuestion({
+            label: "Their name (Enter: the name they announce):",
+            answer: (given) => {
+              const n = given.trim();
+              const problem = n === "" ? null : nameProblem(n);
+              if (problem) {
+                setNotice({ text: `name: ${problem}`, error: true });
+                return false;
+              }
+              void accept(code, n === "" ? undefined : n);
+              return true;
+            },
+          });
         }
         case "/verify": {
           if (!current) return setNotice({ text: "select a contact first", error: true });
@@ -186,21 +323,29 @@ export function Chat({ client, localOnly, onQuit, onRelay }: ChatProps) {
         }
         case "/delete": {
           if (!current) return setNotice({ text: "select a contact first", error: true });
+          const name = current.contact;
           if (arg === "history") {
-            client.deleteHistory(current.contact);
-            setNotice({ text: `deleted the messages with ${current.contact} on this machine`, error: false });
-          } else if (arg === "") {
-            await client.deleteContact(current.contact);
-            setSelected(null);
-            setNotice({ text: `deleted ${current.contact}`, error: false });
-          } else {
-            return setNotice({ text: "usage: /delete (the contact) or /delete history", error: true });
+            client.deleteHistory(name);
+            setScrolledBack(null);
+            setNotice({ text: `deleted the messages with ${name} on this machine`, error: false });
+            return refresh();
           }
+          if (arg !== "")
+            return setNotice({ text: "usage: /delete (the contact) or /delete history", error: true });
+          // The contact is gone from the store before the first await; the screen moves on at once.
+          const deleting = client.deleteContact(name);
+          setSelected(null);
+          setScrolledBack(null);
+          refresh();
+          await deleting;
+          setNotice({ text: `deleted ${name}`, error: false });
           return refresh();
         }
         case "/relay": {
           if (!arg)
             return setNotice({ text: `default relay: ${client.settings.relay ?? "none"}`, error: false });
+          const problem = relayUrlProblem(arg);
+          if (problem) return setNotice({ text: `relay URL: ${problem}`, error: true });
           onRelay?.(arg);
           return setNotice({ text: `default relay is now ${arg} (for new invitations)`, error: false });
         }
@@ -218,7 +363,7 @@ export function Chat({ client, localOnly, onQuit, onRelay }: ChatProps) {
     if (current.keyChanged)
       return setNotice({ text: `${current.contact}'s key changed: /verify first`, error: true });
     try {
-      setAnchor(null);
+      setScrolledBack(null);
       const sending = client.send(current.contact, [text]);
       refresh();
       await sending;
@@ -247,9 +392,24 @@ export function Chat({ client, localOnly, onQuit, onRelay }: ChatProps) {
         void client.flush({ force: true }).catch(() => {});
         return refresh();
       }
+      const scrolled = overlayScroll(overlay, action);
+      if (scrolled) setOverlay(scrolled);
       return;
     }
+    if (question && action === "close") {
+      setQuestion(null);
+      setLine(emptyLine(lineRef.current.history, lineRef.current.killed));
+      return setNotice({ text: "cancelled", error: false });
+    }
     const enter = () => {
+      if (question) {
+        const answer = lineRef.current.text;
+        if (question.answer(answer) !== false) {
+          setQuestion(null);
+          setLine(emptyLine(lineRef.current.history, lineRef.current.killed));
+        }
+        return;
+      }
       const { line: text, next } = submit(lineRef.current);
       if (text.trim() === "") return;
       setLine(next);
@@ -261,6 +421,7 @@ export function Chat({ client, localOnly, onQuit, onRelay }: ChatProps) {
       case "send":
         return enter();
       case "newline":
+        if (question) return;
         return setLine(insert(lineRef.current, "\n"));
       case "historyBack":
         return setLine(lineUp(lineRef.current) ?? back(lineRef.current));
@@ -286,7 +447,7 @@ export function Chat({ client, localOnly, onQuit, onRelay }: ChatProps) {
         if (empty && e.name === "end") return setAnchor(null);
         break;
       case "help":
-        if (empty || e.name === "f1") return setOverlay({ kind: "help" });
+        if (empty || e.name === "f1") return setOverlay({ kind: "help", scroll: 0 });
         break;
       case "close":
         return setNotice(null);
@@ -297,7 +458,8 @@ export function Chat({ client, localOnly, onQuit, onRelay }: ChatProps) {
   });
 
   const title = current ? `${current.contact}${current.verified ? " ✓ verified" : ""}` : "Parley";
-  const input = lineView(line, columns - 3);
+  const label = question ? `${question.label} ` : "> ";
+  const input = lineView(line, columns - label.length - 1);
   return (
     <Box flexDirection="column" width={columns} height={height}>
       {bannerShown ? (
@@ -310,7 +472,13 @@ export function Chat({ client, localOnly, onQuit, onRelay }: ChatProps) {
       ) : (
         <Box height={bodyHeight}>
           <ContactList contacts={contacts} selected={selected} width={CONTACTS_WIDTH} height={bodyHeight} />
-          <Conversation rows={view.rows} height={bodyHeight} title={title} scrolled={view.scrolled} />
+          <Conversation
+            rows={view.rows}
+            height={bodyHeight}
+            title={title}
+            scrolled={view.scrolled}
+            newBelow={newBelow}
+          />
         </Box>
       )}
       {notice ? (
@@ -319,7 +487,7 @@ export function Chat({ client, localOnly, onQuit, onRelay }: ChatProps) {
         </Text>
       ) : null}
       <Box>
-        <Text color={colour("cyan")}>{"> "}</Text>
+        <Text color={colour("cyan")}>{label}</Text>
         <Text>{input.prefix}</Text>
         <Text>{input.before}</Text>
         <Text inverse>{input.at}</Text>

@@ -28,10 +28,11 @@ export function ContactList(props: {
       {contacts.length === 0 ? <Text color={colour("gray")}>none yet: /invite</Text> : null}
       {contacts.slice(0, Math.max(0, height - 1)).map((c) => {
         const mark = c.keyChanged ? "!" : c.verified ? "✓" : " ";
+        // The UI's one date format, short: the time today, else the ISO date.
         const when = c.lastActivity
           ? day(c.lastActivity) === today
             ? clock(c.lastActivity)
-            : day(c.lastActivity).slice(5)
+            : day(c.lastActivity)
           : "";
         const unread = c.unread > 0 ? ` (${c.unread})` : "";
         const room = Math.max(1, width - 3 - unread.length - when.length - 2);

@@ -9,13 +9,17 @@ export function Conversation(props: {
   readonly height: number;
   readonly title: string;
   readonly scrolled: boolean;
+  /** Messages that arrived below while scrolled back. */
+  readonly newBelow?: number;
 }) {
   const visible = props.rows.slice(0, Math.max(0, props.height - 1));
+  const below = props.newBelow ?? 0;
+  const marker = below > 0 ? `${below >= 1000 ? "999+" : below} new below · End` : "PageDown, End";
   return (
     <Box flexDirection="column" flexGrow={1} height={props.height} paddingLeft={1} overflow="hidden">
       <Text bold wrap="truncate-end">
         {props.title}
-        {props.scrolled ? <Text color={colour("yellow")}> (scrolled back: PageDown, End)</Text> : null}
+        {props.scrolled ? <Text color={colour("yellow")}> (scrolled back: {marker})</Text> : null}
       </Text>
       {visible.map((r) =>
         r.kind === "day" ? (
@@ -27,7 +31,11 @@ export function Conversation(props: {
             {r.text}
           </Text>
         ) : (
-          <Text key={r.key} wrap="truncate-end">
+          <Text
+            key={r.key}
+            wrap="truncate-end"
+            color={r.status === "failed" || r.status === "expired" ? colour("red") : undefined}
+          >
             {r.text}
           </Text>
         ),

@@ -1,10 +1,11 @@
-// Panels drawn over the chat: the key bindings, an invitation, a safety number, a notice.
+// Panels drawn over the chat: the key bindings and commands, an invitation, a safety number.
 import { Box, Text } from "ink";
-import { BINDINGS, COMMANDS } from "./keys.js";
+import { when } from "./format.js";
+import { type Action, BINDINGS, COMMANDS } from "./keys.js";
 import { colour } from "./theme.js";
 
 export type OverlayState =
-  | { readonly kind: "help" }
+  | { readonly kind: "help"; readonly scroll: number }
   | { readonly kind: "invite"; readonly code: string; readonly qr: string; readonly expiresAt: number }
   | {
       readonly kind: "verify";
@@ -20,6 +21,91 @@ function fits(qr: string, height: number, width: number): boolean {
   return lines.length + 8 <= height && Math.max(...lines.map((l) => [...l].length)) <= width - 2;
 }
 
+/** The help's lines: each section's heading, then its entries as [keys, description]. */
+function helpLines(): { heading?: string; keys?: string; text?: string }[] {
+  const section = (heading: string, entries: readonly (readonly [string, string])[]) => [
+    { heading },
+    ...entries.map(([keys, text]) => ({ keys, text })),
+  ];
+  const of = (group: "chat" | "editing") =>
+    BINDINGS.filter((b) => b.group === group).map((b) => [b.keys, b.description] as const);
+  return [
+    ...section("Keys", of("chat")),
+    ...section("Editing", of("editing")),
+    ...section("Commands", COMMANDS),
+  ];
+}
+
+const HELP = helpLines();
+
+/** The help's layout in a panel of `width` columns and `height` rows inside its border. */
+export function helpLayout(width: number, height: number) {
+  // Inside the border and padding; the last row says what scrolls, and Esc.
+  const inner = width - 4;
+  const rows = Math.max(1, height - 1);
+  const columns = inner >= 76 ? 2 : 1;
+  const perColumn = Math.ceil(HELP.length / columns);
+  const maxScroll = Math.max(0, perColumn - rows);
+  return { inner, rows, columns, perColumn, maxScroll, colWidth: Math.floor(inner / columns) };
+}
+
+/** The overlay after a scrolling key, or null when the key does not scroll it. */
+export function overlayScroll(o: OverlayState, action: Action | null): OverlayState | null {
+  if (o.kind !== "help") return null;
+  const by =
+    action === "historyBack"
+      ? -1
+      : action === "historyForward"
+        ? 1
+        : action === "scrollUp"
+          ? -10
+          : action === "scrollDown"
+            ? 10
+            : 0;
+  if (by === 0) return null;
+  // Clamped when drawn (the size is known there); kept within reason here.
+  return { ...o, scroll: Math.max(0, Math.min(HELP.length, o.scroll + by)) };
+}
+
+function Help({ scroll, width, height }: { scroll: number; width: number; height: number }) {
+  const l = helpLayout(width, height);
+  const top = Math.min(scroll, l.maxScroll);
+  const keyWidth = Math.min(20, Math.floor(l.colWidth * 0.45));
+  const cols = Array.from({ length: l.columns }, (_, c) =>
+    HELP.slice(c * l.perColumn, (c + 1) * l.perColumn).slice(top, top + l.rows),
+  );
+  const more = l.maxScroll > 0;
+  return (
+    <>
+      <Box flexDirection="row">
+        {cols.map((lines, c) => (
+          // biome-ignore lint/suspicious/noArrayIndexKey: the columns are positions
+          <Box key={c} flexDirection="column" width={l.colWidth}>
+            {lines.map((line, i) =>
+              line.heading ? (
+                // biome-ignore lint/suspicious/noArrayIndexKey: the lines of a column are positions
+                <Text key={i} bold>
+                  {line.heading}
+                </Text>
+              ) : (
+                // biome-ignore lint/suspicious/noArrayIndexKey: the lines of a column are positions
+                <Text key={i} wrap="truncate-end">
+                  {(line.keys ?? "").padEnd(keyWidth)} {line.text}
+                </Text>
+              ),
+            )}
+          </Box>
+        ))}
+      </Box>
+      <Text color={colour("gray")}>
+        {more
+          ? `Up/Down, PageUp/PageDown scroll (${top + 1}-${Math.min(top + l.rows, l.perColumn)} of ${l.perColumn}) · Esc closes`
+          : "Esc closes"}
+      </Text>
+    </>
+  );
+}
+
 export function Overlay({
   state,
   width,
@@ -29,6 +115,26 @@ export function Overlay({
   readonly width: number;
   readonly height: number;
 }) {
+  if (state.kind === "invite") {
+    // No border here: the code is copied from the screen, and a frame would be copied with it.
+    const qr = fits(state.qr, height, width + 2);
+    return (
+      <Box flexDirection="column" width={width} height={height} overflow="hidden">
+        <Text bold>
+          Invitation for one person, once; valid until {when(state.expiresAt)}. /copy copies it.
+        </Text>
+        <Text>{state.code}</Text>
+        {qr ? (
+          <Text>{state.qr}</Text>
+        ) : (
+          <Text color={colour("gray")}>
+            (a larger terminal shows the QR code; `parley invite --qr` prints it)
+          </Text>
+        )}
+        <Text color={colour("gray")}>Esc closes</Text>
+      </Box>
+    );
+  }
   return (
     <Box
       flexDirection="column"
@@ -39,36 +145,7 @@ export function Overlay({
       overflow="hidden"
     >
       {state.kind === "help" ? (
-        <Box flexDirection="row">
-          <Box flexDirection="column" width={Math.floor(width / 2) - 1}>
-            <Text bold>Keys</Text>
-            {BINDINGS.map((b) => (
-              <Text key={b.action} wrap="truncate-end">
-                {b.keys.padEnd(width >= 100 ? 19 : 12)} {b.description}
-              </Text>
-            ))}
-          </Box>
-          <Box flexDirection="column">
-            <Text bold>Commands</Text>
-            {COMMANDS.map(([c, d]) => (
-              <Text key={c} wrap="truncate-end">
-                {c.padEnd(14)} {d}
-              </Text>
-            ))}
-          </Box>
-        </Box>
-      ) : state.kind === "invite" ? (
-        <>
-          <Text bold>
-            Invitation (one person, one time; valid until {new Date(state.expiresAt).toLocaleString()})
-          </Text>
-          <Text wrap="wrap">{state.code}</Text>
-          {fits(state.qr, height, width) ? (
-            <Text>{state.qr}</Text>
-          ) : (
-            <Text color={colour("gray")}>(make the terminal larger to show the QR code)</Text>
-          )}
-        </>
+        <Help scroll={state.scroll} width={width} height={height - 2} />
       ) : (
         <>
           <Text bold>Safety number with {state.contact}</Text>
@@ -85,7 +162,6 @@ export function Overlay({
           </Text>
         </>
       )}
-      <Text color={colour("gray")}>Esc closes</Text>
     </Box>
   );
 }

@@ -2,8 +2,8 @@
 // within it), and every window is read from the store by seq around that anchor, so paging is
 // the same few indexed reads at the newest message and at the 100,000th: nothing is counted,
 // skipped with OFFSET or held in memory beyond the rows on screen.
-import type { ConversationEntry } from "../client.js";
-import { day, type Row, rows, shownAt } from "./format.js";
+import type { ConversationEntry, MessageView } from "../client.js";
+import { type Row, rows } from "./format.js";
 
 /** The first row on screen when scrolled back: a message (by seq) and a row within its rows. */
 export interface Anchor {
@@ -25,6 +25,8 @@ export interface Layout {
   readonly width: number;
   /** How my own messages are labelled. */
   readonly me: string;
+  /** The time "today" is relative to (day separators). */
+  readonly now?: number;
 }
 
 export interface ConversationWindow {
@@ -41,37 +43,40 @@ interface Tagged extends Anchor {
 
 const batchSize = (layout: Layout) => Math.max(32, layout.height);
 
-/** Rows of consecutive entries, each tagged with its place; `lastDay` is the day before the first. */
-function tag(entries: readonly ConversationEntry[], lastDay: string | undefined, layout: Layout): Tagged[] {
+/** Rows of consecutive entries, each tagged with its place; `before` is the message before the first. */
+function tag(
+  entries: readonly ConversationEntry[],
+  before: MessageView | undefined,
+  layout: Layout,
+): Tagged[] {
   const out: Tagged[] = [];
-  let previous = lastDay;
+  let previous = before;
   for (const e of entries) {
-    rows([e.message], layout.me, layout.width, previous).forEach((line, row) => {
+    rows([e.message], layout.me, layout.width, previous, layout.now).forEach((line, row) => {
       out.push({ seq: e.seq, row, line });
     });
-    previous = day(shownAt(e.message));
+    previous = e.message;
   }
   return out;
 }
 
-/** The day of the message just before `seq`, which decides whether `seq` opens with a separator. */
-function dayBefore(source: Source, seq: number): string | undefined {
-  const prev = source.before(seq, 1)[0];
-  return prev ? day(shownAt(prev.message)) : undefined;
+/** The message just before `seq`, which decides whether `seq` opens with a separator and a heading. */
+function messageBefore(source: Source, seq: number): MessageView | undefined {
+  return source.before(seq, 1)[0]?.message;
 }
 
 /** Rows from the message `fromSeq` on: at least `need` of them, unless the conversation ends first. */
 function forward(source: Source, fromSeq: number, need: number, layout: Layout): Tagged[] {
   const out: Tagged[] = [];
   let next = fromSeq;
-  let lastDay = dayBefore(source, fromSeq);
+  let previous = messageBefore(source, fromSeq);
   const n = batchSize(layout);
   while (out.length < need) {
     const batch = source.from(next, n);
-    out.push(...tag(batch, lastDay, layout));
+    out.push(...tag(batch, previous, layout));
     if (batch.length < n) break;
     const last = batch.at(-1)!;
-    lastDay = day(shownAt(last.message));
+    previous = last.message;
     next = last.seq + 1;
   }
   return out;
@@ -83,13 +88,12 @@ function backward(source: Source, beforeSeq: number | undefined, need: number, l
   let before = beforeSeq;
   const n = batchSize(layout);
   while (out.length < need) {
-    // One more than the batch: the oldest only tells the day before the batch.
+    // One more than the batch: the oldest only tells what comes before the batch.
     const batch = source.before(before, n + 1);
     if (batch.length === 0) break;
     const complete = batch.length <= n;
     const shown = complete ? batch : batch.slice(1);
-    const lastDay = complete ? undefined : day(shownAt(batch[0]!.message));
-    out = [...tag(shown, lastDay, layout), ...out];
+    out = [...tag(shown, complete ? undefined : batch[0]!.message, layout), ...out];
     if (complete) break;
     before = shown[0]!.seq;
   }
