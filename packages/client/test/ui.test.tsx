@@ -8,6 +8,7 @@ import { type RelayProcess, startRelay } from "../../relay/test/helpers.js";
 import { Client } from "../src/client.js";
 import { resolvePaths } from "../src/paths.js";
 import { Chat } from "../src/ui/chat.js";
+import { ErrorBoundary } from "../src/ui/error-boundary.js";
 import { Onboarding, type OnboardingResult } from "../src/ui/onboarding.js";
 import { renderUi } from "./ui-helpers.js";
 
@@ -179,6 +180,31 @@ describe("chat", () => {
     await until(ui.lastFrame, (f) => f.includes("Verified"), "the confirmation");
     await ui.keys("\u001b");
     expect(ui.lastFrame()).not.toContain("identity key CHANGED");
+  });
+
+  it("deletes a conversation's history and then the contact without crashing", {
+    timeout: 60_000,
+  }, async () => {
+    const [alice, bob] = await pair();
+    await alice.start();
+    await bob.send("alice", ["unread when deleted"]);
+    const errors: unknown[] = [];
+    const ui = renderUi(
+      <ErrorBoundary onError={(e) => errors.push(e)}>
+        <Chat client={alice} localOnly={false} onQuit={() => {}} />
+      </ErrorBoundary>,
+      (e) => errors.push(e),
+    );
+    cleanups.push(() => ui.unmount());
+    await until(ui.lastFrame, (f) => f.includes("unread when deleted"), "the message");
+    await ui.line("/delete history");
+    await until(ui.lastFrame, (f) => f.includes("deleted the messages with Bob"), "the history deleted");
+    await ui.line("/delete");
+    await until(ui.lastFrame, (f) => f.includes("deleted Bob"), "the contact deleted");
+    // The screen re-reads the store every second: the deleted contact must not come back to bite.
+    await tick(1500);
+    expect(errors).toEqual([]);
+    expect(ui.lastFrame()).toContain("none yet");
   });
 
   it("honours NO_COLOR", { timeout: 60_000 }, async () => {

@@ -231,22 +231,19 @@ export function Chat({ client, localOnly, onQuit, onRelay, onUnseen }: ChatProps
     setOverlay({ kind: "invite", code, qr, expiresAt });
   };
 
+  /** Accepts an invitation; every failure ends as a notice (this runs outside run()'s catch too). */
   const accept = async (code: string, name: string | undefined) => {
     setNotice({ text: "accepting…", error: false });
     accepting.current = true;
     try {
-      const ev = await client.accept(code, name === undefined ? {} : { name }).catch((e: unknown) => {
-        if (e instanceof ClientError && (e.code === "UNREACHABLE" || e.code === "RELAY_REFUSED")) {
-          setNotice({ text: e.message, error: true });
-          return null;
-        }
-        throw e;
-      });
-      if (ev?.type === "contact") {
+      const ev = await client.accept(code, name === undefined ? {} : { name });
+      if (ev.type === "contact") {
         setSelected(ev.contact);
         setScrolledBack(null);
         setNotice({ text: `added ${ev.contact}: compare safety numbers with /verify`, error: false });
       }
+    } catch (e) {
+      setNotice({ text: e instanceof Error ? e.message : String(e), error: true });
     } finally {
       accepting.current = false;
       refresh();
