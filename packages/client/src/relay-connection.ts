@@ -121,7 +121,7 @@ export class RelayConnection extends EventEmitter<RelayConnectionEvents> {
       this.heartbeat = setInterval(() => {
         if (!answered) {
           ws.terminate();
-          this.onClose(`no answer to a ping within ${Math.round(heartbeatMs / 1000)} s`);
+          this.onClose(`no answer to a ping within ${duration(heartbeatMs)}`);
           return;
         }
         answered = false;
@@ -154,7 +154,7 @@ export class RelayConnection extends EventEmitter<RelayConnectionEvents> {
         ws.terminate();
         reject(new RelayUnreachableError(`cannot reach relay ${url}: ${why}`, { cause, reason: why }));
       };
-      const timer = setTimeout(() => fail(`no welcome within ${timeoutMs} ms`), timeoutMs);
+      const timer = setTimeout(() => fail(`no welcome within ${duration(timeoutMs)}`), timeoutMs);
       ws.once("error", (e) => fail(networkProblem(e), e));
       ws.once("close", () => fail("connection closed before welcome"));
       ws.once("unexpected-response", (_req, res) => fail(`HTTP ${res.statusCode} instead of a WebSocket`));
@@ -288,6 +288,8 @@ export class RelayConnection extends EventEmitter<RelayConnectionEvents> {
   }
 }
 
+const duration = (ms: number) => (ms < 1000 ? `${ms} ms` : `${Math.round(ms / 1000)} s`);
+
 /** Why a WebSocket closed, in words (RFC 6455 §7.4.1 codes). */
 function closeReason(code: number): string {
   switch (code) {
@@ -331,7 +333,7 @@ export function probeRelay(url: string, timeoutMs = 2000): Promise<string | null
       socket.destroy();
       resolve(problem);
     };
-    const timer = setTimeout(() => done(`no answer within ${Math.round(timeoutMs / 1000)} s`), timeoutMs);
+    const timer = setTimeout(() => done(`no answer within ${duration(timeoutMs)}`), timeoutMs);
     socket.once("connect", () => done(null));
     socket.once("error", (e) => done(networkProblem(e)));
   });

@@ -5,6 +5,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import type { ClientError } from "../src/errors.js";
 import { ensureLocalRelay, localRelayPid } from "../src/local-relay.js";
+import { probeRelay, RelayConnection } from "../src/relay-connection.js";
 import {
   cleanupLive,
   eventually,
@@ -117,6 +118,30 @@ describe("a live client whose relay goes away", () => {
     const [sent] = await bob.send("alice", ["through the new relay"]);
     expect(sent).toMatchObject({ status: "stored", failure: null });
     await arrived;
+  });
+});
+
+describe("a relay connection", () => {
+  it("drops a connection whose relay stops answering (a hung process), and says why", async () => {
+    const r = await relay();
+    const url = `ws://127.0.0.1:${r.port}`;
+    const conn = await RelayConnection.open(url, { heartbeatMs: 200 });
+    const closed = new Promise<string>((resolve) => conn.once("close", resolve));
+    r.proc.kill("SIGSTOP");
+    try {
+      expect(await closed).toBe("no answer to a ping within 200 ms");
+      expect(conn.isOpen).toBe(false);
+    } finally {
+      r.proc.kill("SIGCONT");
+    }
+  });
+
+  it("probes a relay's port: null when it takes a connection, else why not in words", async () => {
+    const r = await relay();
+    expect(await probeRelay(`ws://127.0.0.1:${r.port}`)).toBeNull();
+    await r.stop();
+    expect(await probeRelay(`ws://127.0.0.1:${r.port}`)).toBe("connection refused");
+    expect(await probeRelay("not a url")).toBe("not a relay URL");
   });
 });
 

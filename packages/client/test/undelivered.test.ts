@@ -100,6 +100,40 @@ describe("a message that cannot be delivered says why", () => {
     expect(bob.history("alice").map((m) => m.text)).toEqual(["one", "two", "three"]);
   });
 
+  it("to a relay this client no longer accepts (its retention): waits, saying why", async () => {
+    const r = await relay(["--storage", "memory", "--ttl", "20d"]);
+    const url = `ws://127.0.0.1:${r.port}`;
+    const [alice] = await pair(url);
+    // The user lowers the maximum below what the relay keeps (as --max-retention would).
+    alice.settings.maxRetentionSeconds = 7 * 86400;
+    const e = await alice.send("Bob", ["kept too long"]).catch((x: unknown) => x);
+    expect((e as ClientError).code).toBe("RELAY_REFUSED");
+    expect(last(alice, "Bob")).toMatchObject({
+      status: "queued",
+      failure: `relay ${url} keeps undelivered messages for 20d, longer than your maximum of 7d (see --max-retention)`,
+    });
+    // Raised again, the message goes and the reason clears.
+    alice.settings.maxRetentionSeconds = 30 * 86400;
+    await alice.flush({ force: true });
+    expect(last(alice, "Bob")).toMatchObject({ status: "stored", failure: null });
+  });
+
+  it("held while the contact's key changed: says what releases it; offline alone says nothing", async () => {
+    const r = await relay();
+    const [alice] = await pair(`ws://127.0.0.1:${r.port}`);
+    await r.stop();
+    await alice.send("Bob", ["written offline"]).catch(() => {});
+    expect(last(alice, "Bob")).toMatchObject({ status: "queued", failure: null });
+    // As when a new key for Bob arrives (client-errors.test.ts and the UI test show how): mark it.
+    alice.store.tx(() => {
+      const [row] = alice.store.contacts();
+      alice.store.putContact(row!.key, { ...row!.value, keyChanged: true });
+    });
+    expect(last(alice, "Bob").failure).toBe(
+      "held until you compare safety numbers with Bob and confirm the new key",
+    );
+  });
+
   it("an acceptance whose invitation mailbox is gone is reported, not retried in silence", async () => {
     const r = await relay();
     const url = `ws://127.0.0.1:${r.port}`;
