@@ -32,8 +32,12 @@ import {
 } from "@parley/protocol";
 import { ClientError } from "./errors.js";
 import { decodeIntro, encodeIntro, isControlText } from "./intro.js";
+import { ensureLocalRelay, isLocalRelayUrl, localRelayPid } from "./local-relay.js";
 import type { Paths } from "./paths.js";
 import {
+  isLoopbackRelay,
+  networkProblem,
+  probeRelay,
   RelayConnection,
   RelayRequestError,
   RelayUnreachableError,
@@ -42,6 +46,7 @@ import {
 import type { Settings } from "./settings.js";
 import {
   type ContactRecord,
+  type DeliveryFailure,
   type MessageRecord,
   type MessageStatus,
   type OutboxRecord,
@@ -68,6 +73,14 @@ export interface MessageView {
   readonly sentAt: number;
   readonly receivedAt: number;
   readonly status: MessageStatus;
+  /**
+   * Why an outgoing message is not delivered, in words ("Bob's mailbox no longer exists"), or null.
+   * With status "failed" it never will be; with "queued" the client still retries (the obstacle is
+   * a refusal, a full mailbox or a held key; being offline is not one: see status().relays); with
+   * "expired" the relay dropped it unread. It clears once the message gets through. Always set by
+   * the client; optional only so that views made by hand need not name it.
+   */
+  readonly failure?: string | null;
 }
 
 /** One message of a conversation window, with its place in the conversation. */
@@ -78,11 +91,23 @@ export interface ConversationEntry {
 
 export type ClientEvent =
   | ({ readonly type: "message" } & MessageView)
-  | { readonly type: "status"; readonly contact: string; readonly id: string; readonly status: MessageStatus }
+  | {
+      readonly type: "status";
+      readonly contact: string;
+      readonly id: string;
+      readonly status: MessageStatus;
+      /** As MessageView.failure: why it is not delivered, or null. */
+      readonly failure: string | null;
+    }
   | ({
       readonly type: "contact";
       readonly event: ContactChange;
       readonly previousName?: string;
+      /**
+       * True when this contact came from someone accepting an invitation this identity issued
+       * ("added", or "renewed" for a known contact): the inviter's "Bob accepted your invitation".
+       */
+      readonly invitationAccepted?: boolean;
     } & ContactView);
 
 export type ContactChange = "added" | "renamed" | "key-changed" | "renewed";
@@ -95,6 +120,7 @@ type InternalEvent =
       readonly id: string;
       readonly event: ContactChange;
       readonly previousName?: string;
+      readonly invitationAccepted?: boolean;
     };
 
 const changed = (id: string, event: ContactChange, previousName?: string): InternalEvent =>
@@ -102,18 +128,57 @@ const changed = (id: string, event: ContactChange, previousName?: string): Inter
     ? { type: "contact-ref", id, event }
     : { type: "contact-ref", id, event, previousName };
 
+/** A contact added or renewed by someone accepting one of my invitations. */
+const byInvitation = (id: string, event: "added" | "renewed"): InternalEvent => ({
+  type: "contact-ref",
+  id,
+  event,
+  invitationAccepted: true,
+});
+
+/** connected; connecting (an attempt is under way); offline (the next one is due at nextRetryAt). */
+export type RelayLinkState = "connected" | "connecting" | "offline";
+
+/** One relay as this process sees it (the "relay" event, and status().relays). */
 export interface RelayState {
   readonly url: string;
-  readonly state: "connected" | "disconnected";
-  /** When disconnected in live mode: the delay before the next attempt. */
-  readonly retryInMs?: number;
+  readonly state: RelayLinkState;
+  /** When offline in live mode: when the next attempt is due (ms since the epoch); else null. */
+  readonly nextRetryAt: number | null;
+  /** Why the last attempt failed or the connection ended, in words; null while connected. */
+  readonly lastError: string | null;
+}
+
+/** A relay's connection in live mode, kept up by retry(). */
+interface Link {
+  state: RelayLinkState;
+  nextRetryAt: number | null;
+  lastError: string | null;
+  /** Since when it is not connected (ms), or null. */
+  offlineSince: number | null;
+  /** Full attempts in a row that failed although the relay's port took a TCP connection. */
+  failures: number;
+  /** No full attempt before this (ms): the back-off after such failures. */
+  notBefore: number;
+  /** Failed restarts of the personal relay in a row, and the earliest next one (ms). */
+  revivals: number;
+  reviveNotBefore: number;
+  timer: NodeJS.Timeout | null;
+  /** retry() is running. */
+  busy: boolean;
 }
 
 interface Live {
   readonly timers: Set<NodeJS.Timeout>;
-  /** Failed reconnection attempts per relay, for the back-off. */
-  readonly attempts: Map<string, number>;
+  readonly links: Map<string, Link>;
+  /** The environment that locates the personal relay (its port and data directory). */
+  readonly env: NodeJS.ProcessEnv;
   stopped: boolean;
+}
+
+export interface LiveOptions {
+  /** Locates the personal relay, which is restarted if it dies (default: process.env). */
+  readonly env?: NodeJS.ProcessEnv;
 }
 
 export interface ClientEvents {
@@ -139,6 +204,33 @@ export function backoffMs(attempts: number): number {
   const base = Math.min(300_000, 1000 * 2 ** Math.min(attempts, 9));
   return Math.round(base * (0.75 + Math.random() * 0.5));
 }
+
+/** ±20 % */
+const jittered = (ms: number) => Math.round(ms * (0.8 + Math.random() * 0.4));
+
+/**
+ * A relay that is down is probed (one TCP connection, opened and closed) every 0.64–0.96 s, so a
+ * relay that comes back is noticed within a second; the WebSocket and its hello follow only once
+ * its port answers. First probe after a connection drops: at once, nearly.
+ */
+const PROBE_MS = 800;
+const FIRST_RETRY_MS = 150;
+
+/**
+ * The back-off of full attempts that fail although the relay's port takes TCP connections (a
+ * proxy answering for a relay that is down, a relay refusing the hello): 1 s doubling to 1 s on
+ * this machine, to 15 s for a relay elsewhere; a relay refused for its policy (retention) is asked
+ * again after a minute.
+ */
+function attemptBackoffMs(url: string, failures: number): number {
+  const cap = isLoopbackRelay(url) ? 1000 : 15_000;
+  return jittered(Math.min(cap, 1000 * 2 ** Math.max(0, failures - 1)));
+}
+const REFUSED_RETRY_MS = 60_000;
+/** Personal relay restarts that fail are tried again after 2 s doubling to a minute. */
+const reviveBackoffMs = (failures: number) => Math.min(60_000, 2000 * 2 ** Math.max(0, failures - 1));
+/** A personal relay whose process runs but whose port stays closed this long is started again. */
+const REVIVE_GRACE_MS = 15_000;
 
 /**
  * A stored message with no receipt is called expired once the relay's retention and one sweep
@@ -246,6 +338,49 @@ export class Client extends EventEmitter<ClientEvents> {
     };
   }
 
+  private messageView(contact: ContactRecord, m: MessageRecord): MessageView {
+    return {
+      contact: contact.name,
+      id: m.id,
+      direction: m.direction,
+      text: m.text,
+      sentAt: m.sentAt,
+      receivedAt: m.receivedAt,
+      status: m.status,
+      failure: this.failureOf(contact, m),
+    };
+  }
+
+  private statusEvent(contact: ContactRecord, m: MessageRecord): Extract<ClientEvent, { type: "status" }> {
+    return {
+      type: "status",
+      contact: contact.name,
+      id: m.id,
+      status: m.status,
+      failure: this.failureOf(contact, m),
+    };
+  }
+
+  /** Why an outgoing message is not delivered, in words (MessageView.failure). */
+  private failureOf(contact: ContactRecord, m: MessageRecord): string | null {
+    if (m.direction !== "out") return null;
+    switch (m.status) {
+      case "expired": {
+        const retention = this.store.relay(contact.outbox.relay)?.retentionSeconds;
+        return `${contact.name} did not fetch it before the relay dropped it${retention ? ` (it keeps messages ${humanDuration(retention)})` : ""}`;
+      }
+      case "queued":
+        if (contact.keyChanged) {
+          return `held until you compare safety numbers with ${contact.name} and confirm the new key`;
+        }
+        return m.failure ? failureWords(contact.name, m.failure) : null;
+      case "failed":
+        return failureWords(contact.name, m.failure ?? { code: "refused" });
+      default:
+        return null;
+    }
+  }
+
   /** Finds a contact by its exact name, else by a unique case-insensitive match. */
   findContact(name: string): { id: string; contact: ContactRecord } {
     const all = this.store.contacts();
@@ -289,7 +424,7 @@ export class Client extends EventEmitter<ClientEvents> {
         }
       }
       if (shown > 0) this.store.putContact(id, { ...contact, unread: Math.max(0, contact.unread - shown) });
-      return rows.map((r) => messageView(contact.name, r.value));
+      return rows.map((r) => this.messageView(contact, r.value));
     });
   }
 
@@ -309,7 +444,7 @@ export class Client extends EventEmitter<ClientEvents> {
       "from" in at
         ? this.store.messagesFrom(id, at.from, limit)
         : this.store.messagesBefore(id, at.before, limit);
-    return rows.map((r) => ({ seq: r.seq, message: messageView(contact.name, r.value) }));
+    return rows.map((r) => ({ seq: r.seq, message: this.messageView(contact, r.value) }));
   }
 
   /** Marks every shown message of a conversation read (queuing read receipts) and clears its unread count. */
@@ -370,22 +505,19 @@ export class Client extends EventEmitter<ClientEvents> {
     }
   }
 
-  /** What a status bar shows: the outbox size and, per relay in use, its retention. */
+  /**
+   * What a status bar shows: the outbox size and, per relay in use, its state (in live mode:
+   * connecting, or offline with the time of the next attempt and why) and its retention.
+   */
   status(): {
     outbox: number;
-    relays: { url: string; connected: boolean; retentionSeconds: number | null }[];
+    relays: (RelayState & { connected: boolean; retentionSeconds: number | null })[];
   } {
-    const urls = new Set<string>();
-    for (const r of this.store.contacts()) {
-      urls.add(r.value.inbox.relay);
-      urls.add(r.value.outbox.relay);
-    }
-    for (const r of this.store.invitations()) urls.add(r.value.relay);
-    if (this.settings.relay) urls.add(this.settings.relay);
+    const urls = this.relaysInUse();
     return {
       outbox: this.store.outboxSize(),
       relays: [...urls].sort().map((url) => ({
-        url,
+        ...this.relayState(url),
         connected: this.liveRelays.has(url),
         retentionSeconds: this.store.relay(url)?.retentionSeconds ?? null,
       })),
@@ -544,13 +676,15 @@ export class Client extends EventEmitter<ClientEvents> {
         );
       }
       conn.on("deliver", (frame) => this.onDeliver(conn, frame));
-      conn.on("close", () => {
+      conn.on("close", (reason) => {
         if (this.connections.get(url) === opening) this.connections.delete(url);
         this.liveRelays.delete(url);
-        if (this.live && !this.live.stopped) this.reconnectLater(url);
+        if (this.live && !this.live.stopped) this.linkDown(url, reason, FIRST_RETRY_MS);
+        else this.emit("relay", { url, state: "offline", nextRetryAt: null, lastError: reason });
       });
       this.liveRelays.add(url);
-      this.emit("relay", { url, state: "connected" });
+      if (this.live && !this.live.stopped) this.linkUp(url);
+      else this.emit("relay", { url, state: "connected", nextRetryAt: null, lastError: null });
       return conn;
     })();
     this.connections.set(url, opening);
@@ -793,7 +927,7 @@ export class Client extends EventEmitter<ClientEvents> {
   async send(
     name: string,
     texts: string[],
-  ): Promise<{ contact: string; id: string; status: MessageStatus }[]> {
+  ): Promise<{ contact: string; id: string; status: MessageStatus; failure: string | null }[]> {
     for (const t of texts) {
       if (t.length === 0) throw new ClientError("USAGE", "refusing to send an empty message");
       if (isControlText(t)) throw new ClientError("USAGE", "a message must not start with a NUL character");
@@ -828,11 +962,16 @@ export class Client extends EventEmitter<ClientEvents> {
       return { contactId: id, name: contact.name, out };
     });
     const { unreachable, refused } = await this.flush({ force: true });
-    const statuses = queued.out.map((m) => ({
-      contact: queued.name,
-      id: m.id,
-      status: this.store.messageBySeq(queued.contactId, m.seq)?.status ?? "queued",
-    }));
+    const contact = this.store.contact(queued.contactId);
+    const statuses = queued.out.map((m) => {
+      const rec = this.store.messageBySeq(queued.contactId, m.seq);
+      return {
+        contact: contact?.name ?? queued.name,
+        id: m.id,
+        status: rec?.status ?? ("queued" as MessageStatus),
+        failure: rec && contact ? this.failureOf(contact, rec) : null,
+      };
+    });
     if (statuses.some((s) => s.status === "queued") && unreachable.length > 0) {
       throw new ClientError(
         "UNREACHABLE",
@@ -845,8 +984,9 @@ export class Client extends EventEmitter<ClientEvents> {
         `${refused.join("; ")}; the message waits in the outbox and is retried by the next send or sync`,
       );
     }
-    if (statuses.some((s) => s.status === "failed")) {
-      throw new ClientError("RELAY_REFUSED", `${refused.join("; ")}; the message was not sent`);
+    const failed = statuses.find((s) => s.status === "failed");
+    if (failed) {
+      throw new ClientError("RELAY_REFUSED", `not delivered: ${failed.failure}; the message was not sent`);
     }
     return statuses;
   }
@@ -889,7 +1029,8 @@ export class Client extends EventEmitter<ClientEvents> {
     this.sealReceipts();
     const unreachable = new Set<string>();
     const refused: string[] = [];
-    const blocked = new Set<string>();
+    /** Destinations skipped for the rest of this round, with the refusal that stopped them (if any). */
+    const blocked = new Map<string, DeliveryFailure | null>();
     const now = Date.now();
     for (const seq of this.store.outboxSeqs()) {
       // Read the entry and its contact just before depositing: another process may have sent
@@ -898,50 +1039,145 @@ export class Client extends EventEmitter<ClientEvents> {
       if (!entry) continue;
       const e = entry.value;
       const dest = `${e.relay} ${e.address}`;
-      if (blocked.has(dest)) continue;
-      if (unreachable.has(e.relay) || (!force && e.nextAttemptAt > now)) {
-        blocked.add(dest);
+      const stoppedBy = blocked.get(dest);
+      if (stoppedBy !== undefined) {
+        // Behind a refused entry: the same reason holds it.
+        if (stoppedBy) this.noteFailure(entry, stoppedBy);
         continue;
       }
+      // In live mode a relay that is down is left to its link, which flushes once it is back.
+      const down = this.live !== null && this.live.links.get(e.relay)?.state === "offline";
+      if (unreachable.has(e.relay) || (!force && (e.nextAttemptAt > now || down))) {
+        blocked.set(dest, null);
+        continue;
+      }
+      let limit: number | null = null;
       try {
         const conn = await this.connect(e.relay);
-        await conn.deposit(fromHex(e.address), fromHex(e.clientMessageId), unb64(e.ciphertext));
-      } catch (err) {
-        blocked.add(dest);
-        // Only a ciphertext the relay will never take is given up; a missing mailbox comes back
-        // when its owner's client next connects (it re-creates it), a full one empties.
-        const permanent = err instanceof RelayRequestError && err.code === "TOO_LARGE";
-        if (
-          err instanceof RelayUnreachableError ||
-          (err instanceof ClientError && err.code === "UNREACHABLE")
-        ) {
-          unreachable.add(e.relay);
-        } else if (err instanceof ClientError && err.code === "RELAY_REFUSED") {
-          refused.push(err.message);
-        } else if (err instanceof RelayRequestError) {
-          refused.push(`relay ${e.relay} refused a ${e.kind}: ${err.code} (${err.message})`);
-        } else {
-          throw err;
+        limit = conn.welcome.maxCiphertext;
+        const ciphertext = unb64(e.ciphertext);
+        if (ciphertext.length > limit) {
+          throw new RelayRequestError("TOO_LARGE", `${ciphertext.length} bytes, above its ${limit}`);
         }
-        this.store.tx(() => {
-          const current = this.store.outboxEntry(entry.seq);
-          if (!current) return;
-          if (permanent) {
-            this.failEntry(entry.seq, entry.contact, current.value, (err as RelayRequestError).code);
-          } else {
-            this.store.putOutbox(entry.seq, entry.contact, {
-              ...current.value,
-              attempts: current.value.attempts + 1,
-              nextAttemptAt: Date.now() + backoffMs(current.value.attempts),
-              lastError: (err as Error).message,
-            });
+        await conn.deposit(fromHex(e.address), fromHex(e.clientMessageId), ciphertext);
+      } catch (err) {
+        const outcome = depositOutcome(err, limit);
+        if (outcome.kind === "unreachable") {
+          unreachable.add(e.relay);
+          if (this.live && !this.live.stopped && !this.liveRelays.has(e.relay)) {
+            this.watchRelay(e.relay, outcome.reason);
           }
-        });
+        } else {
+          refused.push(
+            err instanceof RelayRequestError
+              ? `relay ${e.relay} refused a ${e.kind}: ${err.code} (${err.message})`
+              : (err as Error).message,
+          );
+        }
+        // Entries behind a refused one wait for the same reason (a given-up one's reason is its own).
+        blocked.set(dest, outcome.kind === "waiting" || outcome.kind === "lasting" ? outcome.failure : null);
+        this.refusedEntry(entry, outcome, (err as Error).message);
         continue;
       }
       this.delivered(entry.seq, entry.contact, e);
     }
     return { unreachable: [...unreachable], refused };
+  }
+
+  /**
+   * Records a failed deposit: a permanent refusal gives the entry up; a refusal of the mailbox
+   * (or an unexpected one) does too once it has lasted past the relay's retention; anything else
+   * waits for the back-off.
+   */
+  private refusedEntry(
+    entry: { seq: number; contact: string; value: OutboxRecord },
+    outcome: DepositOutcome,
+    message: string,
+  ): void {
+    const effects = this.store.tx((): Effects => {
+      const out: Effects = { events: [], warnings: [] };
+      const current = this.store.outboxEntry(entry.seq);
+      if (!current) return out;
+      const e = current.value;
+      if (outcome.kind === "permanent") {
+        this.failEntry(entry.seq, entry.contact, e, outcome.failure, out);
+        return out;
+      }
+      const now = Date.now();
+      let nextAttemptAt = now + backoffMs(e.attempts);
+      if (outcome.kind === "lasting") {
+        const contact = this.store.contact(entry.contact);
+        if (contact) {
+          const since = contact.refused?.address === e.address ? contact.refused.since : now;
+          if (contact.refused?.address !== e.address) {
+            this.store.putContact(entry.contact, { ...contact, refused: { address: e.address, since } });
+          }
+          const deadline = since + this.expiryDelayMs(e.relay);
+          if (now >= deadline) {
+            this.failDestination(entry.contact, e.relay, e.address, outcome.failure, out);
+            return out;
+          }
+          nextAttemptAt = Math.min(nextAttemptAt, deadline);
+        }
+      }
+      const updated: OutboxRecord = { ...e, attempts: e.attempts + 1, nextAttemptAt, lastError: message };
+      this.store.putOutbox(entry.seq, entry.contact, updated);
+      if (outcome.kind === "waiting" || outcome.kind === "lasting") {
+        this.recordFailure({ ...entry, value: updated }, outcome.failure, out);
+      }
+      return out;
+    });
+    this.publish(effects);
+  }
+
+  /** Records why an entry waits, outside any transaction (an entry behind a refused one). */
+  private noteFailure(
+    entry: { seq: number; contact: string; value: OutboxRecord },
+    failure: DeliveryFailure,
+  ): void {
+    this.publish(
+      this.store.tx((): Effects => {
+        const out: Effects = { events: [], warnings: [] };
+        const current = this.store.outboxEntry(entry.seq);
+        if (current) this.recordFailure({ ...entry, value: current.value }, failure, out);
+        return out;
+      }),
+    );
+  }
+
+  /**
+   * Records on an entry's message why it waits (an event when that changes); an entry with no
+   * message (an acceptance, an introduction) is reported once as a warning. In a transaction.
+   */
+  private recordFailure(
+    entry: { seq: number; contact: string; value: OutboxRecord },
+    failure: DeliveryFailure,
+    out: Effects,
+  ): void {
+    const e = entry.value;
+    const contact = this.store.contact(entry.contact);
+    if (!contact) return;
+    if (e.messageSeq === undefined) {
+      if (e.failure === failure.code) return;
+      this.store.putOutbox(entry.seq, entry.contact, { ...e, failure: failure.code });
+      if (e.kind !== "receipt") {
+        out.warnings.push(
+          `${KIND_WORDS[e.kind]} to ${contact.name} waits: ${failureWords(contact.name, failure)}`,
+        );
+      }
+      return;
+    }
+    const m = this.store.messageBySeq(entry.contact, e.messageSeq);
+    if (m?.status !== "queued" || sameFailure(m.failure, failure)) return;
+    const updated: MessageRecord = { ...m, failure };
+    this.store.putMessage(entry.contact, e.messageSeq, updated);
+    out.events.push(this.statusEvent(contact, updated));
+  }
+
+  /** Publishes what a committed transaction produced. */
+  private publish(effects: Effects): void {
+    for (const ev of effects.events) this.emitEvent(ev);
+    for (const w of effects.warnings) this.emit("warning", w);
   }
 
   /** An outbox entry as it is now, or null when it is gone or its contact's key changed. */
@@ -957,34 +1193,70 @@ export class Client extends EventEmitter<ClientEvents> {
   private delivered(seq: number, contactId: string, e: OutboxRecord): void {
     const ev = this.store.tx((): InternalEvent | null => {
       this.store.removeOutbox(seq);
-      if (e.messageSeq === undefined) return null;
       const contact = this.store.contact(contactId);
-      const m = this.store.messageBySeq(contactId, e.messageSeq);
-      if (!contact || !m || m.status !== "queued") return null;
-      this.store.putMessage(contactId, e.messageSeq, { ...m, status: "stored" });
+      if (!contact) return null;
+      // The mailbox takes deposits again: whatever was refused there is forgotten.
+      if (contact.refused?.address === e.address) delete contact.refused;
+      const m = e.messageSeq === undefined ? null : this.store.messageBySeq(contactId, e.messageSeq);
+      if (m?.status !== "queued" || e.messageSeq === undefined) {
+        this.store.putContact(contactId, contact);
+        return null;
+      }
+      const { failure: _cleared, ...rest } = m;
+      const stored: MessageRecord = { ...rest, status: "stored" };
+      this.store.putMessage(contactId, e.messageSeq, stored);
       contact.awaiting.push({
         seq: e.messageSeq,
         deadline: Date.now() + this.expiryDelayMs(e.relay),
       });
       this.store.putContact(contactId, contact);
-      return { type: "status", contact: contact.name, id: m.id, status: "stored" };
+      return this.statusEvent(contact, stored);
     });
     if (ev) this.emitEvent(ev);
   }
 
-  private failEntry(seq: number, contactId: string, e: OutboxRecord, why: string): void {
-    this.store.removeOutbox(seq);
-    const contact = this.store.contact(contactId);
-    if (e.messageSeq !== undefined && contact) {
-      const m = this.store.messageBySeq(contactId, e.messageSeq);
-      if (m) {
-        this.store.putMessage(contactId, e.messageSeq, { ...m, status: "failed" });
-        this.emitEvent({ type: "status", contact: contact.name, id: m.id, status: "failed" });
+  /** Gives up every entry of a contact to one mailbox (inside a transaction). */
+  private failDestination(
+    contactId: string,
+    relay: string,
+    address: string,
+    failure: DeliveryFailure,
+    out: Effects,
+  ): void {
+    for (const seq of this.store.outboxSeqs()) {
+      const entry = this.store.outboxEntry(seq);
+      if (!entry || entry.contact !== contactId) continue;
+      if (entry.value.relay === relay && entry.value.address === address) {
+        this.failEntry(seq, contactId, entry.value, failure, out);
       }
     }
-    this.emit(
-      "warning",
-      `a ${e.kind} to ${contact?.name ?? "a deleted contact"} was refused by its relay (${why}) and dropped`,
+  }
+
+  /** Gives one entry up (inside a transaction): its message is marked failed, with why. */
+  private failEntry(
+    seq: number,
+    contactId: string,
+    e: OutboxRecord,
+    failure: DeliveryFailure,
+    out: Effects,
+  ): void {
+    this.store.removeOutbox(seq);
+    const contact = this.store.contact(contactId);
+    const name = contact?.name ?? "a deleted contact";
+    if (e.messageSeq !== undefined) {
+      const m = contact ? this.store.messageBySeq(contactId, e.messageSeq) : null;
+      if (contact && m && m.status === "queued") {
+        const failed: MessageRecord = { ...m, status: "failed", failure };
+        this.store.putMessage(contactId, e.messageSeq, failed);
+        out.events.push(this.statusEvent(contact, failed));
+      }
+      return;
+    }
+    if (e.kind === "receipt") return; // a receipt that cannot go is not worth a warning
+    out.warnings.push(
+      `${KIND_WORDS[e.kind]} to ${name} was given up: ${failureWords(name, failure)}${
+        e.kind === "accept" ? "; ask them for a new invitation" : ""
+      }`,
     );
   }
 
@@ -1046,26 +1318,34 @@ export class Client extends EventEmitter<ClientEvents> {
     return boxes;
   }
 
-  /** Connects to every relay holding one of my mailboxes and subscribes to them. */
+  /**
+   * Connects to every relay holding one of my mailboxes and subscribes to them; in live mode, to
+   * every other relay in use too (a contact's, the default one), so that each has a state.
+   */
   async listen(): Promise<FlushReport> {
     const unreachable: string[] = [];
     const refused: string[] = [];
+    const boxes = this.mailboxes();
+    if (this.live) for (const url of this.relaysInUse()) if (!boxes.has(url)) boxes.set(url, []);
     await Promise.all(
-      [...this.mailboxes()].map(async ([relay, keys]) => {
+      [...boxes].map(async ([relay, keys]) => {
         const result = await this.listenOn(relay, keys);
-        if (result === "unreachable") unreachable.push(relay);
-        else if (result !== "ok") refused.push(result.refused);
+        if (result === "ok") return;
+        if ("unreachable" in result) {
+          unreachable.push(relay);
+          if (this.live && !this.live.stopped) this.watchRelay(relay, result.unreachable);
+        } else refused.push(result.refused);
       }),
     );
     this.lastDelivery = Date.now();
     return { unreachable, refused };
   }
 
-  /** Subscribes to my mailboxes on one relay. */
+  /** Subscribes to my mailboxes on one relay; says why not in words. */
   private async listenOn(
     relay: string,
     keys: MailboxKey[],
-  ): Promise<"ok" | "unreachable" | { refused: string }> {
+  ): Promise<"ok" | { unreachable: string } | { refused: string }> {
     try {
       const conn = await this.connect(relay);
       for (const key of keys) {
@@ -1079,7 +1359,9 @@ export class Client extends EventEmitter<ClientEvents> {
       return "ok";
     } catch (e) {
       if (e instanceof ClientError && e.code === "RELAY_REFUSED") return { refused: e.message };
-      if (e instanceof ClientError || e instanceof RelayUnreachableError) return "unreachable";
+      if (e instanceof ClientError || e instanceof RelayUnreachableError) {
+        return { unreachable: unreachableReason(e) };
+      }
       throw e;
     }
   }
@@ -1087,26 +1369,30 @@ export class Client extends EventEmitter<ClientEvents> {
   // ----------------------------------------------------------------------------- live mode
 
   /**
-   * Stays online until `stop()`: subscribes to every mailbox, reconnects to a relay that drops
-   * (backing off from 1 s to 5 min), retries the outbox as entries fall due, and marks expired
-   * messages. Events arrive as they happen. This is what the terminal UI runs.
+   * Stays online until `stop()`: subscribes to every mailbox, keeps every relay in use connected
+   * (a relay that is down is probed about every second and reconnected once it answers; the
+   * personal relay is restarted if its process died), retries the outbox as entries fall due,
+   * and marks expired messages. Events arrive as they happen; each relay's state as a "relay"
+   * event and in status(). This is what the terminal UI runs.
    */
-  async start(): Promise<void> {
+  async start(options: LiveOptions = {}): Promise<void> {
     if (this.live) return;
-    const live: Live = { timers: new Set(), attempts: new Map(), stopped: false };
+    const live: Live = {
+      timers: new Set(),
+      links: new Map(),
+      env: options.env ?? process.env,
+      stopped: false,
+    };
     this.live = live;
+    for (const url of this.relaysInUse()) {
+      if (!this.liveRelays.has(url)) this.setLink(url, { state: "connecting", nextRetryAt: null });
+    }
     await this.flush({ force: true });
     const listened = await this.listen();
     for (const r of listened.refused) this.emit("warning", r);
-    for (const relay of listened.unreachable) this.reconnectLater(relay);
     const tick = setInterval(() => {
       if (this.flushing) return;
-      void this.flush().then(
-        (report) => {
-          for (const r of report.refused) this.emit("warning", r);
-        },
-        (e: unknown) => this.emit("warning", `outbox: ${(e as Error).message}`),
-      );
+      void this.flush().catch((e: unknown) => this.emit("warning", `outbox: ${(e as Error).message}`));
     }, 1000);
     const expiry = setInterval(() => {
       this.checkExpired();
@@ -1129,6 +1415,7 @@ export class Client extends EventEmitter<ClientEvents> {
     if (!live) return false;
     live.stopped = true;
     for (const t of live.timers) clearTimeout(t);
+    for (const link of live.links.values()) if (link.timer) clearTimeout(link.timer);
     this.live = null;
     return true;
   }
@@ -1144,29 +1431,188 @@ export class Client extends EventEmitter<ClientEvents> {
     return [...this.liveRelays];
   }
 
-  private reconnectLater(relay: string): void {
+  /** Every relay this identity uses: its mailboxes', its contacts' and the default one. */
+  private relaysInUse(): Set<string> {
+    const urls = new Set<string>();
+    for (const r of this.store.contacts()) {
+      urls.add(r.value.inbox.relay);
+      urls.add(r.value.outbox.relay);
+    }
+    for (const r of this.store.invitations()) urls.add(r.value.relay);
+    if (this.settings.relay) urls.add(this.settings.relay);
+    return urls;
+  }
+
+  /** One relay's state as this process sees it now. */
+  relayState(url: string): RelayState {
+    if (this.liveRelays.has(url)) return { url, state: "connected", nextRetryAt: null, lastError: null };
+    const link = this.live?.links.get(url);
+    if (!link) return { url, state: "offline", nextRetryAt: null, lastError: null };
+    return { url, state: link.state, nextRetryAt: link.nextRetryAt, lastError: link.lastError };
+  }
+
+  private setLink(url: string, patch: Partial<Omit<Link, "timer" | "busy">>): Link | null {
+    const live = this.live;
+    if (!live || live.stopped) return null;
+    let link = live.links.get(url);
+    const before = link
+      ? { state: link.state, nextRetryAt: link.nextRetryAt, lastError: link.lastError }
+      : null;
+    if (!link) {
+      link = {
+        state: "offline",
+        nextRetryAt: null,
+        lastError: null,
+        offlineSince: Date.now(),
+        failures: 0,
+        notBefore: 0,
+        revivals: 0,
+        reviveNotBefore: 0,
+        timer: null,
+        busy: false,
+      };
+      live.links.set(url, link);
+    }
+    Object.assign(link, patch);
+    if (
+      !before ||
+      before.state !== link.state ||
+      before.nextRetryAt !== link.nextRetryAt ||
+      before.lastError !== link.lastError
+    ) {
+      this.emit("relay", this.relayState(url));
+    }
+    return link;
+  }
+
+  private linkUp(url: string): void {
+    const link = this.setLink(url, {
+      state: "connected",
+      nextRetryAt: null,
+      lastError: null,
+      offlineSince: null,
+      failures: 0,
+      notBefore: 0,
+      revivals: 0,
+      reviveNotBefore: 0,
+    });
+    if (link?.timer) {
+      clearTimeout(link.timer);
+      link.timer = null;
+    }
+  }
+
+  /** The relay is not connected: say why and try again after `delayMs`. */
+  private linkDown(url: string, why: string, delayMs: number): void {
+    const current = this.live?.links.get(url);
+    const link = this.setLink(url, {
+      state: "offline",
+      lastError: why,
+      offlineSince: current?.offlineSince ?? Date.now(),
+    });
+    if (link) this.scheduleRetry(url, link, delayMs);
+  }
+
+  /** Starts watching a relay found unreachable, unless that is already under way. */
+  private watchRelay(url: string, why: string): void {
+    const link = this.live?.links.get(url);
+    if (link?.busy) return;
+    if (link?.timer) {
+      this.setLink(url, { lastError: why });
+      return;
+    }
+    this.linkDown(url, why, jittered(PROBE_MS));
+  }
+
+  private scheduleRetry(url: string, link: Link, delayMs: number): void {
     const live = this.live;
     if (!live || live.stopped) return;
-    const attempts = (live.attempts.get(relay) ?? 0) + 1;
-    live.attempts.set(relay, attempts);
-    this.emit("relay", { url: relay, state: "disconnected", retryInMs: backoffMs(attempts - 1) });
-    const timer = setTimeout(
-      async () => {
-        live.timers.delete(timer);
-        if (live.stopped) return;
-        const keys = this.mailboxes().get(relay) ?? [];
-        const result = await this.listenOn(relay, keys);
-        if (result !== "unreachable") {
-          if (result !== "ok") this.emit("warning", result.refused);
-          live.attempts.delete(relay);
-          void this.flush({ force: true }).catch(() => {});
-        } else {
-          this.reconnectLater(relay);
-        }
-      },
-      backoffMs(attempts - 1),
+    if (link.timer) clearTimeout(link.timer);
+    const at = Date.now() + delayMs;
+    this.setLink(url, { nextRetryAt: at });
+    link.timer = setTimeout(() => {
+      link.timer = null;
+      link.busy = true;
+      void this.retry(url)
+        .catch((e: unknown) => {
+          this.emit("warning", `relay ${url}: ${(e as Error).message}`);
+          this.linkDown(url, (e as Error).message, jittered(PROBE_MS));
+        })
+        .finally(() => {
+          link.busy = false;
+        });
+    }, delayMs);
+  }
+
+  /**
+   * One reconnection attempt: a TCP probe first (a relay that is down costs one refused
+   * connection); the personal relay is restarted if its process is gone; once the port answers,
+   * the WebSocket, its hello, the subscriptions and a flush of the outbox.
+   */
+  private async retry(url: string): Promise<void> {
+    const live = this.live;
+    const link = live?.links.get(url);
+    if (!live || live.stopped || !link) return;
+    if (this.liveRelays.has(url)) return this.linkUp(url);
+    let problem = await probeRelay(url);
+    if (live.stopped) return;
+    if (problem !== null && this.isPersonalRelay(url, live.env))
+      problem = await this.revive(url, link, problem);
+    if (live.stopped) return;
+    if (problem !== null) return this.linkDown(url, problem, jittered(PROBE_MS));
+    const now = Date.now();
+    if (now < link.notBefore) return this.linkDown(url, link.lastError ?? "waiting", link.notBefore - now);
+    this.setLink(url, { state: "connecting", nextRetryAt: null });
+    const result = await this.listenOn(url, this.mailboxes().get(url) ?? []);
+    if (live.stopped) return;
+    if (result !== "ok" && !this.liveRelays.has(url)) {
+      // Its port answered, yet no connection: back off (a proxy in front of a relay that is down,
+      // a relay refusing us) rather than try again every second.
+      link.failures += 1;
+      const refusal = "refused" in result ? result.refused : null;
+      const delay = refusal !== null ? REFUSED_RETRY_MS : attemptBackoffMs(url, link.failures);
+      link.notBefore = Date.now() + delay;
+      const why = "refused" in result ? result.refused : result.unreachable;
+      if (refusal !== null && link.lastError !== why) this.emit("warning", why);
+      return this.linkDown(url, why, delay);
+    }
+    if (result !== "ok" && "refused" in result) this.emit("warning", result.refused);
+    this.linkUp(url);
+    void this.flush({ force: true }).catch((e: unknown) =>
+      this.emit("warning", `outbox: ${(e as Error).message}`),
     );
-    live.timers.add(timer);
+  }
+
+  /** Is `url` the personal relay this client starts (settings.localRelay)? */
+  private isPersonalRelay(url: string, env: NodeJS.ProcessEnv): boolean {
+    return this.settings.localRelay === true && url === this.settings.relay && isLocalRelayUrl(url, env);
+  }
+
+  /**
+   * Restarts the personal relay when its process is gone (or runs, but has not opened its port
+   * for longer than a start takes). Returns null once it answers, else why not.
+   */
+  private async revive(url: string, link: Link, problem: string): Promise<string | null> {
+    const live = this.live!;
+    const now = Date.now();
+    if (now < link.reviveNotBefore) return problem;
+    const stuck = link.offlineSince !== null && now - link.offlineSince > REVIVE_GRACE_MS;
+    if (localRelayPid(live.env) !== null && !stuck) return problem;
+    this.setLink(url, {
+      state: "connecting",
+      nextRetryAt: null,
+      lastError: "your personal relay stopped; restarting it",
+    });
+    try {
+      const { started } = await ensureLocalRelay(live.env);
+      link.revivals = 0;
+      if (started) this.emit("warning", "your personal relay had stopped; it was restarted");
+      return null;
+    } catch (e) {
+      link.revivals += 1;
+      link.reviveNotBefore = Date.now() + reviveBackoffMs(link.revivals);
+      return `your personal relay stopped and could not be restarted: ${(e as Error).message}`;
+    }
   }
 
   /**
@@ -1341,7 +1787,7 @@ export class Client extends EventEmitter<ClientEvents> {
       contact.unread += 1;
       contact.lastActivity = now;
       if (sendReceipts) this.store.addReceipt(id, { kind: "delivered", id: rec.id });
-      return [{ type: "message", ...messageView(contact.name, rec) }];
+      return [{ type: "message", ...this.messageView(contact, rec) }];
     }
     const events: InternalEvent[] = [];
     const status: MessageStatus = payload.type;
@@ -1349,9 +1795,10 @@ export class Client extends EventEmitter<ClientEvents> {
       const hit = this.store.messageById(id, toHex(raw));
       if (!hit) continue;
       if (hit.value.direction !== "out" || RANK[hit.value.status] >= RANK[status]) continue;
-      this.store.putMessage(id, hit.seq, { ...hit.value, status });
+      const { failure: _gone, ...rest } = hit.value;
+      this.store.putMessage(id, hit.seq, { ...rest, status });
       contact.awaiting = contact.awaiting.filter((a) => a.seq !== hit.seq);
-      events.push({ type: "status", contact: contact.name, id: hit.value.id, status });
+      events.push({ type: "status", contact: contact.name, id: hit.value.id, status, failure: null });
     }
     return events;
   }
@@ -1394,7 +1841,7 @@ export class Client extends EventEmitter<ClientEvents> {
     if (existing) {
       contact = { ...existing.value, ...base, previous: this.retire(existing.value, now) };
       id = existing.key;
-      events.push(changed(id, "renewed"));
+      events.push(byInvitation(id, "renewed"));
     } else {
       const fp = fingerprint(accepted.identity);
       contact = {
@@ -1413,13 +1860,13 @@ export class Client extends EventEmitter<ClientEvents> {
     if (payload) {
       const applied = this.apply(id, contact, payload);
       if (!existing) {
-        events.push(changed(id, "added"));
+        events.push(byInvitation(id, "added"));
       }
       events.push(
         ...applied.filter((e) => !(e.type === "contact-ref" && e.event === "renamed" && !existing)),
       );
     } else if (!existing) {
-      events.push(changed(id, "added"));
+      events.push(byInvitation(id, "added"));
     }
     // Tell the accepter who we are; this also ends its Accept wrapping.
     const wire = this.encryptTo(contact, this.introPayload());
@@ -1438,8 +1885,9 @@ export class Client extends EventEmitter<ClientEvents> {
         for (const a of due) {
           const m = this.store.messageBySeq(r.key, a.seq);
           if (m && m.status === "stored") {
-            this.store.putMessage(r.key, a.seq, { ...m, status: "expired" });
-            out.push({ type: "status", contact: r.value.name, id: m.id, status: "expired" });
+            const expired: MessageRecord = { ...m, status: "expired" };
+            this.store.putMessage(r.key, a.seq, expired);
+            out.push(this.statusEvent(r.value, expired));
           }
         }
         this.store.putContact(r.key, {
@@ -1495,6 +1943,7 @@ export class Client extends EventEmitter<ClientEvents> {
         type: "contact",
         event: internal.event,
         ...(internal.previousName === undefined ? {} : { previousName: internal.previousName }),
+        ...(internal.invitationAccepted ? { invitationAccepted: true } : {}),
         ...this.view(internal.id, contact),
       };
     } else {
@@ -1548,16 +1997,90 @@ function keyChangedError(name: string): ClientError {
   );
 }
 
-function messageView(contact: string, m: MessageRecord): MessageView {
-  return {
-    contact,
-    id: m.id,
-    direction: m.direction,
-    text: m.text,
-    sentAt: m.sentAt,
-    receivedAt: m.receivedAt,
-    status: m.status,
-  };
+/** Events and warnings a transaction produced, published once it committed. */
+interface Effects {
+  readonly events: InternalEvent[];
+  readonly warnings: string[];
+}
+
+/** How a failed deposit is handled. */
+type DepositOutcome =
+  /** The relay could not be reached: its link retries; nothing is recorded on the message. */
+  | { kind: "unreachable"; reason: string }
+  /** Refused for now (rate limit, busy, storage trouble, shutting down): retried, not shown. */
+  | { kind: "transient" }
+  /** Refused for as long as the relay says so (a full mailbox, its policy): retried, shown. */
+  | { kind: "waiting"; failure: DeliveryFailure }
+  /** Refused in a way that may be final (no such mailbox, unexpected): given up after the retention. */
+  | { kind: "lasting"; failure: DeliveryFailure }
+  /** It will never be taken (too large): given up now. */
+  | { kind: "permanent"; failure: DeliveryFailure };
+
+function depositOutcome(err: unknown, limit: number | null): DepositOutcome {
+  if (err instanceof RelayUnreachableError) return { kind: "unreachable", reason: err.reason };
+  if (err instanceof ClientError && err.code === "UNREACHABLE") {
+    return { kind: "unreachable", reason: unreachableReason(err) };
+  }
+  if (err instanceof ClientError && err.code === "RELAY_REFUSED") {
+    return { kind: "waiting", failure: { code: "relay-policy", detail: err.message } };
+  }
+  if (!(err instanceof RelayRequestError)) throw err;
+  switch (err.code) {
+    case "TOO_LARGE":
+      return {
+        kind: "permanent",
+        failure: { code: "too-large", ...(limit ? { detail: String(limit) } : {}) },
+      };
+    case "UNKNOWN_MAILBOX":
+      return { kind: "lasting", failure: { code: "mailbox-gone" } };
+    case "QUOTA":
+      return { kind: "waiting", failure: { code: "mailbox-full" } };
+    case "RATE_LIMITED":
+    case "BUSY":
+    case "INTERNAL":
+    case "SHUTTING_DOWN":
+      return { kind: "transient" };
+    default:
+      return { kind: "lasting", failure: { code: "refused", detail: err.code } };
+  }
+}
+
+/** Why a connection could not be made, in words, from what connect() threw. */
+function unreachableReason(e: unknown): string {
+  if (e instanceof RelayUnreachableError) return e.reason;
+  const cause = (e as { cause?: unknown }).cause;
+  if (cause instanceof RelayUnreachableError) return cause.reason;
+  // fetch() (the transparency statement) wraps the socket's error in its own cause.
+  const inner = (cause as { cause?: unknown } | undefined)?.cause;
+  if (inner) return networkProblem(inner);
+  if ((cause as Error | undefined)?.name === "TimeoutError") return "no answer in time";
+  return cause ? networkProblem(cause) : (e as Error).message;
+}
+
+const KIND_WORDS: Record<OutboxRecord["kind"], string> = {
+  message: "a message",
+  receipt: "a receipt",
+  accept: "your acceptance of their invitation",
+  intro: "your introduction",
+};
+
+const sameFailure = (a: DeliveryFailure | undefined, b: DeliveryFailure) =>
+  a !== undefined && a.code === b.code && a.detail === b.detail;
+
+/** A delivery failure in words, with the contact's name as it is now. */
+function failureWords(name: string, f: DeliveryFailure): string {
+  switch (f.code) {
+    case "too-large":
+      return `too large for ${name}'s relay${f.detail ? ` (it takes at most ${f.detail} bytes)` : ""}`;
+    case "mailbox-gone":
+      return `${name}'s mailbox no longer exists`;
+    case "mailbox-full":
+      return `${name}'s mailbox on the relay is full`;
+    case "refused":
+      return `${name}'s relay refused it${f.detail ? ` (${f.detail})` : ""}`;
+    case "relay-policy":
+      return f.detail ?? `this client will not use ${name}'s relay`;
+  }
 }
 
 /** Why a delivery was dropped, in words: a second Accept for a used invitation is worth naming. */

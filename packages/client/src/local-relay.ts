@@ -2,7 +2,16 @@
 // the first time a client needs it and reused by every other local identity. Its SQLite data
 // lives under the user's data directory; nothing here is reachable from another machine.
 import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, openSync, writeFileSync } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  statSync,
+  unlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { createRequire } from "node:module";
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
@@ -76,30 +85,112 @@ function relayCommand(): string[] {
   throw new ClientError("UNREACHABLE", `the personal relay is not built: run \`pnpm build\` (no ${built})`);
 }
 
-/** Returns the personal relay's URL, starting it in the background when none answers. */
+/** Is `url` the personal relay's address (with this environment's port)? */
+export function isLocalRelayUrl(url: string, env: NodeJS.ProcessEnv = process.env): boolean {
+  try {
+    return url === localRelayUrl(localRelayPort(env));
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The process id in the personal relay's pid file when that process still runs; null when there
+ * is no pid file or its process is gone (the relay died, or the machine restarted).
+ */
+export function localRelayPid(env: NodeJS.ProcessEnv = process.env): number | null {
+  let pid: number;
+  try {
+    pid = Number(readFileSync(join(localRelayDir(env), "relay.pid"), "utf8").trim());
+  } catch {
+    return null;
+  }
+  if (!Number.isSafeInteger(pid) || pid <= 1) return null;
+  try {
+    process.kill(pid, 0);
+    return pid;
+  } catch (e) {
+    // EPERM: it runs, as someone else (a recycled pid); ESRCH: it is gone.
+    return (e as NodeJS.ErrnoException).code === "EPERM" ? pid : null;
+  }
+}
+
+/** How long a start may take before another process may try again. */
+const START_MS = 15_000;
+
+/**
+ * Returns the personal relay's URL, starting it in the background when none answers. Several
+ * processes (every identity of this user, each UI noticing it died) may call this at once: one
+ * starts it, under a lock file, and the others wait for it to answer.
+ */
 export async function ensureLocalRelay(env: NodeJS.ProcessEnv = process.env): Promise<LocalRelay> {
   const port = localRelayPort(env);
   const url = localRelayUrl(port);
   if (await probe(port)) return { url, started: false };
   const dir = localRelayDir(env);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const log = openSync(join(dir, "relay.log"), "a", 0o600);
-  const child = spawn(
-    process.execPath,
-    [...relayCommand(), "--host", "127.0.0.1", "--port", String(port), "--data-dir", join(dir, "data")],
-    { detached: true, stdio: ["ignore", log, log], env: { ...env, PARLEY_RELAY_LOG_LEVEL: "warn" } },
-  );
-  child.unref();
-  writeFileSync(join(dir, "relay.pid"), `${child.pid}\n`, { mode: 0o600 });
-  const deadline = Date.now() + 15_000;
-  while (Date.now() < deadline) {
+  const lock = join(dir, "relay.starting");
+  if (!takeLock(lock)) {
+    // Someone else is starting it: wait for it to answer.
+    if (await answers(port, Date.now() + START_MS)) return { url, started: false };
+    throw new ClientError(
+      "UNREACHABLE",
+      `the personal relay did not start; see ${join(dir, "relay.log")} (or remove ${lock} if no parley is starting it)`,
+    );
+  }
+  try {
+    const log = openSync(join(dir, "relay.log"), "a", 0o600);
+    const child = spawn(
+      process.execPath,
+      [...relayCommand(), "--host", "127.0.0.1", "--port", String(port), "--data-dir", join(dir, "data")],
+      { detached: true, stdio: ["ignore", log, log], env: { ...env, PARLEY_RELAY_LOG_LEVEL: "warn" } },
+    );
+    closeSync(log);
+    child.unref();
+    writeFileSync(join(dir, "relay.pid"), `${child.pid}\n`, { mode: 0o600 });
+    let exited = false;
+    child.once("exit", () => {
+      exited = true;
+    });
+    if (await answers(port, Date.now() + START_MS, () => exited)) return { url, started: true };
+    throw new ClientError("UNREACHABLE", `the personal relay did not start; see ${join(dir, "relay.log")}`);
+  } finally {
+    try {
+      unlinkSync(lock);
+    } catch {
+      // already gone
+    }
+  }
+}
+
+/** Creates the lock file; false when another process holds it (a lock older than a start is stale). */
+function takeLock(path: string): boolean {
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      closeSync(openSync(path, "wx", 0o600));
+      return true;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+      try {
+        if (Date.now() - statSync(path).mtimeMs < START_MS + 5_000) return false;
+        unlinkSync(path);
+      } catch {
+        // it went away meanwhile: try again
+      }
+    }
+  }
+  return false;
+}
+
+/** Polls until a Parley relay answers on the port (true), or the deadline passes or `gaveUp` (false). */
+async function answers(port: number, deadline: number, gaveUp = () => false): Promise<boolean> {
+  while (Date.now() < deadline && !gaveUp()) {
     await new Promise((r) => setTimeout(r, 100));
     try {
-      if (await probe(port)) return { url, started: true };
+      if (await probe(port)) return true;
     } catch {
       // still starting
     }
-    if (child.exitCode !== null) break;
   }
-  throw new ClientError("UNREACHABLE", `the personal relay did not start; see ${join(dir, "relay.log")}`);
+  return false;
 }

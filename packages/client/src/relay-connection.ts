@@ -1,6 +1,7 @@
 // One WebSocket connection to one relay (PROTOCOL.md §8): hello/welcome, requests matched to
 // replies by request id, deliveries pushed as events. It knows nothing of contacts or sessions.
 import { EventEmitter } from "node:events";
+import { connect as tcpConnect } from "node:net";
 import {
   DecodeError,
   type DeliverFrame,
@@ -29,9 +30,46 @@ export class RelayRequestError extends Error {
 
 /** The relay could not be reached, or the connection broke before a reply. */
 export class RelayUnreachableError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
+  /** Why, in words a status bar can show ("connection refused", "no answer within 5 s"). */
+  readonly reason: string;
+  constructor(message: string, options?: { cause?: unknown; reason?: string }) {
     super(message, options);
     this.name = "RelayUnreachableError";
+    this.reason = options?.reason ?? message;
+  }
+}
+
+/** A network failure in words, from a Node error code (ECONNREFUSED, ENOTFOUND, …) or message. */
+export function networkProblem(e: unknown): string {
+  const code = (e as NodeJS.ErrnoException | undefined)?.code;
+  switch (code) {
+    case "ECONNREFUSED":
+      return "connection refused";
+    case "ECONNRESET":
+    case "EPIPE":
+      return "connection reset";
+    case "ENOTFOUND":
+    case "EAI_NONAME":
+      return "host not found";
+    case "EAI_AGAIN":
+      return "name lookup failed (no network?)";
+    case "ETIMEDOUT":
+      return "connection timed out";
+    case "EHOSTUNREACH":
+    case "EHOSTDOWN":
+      return "host unreachable";
+    case "ENETUNREACH":
+    case "ENETDOWN":
+      return "network unreachable";
+    case "CERT_HAS_EXPIRED":
+    case "DEPTH_ZERO_SELF_SIGNED_CERT":
+    case "SELF_SIGNED_CERT_IN_CHAIN":
+    case "UNABLE_TO_VERIFY_LEAF_SIGNATURE":
+    case "ERR_TLS_CERT_ALTNAME_INVALID":
+      return `its TLS certificate is not valid (${code})`;
+    default:
+      if (code) return code;
+      return printable((e as Error | undefined)?.message ?? String(e));
   }
 }
 
@@ -43,7 +81,15 @@ export interface ConnectOptions {
   timeoutMs?: number;
   /** Per-request timeout (ms). */
   requestTimeoutMs?: number;
+  /**
+   * A ping every this many ms; a connection that has not answered the previous one by then is
+   * dropped (a relay or network that vanished without closing it). 0 turns it off.
+   */
+  heartbeatMs?: number;
 }
+
+/** Default heartbeat: a silent relay is noticed within two of these. */
+export const HEARTBEAT_MS = 15_000;
 
 export interface RelayConnectionEvents {
   deliver: [DeliverFrame];
@@ -54,17 +100,35 @@ export class RelayConnection extends EventEmitter<RelayConnectionEvents> {
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
   private closedReason: string | null = null;
+  private heartbeat: NodeJS.Timeout | null = null;
 
   private constructor(
     readonly url: string,
     private readonly ws: WebSocket,
     readonly welcome: WelcomeFrame,
     private readonly requestTimeoutMs: number,
+    heartbeatMs: number,
   ) {
     super();
     ws.on("message", (data, isBinary) => this.onMessage(data as Buffer, isBinary));
-    ws.on("close", (code) => this.onClose(`connection closed (${code})`));
-    ws.on("error", (e) => this.onClose(e.message));
+    ws.on("close", (code) => this.onClose(closeReason(code)));
+    ws.on("error", (e) => this.onClose(networkProblem(e)));
+    if (heartbeatMs > 0) {
+      let answered = true;
+      ws.on("pong", () => {
+        answered = true;
+      });
+      this.heartbeat = setInterval(() => {
+        if (!answered) {
+          ws.terminate();
+          this.onClose(`no answer to a ping within ${duration(heartbeatMs)}`);
+          return;
+        }
+        answered = false;
+        ws.ping();
+      }, heartbeatMs);
+      this.heartbeat.unref();
+    }
   }
 
   /** Connects and says hello; resolves once the relay's welcome arrived. */
@@ -79,7 +143,8 @@ export class RelayConnection extends EventEmitter<RelayConnectionEvents> {
           perMessageDeflate: false,
         });
       } catch (e) {
-        reject(new RelayUnreachableError(`cannot connect to ${url}: ${(e as Error).message}`, { cause: e }));
+        const reason = networkProblem(e);
+        reject(new RelayUnreachableError(`cannot connect to ${url}: ${reason}`, { cause: e, reason }));
         return;
       }
       const fail = (why: string, cause?: unknown) => {
@@ -87,10 +152,10 @@ export class RelayConnection extends EventEmitter<RelayConnectionEvents> {
         ws.removeAllListeners();
         ws.on("error", () => {});
         ws.terminate();
-        reject(new RelayUnreachableError(`cannot reach relay ${url}: ${why}`, { cause }));
+        reject(new RelayUnreachableError(`cannot reach relay ${url}: ${why}`, { cause, reason: why }));
       };
-      const timer = setTimeout(() => fail(`no welcome within ${timeoutMs} ms`), timeoutMs);
-      ws.once("error", (e) => fail((e as NodeJS.ErrnoException).code ?? e.message, e));
+      const timer = setTimeout(() => fail(`no welcome within ${duration(timeoutMs)}`), timeoutMs);
+      ws.once("error", (e) => fail(networkProblem(e), e));
       ws.once("close", () => fail("connection closed before welcome"));
       ws.once("unexpected-response", (_req, res) => fail(`HTTP ${res.statusCode} instead of a WebSocket`));
       ws.once("open", () => ws.send(encodeFrame({ type: "hello", requestId: 1, maxVersion: FRAME_VERSION })));
@@ -107,7 +172,15 @@ export class RelayConnection extends EventEmitter<RelayConnectionEvents> {
         }
         clearTimeout(timer);
         ws.removeAllListeners();
-        resolve(new RelayConnection(url, ws, frame, options.requestTimeoutMs ?? 10_000));
+        resolve(
+          new RelayConnection(
+            url,
+            ws,
+            frame,
+            options.requestTimeoutMs ?? 10_000,
+            options.heartbeatMs ?? HEARTBEAT_MS,
+          ),
+        );
       });
     });
   }
@@ -205,12 +278,74 @@ export class RelayConnection extends EventEmitter<RelayConnectionEvents> {
   private onClose(reason: string): void {
     if (this.closedReason !== null) return;
     this.closedReason = reason;
+    if (this.heartbeat) clearInterval(this.heartbeat);
     for (const [, p] of this.pending) {
       clearTimeout(p.timer);
       p.reject(new RelayUnreachableError(`relay ${this.url}: ${reason}`));
     }
     this.pending.clear();
     this.emit("close", reason);
+  }
+}
+
+const duration = (ms: number) => (ms < 1000 ? `${ms} ms` : `${Math.round(ms / 1000)} s`);
+
+/** Why a WebSocket closed, in words (RFC 6455 §7.4.1 codes). */
+function closeReason(code: number): string {
+  switch (code) {
+    case 1000:
+      return "the relay closed the connection";
+    case 1001:
+      return "the relay is going away (restarting or shutting down)";
+    case 1006:
+      return "the connection was lost";
+    case 1008:
+      return "the relay closed the connection (policy violation)";
+    case 1009:
+      return "the relay closed the connection (frame too large)";
+    case 1011:
+      return "the relay closed the connection (internal error)";
+    default:
+      return `connection closed (${code})`;
+  }
+}
+
+/**
+ * Can a TCP connection to the relay's host and port be opened? null when it can, else why not in
+ * words. One SYN and a close: cheap enough to ask every second while a relay is down.
+ */
+export function probeRelay(url: string, timeoutMs = 2000): Promise<string | null> {
+  let host: string;
+  let port: number;
+  try {
+    const u = new URL(url);
+    host = u.hostname.replace(/^\[(.*)\]$/, "$1");
+    port = u.port ? Number(u.port) : u.protocol === "wss:" ? 443 : 80;
+  } catch {
+    return Promise.resolve("not a relay URL");
+  }
+  return new Promise((resolve) => {
+    const socket = tcpConnect({ host, port });
+    const done = (problem: string | null) => {
+      clearTimeout(timer);
+      socket.removeAllListeners();
+      socket.on("error", () => {});
+      socket.destroy();
+      resolve(problem);
+    };
+    const timer = setTimeout(() => done(`no answer within ${duration(timeoutMs)}`), timeoutMs);
+    socket.once("connect", () => done(null));
+    socket.once("error", (e) => done(networkProblem(e)));
+  });
+}
+
+/** Is the relay on this machine (a loopback address)? */
+export function isLoopbackRelay(url: string): boolean {
+  try {
+    const host = new URL(url).hostname.replace(/^\[(.*)\]$/, "$1");
+    return host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
+  } catch {
+    return false;
   }
 }
 

@@ -11,6 +11,31 @@ export interface Settings {
   maxRetentionSeconds: number;
   /** The default relay is the personal one this client starts on 127.0.0.1. */
   localRelay?: boolean;
+  /**
+   * How the terminal UI tells of a message you are not looking at (ui/notify.ts): "auto" (the
+   * default) picks the desktop-notification sequence from the terminal's environment, "off" stays
+   * silent, "bell" only rings, "osc9" / "osc777" / "osc99" force one sequence (plus the bell).
+   * `PARLEY_NOTIFY` overrides it.
+   */
+  notifications?: NotifySetting;
+  /** Desktop notifications show the message's text; by default only who sent it (lock screens). */
+  notificationText?: boolean;
+}
+
+/** The values of `notifications`, in the order error messages list them. */
+export const NOTIFY_SETTINGS = ["auto", "off", "bell", "osc9", "osc777", "osc99"] as const;
+export type NotifySetting = (typeof NOTIFY_SETTINGS)[number];
+
+export const isNotifySetting = (value: unknown): value is NotifySetting =>
+  typeof value === "string" && (NOTIFY_SETTINGS as readonly string[]).includes(value);
+
+/** "one of auto, off, bell, …": for the errors that reject a value. */
+export const NOTIFY_CHOICES = `one of ${NOTIFY_SETTINGS.join(", ")}`;
+
+/** A rejected value as an error message quotes it: JSON, cut at 40 characters. */
+function shown(value: unknown): string {
+  const json = JSON.stringify(value) ?? String(value);
+  return json.length > 40 ? `${json.slice(0, 39)}…` : json;
 }
 
 export const DEFAULT_MAX_RETENTION_SECONDS = 30 * 86400;
@@ -23,7 +48,16 @@ export function loadSettings(path: string): Settings {
   } catch (e) {
     throw new ClientError("USAGE", `settings file ${path} is not valid JSON: ${(e as Error).message}`);
   }
-  const o = raw as { relay?: unknown; maxRetentionSeconds?: unknown; localRelay?: unknown };
+  if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
+    throw new ClientError("USAGE", `settings file ${path} must hold a JSON object`);
+  }
+  const o = raw as {
+    relay?: unknown;
+    maxRetentionSeconds?: unknown;
+    localRelay?: unknown;
+    notifications?: unknown;
+    notificationText?: unknown;
+  };
   const settings: Settings = { maxRetentionSeconds: DEFAULT_MAX_RETENTION_SECONDS };
   if (o.relay !== undefined) {
     if (typeof o.relay !== "string" || relayUrlProblem(o.relay)) {
@@ -45,6 +79,24 @@ export function loadSettings(path: string): Settings {
     settings.maxRetentionSeconds = o.maxRetentionSeconds;
   }
   if (o.localRelay !== undefined) settings.localRelay = o.localRelay === true;
+  if (o.notifications !== undefined) {
+    if (!isNotifySetting(o.notifications)) {
+      throw new ClientError(
+        "USAGE",
+        `settings file ${path}: "notifications" must be ${NOTIFY_CHOICES}; got ${shown(o.notifications)}`,
+      );
+    }
+    settings.notifications = o.notifications;
+  }
+  if (o.notificationText !== undefined) {
+    if (typeof o.notificationText !== "boolean") {
+      throw new ClientError(
+        "USAGE",
+        `settings file ${path}: "notificationText" must be true or false; got ${shown(o.notificationText)}`,
+      );
+    }
+    settings.notificationText = o.notificationText;
+  }
   return settings;
 }
 

@@ -9,6 +9,20 @@ import { type KdfParams, newKdfParams, parseKdfParams, Vault } from "./vault.js"
 
 export type MessageStatus = "queued" | "stored" | "delivered" | "read" | "expired" | "failed" | "received";
 
+/**
+ * Why a relay did not take an outgoing message (on a "queued" one: still retried; on a "failed"
+ * one: given up). Words are made when it is shown, with the contact's name as it is then.
+ * - too-large: over the relay's ciphertext limit (`detail`: that limit in bytes);
+ * - mailbox-gone: the relay has no mailbox at the address (UNKNOWN_MAILBOX);
+ * - mailbox-full: the mailbox is at its quota (QUOTA);
+ * - refused: another refusal (`detail`: the relay's error code);
+ * - relay-policy: this client will not use the relay (`detail`: why, e.g. its retention).
+ */
+export interface DeliveryFailure {
+  code: "too-large" | "mailbox-gone" | "mailbox-full" | "refused" | "relay-policy";
+  detail?: string;
+}
+
 export interface IdentityRecord {
   name: string;
   /** hex of Identity.serialize() */
@@ -43,6 +57,12 @@ export interface ContactRecord {
   previous?: { inbox: { relay: string; key: string }; session: string; until: number }[];
   /** Sent messages stored on a relay and not yet acknowledged by a receipt: message seq and deadline (ms). */
   awaiting: { seq: number; deadline: number }[];
+  /**
+   * Deposits to this mailbox address of theirs have been refused (no such mailbox, or an
+   * unexpected error) since `since` (ms), with no deposit taken there after. Once the relay's
+   * retention has passed too, the entries for it are given up. Absent in stores made before it.
+   */
+  refused?: { address: string; since: number };
 }
 
 export interface MessageRecord {
@@ -54,6 +74,8 @@ export interface MessageRecord {
   /** When it reached this client (in), or was written (out). */
   receivedAt: number;
   status: MessageStatus;
+  /** Outgoing: why the relay did not take it (absent when nothing is known against it). */
+  failure?: DeliveryFailure;
 }
 
 export interface OutboxRecord {
@@ -69,6 +91,8 @@ export interface OutboxRecord {
   attempts: number;
   nextAttemptAt: number;
   lastError?: string;
+  /** The refusal last recorded for this entry, so that a repeated one is not reported again. */
+  failure?: DeliveryFailure["code"];
 }
 
 export interface InvitationRecord {

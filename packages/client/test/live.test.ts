@@ -1,84 +1,14 @@
 // The client core in process against the real relay process: live delivery and receipts,
-// reconnection with back-off, a relay that replays a delivery, expiry, and transparency refusal.
-import { mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+// the outbox across a relay restart, a relay that replays a delivery, expiry, and transparency
+// refusal. (Reconnection: reconnect.test.ts; messages that cannot be delivered: undelivered.test.ts.)
 import { fromHex, MailboxKey } from "@parley/protocol";
-import { afterAll, afterEach, describe, expect, it } from "vitest";
-import { type RelayProcess, startRelay } from "../../relay/test/helpers.js";
-import { Client, type ClientEvent } from "../src/client.js";
+import { afterEach, describe, expect, it } from "vitest";
+import type { ClientEvent } from "../src/client.js";
 import { ClientError } from "../src/errors.js";
-import { resolvePaths } from "../src/paths.js";
 import { RelayConnection } from "../src/relay-connection.js";
-import { DEFAULT_MAX_RETENTION_SECONDS } from "../src/settings.js";
+import { cleanupLive, client, eventually, freePort, pair, relay, tmp } from "./live-helpers.js";
 
-const dirs: string[] = [];
-const relays: RelayProcess[] = [];
-const clients: Client[] = [];
-
-function tmp(): string {
-  const d = mkdtempSync(join(tmpdir(), "parley-live-"));
-  dirs.push(d);
-  return d;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-async function relay(args: string[] = ["--storage", "memory"]): Promise<RelayProcess> {
-  const r = await startRelay(args);
-  relays.push(r);
-  return r;
-}
-
-function client(name: string, url: string, maxRetentionSeconds = DEFAULT_MAX_RETENTION_SECONDS): Client {
-  const c = Client.init(resolvePaths(tmp()), "pw", name, { relay: url, maxRetentionSeconds }, 10);
-  clients.push(c);
-  return c;
-}
-
-/** Resolves with the first event matching `pred` (events already seen count too). */
-function eventually(c: Client, pred: (e: ClientEvent) => boolean, timeoutMs = 20_000): Promise<ClientEvent> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error("event did not arrive")), timeoutMs);
-    const on = (e: ClientEvent) => {
-      if (!pred(e)) return;
-      clearTimeout(timer);
-      c.off("event", on);
-      resolve(e);
-    };
-    c.on("event", on);
-  });
-}
-
-async function pair(url: string): Promise<[Client, Client]> {
-  const alice = client("Alice", url);
-  const bob = client("Bob", url);
-  const { code } = await alice.invite();
-  await bob.accept(code, { name: "alice" });
-  await alice.sync();
-  await bob.sync();
-  return [alice, bob];
-}
-
-afterEach(async () => {
-  for (const c of clients.splice(0)) {
-    await c.stop();
-    c.close();
-  }
-  for (const r of relays.splice(0)) await r.stop();
-});
-
-afterAll(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
+afterEach(cleanupLive);
 
 describe("live mode", () => {
   it("delivers messages and receipts as they happen", async () => {
@@ -163,8 +93,9 @@ describe("receiving", () => {
     const events: ClientEvent[] = [];
     bob.on("event", (e) => events.push(e));
     bob.checkExpired(Date.now() + 3_600_000);
-    expect(events).toEqual([{ type: "status", contact: "alice", id: sent!.id, status: "expired" }]);
-    expect(bob.history("alice")[0]!.status).toBe("expired");
+    const failure = "alice did not fetch it before the relay dropped it (it keeps messages 1s)";
+    expect(events).toEqual([{ type: "status", contact: "alice", id: sent!.id, status: "expired", failure }]);
+    expect(bob.history("alice")[0]).toMatchObject({ status: "expired", failure });
   });
 
   it("refuses a relay that keeps messages longer than the user's maximum, saying why", async () => {
