@@ -2,7 +2,6 @@
 // `tmux pipe-pane` copies every byte it writes to a file, where the notification's escape
 // sequence (inside tmux's passthrough, as the UI runs in tmux) is looked for: the sender's name,
 // never the text.
-import { execFileSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -15,68 +14,25 @@ import {
   newDir,
   newHome,
   PASSPHRASE,
-  ROOT,
   sendOne,
   startRelay,
   syncUntil,
 } from "./client-helpers.js";
+import { quote, tmuxServer, until } from "./tmux.js";
 
-const socket = `parley-notify-test-${process.pid}`;
-const tmux = (...args: string[]) =>
-  execFileSync("tmux", ["-L", socket, ...args], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
-const quote = (a: string) => `'${a.replace(/'/g, "'\\''")}'`;
+const {
+  tmux,
+  session,
+  keys,
+  enter,
+  waitFor: waitForScreen,
+  kill,
+} = tmuxServer(`parley-notify-test-${process.pid}`);
 
 afterAll(async () => {
-  try {
-    tmux("kill-server");
-  } catch {
-    // no server left
-  }
+  kill();
   await cleanup();
 });
-
-/** Starts `argv` in its own 80x24 tmux session, with `env` (and never CI, which makes Ink print only at exit). */
-function session(name: string, argv: string[], env: Record<string, string>): void {
-  const vars = Object.entries(env).map(([k, v]) => `${k}=${quote(v)}`);
-  const command = ["exec", "env", "-u", "CI", ...vars, ...argv.map(quote)].join(" ");
-  tmux("new-session", "-d", "-s", name, "-x", "80", "-y", "24", "-c", ROOT, command);
-}
-
-const pane = (name: string) => tmux("capture-pane", "-p", "-t", name);
-const keys = (name: string, text: string) => tmux("send-keys", "-t", name, "-l", text);
-const enter = (name: string) => tmux("send-keys", "-t", name, "Enter");
-
-/** Polls `read` until `done` holds for what it returns; throws with `describe` of the last value. */
-async function until<T>(
-  read: () => T,
-  done: (value: T) => boolean,
-  what: string,
-  describe: (value: T) => string,
-  timeoutMs = 30_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last = read();
-  while (!done(last)) {
-    if (Date.now() > deadline) throw new Error(`${what} never happened; last seen:\n${describe(last)}`);
-    await new Promise((r) => setTimeout(r, 100));
-    last = read();
-  }
-  return last;
-}
-
-const waitForScreen = (name: string, pattern: RegExp, what: string) =>
-  until(
-    () => {
-      try {
-        return pane(name);
-      } catch {
-        return "(no pane)";
-      }
-    },
-    (screen) => pattern.test(screen),
-    `${what} (${pattern} in ${name})`,
-    (screen) => screen,
-  );
 
 const ESC = "\u001b";
 /** OSC 777 as Bob's UI writes it inside tmux: wrapped in DCS tmux; with every ESC doubled. */

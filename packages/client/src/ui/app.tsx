@@ -1,14 +1,22 @@
 // The terminal UI's top: onboarding on first run, then the unlock screen, then the chat. A
 // locked store never shows content: nothing is read before the passphrase opened it.
 import { existsSync } from "node:fs";
+import { homedir } from "node:os";
 import { useApp } from "ink";
 import { useEffect, useState } from "react";
 import type { Client } from "../client.js";
 import { ClientError } from "../errors.js";
 import type { Paths } from "../paths.js";
 import { type Settings, saveSettings } from "../settings.js";
+import type { ChatProps } from "./chat.js";
 import { Onboarding, type OnboardingResult } from "./onboarding.js";
 import { Prompt } from "./prompt.js";
+
+/** The home directory as a person writes it (~ for their home). */
+function displayHome(dir: string): string {
+  const h = homedir();
+  return dir === h || dir.startsWith(`${h}/`) ? `~${dir.slice(h.length)}` : dir;
+}
 
 export interface AppProps {
   readonly paths: Paths;
@@ -16,6 +24,8 @@ export interface AppProps {
   /** scrypt cost for a new store (tests lower it). */
   readonly logN?: number;
   readonly onClient?: (client: Client | null) => void;
+  /** Desktop notifications for the chat (run.tsx makes one from the settings). */
+  readonly notifier?: ChatProps["notifier"];
 }
 
 type Core = typeof import("./core.js");
@@ -31,7 +41,7 @@ type Phase =
   | { kind: "unlock" }
   | { kind: "chat"; client: Client; localOnly: boolean; Chat: Core["Chat"] };
 
-export function App({ paths, settings, logN, onClient }: AppProps) {
+export function App({ paths, settings, logN, onClient, notifier }: AppProps) {
   const { exit } = useApp();
   const [phase, setPhase] = useState<Phase>(() =>
     existsSync(paths.database) ? { kind: "unlock" } : { kind: "onboarding" },
@@ -115,6 +125,7 @@ export function App({ paths, settings, logN, onClient }: AppProps) {
       return (
         <Prompt
           title="Parley is locked"
+          hint={`The identity kept in ${displayHome(paths.home)}`}
           label="Passphrase:"
           masked
           error={error}
@@ -128,6 +139,7 @@ export function App({ paths, settings, logN, onClient }: AppProps) {
         <phase.Chat
           client={phase.client}
           localOnly={phase.localOnly}
+          notifier={notifier}
           onQuit={quit}
           onRelay={(url) => {
             phase.client.settings.relay = url;

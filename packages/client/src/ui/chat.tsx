@@ -23,6 +23,7 @@ import {
   submit,
 } from "./line-editor.js";
 import { editLine } from "./line-keys.js";
+import { BEL, type Notifier, shouldNotify } from "./notify.js";
 import { Overlay, type OverlayState, overlayScroll } from "./overlay.js";
 import { type Anchor, oldest, type Source, scrollDown, scrollUp, windowAt } from "./scroll.js";
 import { StatusBar } from "./status-bar.js";
@@ -37,8 +38,8 @@ export interface ChatProps {
   readonly onQuit: () => void;
   /** Saves a new default relay (the settings file). */
   readonly onRelay?: (url: string) => void;
-  /** A message arrived that is not on screen, or the terminal is not focused (notifications). */
-  readonly onUnseen?: (ev: ClientEvent & { type: "message" }) => void;
+  /** Desktop notifications (run.tsx makes it from the settings); without one, the bell. */
+  readonly notifier?: Pick<Notifier, "message" | "seen">;
 }
 
 const CONTACTS_WIDTH = 24;
@@ -73,7 +74,7 @@ function conversationSource(client: Client, name: string): Source {
   };
 }
 
-export function Chat({ client, localOnly, onQuit, onRelay, onUnseen }: ChatProps) {
+export function Chat({ client, localOnly, onQuit, onRelay, notifier }: ChatProps) {
   const { columns, rows } = useTerminalSize();
   // One row short of the terminal: a frame as tall as the screen would scroll it by a line.
   const height = Math.max(8, rows - 1);
@@ -101,8 +102,6 @@ export function Chat({ client, localOnly, onQuit, onRelay, onUnseen }: ChatProps
   const [question, setQuestion] = useState<Question | null>(null);
   /** The last invitation code shown, for /copy. */
   const lastCode = useRef<string | null>(null);
-  /** Set while this screen's own /accept runs: its "added" event is not someone accepting mine. */
-  const accepting = useRef(false);
   const refresh = useCallback(() => setTick((t) => t + 1), []);
   const setNotice = useCallback((n: Notice | null) => setNoticeState(n), []);
 
@@ -116,14 +115,15 @@ export function Chat({ client, localOnly, onQuit, onRelay, onUnseen }: ChatProps
   // Live events: re-read the store; a message that is not on screen is announced.
   useEffect(() => {
     const onEvent = (ev: ClientEvent) => {
+      // A message the person is not looking at: a notification (sender only, unless they opted in).
       if (ev.type === "message" && ev.direction === "in") {
-        const focused = keyQueue?.focused ?? true;
-        if (ev.contact !== selected || !focused) {
-          if (onUnseen) onUnseen(ev);
-          else stdout.write("\u0007");
+        const onScreen = ev.contact === selected;
+        if (shouldNotify({ focused: keyQueue?.focused ?? true, onScreen })) {
+          if (notifier) notifier.message(ev.contact, ev.text);
+          else stdout.write(BEL);
         }
       }
-      if (ev.type === "contact" && ev.event === "added" && !accepting.current) {
+      if (ev.type === "contact" && ev.invitationAccepted) {
         // Someone accepted my invitation: say so, and open the new conversation.
         setSelected(ev.contact);
         setScrolledBack(null);
@@ -149,7 +149,12 @@ export function Chat({ client, localOnly, onQuit, onRelay, onUnseen }: ChatProps
       client.off("warning", onWarning);
       clearInterval(timer);
     };
-  }, [client, selected, stdout, refresh, keyQueue, onUnseen, setNotice]);
+  }, [client, selected, stdout, refresh, keyQueue, notifier, setNotice]);
+
+  // A conversation on screen: what the notifier held back for it is dropped.
+  useEffect(() => {
+    if (selected) notifier?.seen(selected);
+  }, [notifier, selected]);
 
   // biome-ignore lint/correctness/useExhaustiveDependencies: tick is the signal to re-read the store
   const contacts = useMemo(() => client.contacts(), [client, tick]);
@@ -234,7 +239,6 @@ export function Chat({ client, localOnly, onQuit, onRelay, onUnseen }: ChatProps
   /** Accepts an invitation; every failure ends as a notice (this runs outside run()'s catch too). */
   const accept = async (code: string, name: string | undefined) => {
     setNotice({ text: "accepting…", error: false });
-    accepting.current = true;
     try {
       const ev = await client.accept(code, name === undefined ? {} : { name });
       if (ev.type === "contact") {
@@ -245,7 +249,6 @@ export function Chat({ client, localOnly, onQuit, onRelay, onUnseen }: ChatProps
     } catch (e) {
       setNotice({ text: e instanceof Error ? e.message : String(e), error: true });
     } finally {
-      accepting.current = false;
       refresh();
     }
   };

@@ -96,8 +96,7 @@ export function mark(m: MessageView): string {
   if (m.direction !== "out") return "";
   if (m.status === "failed" || m.status === "expired") {
     // The reason, when the client core recorded one (a relay's refusal, a mailbox that is gone).
-    const failure = (m as MessageView & { failure?: string | null }).failure;
-    const why = failure ? `: ${displayText(failure).replace(/\s+/g, " ")}` : "";
+    const why = m.failure ? `: ${displayText(m.failure).replace(/\s+/g, " ")}` : "";
     return m.status === "expired" ? `[not delivered: expired on the relay${why}]` : `[not delivered${why}]`;
   }
   return `[${STATUS_MARK[m.status]}]`;

@@ -257,7 +257,6 @@ export const COMMANDS: readonly [string, string][] = [
   ["/delete", "delete this contact"],
   ["/delete history", "delete only the messages"],
   ["/relay [URL]", "show or set your default relay"],
-  ["/notify [MODE]", "notifications: auto, off, bell, osc9…"],
   ["/help", "commands and keys"],
   ["/quit", "quit"],
 ];

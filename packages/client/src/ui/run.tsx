@@ -1,9 +1,12 @@
 // `parley` with no command: the terminal UI, until /quit or Ctrl+C.
 import { render } from "ink";
 import type { Client } from "../client.js";
+import { ClientError } from "../errors.js";
 import type { Paths } from "../paths.js";
 import type { Settings } from "../settings.js";
 import { App } from "./app.js";
+import { ErrorBoundary } from "./error-boundary.js";
+import { Notifier } from "./notify.js";
 import { KeyRouter, terminalModes } from "./use-keys.js";
 
 export async function runUi(paths: Paths, settings: Settings): Promise<number> {
@@ -11,19 +14,33 @@ export async function runUi(paths: Paths, settings: Settings): Promise<number> {
     process.stderr.write("parley: the terminal UI needs a terminal; for scripts see `parley --help`\n");
     return 2;
   }
+  let notifier: Notifier;
+  try {
+    notifier = new Notifier({ write: (s) => process.stdout.write(s), settings });
+  } catch (e) {
+    // A bad PARLEY_NOTIFY or notifications setting: said before the screen takes over.
+    if (e instanceof ClientError) {
+      process.stderr.write(`parley: ${e.message}\n`);
+      return e.exitStatus;
+    }
+    throw e;
+  }
   let client: Client | null = null;
   const logN = process.env.PARLEY_SCRYPT_LOG_N ? Number(process.env.PARLEY_SCRYPT_LOG_N) : undefined;
   const app = render(
-    <KeyRouter>
-      <App
-        paths={paths}
-        settings={settings}
-        logN={logN}
-        onClient={(c) => {
-          client = c;
-        }}
-      />
-    </KeyRouter>,
+    <ErrorBoundary>
+      <KeyRouter>
+        <App
+          paths={paths}
+          settings={settings}
+          logN={logN}
+          notifier={notifier}
+          onClient={(c) => {
+            client = c;
+          }}
+        />
+      </KeyRouter>
+    </ErrorBoundary>,
     { exitOnCtrlC: false },
   );
   const stopClient = async () => {
@@ -38,11 +55,15 @@ export async function runUi(paths: Paths, settings: Settings): Promise<number> {
   };
   process.once("SIGTERM", onSignal);
   process.once("SIGHUP", onSignal);
+  // Bracketed paste (a paste arrives whole) and focus reporting (notifications while away).
   const endModes = terminalModes(process.stdout);
   try {
     await app.waitUntilExit();
   } finally {
     endModes();
+    notifier.close();
+    if (process.stdin.isTTY) process.stdin.setRawMode(false);
+    process.stdin.pause();
   }
   return 0;
 }

@@ -1,15 +1,8 @@
-// Escape sequences the UI sends to the terminal beyond drawing: the clipboard (OSC 52), and the
-// wrapping that lets a sequence through tmux to the terminal around it.
+// The clipboard through the terminal (OSC 52), for /copy.
+import { tmuxPassthrough } from "./notify.js";
 
 /** Whether we run inside tmux (which owns the real terminal and filters what we send). */
-export const inTmux = (env: NodeJS.ProcessEnv = process.env): boolean => Boolean(env.TMUX);
-
-/**
- * `seq` wrapped in tmux's passthrough (DCS tmux; … ST, every ESC inside doubled), which tmux
- * hands to the outer terminal when `allow-passthrough` is on (off by default since tmux 3.3).
- */
-export const tmuxPassthrough = (seq: string): string =>
-  `\u001bPtmux;${seq.replaceAll("\u001b", "\u001b\u001b")}\u001b\\`;
+const inTmux = (env: NodeJS.ProcessEnv): boolean => Boolean(env.TMUX);
 
 /** OSC 52: asks the terminal to put `text` on the system clipboard ("c"). */
 export const osc52 = (text: string): string =>

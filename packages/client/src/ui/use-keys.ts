@@ -217,7 +217,11 @@ function useFeed(queue: KeyQueue, active: boolean): void {
 
 const QueueContext = createContext<KeyQueue | null>(null);
 
-/** The app's one keyboard reader; the screen that registered last receives the keys. */
+/**
+ * The app's one keyboard reader; the screen that registered last receives the keys. An error
+ * thrown by a key handler goes to `onError`, or else is thrown again while rendering, so that the
+ * nearest error boundary shows it and redraws (the keyboard is never left dead).
+ */
 export function KeyRouter({
   children,
   onError,
@@ -228,8 +232,13 @@ export function KeyRouter({
   /** A queue made by the caller (tests wait on it with `settled()`). */
   readonly queue?: KeyQueue;
 }) {
-  const [queue] = useState(() => given ?? new KeyQueue(onError));
+  const [failed, setFailed] = useState<{ error: unknown } | null>(null);
+  const [queue] = useState(() => given ?? new KeyQueue(onError ?? ((error) => setFailed({ error }))));
   useFeed(queue, true);
+  if (failed) {
+    setFailed(null);
+    throw failed.error;
+  }
   return createElement(QueueContext.Provider, { value: queue }, children);
 }
 
