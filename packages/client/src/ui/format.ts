@@ -99,6 +99,8 @@ export function mark(m: MessageView): string {
     const why = m.failure ? `: ${displayText(m.failure).replace(/\s+/g, " ")}` : "";
     return m.status === "expired" ? `[not delivered: expired on the relay${why}]` : `[not delivered${why}]`;
   }
+  // Queued for a reason other than being offline (a full mailbox, a held key): say so.
+  if (m.status === "queued" && m.failure) return `[queued: ${displayText(m.failure).replace(/\s+/g, " ")}]`;
   return `[${STATUS_MARK[m.status]}]`;
 }
 
