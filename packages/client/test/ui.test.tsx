@@ -207,6 +207,27 @@ describe("chat", () => {
     expect(ui.lastFrame()).toContain("none yet");
   });
 
+  it("shows an invitation code with no frame through it, and /copy puts it on the clipboard (OSC 52)", {
+    timeout: 60_000,
+  }, async () => {
+    const [alice] = await pair();
+    const ui = renderUi(<Chat client={alice} localOnly={false} onQuit={() => {}} />);
+    cleanups.push(() => ui.unmount());
+    await ui.line("/copy");
+    expect(ui.lastFrame()).toContain("nothing to copy");
+    await ui.line("/invite");
+    const f = await until(ui.lastFrame, (x) => x.includes("Invitation for one person"), "the invitation");
+    // Every line holding part of the code holds nothing else: copied from the screen, it is whole.
+    const codeLines = f.split("\n").filter((l) => /PARLEY1-|^[A-Z2-7-]{20,}$/.test(l.trim()));
+    const code = codeLines.map((l) => l.trim()).join("");
+    expect(code).toMatch(/^PARLEY1-[A-Z2-7-]+-[A-Z2-7]{8}$/);
+    await ui.keys("\u001b");
+    await ui.line("/copy");
+    expect(ui.lastFrame()).toContain("copied to the clipboard");
+    const written = ui.stdout.frames.join("");
+    expect(written).toContain(`\u001b]52;c;${Buffer.from(code).toString("base64")}\u0007`);
+  });
+
   it("honours NO_COLOR", { timeout: 60_000 }, async () => {
     const [alice] = await pair();
     const before = process.env.NO_COLOR;
