@@ -11,3 +11,12 @@ export const firstLine = (e: unknown) =>
     .trim();
 
 export const usage = (message: string) => new ClientError("USAGE", `${message} (see parley --help)`);
+
+/** True when a command's arguments ask for its help: `--help` or `-h`, before any `--`. */
+export function asksForHelp(args: readonly string[]): boolean {
+  for (const a of args) {
+    if (a === "--") return false;
+    if (a === "--help" || a === "-h") return true;
+  }
+  return false;
+}

@@ -3,26 +3,10 @@
 // (`parley [--home DIR] [--json] COMMAND ...`, README "Using the client"). This entry point loads
 // only what it needs to choose, so the UI paints its first frame before the client core loads.
 import { parseArgs } from "node:util";
-import { firstLine, usage, type Values } from "./args.js";
+import { asksForHelp, firstLine, usage, type Values } from "./args.js";
 import { ClientError, EXIT } from "./errors.js";
 import { resolvePaths } from "./paths.js";
 import { loadSettings } from "./settings.js";
-
-const USAGE = `usage: parley [--home DIR] [--json] COMMAND
-
-  init --name NAME [--relay URL] [--max-retention D]   create your identity and encrypted store
-  invite [--relay URL] [--qr] [--ttl D]                 print a one-time invitation code
-  accept CODE [--name NAME] [--relay URL]               add the inviter as a contact
-  send CONTACT TEXT | send CONTACT - | send CONTACT --lines
-                                                        send a message (- reads stdin; --lines: one per line)
-  sync [--wait SECONDS]                                 receive messages and receipts, deliver the outbox
-  contacts                                              list contacts
-  history CONTACT [--limit N]                           show a conversation (marks it read)
-  verify CONTACT [--confirm] [--number N]               show the safety number; --confirm marks it verified;
-                                                        --number checks the one the other person has
-
-The home is --home, else $PARLEY_HOME, else $XDG_DATA_HOME/parley. The passphrase comes from
-$PARLEY_PASSPHRASE, else a prompt in a terminal. D is a duration: 30s, 15m, 12h, 7d.`;
 
 const GLOBAL = {
   home: { type: "string" },
@@ -55,8 +39,14 @@ async function main(argv: string[]): Promise<number> {
   } catch (e) {
     throw usage(firstLine(e));
   }
-  if (globals.help) {
-    process.stdout.write(`${USAGE}\n`);
+  // Help is read from its own module, only when asked for: `parley --help`, `parley help
+  // [COMMAND]`, `parley [--help] COMMAND [--help]`.
+  if (globals.help || command === "help" || asksForHelp(rest)) {
+    const { commandHelpText, usageText } = await import("./help.js");
+    const topic = command === "help" ? rest.find((a) => !a.startsWith("-")) : command;
+    const text = topic === undefined ? usageText() : commandHelpText(topic);
+    if (text === null) throw usage(`unknown command ${JSON.stringify(topic)}`);
+    process.stdout.write(`${text}\n`);
     return 0;
   }
   if (globals.version) {

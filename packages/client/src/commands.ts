@@ -90,7 +90,8 @@ function positiveInt(flag: string, value: string | undefined, max: number): numb
   return Number(value);
 }
 
-const COMMANDS: Record<string, Record<string, { type: "string" | "boolean" }>> = {
+/** Each command and the options it takes (besides the global --home and --json); `help.ts` documents each. */
+export const COMMANDS: Record<string, Record<string, { type: "string" | "boolean" }>> = {
   init: { name: { type: "string" }, relay: { type: "string" }, "max-retention": { type: "string" } },
   invite: { relay: { type: "string" }, qr: { type: "boolean" }, ttl: { type: "string" } },
   accept: { name: { type: "string" }, relay: { type: "string" } },

@@ -69,7 +69,9 @@ export function networkProblem(e: unknown): string {
       return `its TLS certificate is not valid (${code})`;
     default:
       if (code) return code;
-      return printable((e as Error | undefined)?.message ?? String(e));
+      // Every address of a host refused (IPv6 and IPv4): say why the first did.
+      if (e instanceof AggregateError && e.errors.length > 0) return networkProblem(e.errors[0]);
+      return printable((e as Error | undefined)?.message || String(e));
   }
 }
 

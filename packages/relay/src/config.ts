@@ -125,7 +125,7 @@ export const OPTIONS: readonly Option[] = [
     flag: "--ttl",
     env: "PARLEY_RELAY_TTL",
     kind: "duration",
-    help: "retention (30s, 15m, 7d)",
+    help: "how long an undelivered message is kept",
   },
   {
     key: "maxTtlSeconds",
@@ -139,7 +139,7 @@ export const OPTIONS: readonly Option[] = [
     flag: "--max-message-size",
     env: "PARLEY_RELAY_MAX_MESSAGE_SIZE",
     kind: "size",
-    help: "largest ciphertext (64KiB)",
+    help: "largest ciphertext in one message",
   },
   {
     key: "mailboxMaxMessages",
@@ -153,7 +153,7 @@ export const OPTIONS: readonly Option[] = [
     flag: "--mailbox-max-bytes",
     env: "PARLEY_RELAY_MAILBOX_MAX_BYTES",
     kind: "size",
-    help: "bytes waiting per mailbox (64MiB)",
+    help: "bytes waiting per mailbox",
   },
   {
     key: "rateLimit",
@@ -174,7 +174,7 @@ export const OPTIONS: readonly Option[] = [
     flag: "--max-outstanding-bytes",
     env: "PARLEY_RELAY_MAX_OUTSTANDING_BYTES",
     kind: "size",
-    help: "per-connection send buffer cap (4MiB)",
+    help: "bytes queued to one connection before it is paused or cut off",
   },
   {
     key: "sweepIntervalSeconds",
@@ -287,6 +287,23 @@ export function parseDuration(text: string): number | null {
   if (!m) return null;
   const value = Number(m[1]) * UNITS[m[2] ?? "s"]!;
   return Number.isSafeInteger(value) ? value : null;
+}
+
+/** Seconds as people write them, in the largest unit that is exact: 604800 is "7d", 90 is "90s". */
+export function formatDuration(seconds: number): string {
+  for (const unit of ["d", "h", "m"] as const) {
+    if (seconds !== 0 && seconds % UNITS[unit]! === 0) return `${seconds / UNITS[unit]!}${unit}`;
+  }
+  return `${seconds}s`;
+}
+
+/** Bytes as people write them, in the largest binary unit that is exact: 65536 is "64KiB". */
+export function formatSize(bytes: number): string {
+  for (const unit of ["GiB", "MiB", "KiB"] as const) {
+    const size = SIZE_UNITS[unit.toLowerCase()]!;
+    if (bytes !== 0 && bytes % size === 0) return `${bytes / size}${unit}`;
+  }
+  return String(bytes);
 }
 
 /** "65536", "64KiB", "4MiB", "1MB". Returns null if it is none of those. */
@@ -412,10 +429,12 @@ export function loadConfig(
     ["redisRewriteSeconds", "--redis-aof-rewrite", 86400],
   ];
   for (const [key, flag, max] of ceilings) {
-    if ((config[key] as number) > max) problems.push(`${flag}: at most ${max} seconds`);
+    if ((config[key] as number) > max) problems.push(`${flag}: at most ${formatDuration(max)}`);
   }
   if (config.ttlSeconds > config.maxTtlSeconds) {
-    problems.push(`--ttl: ${config.ttlSeconds}s is longer than --max-ttl (${config.maxTtlSeconds}s)`);
+    problems.push(
+      `--ttl: ${formatDuration(config.ttlSeconds)} is longer than --max-ttl (${formatDuration(config.maxTtlSeconds)})`,
+    );
   }
   if ((config.tlsCert === null) !== (config.tlsKey === null)) {
     problems.push("--tls-cert and --tls-key: give both or neither");
@@ -438,15 +457,39 @@ export function loadConfig(
   if (config.maxOutstandingBytes < config.maxMessageBytes * 2) {
     problems.push("--max-outstanding-bytes: must be at least twice --max-message-size");
   }
-  if (problems.length > 0) throw new ConfigError(problems);
+  // --help and --version answer even when the rest of the configuration is wrong.
+  if (problems.length > 0 && !help && !version) throw new ConfigError(problems);
   return { config, help, version };
 }
 
+/** An option's default as it would be typed: `7d`, `64KiB`, `sqlite`. */
+function shownDefault(o: Option): string | null {
+  const value = DEFAULTS[o.key];
+  if (value === null) return null;
+  if (o.kind === "duration") return formatDuration(value as number);
+  if (o.kind === "size") return formatSize(value as number);
+  return String(value);
+}
+
+/** What each kind of value looks like in the help. */
+const PLACEHOLDER: Record<Kind, string> = {
+  string: "ADDRESS",
+  port: "PORT",
+  duration: "D",
+  size: "SIZE",
+  count: "N",
+  storage: "STORAGE",
+  level: "LEVEL",
+  path: "PATH",
+};
+
 export function helpText(): string {
-  const lines = OPTIONS.map((o) => {
-    const def = DEFAULTS[o.key];
+  const flags = OPTIONS.map((o) => `${o.flag} ${PLACEHOLDER[o.kind]}`);
+  const width = Math.max(...flags.map((f) => f.length));
+  const lines = OPTIONS.map((o, i) => {
+    const def = shownDefault(o);
     const shown = def === null ? "" : ` [default: ${def}]`;
-    return `  ${o.flag.padEnd(24)} ${o.help}${shown}\n  ${"".padEnd(24)} env ${o.env}`;
+    return `  ${flags[i]!.padEnd(width)}  ${o.help}${shown}\n  ${"".padEnd(width)}  env ${o.env}`;
   });
   return [
     "parley-relay: a ciphertext-only store-and-forward relay for Parley",
@@ -455,9 +498,10 @@ export function helpText(): string {
     "",
     "Options (flags override environment variables):",
     ...lines,
-    "  --help                   show this help",
-    "  --version                print the version",
+    `  ${"--help".padEnd(width)}  show this help`,
+    `  ${"--version".padEnd(width)}  print the version`,
     "",
+    "D is a duration: 30s, 15m, 12h, 7d. SIZE is bytes: 65536, 64KiB, 4MiB.",
     "HTTP on the same port: /livez, /readyz, /metrics, /transparency.",
   ].join("\n");
 }

@@ -1,7 +1,10 @@
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
   ConfigError,
   DEFAULTS,
+  formatDuration,
+  formatSize,
   helpText,
   loadConfig,
   OPTIONS,
@@ -182,5 +185,61 @@ describe("relay configuration", () => {
       expect(help).toContain(o.env);
     }
     expect(loadConfig(["--help"]).help).toBe(true);
+  });
+
+  it("shows durations and sizes in the help as people write them, and each default reads back", () => {
+    const help = helpText();
+    expect(help).toContain("--ttl D");
+    expect(help).toMatch(/--ttl D +how long an undelivered message is kept \[default: 7d\]/);
+    expect(help).toMatch(/--max-ttl D +.*\[default: 30d\]/);
+    expect(help).toMatch(/--redis-aof-rewrite D +.*\[default: 1h\]/);
+    expect(help).toMatch(/--max-message-size SIZE +.*\[default: 64KiB\]/);
+    expect(help).toMatch(/--mailbox-max-bytes SIZE +.*\[default: 64MiB\]/);
+    for (const raw of ["604800", "2592000", "3600", "65536", "67108864", "4194304"]) {
+      expect(help).not.toContain(`default: ${raw}]`);
+    }
+    // Whatever the help shows as a default, typed back in, gives that default.
+    for (const o of OPTIONS) {
+      const shown = new RegExp(`^  ${o.flag} \\S+ +.*\\[default: ([^\\]]+)\\]$`, "m").exec(help)?.[1];
+      if (DEFAULTS[o.key] === null) {
+        expect(shown, o.flag).toBeUndefined();
+        continue;
+      }
+      expect(shown, o.flag).toBeDefined();
+      const { config } = loadConfig([o.flag, shown!]);
+      expect(config[o.key], o.flag).toEqual(DEFAULTS[o.key]);
+    }
+  });
+
+  it("formats durations and sizes so that they parse back to the same number", () => {
+    expect([formatDuration(604800), formatDuration(90), formatDuration(120), formatDuration(1)]).toEqual([
+      "7d",
+      "90s",
+      "2m",
+      "1s",
+    ]);
+    expect([formatSize(65536), formatSize(4 * 1024 ** 2), formatSize(1000), formatSize(1536)]).toEqual([
+      "64KiB",
+      "4MiB",
+      "1000",
+      "1536",
+    ]);
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 10 ** 12 }), (n) => {
+        expect(parseDuration(formatDuration(n))).toBe(n);
+        expect(parseSize(formatSize(n))).toBe(n);
+      }),
+    );
+  });
+
+  it("answers --help and --version even when the rest of the configuration is wrong", () => {
+    expect(loadConfig(["--help", "--port", "x"], { PARLEY_RELAY_TTL: "soon" }).help).toBe(true);
+    expect(loadConfig(["--version", "--nonsense"]).version).toBe(true);
+    expect(problems(["--port", "x"], { PARLEY_RELAY_TTL: "soon" })).toHaveLength(2);
+  });
+
+  it("states limits in the units people write", () => {
+    expect(problems(["--ttl", "40d"])).toEqual(["--ttl: 40d is longer than --max-ttl (30d)"]);
+    expect(problems(["--sweep-interval", "2d"])).toEqual(["--sweep-interval: at most 1d"]);
   });
 });
