@@ -1,6 +1,6 @@
 // Helpers for the `parley` client end-to-end tests: run the CLI as a real process against real
 // relay processes, parse its JSON Lines, and poll `sync` until what a test waits for has arrived.
-import { spawn } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { createServer } from "node:net";
@@ -135,16 +135,6 @@ export async function runParley(home: string, args: string[], options: RunOption
     env,
     stdio: ["pipe", "pipe", "pipe"],
   });
-  let stdout = "";
-  let stderr = "";
-  proc.stdout.setEncoding("utf8");
-  proc.stderr.setEncoding("utf8");
-  proc.stdout.on("data", (d: string) => {
-    stdout += d;
-  });
-  proc.stderr.on("data", (d: string) => {
-    stderr += d;
-  });
   proc.stdin.on("error", () => {
     // the CLI may exit without reading stdin
   });
@@ -155,10 +145,7 @@ export async function runParley(home: string, args: string[], options: RunOption
     timedOut = true;
     proc.kill("SIGKILL");
   }, timeoutMs);
-  const [code, signal] = await new Promise<[number | null, string | null]>((resolve, reject) => {
-    proc.once("error", reject);
-    proc.once("close", (c, s) => resolve([c, s]));
-  });
+  const { code, signal, stdout, stderr } = await finished(proc);
   clearTimeout(timer);
   const events: ParleyEvent[] = [];
   const badLines: string[] = [];
@@ -178,6 +165,26 @@ export async function runParley(home: string, args: string[], options: RunOption
   const result: RunResult = { args: fullArgs, code, signal, stdout, stderr, events, badLines };
   if (timedOut) throw new Error(`timed out after ${timeoutMs} ms: ${describeRun(result)}`);
   return result;
+}
+
+/** Collects a child's output until it exits. */
+export function finished(
+  child: ChildProcess,
+): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> {
+  let stdout = "";
+  let stderr = "";
+  child.stdout?.setEncoding("utf8");
+  child.stderr?.setEncoding("utf8");
+  child.stdout?.on("data", (d: string) => {
+    stdout += d;
+  });
+  child.stderr?.on("data", (d: string) => {
+    stderr += d;
+  });
+  return new Promise((resolve, reject) => {
+    child.once("error", reject);
+    child.once("close", (code, signal) => resolve({ code, signal, stdout, stderr }));
+  });
 }
 
 /** Asserts exit 0 (and, with --json, that stdout is nothing but JSON Lines); returns the result. */

@@ -7,7 +7,7 @@ import { cp, mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { explainInstallFailure, type InstallFailureContext } from "../scripts/install-failure.mjs";
-import { cleanup, newDir, ROOT } from "./client-helpers.js";
+import { cleanup, finished, newDir, ROOT } from "./client-helpers.js";
 
 const fixture = (name: string) => readFile(join(ROOT, "tests/fixtures/install", `${name}.txt`), "utf8");
 const ctx: InstallFailureContext = {
@@ -112,18 +112,7 @@ describe("scripts/pnpm.mjs install", () => {
       env,
       stdio: ["ignore", "pipe", "pipe"],
     });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d) => {
-      stdout += d;
-    });
-    child.stderr.on("data", (d) => {
-      stderr += d;
-    });
-    return new Promise((resolve, reject) => {
-      child.once("error", reject);
-      child.once("close", (code) => resolve({ code, stdout, stderr }));
-    });
+    return finished(child);
   }
 
   it("shows progress, keeps a build's output in a log, and ends a failure with what to do", {

@@ -12,7 +12,7 @@ import { mkdir, readdir, readFile, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { http, sleep } from "../packages/relay/test/helpers.js";
-import { cleanup, freePort, newDir, ROOT } from "./client-helpers.js";
+import { cleanup, finished, freePort, newDir, ROOT } from "./client-helpers.js";
 
 interface Block {
   /** 1-based line of the opening fence. */
@@ -95,18 +95,7 @@ class Session {
       env: this.env,
       stdio: ["ignore", "pipe", "pipe"],
     });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d) => {
-      stdout += d;
-    });
-    child.stderr.on("data", (d) => {
-      stderr += d;
-    });
-    const code = await new Promise<number | null>((resolve, reject) => {
-      child.once("error", reject);
-      child.once("close", (c) => resolve(c));
-    });
+    const { code, stdout, stderr } = await finished(child);
     return { command, code, stdout, stderr };
   }
 }
