@@ -127,7 +127,7 @@ describe("the terminal UI in tmux", () => {
       tmux("send-keys", "-t", "ann", "Escape");
       await typeLine("ben", `/accept ${code}`);
       // Ben is asked what to call her, and never sees a placeholder name.
-      await waitFor("ben", /Their name/, "the name question");
+      await waitFor("ben", /What do you call them\?/, "the name question");
       keys("ben", "Ann");
       enter("ben");
       await waitFor("ben", /added Ann/, "the new contact, named and selected");

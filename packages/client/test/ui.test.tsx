@@ -228,6 +228,27 @@ describe("chat", () => {
     expect(written).toContain(`\u001b]52;c;${Buffer.from(code).toString("base64")}\u0007`);
   });
 
+  it("asks what to call the person whose code is accepted, and never shows a placeholder", {
+    timeout: 60_000,
+  }, async () => {
+    const [alice, bob] = await pair();
+    const d = mkdtempSync(join(tmpdir(), "parley-ui-"));
+    dirs.push(d);
+    const carol = Client.init(resolvePaths(d), "pw", "Carol", { ...bob.settings }, 10);
+    cleanups.push(() => carol.close());
+    const { code } = await carol.invite();
+    const ui = renderUi(<Chat client={alice} localOnly={false} onQuit={() => {}} />);
+    cleanups.push(() => ui.unmount());
+    await ui.line(`/accept ${code}`);
+    expect(ui.lastFrame()).toContain("What do you call them?");
+    await ui.line("");
+    expect(ui.lastFrame()).toContain("name: a name must not be empty");
+    await ui.line("Caroline");
+    const f = await until(ui.lastFrame, (x) => x.includes("added Caroline"), "the new contact");
+    expect(f).not.toMatch(/contact-[0-9a-f]{8}/);
+    expect(alice.contacts().map((c) => c.contact)).toContain("Caroline");
+  });
+
   it("honours NO_COLOR", { timeout: 60_000 }, async () => {
     const [alice] = await pair();
     const before = process.env.NO_COLOR;

@@ -286,17 +286,17 @@ export function Chat({ client, localOnly, onQuit, onRelay, notifier }: ChatProps
             if (problem) return setNotice({ text: `name: ${problem}`, error: true });
             return await accept(code, name);
           }
-          // Ask for the name they go by here: the code does not carry one.
+          // Ask for the name they go by here: the code does not carry one, and a placeholder
+          // until their announcement arrives would be no name at all.
           return setQuestion({
-            label: "Their name (Enter: the name they announce):",
+            label: "What do you call them?",
             answer: (given) => {
-              const n = given.trim();
-              const problem = n === "" ? null : nameProblem(n);
+              const problem = nameProblem(given.trim());
               if (problem) {
-                setNotice({ text: `name: ${problem}`, error: true });
+                setNotice({ text: `name: ${problem} (Esc cancels)`, error: true });
                 return false;
               }
-              void accept(code, n === "" ? undefined : n);
+              void accept(code, given.trim());
               return true;
             },
           });
