@@ -2,6 +2,7 @@
 // documented failure, each with its exit status and exactly one line on stderr.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
+  aliceAndBob,
   cleanup,
   connect,
   contactEvents,
@@ -183,5 +184,15 @@ describe("parley refusals", () => {
     // A value that looks like an option: still one line.
     fails(await runParley(alice, ["sync", "--wait", "soon"]), 2);
     fails(await runParley(bob, ["history", "alice", "--limit", "-3"]), 2);
+  });
+
+  it("a message the relay refuses is shown in history with the reason, not as queued for ever", {
+    timeout: 120_000,
+  }, async () => {
+    const small = await startRelay(["--storage", "memory", "--max-message-size", "2048"]);
+    const { alice } = await aliceAndBob(small.url);
+    fails(await runParley(alice, ["send", "Bob", "x".repeat(3000)]), 12);
+    const history = await parley(alice, ["history", "Bob"]);
+    expect(history.stdout).toContain("[failed: too large for Bob's relay (it takes at most 2048 bytes)]");
   });
 });

@@ -11,7 +11,7 @@ import { readPassphrase } from "./passphrase.js";
 import { type Paths, resolvePaths } from "./paths.js";
 import { loadSettings, type Settings, saveSettings } from "./settings.js";
 import { Store } from "./store.js";
-import { displayText, parseDuration } from "./text.js";
+import { displayText, parseDuration, printable } from "./text.js";
 
 interface Output {
   json: boolean;
@@ -58,7 +58,8 @@ function printEvent(out: Output, ev: ClientEvent): void {
 
 function formatMessage(m: MessageView): string {
   const who = m.direction === "in" ? m.contact : "me";
-  const status = m.direction === "out" ? `  [${m.status}]` : "";
+  const why = m.failure ? `: ${printable(m.failure)}` : "";
+  const status = m.direction === "out" ? `  [${m.status}${why}]` : "";
   // Continuation lines are indented, so a message cannot pass for several.
   const text = displayText(m.text).replace(/\n/g, "\n    ");
   return `${time(m.direction === "in" ? m.receivedAt : m.sentAt)}  ${displayText(who)}: ${text}${status}`;
