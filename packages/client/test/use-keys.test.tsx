@@ -39,7 +39,7 @@ function setup(node: (log: string[]) => React.ReactElement) {
 
 describe("the key layer", () => {
   it("hands over each key of one read on its own, after the previous one was committed", async () => {
-    const { log, write, ui } = setup((log) => <Recorder name="a" log={log} />);
+    const { log, ui } = setup((log) => <Recorder name="a" log={log} />);
     await tick();
     await ui.keys("hi\r\u007f\u007f\u001b[5~\u001b[5~");
     expect(log).toEqual([
