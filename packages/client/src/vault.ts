@@ -1,8 +1,17 @@
 // Encryption at rest. The passphrase is stretched with scrypt (parameters stored beside the
 // data); purpose keys are separated with versioned HKDF labels; every record is sealed with
-// XChaCha20-Poly1305 under a fresh random 24-byte nonce, bound to its table and row.
+// XChaCha20-Poly1305 under a fresh random 24-byte nonce, bound to its table and row. A record's
+// plaintext is padded to the wire's size buckets, so the file does not tell a message's length.
 import { scrypt } from "@noble/hashes/scrypt.js";
-import { hkdfSha256, hmacSha256, systemRandom, xopen, xseal } from "@parley/protocol";
+import {
+  bucketFor,
+  hkdfSha256,
+  hmacSha256,
+  PADDING_BUCKETS,
+  systemRandom,
+  xopen,
+  xseal,
+} from "@parley/protocol";
 import { ClientError } from "./errors.js";
 
 const enc = new TextEncoder();
@@ -18,6 +27,34 @@ export const STORE_LABELS = {
 /** Associated-data prefix of a sealed record: `prefix || table || 0x00 || row key`. */
 const RECORD_AD = "parley/v1/client/record";
 const VERIFIER_TEXT = "parley store v1";
+
+/**
+ * First byte of a padded record's plaintext: `0x01 || JSON || 0x80 || 0x00…`, padded (ISO/IEC
+ * 7816-4, as the wire) to the smallest bucket that holds it, past the largest to a multiple of it.
+ * Records sealed before padding are bare JSON, which never starts with this byte.
+ */
+const PADDED_RECORD = 0x01;
+const LARGEST_BUCKET = PADDING_BUCKETS[PADDING_BUCKETS.length - 1]!;
+
+/** `0x01 || json || 0x80`, zero-filled to its bucket. */
+export function padRecord(json: Uint8Array): Uint8Array {
+  const raw = 1 + json.length;
+  const size = bucketFor(raw) ?? Math.ceil((raw + 1) / LARGEST_BUCKET) * LARGEST_BUCKET;
+  const out = new Uint8Array(size);
+  out[0] = PADDED_RECORD;
+  out.set(json, 1);
+  out[raw] = 0x80;
+  return out;
+}
+
+/** The JSON of a record's plaintext: unpadded if it is padded, as it is if sealed before padding. */
+export function unpadRecord(pt: Uint8Array): Uint8Array {
+  if (pt[0] !== PADDED_RECORD) return pt;
+  let end = pt.length - 1;
+  while (end > 0 && pt[end] === 0) end--;
+  if (end < 1 || pt[end] !== 0x80) throw new Error("record padding marker missing");
+  return pt.subarray(1, end);
+}
 
 export interface KdfParams {
   readonly alg: "scrypt";
@@ -103,14 +140,14 @@ export class Vault {
 
   seal(table: string, rowKey: string, value: unknown): Buffer {
     const nonce = systemRandom(24);
-    const ct = xseal(this.recordKey, nonce, enc.encode(JSON.stringify(value)), ad(table, rowKey));
+    const ct = xseal(this.recordKey, nonce, padRecord(enc.encode(JSON.stringify(value))), ad(table, rowKey));
     return Buffer.from(concat(nonce, ct));
   }
 
   open<T>(table: string, rowKey: string, sealed: Uint8Array): T {
     try {
       const pt = xopen(this.recordKey, sealed.subarray(0, 24), sealed.subarray(24), ad(table, rowKey));
-      return JSON.parse(dec.decode(pt)) as T;
+      return JSON.parse(dec.decode(unpadRecord(pt))) as T;
     } catch (e) {
       throw new ClientError("INTERNAL", `the local store is damaged: ${table} record does not decrypt`, {
         cause: e,
