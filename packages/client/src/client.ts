@@ -264,6 +264,8 @@ export class Client extends EventEmitter<ClientEvents> {
   private flushing: Promise<FlushReport> | null = null;
   private processing: Promise<void> = Promise.resolve();
   private lastDelivery = 0;
+  /** Deliveries dropped as replays of what was already processed (status().replaysDropped). */
+  private replaysDropped = 0;
   private live: Live | null = null;
   private readonly liveRelays = new Set<string>();
   /** Deliveries waiting to be stored, oldest first. */
@@ -511,11 +513,14 @@ export class Client extends EventEmitter<ClientEvents> {
    */
   status(): {
     outbox: number;
+    /** Deliveries this process dropped silently as replays of messages already processed. */
+    replaysDropped: number;
     relays: (RelayState & { connected: boolean; retentionSeconds: number | null })[];
   } {
     const urls = this.relaysInUse();
     return {
       outbox: this.store.outboxSize(),
+      replaysDropped: this.replaysDropped,
       relays: [...urls].sort().map((url) => ({
         ...this.relayState(url),
         connected: this.liveRelays.has(url),
@@ -1727,15 +1732,21 @@ export class Client extends EventEmitter<ClientEvents> {
     const earlier = slot >= 0 ? contact.previous![slot]! : null;
     const session = Session.deserialize(fromHex(earlier ? earlier.session : contact.session));
     let plaintext: Uint8Array;
+    const acceptDigest = isAccept(frame.ciphertext) ? digestOf(frame.ciphertext) : null;
     try {
       plaintext = session.decrypt(frame.ciphertext);
     } catch (e) {
       session.wipe();
       if (e instanceof ParleyError) {
-        // A duplicate (already stored before a crash or by another process) is expected; anything
-        // else is a forgery or corruption, which the relay could have sent. Either way nothing changes.
-        if (e.code !== "DUPLICATE")
+        // A duplicate (already stored before a crash or by another process, or replayed by the
+        // relay), or an Accept-wrapped message already processed, is dropped silently and counted;
+        // anything else is a forgery or corruption, which the relay could have sent. Either way
+        // nothing changes.
+        if (e.code === "DUPLICATE" || (acceptDigest && contact.accepts?.includes(acceptDigest))) {
+          this.replaysDropped++;
+        } else {
           this.emit("warning", undecryptable(contact.name, frame.ciphertext, e.code));
+        }
         return [];
       }
       throw e;
@@ -1743,6 +1754,7 @@ export class Client extends EventEmitter<ClientEvents> {
     if (earlier) earlier.session = toHex(session.serialize());
     else contact.session = toHex(session.serialize());
     session.wipe();
+    if (acceptDigest) rememberAccept(contact, acceptDigest);
     let payload: Payload;
     try {
       payload = decodePayload(plaintext);
@@ -1857,6 +1869,7 @@ export class Client extends EventEmitter<ClientEvents> {
       id = this.store.putContact(null, contact);
     }
     this.store.removeInvitation(invitationKey);
+    rememberAccept(contact, digestOf(frame.ciphertext));
     if (payload) {
       const applied = this.apply(id, contact, payload);
       if (!existing) {
@@ -2083,9 +2096,22 @@ function failureWords(name: string, f: DeliveryFailure): string {
   }
 }
 
+const isAccept = (wire: Uint8Array) => wire[0] === 0x01;
+
+/** The digest an Accept-wrapped delivery is remembered by (ContactRecord.accepts). */
+const digestOf = (wire: Uint8Array) => toHex(sha256(wire).subarray(0, 16));
+
+/** Remembers an Accept-wrapped message as processed; the oldest are forgotten past the limit. */
+function rememberAccept(contact: ContactRecord, digest: string): void {
+  const accepts = (contact.accepts ?? []).filter((d) => d !== digest);
+  accepts.push(digest);
+  contact.accepts = accepts.slice(-MAX_REMEMBERED_ACCEPTS);
+}
+const MAX_REMEMBERED_ACCEPTS = 64;
+
 /** Why a delivery was dropped, in words: a second Accept for a used invitation is worth naming. */
 function undecryptable(name: string, wire: Uint8Array, code: string): string {
-  if (wire[0] === 0x01 && code === "AUTH") {
+  if (isAccept(wire) && code === "AUTH") {
     return `refused a second acceptance of the one-time invitation that opened your conversation with ${name}: someone else used the same code`;
   }
   return `dropped an undecryptable message for ${name} (${code})`;

@@ -55,6 +55,12 @@ export interface ContactRecord {
    * anything sent to them.
    */
   previous?: { inbox: { relay: string; key: string }; session: string; until: number }[];
+  /**
+   * Digests (hex, first 16 bytes of SHA-256 of the wire bytes) of the Accept-wrapped messages from
+   * this contact already processed, newest last, at most 64: one delivered again is a replay,
+   * dropped silently, not a second acceptance. Absent in stores made before it.
+   */
+  accepts?: string[];
   /** Sent messages stored on a relay and not yet acknowledged by a receipt: message seq and deadline (ms). */
   awaiting: { seq: number; deadline: number }[];
   /**
