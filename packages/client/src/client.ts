@@ -52,7 +52,7 @@ import {
   type OutboxRecord,
   Store,
 } from "./store.js";
-import { cleanName, humanDuration, nameProblem } from "./text.js";
+import { cleanName, humanDuration, MAX_NAME_LENGTH, nameProblem, nameSkeleton } from "./text.js";
 
 export interface ContactView {
   readonly contact: string;
@@ -397,19 +397,34 @@ export class Client extends EventEmitter<ClientEvents> {
     return { id: hit.key, contact: hit.value };
   }
 
-  /** A name no other contact has: the name itself, else "name 2", "name 3", … */
-  private uniqueName(wanted: string, except?: string): string {
+  /**
+   * A name that looks like no other contact's (nameSkeleton): the name itself, else with the
+   * first characters of the contact's fingerprint, "Name (ab12)", when one is given, else (or if
+   * that looks taken too) "name 2", "name 3", …
+   */
+  private uniqueName(wanted: string, except?: string, fp?: string): string {
     const taken = new Set(
       this.store
         .contacts()
         .filter((r) => r.key !== except)
-        .map((r) => r.value.name.toLowerCase()),
+        .map((r) => nameSkeleton(r.value.name)),
     );
-    if (!taken.has(wanted.toLowerCase())) return wanted;
+    if (!taken.has(nameSkeleton(wanted))) return wanted;
+    if (fp) {
+      const candidate = `${[...wanted].slice(0, MAX_NAME_LENGTH - 7).join("")} (${fp.replace(/ /g, "").slice(0, 4)})`;
+      if (!taken.has(nameSkeleton(candidate))) return candidate;
+    }
     for (let i = 2; ; i++) {
       const candidate = `${[...wanted].slice(0, 60).join("")} ${i}`;
-      if (!taken.has(candidate.toLowerCase())) return candidate;
+      if (!taken.has(nameSkeleton(candidate))) return candidate;
     }
+  }
+
+  /** Another contact whose name looks the same as `name` (nameSkeleton), if there is one. */
+  private lookAlike(name: string, except?: string): ContactRecord | undefined {
+    const skeleton = nameSkeleton(name);
+    return this.store.contacts().find((r) => r.key !== except && nameSkeleton(r.value.name) === skeleton)
+      ?.value;
   }
 
   /** The conversation, oldest first. Shown messages are marked read and read receipts queued. */
@@ -470,11 +485,14 @@ export class Client extends EventEmitter<ClientEvents> {
     if (problem) throw new ClientError("USAGE", `new name: ${problem}`);
     return this.store.tx(() => {
       const { id, contact } = this.findContact(name);
-      const taken = this.store
-        .contacts()
-        .some((r) => r.key !== id && r.value.name.toLowerCase() === newName.toLowerCase());
-      if (taken)
+      const other = this.lookAlike(newName, id);
+      if (other?.name.toLowerCase() === newName.toLowerCase())
         throw new ClientError("USAGE", `another contact is already called ${JSON.stringify(newName)}`);
+      if (other)
+        throw new ClientError(
+          "USAGE",
+          `${JSON.stringify(newName)} looks the same as another contact's name, ${JSON.stringify(other.name)}`,
+        );
       this.store.putContact(id, { ...contact, name: newName, nameSource: "user" });
       return newName;
     });
@@ -773,6 +791,23 @@ export class Client extends EventEmitter<ClientEvents> {
         "this invitation was already accepted; a code opens one conversation",
       );
     }
+    if (options.name !== undefined) {
+      // A name given to a new contact must not look like another contact's (the same name, in
+      // any case, means that contact: the invitation renews it).
+      const all = this.store.contacts();
+      const wanted = options.name.toLowerCase();
+      if (!all.some((r) => r.value.name.toLowerCase() === wanted)) {
+        const same = all.find((r) =>
+          samePublicIdentity(decodePublicIdentity(fromHex(r.value.identity)), inv.identity),
+        );
+        const other = this.lookAlike(options.name, same?.key);
+        if (other)
+          throw new ClientError(
+            "USAGE",
+            `--name: ${JSON.stringify(options.name)} looks the same as another contact's name, ${JSON.stringify(other.name)}`,
+          );
+      }
+    }
     const relay = this.relayFor(options.relay);
     // The inviter's relay will hold what I send: refuse it now if its retention is too long. If it
     // is unreachable, the handshake waits in the outbox and is vetted before it is deposited.
@@ -832,6 +867,7 @@ export class Client extends EventEmitter<ClientEvents> {
           outbox: { relay: inv.relayUrl, address: toHex(inv.mailbox) },
           previous: this.retire(old, now),
           lastActivity: now,
+          introExpected: true,
         };
         contactId = this.store.putContact(target.key, updated);
         ev = changed(contactId, sameKey ? "renewed" : "key-changed");
@@ -850,6 +886,7 @@ export class Client extends EventEmitter<ClientEvents> {
           lastActivity: now,
           unread: 0,
           awaiting: [],
+          introExpected: true,
         });
         ev = changed(contactId, "added");
       }
@@ -1772,16 +1809,27 @@ export class Client extends EventEmitter<ClientEvents> {
     return events;
   }
 
-  /** Applies a decrypted payload to a contact (mutated; the caller saves it). */
-  private apply(id: string, contact: ContactRecord, payload: Payload, sendReceipts = true): InternalEvent[] {
+  /**
+   * Applies a decrypted payload to a contact (mutated; the caller saves it). `current`: it came in
+   * the contact's current conversation (an earlier one's messages are shown but not acknowledged).
+   */
+  private apply(id: string, contact: ContactRecord, payload: Payload, current = true): InternalEvent[] {
     const now = Date.now();
+    const sendReceipts = current;
+    // An intro names the contact only as the first message of a session.
+    const first = current && contact.introExpected === true;
+    if (current) delete contact.introExpected;
     if (payload.type === "text") {
       if (isControlText(payload.text)) {
-        const intro = decodeIntro(payload.text);
+        const intro = first ? decodeIntro(payload.text) : null;
         const name = intro ? cleanName(intro.name) : "";
         if (name && contact.nameSource !== "user" && name !== contact.name) {
           const previousName = contact.name;
-          contact.name = this.uniqueName(name, id);
+          contact.name = this.uniqueName(
+            name,
+            id,
+            fingerprint(decodePublicIdentity(fromHex(contact.identity))),
+          );
           contact.nameSource = "peer";
           return [changed(id, "renamed", previousName)];
         }
@@ -1870,6 +1918,8 @@ export class Client extends EventEmitter<ClientEvents> {
     }
     this.store.removeInvitation(invitationKey);
     rememberAccept(contact, digestOf(frame.ciphertext));
+    // The Accept's payload is the accepter's first message: its intro names the contact.
+    contact.introExpected = true;
     if (payload) {
       const applied = this.apply(id, contact, payload);
       if (!existing) {
@@ -1881,6 +1931,7 @@ export class Client extends EventEmitter<ClientEvents> {
     } else if (!existing) {
       events.push(byInvitation(id, "added"));
     }
+    delete contact.introExpected;
     // Tell the accepter who we are; this also ends its Accept wrapping.
     const wire = this.encryptTo(contact, this.introPayload());
     this.store.putContact(id, contact);

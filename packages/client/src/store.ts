@@ -61,6 +61,11 @@ export interface ContactRecord {
    * dropped silently, not a second acceptance. Absent in stores made before it.
    */
   accepts?: string[];
+  /**
+   * The current session has delivered nothing yet: its first message may be the contact's intro,
+   * which then names them. An intro later in a session renames no one.
+   */
+  introExpected?: boolean;
   /** Sent messages stored on a relay and not yet acknowledged by a receipt: message seq and deadline (ms). */
   awaiting: { seq: number; deadline: number }[];
   /**

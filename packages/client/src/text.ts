@@ -35,9 +35,17 @@ export function displayText(text: string): string {
 
 export const MAX_NAME_LENGTH = 64;
 
-/** A display name: no controls, single spaces, trimmed, at most 64 characters; "" if nothing is left. */
+// Characters a terminal draws as nothing (zero-width spaces and joiners, word joiners, variation
+// selectors, soft hyphens…) and the bidi controls: in a name they only disguise it.
+const INVISIBLE = new RegExp(`[\\p{Default_Ignorable_Code_Point}${BIDI}]`, "gu");
+
+/**
+ * A display name: NFKC-normalized (fullwidth and other compatibility forms become plain letters),
+ * invisible and bidi-control characters removed, other controls made spaces, single spaces,
+ * trimmed, at most 64 characters; "" if nothing is left.
+ */
 export function cleanName(name: string): string {
-  return [...name.replace(CONTROLS, " ").replace(/\s+/g, " ").trim()]
+  return [...name.normalize("NFKC").replace(INVISIBLE, "").replace(CONTROLS, " ").replace(/\s+/g, " ").trim()]
     .slice(0, MAX_NAME_LENGTH)
     .join("")
     .trim();
@@ -48,6 +56,93 @@ export function nameProblem(name: string): string | null {
   if (name.trim() === "") return "a name must not be empty";
   if ([...name].length > MAX_NAME_LENGTH) return `a name is at most ${MAX_NAME_LENGTH} characters`;
   if (cleanName(name) !== name)
-    return "a name must not contain control characters or repeated, leading or trailing spaces";
+    return "a name must not contain control or invisible characters, compatibility forms (such as fullwidth letters), or repeated, leading or trailing spaces";
   return null;
+}
+
+// Letters of other scripts that look like Latin ones (and Latin ones that look like each other),
+// mapped to the Latin letter they pass for. Applied after NFKC and before case-folding.
+const CONFUSABLES: Record<string, string> = {
+  // Cyrillic
+  А: "A",
+  В: "B",
+  Е: "E",
+  К: "K",
+  М: "M",
+  Н: "H",
+  О: "O",
+  Р: "P",
+  С: "C",
+  Т: "T",
+  Х: "X",
+  У: "Y",
+  І: "l",
+  Ј: "J",
+  Ѕ: "S",
+  Ү: "Y",
+  Ԛ: "Q",
+  Ԝ: "W",
+  Ӏ: "l",
+  а: "a",
+  е: "e",
+  о: "o",
+  р: "p",
+  с: "c",
+  у: "y",
+  х: "x",
+  і: "i",
+  ј: "j",
+  ѕ: "s",
+  һ: "h",
+  ԁ: "d",
+  ԛ: "q",
+  ԝ: "w",
+  ӏ: "l",
+  ь: "b",
+  ү: "y",
+  ɡ: "g",
+  // Greek
+  Α: "A",
+  Β: "B",
+  Ε: "E",
+  Ζ: "Z",
+  Η: "H",
+  Ι: "l",
+  Κ: "K",
+  Μ: "M",
+  Ν: "N",
+  Ο: "O",
+  Ρ: "P",
+  Τ: "T",
+  Υ: "Y",
+  Χ: "X",
+  α: "a",
+  ο: "o",
+  ι: "i",
+  κ: "k",
+  ν: "v",
+  ρ: "p",
+  υ: "u",
+  χ: "x",
+  γ: "y",
+  // Latin and digits that pass for one another
+  I: "l",
+  "1": "l",
+  "|": "l",
+  "0": "o",
+};
+
+/**
+ * What a name looks like, for telling whether two names could be mistaken for each other: NFKC,
+ * invisible characters and accents removed, look-alike letters of other scripts mapped to Latin,
+ * case-folded, "rn" read as "m" and "vv" as "w". Two names with the same skeleton look the same.
+ */
+export function nameSkeleton(name: string): string {
+  const base = cleanName(name).normalize("NFD").replace(/\p{M}/gu, "");
+  return [...base]
+    .map((c) => CONFUSABLES[c] ?? c)
+    .join("")
+    .toLowerCase()
+    .replace(/rn/g, "m")
+    .replace(/vv/g, "w");
 }

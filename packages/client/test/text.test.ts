@@ -1,7 +1,15 @@
 import { describe, expect, it } from "vitest";
 import { decodeIntro, encodeIntro, isControlText } from "../src/intro.js";
 import { transparencyUrl } from "../src/relay-connection.js";
-import { cleanName, displayText, humanDuration, nameProblem, parseDuration, printable } from "../src/text.js";
+import {
+  cleanName,
+  displayText,
+  humanDuration,
+  nameProblem,
+  nameSkeleton,
+  parseDuration,
+  printable,
+} from "../src/text.js";
 
 describe("durations", () => {
   it("parses and prints s, m, h, d", () => {
@@ -30,6 +38,23 @@ describe("what reaches a terminal", () => {
     expect(nameProblem(" alice")).toMatch(/spaces/);
     expect(nameProblem("a\u0000b")).toMatch(/control/);
     expect(nameProblem("y".repeat(65))).toMatch(/64/);
+    expect(nameProblem("B\u200bob")).toMatch(/invisible/);
+  });
+
+  it("strips invisible and bidi characters and compatibility forms from names", () => {
+    expect(cleanName("\uff22\u200bo\u202eb\u2060\u2066")).toBe("Bob");
+    expect(cleanName("Zo\u00eb \ufe0f\u00ad")).toBe("Zo\u00eb");
+    expect(cleanName("\u200b\u200c\u200d")).toBe("");
+  });
+
+  it("gives look-alike names one skeleton", () => {
+    const bob = nameSkeleton("Bob");
+    for (const same of ["bob", "BOB", "\u0412\u043eb", "\u0392ob", "B\u00f3b", "\uff22ob", "B\u200bob"]) {
+      expect(nameSkeleton(same)).toBe(bob);
+    }
+    expect(nameSkeleton("Iris")).toBe(nameSkeleton("lris"));
+    expect(nameSkeleton("Mike")).toBe(nameSkeleton("rnike"));
+    expect(nameSkeleton("Rob")).not.toBe(bob);
   });
 });
 
