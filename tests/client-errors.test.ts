@@ -1,5 +1,15 @@
 // The `parley` CLI's refusals: a changed identity key, wrong or missing passphrases, and every other
 // documented failure, each with its exit status and exactly one line on stderr.
+import { randomBytes } from "node:crypto";
+import {
+  decodeInvitation,
+  encodeInvitation,
+  fromHex,
+  Identity,
+  LABELS,
+  x25519IsLowOrder,
+  x25519KeyPair,
+} from "@parley/protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   aliceAndBob,
@@ -184,6 +194,68 @@ describe("parley refusals", () => {
     // A value that looks like an option: still one line.
     fails(await runParley(alice, ["sync", "--wait", "soon"]), 2);
     fails(await runParley(bob, ["history", "alice", "--limit", "-3"]), 2);
+  });
+
+  it("an invitation whose key is a low-order X25519 point is an invalid invitation (exit 6), refused before any relay hears of it (PROTOCOL.md §4.2)", {
+    timeout: 120_000,
+  }, async () => {
+    const bob = await newHome();
+    await init(bob, "Bob", relay.url);
+    // A code from a test identity, signed and checksummed properly: only the point is wrong.
+    const mallory = Identity.generate();
+    const lowOrder = fromHex("e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800"); // order 8
+    expect(x25519IsLowOrder(lowOrder)).toBe(true);
+    const forge = (prekey: Uint8Array, agreementKey: Uint8Array): string => {
+      const expiresAt = Math.floor(Date.now() / 1000) + 3600;
+      const url = new TextEncoder().encode(relay.url);
+      const expires = new Uint8Array(4);
+      new DataView(expires.buffer).setUint32(0, expiresAt);
+      // PROTOCOL.md §4.1: version, expiresAt, mailbox, signing key, agreement key, prekey, URL.
+      const signed = Uint8Array.from([
+        1,
+        ...expires,
+        ...randomBytes(32),
+        ...mallory.publicIdentity.signingKey,
+        ...agreementKey,
+        ...prekey,
+        url.length,
+        ...url,
+      ]);
+      const signature = mallory.sign(
+        Uint8Array.from([...new TextEncoder().encode(LABELS.invitationSignature), ...signed]),
+      );
+      const code = encodeInvitation({
+        relayUrl: relay.url,
+        mailbox: signed.subarray(5, 37),
+        identity: { signingKey: mallory.publicIdentity.signingKey, agreementKey },
+        prekey,
+        expiresAt,
+        signature,
+      });
+      // The checksum and the signature verify: the decoder takes it.
+      expect(decodeInvitation(code).prekey).toEqual(prekey);
+      return code;
+    };
+    const connections = async () =>
+      Number(
+        /^parley_relay_connections_total (\d+)$/m.exec(
+          await (await fetch(`http://127.0.0.1:${relay.port}/metrics`)).text(),
+        )?.[1],
+      );
+    const before = await connections();
+    const badPrekey = fails(
+      await runParley(bob, ["accept", forge(lowOrder, mallory.publicIdentity.agreementKey), "--name", "m"]),
+      6,
+    );
+    expect(badPrekey).toMatch(/invalid invitation.*prekey.*low-order/);
+    const badAgreement = fails(
+      await runParley(bob, ["accept", forge(x25519KeyPair().publicKey, lowOrder), "--name", "m"]),
+      6,
+    );
+    expect(badAgreement).toMatch(/invalid invitation.*agreement key.*low-order/);
+    expect((await contacts(bob)).size).toBe(0);
+    // Nothing reached the relay: no mailbox was made for a code that can never work.
+    expect(await connections()).toBe(before);
   });
 
   it("a message the relay refuses is shown in history with the reason, not as queued for ever", {

@@ -5,6 +5,7 @@ import { EventEmitter } from "node:events";
 import { sha256 } from "@noble/hashes/sha2.js";
 import {
   acceptInvitation,
+  checkInvitationKeys,
   createInvitation,
   type DeliverFrame,
   decodeInvitation,
@@ -14,6 +15,7 @@ import {
   encodePublicIdentity,
   fingerprint,
   fromHex,
+  HandshakeError,
   Identity,
   InvitationBook,
   InvitationError,
@@ -776,6 +778,15 @@ export class Client extends EventEmitter<ClientEvents> {
           throw new ClientError("EXPIRED_INVITATION", `invitation expired: ${e.message}`);
         throw new ClientError("BAD_INVITATION", `bad invitation code (${e.code}): ${e.message}`);
       }
+      throw e;
+    }
+    // A code can decode and verify and still carry a key no handshake can use: refuse it before
+    // any relay hears of it.
+    try {
+      checkInvitationKeys(inv);
+    } catch (e) {
+      if (e instanceof HandshakeError)
+        throw new ClientError("BAD_INVITATION", `invalid invitation: ${e.message}`);
       throw e;
     }
     if (samePublicIdentity(inv.identity, this.identity.publicIdentity)) {

@@ -115,6 +115,23 @@ export function localRelayPid(env: NodeJS.ProcessEnv = process.env): number | nu
   }
 }
 
+/**
+ * The only variables the personal relay inherits from the client that starts it: finding `node`'s
+ * helpers (PATH), a temporary directory (tsx's cache in a checkout), and locale and time zone. It
+ * outlives that client and serves every identity of this user, so it never sees the passphrase, a
+ * caller's PARLEY_RELAY_* settings (its own come from its command line), NODE_OPTIONS, or anything
+ * else of the shell it happened to be started from.
+ */
+export const LOCAL_RELAY_ENV: readonly string[] = ["PATH", "TMPDIR", "LANG", "LC_ALL", "TZ"];
+
+/** The personal relay's environment: LOCAL_RELAY_ENV from `env`, and its log level. */
+function localRelayEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const out: NodeJS.ProcessEnv = {};
+  for (const name of LOCAL_RELAY_ENV) if (env[name] !== undefined) out[name] = env[name];
+  out.PARLEY_RELAY_LOG_LEVEL = "warn";
+  return out;
+}
+
 /** How long a start may take before another process may try again. */
 const START_MS = 15_000;
 
@@ -143,7 +160,7 @@ export async function ensureLocalRelay(env: NodeJS.ProcessEnv = process.env): Pr
     const child = spawn(
       process.execPath,
       [...relayCommand(), "--host", "127.0.0.1", "--port", String(port), "--data-dir", join(dir, "data")],
-      { detached: true, stdio: ["ignore", log, log], env: { ...env, PARLEY_RELAY_LOG_LEVEL: "warn" } },
+      { detached: true, stdio: ["ignore", log, log], env: localRelayEnv(env) },
     );
     closeSync(log);
     child.unref();

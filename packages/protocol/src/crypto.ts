@@ -61,6 +61,37 @@ export function x25519PublicKey(secretKey: Uint8Array): Uint8Array {
   return x25519.getPublicKey(secretKey);
 }
 
+/** p = 2^255 − 19, the field of Curve25519. */
+const P25519 = (1n << 255n) - 19n;
+/**
+ * The u-coordinates of the points of order dividing 8 (PROTOCOL.md §1.2, `DH`): with a clamped
+ * scalar these, and only these, give an all-zero X25519 output.
+ */
+const LOW_ORDER_U: readonly bigint[] = [
+  0n,
+  1n,
+  P25519 - 1n,
+  325606250916557431795983626356110631294008115727848805560023387167927233504n,
+  39382357235489614581723060781553021112529911719440698176882885853963445705823n,
+];
+
+/**
+ * True when `publicKey` is an X25519 point of small order: its u-coordinate (bit 255 masked,
+ * reduced mod p, as RFC 7748 §5 decodes it) is one of the five that `dh` refuses. Public keys only:
+ * this does not run in constant time.
+ *
+ * @example
+ * ```ts
+ * if (x25519IsLowOrder(invitation.prekey)) throw new Error("invalid invitation");
+ * ```
+ */
+export function x25519IsLowOrder(publicKey: Uint8Array): boolean {
+  checkBytes("publicKey", publicKey, 32);
+  let u = 0n;
+  for (let i = 31; i >= 0; i--) u = (u << 8n) | BigInt(i === 31 ? publicKey[i]! & 0x7f : publicKey[i]!);
+  return LOW_ORDER_U.includes(u % P25519);
+}
+
 /**
  * X25519 Diffie-Hellman. Rejects low-order public keys and an all-zero shared secret
  * (RFC 7748 §6.1) with CryptoError("LOW_ORDER"): such a result carries no secret at all.

@@ -11,6 +11,7 @@ import {
   sha256,
   systemRandom,
   verify,
+  x25519IsLowOrder,
   x25519KeyPair,
 } from "./crypto.js";
 import { type AcceptEnvelope, acceptDigest, decodeEnvelope, encodeAcceptPrefix } from "./envelope.js";
@@ -113,6 +114,33 @@ export interface AcceptOptions {
 }
 
 /**
+ * Refuses an invitation whose one-time prekey or inviter agreement key is an X25519 point of small
+ * order with HandshakeError("LOW_ORDER"), naming the key. Such a code decodes (§4.2 does not look at
+ * the points) but no handshake can use it; an accepter runs this before anything else (§5.1), so a
+ * bad code changes nothing. `acceptInvitation` runs it too.
+ *
+ * @example
+ * ```ts
+ * const invitation = decodeInvitation(code);
+ * checkInvitationKeys(invitation); // throws HandshakeError("LOW_ORDER")
+ * ```
+ */
+export function checkInvitationKeys(invitation: Invitation): void {
+  if (x25519IsLowOrder(invitation.prekey)) {
+    throw new HandshakeError(
+      "LOW_ORDER",
+      "its one-time prekey is a low-order X25519 point, which no key agreement can use",
+    );
+  }
+  if (x25519IsLowOrder(invitation.identity.agreementKey)) {
+    throw new HandshakeError(
+      "LOW_ORDER",
+      "the inviter's agreement key is a low-order X25519 point, which no key agreement can use",
+    );
+  }
+}
+
+/**
  * The accepter's side: agrees a session with the inviter of a (decoded, verified) invitation and
  * encrypts the first message. Returns the session and the Accept to deposit in the inviter's
  * mailbox. Until the inviter replies, `session.encrypt` keeps wrapping messages in the Accept.
@@ -130,6 +158,7 @@ export function acceptInvitation(
   if (options.mailbox.length !== MAILBOX_ADDRESS_LENGTH) throw new RangeError("mailbox: expected 32 bytes");
   const problem = relayUrlProblem(options.relayUrl);
   if (problem) throw new RangeError(`relayUrl: ${problem}`);
+  checkInvitationKeys(invitation);
   const random = options.random ?? systemRandom;
   const inviter = invitation.identity;
   const ephemeral = x25519KeyPair(random);

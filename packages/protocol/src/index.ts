@@ -14,6 +14,7 @@ export {
   type RandomSource,
   seal,
   systemRandom,
+  x25519IsLowOrder,
   x25519KeyPair,
   xopen,
   xseal,
@@ -41,6 +42,7 @@ export {
   type AcceptedContact,
   type AcceptOptions,
   acceptInvitation,
+  checkInvitationKeys,
   InvitationBook,
   sessionAd,
 } from "./handshake.js";

@@ -3,6 +3,7 @@ import { concat } from "../src/_bytes.js";
 import { dh, hkdfSha256, open, seal } from "../src/crypto.js";
 import {
   acceptInvitation,
+  checkInvitationKeys,
   createInvitation,
   DecodeError,
   decodeEnvelope,
@@ -164,6 +165,18 @@ describe("handshake", () => {
     const bad = Uint8Array.from(message);
     bad.set(lowOrder, 18);
     expect(code(() => book.accept(alice, bad))).toBe("LOW_ORDER");
+  });
+
+  it("checkInvitationKeys names the low-order key of an invitation, and passes a good one (§4.2)", () => {
+    const { invitation } = setup();
+    const lowOrder = new Uint8Array(32); // u = 0
+    expect(() => checkInvitationKeys(invitation)).not.toThrow();
+    const badPrekey = { ...invitation, prekey: lowOrder };
+    expect(code(() => checkInvitationKeys(badPrekey))).toBe("LOW_ORDER");
+    expect(() => checkInvitationKeys(badPrekey)).toThrow(/prekey/);
+    const badAgreement = { ...invitation, identity: { ...invitation.identity, agreementKey: lowOrder } };
+    expect(code(() => checkInvitationKeys(badAgreement))).toBe("LOW_ORDER");
+    expect(() => checkInvitationKeys(badAgreement)).toThrow(/agreement key/);
   });
 
   it("binds messages to their session: another session's message fails authentication", () => {

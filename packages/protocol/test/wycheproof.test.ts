@@ -3,7 +3,7 @@
 // neither break it nor relax it (low-order rejection, typed errors, length checks).
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { dh, hkdfSha256, open, seal, xopen, xseal } from "../src/crypto.js";
+import { dh, hkdfSha256, open, seal, x25519IsLowOrder, xopen, xseal } from "../src/crypto.js";
 import { CryptoError, type CryptoErrorCode } from "../src/errors.js";
 
 const VECTORS_DIR = new URL("../../../../shared/vectors/wycheproof/", import.meta.url);
@@ -181,6 +181,12 @@ describe("Wycheproof X25519 low-order rejections", () => {
     const flagged = x25519File.vectors.filter((v) => xdhExpectation(v) === "low-order").map((v) => v.tcId);
     expect(rejected).toHaveLength(EXPECTED_LOW_ORDER_REJECTIONS);
     expect(rejected).toEqual(flagged);
+  });
+
+  it("x25519IsLowOrder() flags exactly the public keys that dh() refuses (PROTOCOL.md §1.2)", () => {
+    for (const v of x25519File.vectors.filter((v) => v.result !== "invalid")) {
+      expect(x25519IsLowOrder(hex(v.public)), `tcId ${v.tcId}`).toBe(xdhExpectation(v) === "low-order");
+    }
   });
 });
 

@@ -37,9 +37,10 @@ const MAX_VIOLATIONS = 10;
 const FRAME_OVERHEAD = 6 + 32 + 16 + 8;
 /** A connection that has not said hello by then is closed. */
 const HELLO_TIMEOUT_MS = 10_000;
-/** Frame type byte of an ack (PROTOCOL.md §8.2), and where its message id sits. */
+/** Frame type byte of an ack (PROTOCOL.md §8.2), and where its mailbox address and message id sit. */
 const ACK_TYPE = 0x06;
-const ACK_ID_OFFSET = 6 + 32;
+const ACK_ADDRESS_OFFSET = 6;
+const ACK_ID_OFFSET = ACK_ADDRESS_OFFSET + 32;
 /** Messages fetched from storage per delivery round. */
 const DELIVERY_BATCH = 100;
 /** While the storage is unavailable, failing requests are logged at most once per this many ms. */
@@ -50,6 +51,8 @@ interface InFlight {
   readonly key: string;
   readonly size: number;
   readonly expiresAt: number;
+  /** An ack of it already went through without a rate-limit token: a repeat pays like any frame. */
+  ackExempted: boolean;
 }
 
 /** One WebSocket connection's state. */
@@ -391,13 +394,19 @@ export class RelayServer {
       this.error(conn, requestId, "SHUTTING_DOWN", "the relay is shutting down; reconnect later");
       return;
     }
-    // Acks of deliveries in flight on this connection are not rate-limited: the relay chose to send
-    // those messages, and an owner draining a backlog must be able to acknowledge them all.
-    const inflightAck =
-      data.length === ACK_ID_OFFSET + 16 &&
-      data[1] === ACK_TYPE &&
-      conn.inflight.has(data.toString("hex", ACK_ID_OFFSET, ACK_ID_OFFSET + 16));
-    if (!inflightAck && !this.takeToken(conn)) {
+    // An ack of a delivery in flight on this connection, under the mailbox it was delivered from,
+    // is not rate-limited, once: the relay chose to send that message, and an owner draining a
+    // backlog must be able to acknowledge it all. A repeat, or an ack naming another mailbox, pays.
+    const acked =
+      data.length === ACK_ID_OFFSET + 16 && data[1] === ACK_TYPE
+        ? conn.inflight.get(data.toString("hex", ACK_ID_OFFSET, ACK_ID_OFFSET + 16))
+        : undefined;
+    const exempt =
+      acked !== undefined &&
+      !acked.ackExempted &&
+      acked.key === data.toString("hex", ACK_ADDRESS_OFFSET, ACK_ID_OFFSET);
+    if (exempt) acked.ackExempted = true;
+    if (!exempt && !this.takeToken(conn)) {
       // Throttled, not a violation: the frame is refused and the client may retry later.
       this.error(conn, requestId, "RATE_LIMITED", "too many frames; slow down");
       return;
@@ -572,7 +581,7 @@ export class RelayServer {
       conn.backlog.add(key);
       return false;
     }
-    conn.inflight.set(idKey, { key, size: m.ciphertext.length, expiresAt: m.expiresAt });
+    conn.inflight.set(idKey, { key, size: m.ciphertext.length, expiresAt: m.expiresAt, ackExempted: false });
     conn.inflightBytes += m.ciphertext.length;
     let holders = this.inflight.get(idKey);
     if (!holders) {

@@ -32,7 +32,7 @@ function human(seconds: number): string {
 const DELETION: Record<string, string> = {
   memory: "messages after acknowledgement or expiry (held in memory only, and overwritten when deleted)",
   sqlite:
-    "messages after acknowledgement or expiry (securely deleted: SQLite secure_delete and WAL truncation)",
+    "messages after acknowledgement or expiry (securely deleted: SQLite secure_delete, and the WAL truncated before an ack is answered and when a sweep deletes expired messages)",
 };
 
 export function transparencyStatement(
@@ -88,7 +88,8 @@ export function transparencyStatement(
       seconds: config.ttlSeconds,
       human: human(config.ttlSeconds),
       maximumOperatorSetting: human(config.maxTtlSeconds),
-      deletedWhen: "acknowledged by the mailbox owner, or at expiry, whichever comes first",
+      deletedWhen:
+        "acknowledged by the mailbox owner, or at expiry (by the next sweep, every sweepIntervalSeconds; never delivered after it), whichever comes first",
       sweepIntervalSeconds: config.sweepIntervalSeconds,
       ...(disclosure ? { appendOnlyFileRewriteSeconds: disclosure.appendOnlyFileRewriteSeconds } : {}),
     },

@@ -723,6 +723,76 @@ describe("limits: rate, connections, heartbeat", () => {
     expect((await fresh.waitFor("ok", (f) => f.requestId === 1)).type).toBe("ok");
   });
 
+  it("exempts from the rate limit only the first ack of a message in flight on that connection, under its mailbox", async () => {
+    const key = MailboxKey.generate();
+    const owner = await open();
+    await owner.hello();
+    const reply = (c: Conn, requestId: number) =>
+      c.waitFor(`reply ${requestId}`, (f) => f.requestId === requestId);
+    owner.sendFrame({
+      type: "createMailbox",
+      requestId: 1,
+      ownerKey: key.publicKey,
+      signature: key.prove(MailboxAction.create, owner.challenge),
+    });
+    expect((await reply(owner, 1)).type).toBe("ok");
+    owner.sendFrame({
+      type: "subscribe",
+      requestId: 2,
+      address: key.address,
+      signature: key.prove(MailboxAction.subscribe, owner.challenge),
+    });
+    expect((await reply(owner, 2)).type).toBe("ok");
+    const sender = await open();
+    await sender.hello();
+    for (const requestId of [1, 2]) {
+      sender.sendFrame({
+        type: "deposit",
+        requestId,
+        address: key.address,
+        clientMessageId: randomBytes(16),
+        ciphertext: randomBytes(100),
+      });
+      expect((await reply(sender, requestId)).type).toBe("ok");
+    }
+    await owner.when("two deliveries", () => owner.frames.filter((f) => f.type === "deliver").length === 2);
+    const [first, second] = owner.frames.filter((f) => f.type === "deliver");
+
+    // One burst, in one TCP write (so the relay reads it all before any ack is settled): the same
+    // ack 30 times; 30 acks of the other delivery under a mailbox it is not in; then its real ack.
+    const repeated = Array.from({ length: 30 }, (_, i) => 100 + i);
+    const misaddressed = Array.from({ length: 30 }, (_, i) => 200 + i);
+    const socket = (owner.ws as unknown as { _socket: Socket })._socket;
+    socket.cork();
+    for (const requestId of repeated) {
+      owner.sendFrame({ type: "ack", requestId, address: key.address, messageId: first!.messageId });
+    }
+    for (const requestId of misaddressed) {
+      owner.sendFrame({ type: "ack", requestId, address: new Uint8Array(32), messageId: second!.messageId });
+    }
+    owner.sendFrame({ type: "ack", requestId: 300, address: key.address, messageId: second!.messageId });
+    socket.uncork();
+
+    // The real acks are exempt: each goes through although the burst emptied the bucket.
+    expect((await reply(owner, 100)).type).toBe("ok");
+    expect((await reply(owner, 300)).type).toBe("ok");
+    const codes = async (ids: number[]) =>
+      Promise.all(
+        ids.map(async (id) => {
+          const f = await reply(owner, id);
+          return f.type === "error" ? f.code : f.type;
+        }),
+      );
+    const again = await codes(repeated.slice(1));
+    const elsewhere = await codes(misaddressed);
+    // The repeats and the misaddressed acks pay like any frame: most find the bucket empty.
+    expect(again).toContain("RATE_LIMITED");
+    expect(elsewhere).toContain("RATE_LIMITED");
+    const served = [...again, ...elsewhere].filter((c) => c !== "RATE_LIMITED");
+    expect(served.length, served.join(" ")).toBeLessThanOrEqual(20); // a burst of 10, and some refill
+    expect(served.every((c) => c === "UNKNOWN_MESSAGE" || c === "AUTH")).toBe(true);
+  });
+
   it("--max-connections 5: five connections work, the sixth upgrade is refused with 503", async () => {
     const five = await Promise.all(Array.from({ length: 5 }, () => open()));
     for (const c of five) await c.hello();

@@ -156,6 +156,9 @@ export class SqliteStorage implements Storage {
     }
     this.commits++;
     this.committedOps += ops.length;
+    // Before anyone hears that a delete succeeded (an ack is answered), the ciphertext leaves the
+    // WAL too: one checkpoint for the whole batch, so many acks share it.
+    this.checkpointIfDeleted();
     for (const [i, op] of ops.entries()) op.resolve(results[i]);
   }
 
@@ -179,9 +182,6 @@ export class SqliteStorage implements Storage {
       this.q.deleteMailboxSeen.run(address);
       this.deletedSinceCheckpoint += deleted;
       return this.q.deleteMailbox.run(address).changes > 0;
-    }).then((found) => {
-      this.checkpointIfDeleted();
-      return found;
     });
   }
 
@@ -226,28 +226,32 @@ export class SqliteStorage implements Storage {
     });
   }
 
-  async sweep(now: number): Promise<number> {
-    const deleted = await this.write(() => {
+  sweep(now: number): Promise<number> {
+    return this.write(() => {
       const rows = this.q.expired.all(now) as { address: Uint8Array; size: number }[];
       for (const r of rows) this.q.addUsage.run(-1, -r.size, r.address);
       this.q.deleteExpired.run(now);
       this.q.forgetSeen.run(now);
+      this.deletedSinceCheckpoint += rows.length;
       return rows.length;
     });
-    this.deletedSinceCheckpoint += deleted;
-    this.checkpointIfDeleted();
-    return deleted;
   }
 
   /**
    * Deleted rows are zeroed in the database pages (secure_delete), but the WAL still holds the
    * frames that inserted them. A TRUNCATE checkpoint copies every page back and empties the WAL,
-   * so no file in the data directory keeps deleted ciphertext.
+   * so no file in the data directory keeps deleted ciphertext. Run after each commit that deleted
+   * something. Another process reading the database (an operator's `sqlite3`) can keep it from
+   * completing: then the next commit that deletes, or the next sweep, tries again.
    */
   private checkpointIfDeleted(): void {
     if (this.deletedSinceCheckpoint === 0 || this.closed) return;
-    this.deletedSinceCheckpoint = 0;
-    this.db.pragma("wal_checkpoint(TRUNCATE)");
+    try {
+      const [result] = this.db.pragma("wal_checkpoint(TRUNCATE)") as { busy: number }[];
+      if (result?.busy === 0) this.deletedSinceCheckpoint = 0;
+    } catch {
+      // The deletes are committed all the same; the WAL is emptied by a later checkpoint.
+    }
   }
 
   async stats(): Promise<StorageStats> {
