@@ -5,7 +5,7 @@ import { Text } from "ink";
 import { render } from "ink-testing-library";
 import { useState } from "react";
 import { afterEach, describe, expect, it } from "vitest";
-import { KeyRouter, useKeys } from "../src/ui/use-keys.js";
+import { KeyRouter, type Keystroke, useKeys } from "../src/ui/use-keys.js";
 import { renderUi } from "./ui-helpers.js";
 
 const tick = (ms = 30) => new Promise((r) => setTimeout(r, ms));
@@ -15,7 +15,17 @@ afterEach(() => {
 });
 
 /** A screen that records what it gets, with the count as React state (as a screen's own state). */
-function Recorder({ name, log, busy }: { name: string; log: string[]; busy?: boolean }) {
+function Recorder({
+  name,
+  log,
+  busy,
+  joinable,
+}: {
+  name: string;
+  log: string[];
+  busy?: boolean;
+  joinable?: (k: Keystroke) => boolean;
+}) {
   const [n, setN] = useState(0);
   useKeys(
     (e) => {
@@ -25,7 +35,7 @@ function Recorder({ name, log, busy }: { name: string; log: string[]; busy?: boo
       );
       setN(n + 1);
     },
-    { busy },
+    { busy, joinable },
   );
   return <Text>{`${name} ${n}`}</Text>;
 }
@@ -52,6 +62,14 @@ describe("the key layer", () => {
       "a6:pageup",
     ]);
     expect(ui.lastFrame()).toBe("a 7");
+  });
+
+  it("joins a run of characters the screen calls joinable into one delivery, never across others", async () => {
+    const joinable = (k: Keystroke) => k.name === "char" && !k.ctrl && !k.meta && k.text !== "?";
+    const { log, ui } = setup((log) => <Recorder name="a" log={log} joinable={joinable} />);
+    await tick();
+    await ui.keys("hello wörld?ab\u007fcd\u0015ef");
+    expect(log).toEqual(["a0:hello wörld", "a1:?", "a2:ab", "a3:backspace", "a4:cd", "a5:u", "a6:ef"]);
   });
 
   it("keeps keys typed while the screen is busy, and hands them over when it is not", async () => {

@@ -376,86 +376,90 @@ export function Chat({ client, localOnly, onQuit, onRelay, notifier }: ChatProps
     refresh();
   };
 
-  useKeys((e) => {
-    if (e.kind === "paste") {
-      // A copied line usually ends in a line break: it is not part of the message.
-      if (!overlay) setLine(insert(lineRef.current, e.text.replace(/\n$/, "")));
-      return;
-    }
-    const action = actionFor(e);
-    if (action === "quit") return onQuit();
-    if (overlay) {
-      if (action === "close") return setOverlay(null);
-      if (overlay.kind === "verify" && action === "confirm" && !overlay.verified) {
-        client.confirm(overlay.contact);
-        setOverlay({ ...overlay, verified: true, keyChanged: false });
-        void client.flush({ force: true }).catch(() => {});
-        return refresh();
-      }
-      const scrolled = overlayScroll(overlay, action);
-      if (scrolled) setOverlay(scrolled);
-      return;
-    }
-    if (question && action === "close") {
-      setQuestion(null);
-      setLine(emptyLine(lineRef.current.history, lineRef.current.killed));
-      return setNotice({ text: "cancelled", error: false });
-    }
-    const enter = () => {
-      if (question) {
-        const answer = lineRef.current.text;
-        if (question.answer(answer) !== false) {
-          setQuestion(null);
-          setLine(emptyLine(lineRef.current.history, lineRef.current.killed));
-        }
+  useKeys(
+    (e) => {
+      if (e.kind === "paste") {
+        // A copied line usually ends in a line break: it is not part of the message.
+        if (!overlay) setLine(insert(lineRef.current, e.text.replace(/\n$/, "")));
         return;
       }
-      const { line: text, next } = submit(lineRef.current);
-      if (text.trim() === "") return;
-      setLine(next);
-      setNotice(null);
-      void (text.startsWith("/") ? run(text) : send(text));
-    };
-    const empty = lineRef.current.text === "";
-    switch (action) {
-      case "send":
-        return enter();
-      case "newline":
-        if (question) return;
-        return setLine(insert(lineRef.current, "\n"));
-      case "historyBack":
-        return setLine(lineUp(lineRef.current) ?? back(lineRef.current));
-      case "historyForward":
-        return setLine(lineDown(lineRef.current) ?? forward(lineRef.current));
-      case "nextContact":
-        return select(1);
-      case "previousContact":
-        return select(-1);
-      case "scrollUp":
-        return view.top && source && setAnchor(scrollUp(source, view.top, page, layout));
-      case "scrollDown":
-        return view.top && source && view.scrolled && setAnchor(scrollDown(source, view.top, page, layout));
-      case "scrollTop":
-        return source && setAnchor(oldest(source));
-      case "scrollBottom":
-        return setAnchor(null);
-      case "lineStart":
-        // Home and End on an empty input line move through the conversation.
-        if (empty && e.name === "home") return source && setAnchor(oldest(source));
-        break;
-      case "lineEnd":
-        if (empty && e.name === "end") return setAnchor(null);
-        break;
-      case "help":
-        if (empty || e.name === "f1") return setOverlay({ kind: "help", scroll: 0 });
-        break;
-      case "close":
-        return setNotice(null);
-    }
-    const edited = action ? editLine(lineRef.current, action) : null;
-    if (edited) return setLine(edited);
-    if (typed(e)) setLine(insert(lineRef.current, e.text));
-  });
+      const action = actionFor(e);
+      if (action === "quit") return onQuit();
+      if (overlay) {
+        if (action === "close") return setOverlay(null);
+        if (overlay.kind === "verify" && action === "confirm" && !overlay.verified) {
+          client.confirm(overlay.contact);
+          setOverlay({ ...overlay, verified: true, keyChanged: false });
+          void client.flush({ force: true }).catch(() => {});
+          return refresh();
+        }
+        const scrolled = overlayScroll(overlay, action);
+        if (scrolled) setOverlay(scrolled);
+        return;
+      }
+      if (question && action === "close") {
+        setQuestion(null);
+        setLine(emptyLine(lineRef.current.history, lineRef.current.killed));
+        return setNotice({ text: "cancelled", error: false });
+      }
+      const enter = () => {
+        if (question) {
+          const answer = lineRef.current.text;
+          if (question.answer(answer) !== false) {
+            setQuestion(null);
+            setLine(emptyLine(lineRef.current.history, lineRef.current.killed));
+          }
+          return;
+        }
+        const { line: text, next } = submit(lineRef.current);
+        if (text.trim() === "") return;
+        setLine(next);
+        setNotice(null);
+        void (text.startsWith("/") ? run(text) : send(text));
+      };
+      const empty = lineRef.current.text === "";
+      switch (action) {
+        case "send":
+          return enter();
+        case "newline":
+          if (question) return;
+          return setLine(insert(lineRef.current, "\n"));
+        case "historyBack":
+          return setLine(lineUp(lineRef.current) ?? back(lineRef.current));
+        case "historyForward":
+          return setLine(lineDown(lineRef.current) ?? forward(lineRef.current));
+        case "nextContact":
+          return select(1);
+        case "previousContact":
+          return select(-1);
+        case "scrollUp":
+          return view.top && source && setAnchor(scrollUp(source, view.top, page, layout));
+        case "scrollDown":
+          return view.top && source && view.scrolled && setAnchor(scrollDown(source, view.top, page, layout));
+        case "scrollTop":
+          return source && setAnchor(oldest(source));
+        case "scrollBottom":
+          return setAnchor(null);
+        case "lineStart":
+          // Home and End on an empty input line move through the conversation.
+          if (empty && e.name === "home") return source && setAnchor(oldest(source));
+          break;
+        case "lineEnd":
+          if (empty && e.name === "end") return setAnchor(null);
+          break;
+        case "help":
+          if (empty || e.name === "f1") return setOverlay({ kind: "help", scroll: 0 });
+          break;
+        case "close":
+          return setNotice(null);
+      }
+      const edited = action ? editLine(lineRef.current, action) : null;
+      if (edited) return setLine(edited);
+      if (typed(e)) setLine(insert(lineRef.current, e.text));
+    },
+    // Characters bound to nothing are all the same to this screen: typed runs arrive joined.
+    { joinable: (k) => typed(k) && actionFor(k) === null },
+  );
 
   const title = current ? `${current.contact}${current.verified ? " ✓ verified" : ""}` : "Parley";
   const label = question ? `${question.label} ` : "> ";

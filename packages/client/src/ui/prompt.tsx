@@ -46,7 +46,8 @@ export function Prompt({ title, label, hint, masked, error, busy, onSubmit, onQu
       if (edited) return setLine(edited);
       if (typed(e)) setLine(insert(ref.current, e.text));
     },
-    { busy: Boolean(busy) },
+    // Every typed character goes into the answer: typed runs arrive joined.
+    { busy: Boolean(busy), joinable: typed },
   );
   const view = lineView(line, Math.max(10, columns - label.length - 4), masked ? "•" : undefined);
   return (

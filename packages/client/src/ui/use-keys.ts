@@ -42,6 +42,8 @@ const isQuit = (e: InputEvent) => e.kind === "key" && e.ctrl && e.name === "char
 
 interface Registration {
   readonly handler: KeyHandler;
+  /** Keys the screen treats alike as plain text: a run of them is handed over as one (see pump). */
+  readonly joinable: ((k: Keystroke) => boolean) | undefined;
   busy: boolean;
   setBusy(b: boolean): void;
   /** The screen's render after its last key is committed. */
@@ -77,9 +79,10 @@ export class KeyQueue {
   }
 
   /** Makes `handler` the receiver of keys; what it returns takes it away again. */
-  register(handler: KeyHandler, busy: boolean): Registration {
+  register(handler: KeyHandler, busy: boolean, joinable?: (k: Keystroke) => boolean): Registration {
     const reg: Registration = {
       handler,
+      joinable,
       busy,
       setBusy: (b) => {
         if (reg.busy === b) return;
@@ -159,8 +162,29 @@ export class KeyQueue {
       // The handler's updates, and a commit marker (useKeys), render together; the next key is
       // handed over once that render is committed, or a new screen has registered.
       this.awaiting = reg;
-      this.deliver(reg, this.queue.shift()!);
+      this.deliver(reg, this.next(reg));
     }
+  }
+
+  /**
+   * The next event for `reg`. Typed characters that the screen declares joinable (it does the
+   * same with each: inserts it, or ignores it) go as one keystroke holding all their text: the
+   * effect is that of handing them over one by one, at the cost of one render instead of one per
+   * character, so a burst of typing or an unbracketed paste keeps up with the terminal. A key the
+   * screen binds to an action ("?" on an empty line, "y" in /verify) is never joined.
+   */
+  private next(reg: Registration): InputEvent {
+    const first = this.queue.shift()!;
+    const join = reg.joinable;
+    if (!join || first.kind !== "key" || !join(first)) return first;
+    let text = first.text;
+    while (this.queue.length > 0) {
+      const k = this.queue[0]!;
+      if (k.kind !== "key" || !join(k)) break;
+      text += k.text;
+      this.queue.shift();
+    }
+    return text === first.text ? first : { ...first, text };
   }
 
   private deliver(reg: Registration, e: InputEvent): void {
@@ -252,7 +276,10 @@ export function useKeyQueue(): KeyQueue | null {
  * While `busy`, keys wait (type-ahead) and reach the handler once it is not busy any more, or
  * the next screen's handler.
  */
-export function useKeys(handler: KeyHandler, options: { readonly busy?: boolean } = {}): void {
+export function useKeys(
+  handler: KeyHandler,
+  options: { readonly busy?: boolean; readonly joinable?: (k: Keystroke) => boolean } = {},
+): void {
   const shared = useContext(QueueContext);
   // A screen rendered on its own (component tests) reads the keyboard itself.
   const [own] = useState(() => (shared ? null : new KeyQueue()));
@@ -274,14 +301,17 @@ export function useKeys(handler: KeyHandler, options: { readonly busy?: boolean 
     }
   }, []);
   // biome-ignore lint/correctness/useExhaustiveDependencies: busy is applied by the effect below
+  const joinable = useRef(options.joinable);
+  joinable.current = options.joinable;
+  const stableJoin = useCallback((k: Keystroke) => joinable.current?.(k) ?? false, []);
   useLayoutEffect(() => {
-    const r = queue.register(stable, busy);
+    const r = queue.register(stable, busy, stableJoin);
     registration.current = r;
     return () => {
       r.remove();
       registration.current = null;
     };
-  }, [queue, stable]);
+  }, [queue, stable, stableJoin]);
   useLayoutEffect(() => {
     registration.current?.setBusy(busy);
   }, [busy]);
