@@ -300,10 +300,10 @@ export function useKeys(
       setHandled((n) => n + 1);
     }
   }, []);
-  // biome-ignore lint/correctness/useExhaustiveDependencies: busy is applied by the effect below
   const joinable = useRef(options.joinable);
   joinable.current = options.joinable;
   const stableJoin = useCallback((k: Keystroke) => joinable.current?.(k) ?? false, []);
+  // biome-ignore lint/correctness/useExhaustiveDependencies: busy is applied by the effect below
   useLayoutEffect(() => {
     const r = queue.register(stable, busy, stableJoin);
     registration.current = r;
