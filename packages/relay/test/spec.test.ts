@@ -2,8 +2,9 @@
 // promises another team is what the reference relay does.
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type RelayProcess, startRelay } from "./helpers.js";
+import { MailboxKey } from "@parley/protocol";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { type RelayProcess, startRelay, TestClient } from "./helpers.js";
 
 const SPEC = join(import.meta.dirname, "../../protocol/PROTOCOL.md");
 
@@ -71,6 +72,55 @@ describe("relay against PROTOCOL.md (real process)", () => {
   });
   afterAll(async () => {
     await relay.stop();
+  });
+  const clients: TestClient[] = [];
+  async function connect(): Promise<TestClient> {
+    const c = await TestClient.connect(relay.port);
+    clients.push(c);
+    return c;
+  }
+  afterEach(() => {
+    for (const c of clients.splice(0)) c.close();
+  });
+
+  it("§8.1 an ack requires a live subscription on its connection: otherwise AUTH, and nothing is deleted", async () => {
+    const owner = MailboxKey.generate();
+    const reader = await connect();
+    expect(await reader.createMailbox(owner)).toMatchObject({ type: "ok" });
+    expect(
+      await reader.deposit(owner.address, new Uint8Array(40).fill(1), new Uint8Array(16).fill(1)),
+    ).toMatchObject({ type: "ok" });
+    expect(await reader.subscribe(owner)).toMatchObject({ type: "ok" });
+    const d = await reader.next();
+    if (d.type !== "deliver") throw new Error(`expected a delivery, got ${d.type}`);
+
+    // Another connection, with no subscription (the owner's, a stranger's: the relay cannot tell).
+    const other = await connect();
+    expect(await other.ack(owner.address, d.messageId)).toMatchObject({ type: "error", code: "AUTH" });
+    // Checked before the lookup: an unknown mailbox or id is AUTH too.
+    expect(await other.ack(new Uint8Array(32).fill(9), new Uint8Array(16).fill(9))).toMatchObject({
+      type: "error",
+      code: "AUTH",
+    });
+    // A subscription that ended with unsubscribe no longer allows acks.
+    expect(
+      await reader.request({ type: "unsubscribe", requestId: 77, address: owner.address }),
+    ).toMatchObject({
+      type: "ok",
+    });
+    expect(await reader.ack(owner.address, d.messageId)).toMatchObject({ type: "error", code: "AUTH" });
+
+    // Nothing was deleted: a new subscription delivers the message again, and its ack is accepted.
+    const again = await connect();
+    expect(await again.subscribe(owner)).toMatchObject({ type: "ok" });
+    const d2 = await again.next();
+    if (d2.type !== "deliver") throw new Error(`expected a delivery, got ${d2.type}`);
+    expect(Buffer.from(d2.messageId).equals(Buffer.from(d.messageId))).toBe(true);
+    expect(await again.ack(owner.address, d2.messageId)).toMatchObject({ type: "ok" });
+    expect(await again.ack(owner.address, d2.messageId)).toMatchObject({
+      type: "error",
+      code: "UNKNOWN_MESSAGE",
+    });
   });
 
   it("§8.5 transparency statement: serves every member the spec's table calls always, with its type", async () => {
