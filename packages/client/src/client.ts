@@ -2111,7 +2111,6 @@ function depositOutcome(err: unknown, limit: number | null): DepositOutcome {
     case "QUOTA":
       return { kind: "waiting", failure: { code: "mailbox-full" } };
     case "RATE_LIMITED":
-    case "BUSY":
     case "INTERNAL":
     case "SHUTTING_DOWN":
       return { kind: "transient" };

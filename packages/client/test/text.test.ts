@@ -1,3 +1,6 @@
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { decodePayload, encodePayload, fromHex, toHex } from "@parley/protocol";
 import { describe, expect, it } from "vitest";
 import { decodeIntro, encodeIntro, isControlText } from "../src/intro.js";
 import { transparencyUrl } from "../src/relay-connection.js";
@@ -68,6 +71,40 @@ describe("intro control texts", () => {
     expect(decodeIntro('\u0000parley:intro:{"v":2,"name":"x"}')).toBeNull();
     expect(decodeIntro('\u0000parley:intro:{"v":1,"name":5}')).toBeNull();
     expect(isControlText("hello")).toBe(false);
+  });
+});
+
+describe("intro known answers (PROTOCOL.md §7.4, test/intro-vectors.json)", () => {
+  const vectors = JSON.parse(readFileSync(join(import.meta.dirname, "intro-vectors.json"), "utf8")) as {
+    messageIdHex: string;
+    sentAt: number;
+    encode: { name: string; text: string; textHex: string; payloadHex: string }[];
+    decode: { text: string; name: string | null; why: string }[];
+  };
+
+  it("§7.4 intro: encodes each name to exactly the vector's text, UTF-8 bytes and padded payload", () => {
+    expect(vectors.encode.length).toBeGreaterThan(0);
+    for (const v of vectors.encode) {
+      const text = encodeIntro({ name: v.name });
+      expect(text).toBe(v.text);
+      expect(toHex(new TextEncoder().encode(text))).toBe(v.textHex);
+      const payload = {
+        type: "text",
+        id: fromHex(vectors.messageIdHex),
+        sentAt: vectors.sentAt,
+        text,
+      } as const;
+      expect(toHex(encodePayload(payload))).toBe(v.payloadHex);
+      const decoded = decodePayload(fromHex(v.payloadHex));
+      if (decoded.type !== "text") throw new Error("the vector's payload is not a text");
+      expect(decodeIntro(decoded.text)).toEqual({ name: v.name });
+    }
+  });
+
+  it("§7.4 intro: reads a name from exactly the vector's accepted texts and from none of the others", () => {
+    for (const v of vectors.decode) {
+      expect(decodeIntro(v.text), v.why).toEqual(v.name === null ? null : { name: v.name });
+    }
   });
 });
 

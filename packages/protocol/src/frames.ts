@@ -21,7 +21,6 @@ export const RelayErrorCode = {
   RATE_LIMITED: 8,
   UNKNOWN_MESSAGE: 9,
   NO_HELLO: 10,
-  BUSY: 11,
   SHUTTING_DOWN: 12,
   INTERNAL: 13,
 } as const;

@@ -66,6 +66,20 @@ describe("relay frames", () => {
     expect(decodeCode(unknown)).toBe("BAD_FRAME");
   });
 
+  it("§8.4 errors: code 11 is reserved (never sent), so a decoder refuses it; 1–10, 12 and 13 decode", () => {
+    const bytes = encodeFrame({ type: "error", requestId: 9, code: "RATE_LIMITED", message: "" });
+    const withCode = (code: number) => {
+      const b = Uint8Array.from(bytes);
+      b[6] = code >> 8;
+      b[7] = code & 0xff;
+      return b;
+    };
+    expect(decodeCode(withCode(11))).toBe("BAD_FRAME");
+    for (const code of [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 13]) {
+      expect(decodeFrame(withCode(code)).type).toBe("error");
+    }
+  });
+
   it("refuse values that do not fit when encoding", () => {
     expect(() => encodeFrame({ ...deposit, requestId: -1 })).toThrow(RangeError);
     expect(() => encodeFrame({ ...deposit, address: new Uint8Array(31) })).toThrow(RangeError);
