@@ -108,3 +108,20 @@ export async function pair(url: string, extra: Partial<Settings> = {}): Promise<
   await bob.sync();
   return [alice, bob];
 }
+
+/** SIGKILLs a process this test started, and waits until it is gone. */
+export async function kill(pid: number): Promise<void> {
+  try {
+    process.kill(pid, "SIGKILL");
+  } catch {
+    return;
+  }
+  for (;;) {
+    try {
+      process.kill(pid, 0);
+    } catch {
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

@@ -4,25 +4,9 @@
 import { readFileSync } from "node:fs";
 import { afterEach, describe, expect, it } from "vitest";
 import { ensureLocalRelay, LOCAL_RELAY_ENV, localRelayPid } from "../src/local-relay.js";
-import { cleanupLive, freePort, onCleanup, tmp } from "./live-helpers.js";
+import { cleanupLive, freePort, kill, onCleanup, tmp } from "./live-helpers.js";
 
 afterEach(cleanupLive);
-
-async function kill(pid: number): Promise<void> {
-  try {
-    process.kill(pid, "SIGKILL");
-  } catch {
-    return;
-  }
-  for (;;) {
-    try {
-      process.kill(pid, 0);
-    } catch {
-      return;
-    }
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 describe("the personal relay", () => {
   it("starts with a minimal environment: no PARLEY_PASSPHRASE, nothing of the caller's but what it needs", {

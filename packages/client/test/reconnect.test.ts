@@ -10,6 +10,7 @@ import {
   cleanupLive,
   eventually,
   freePort,
+  kill,
   onCleanup,
   pair,
   relay,
@@ -144,20 +145,3 @@ describe("a relay connection", () => {
     expect(await probeRelay("not a url")).toBe("not a relay URL");
   });
 });
-
-/** SIGKILLs a process this test started, and waits until it is gone. */
-async function kill(pid: number): Promise<void> {
-  try {
-    process.kill(pid, "SIGKILL");
-  } catch {
-    return;
-  }
-  for (;;) {
-    try {
-      process.kill(pid, 0);
-    } catch {
-      return;
-    }
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
