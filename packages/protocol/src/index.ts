@@ -76,5 +76,5 @@ export {
   verifyMailboxProof,
 } from "./mailbox.js";
 export * from "./payload.js";
-export { MAX_SKIP, MAX_STORED_SKIPPED, Session, type SessionOptions } from "./ratchet.js";
+export { MAX_SKIP, MAX_SKIP_NEW_KEY, MAX_STORED_SKIPPED, Session, type SessionOptions } from "./ratchet.js";
 export { SAFETY_COMPACT_PREFIX, type SafetyNumber, safetyNumber, verifySafetyNumber } from "./safety.js";

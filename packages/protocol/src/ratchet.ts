@@ -28,8 +28,15 @@ import {
 import { CryptoError, DecodeError, PayloadError, RatchetError } from "./errors.js";
 import { MAX_PADDED_LENGTH } from "./payload.js";
 
-/** Most message keys skipped in one step (a larger gap is refused: TOO_FAR_AHEAD). */
+/** Most message keys skipped within the current receiving chain (a larger gap: TOO_FAR_AHEAD). */
 export const MAX_SKIP = 1000;
+/**
+ * Most message keys skipped, old chain and new chain together, by a message that introduces a
+ * ratchet key not yet seen. Such a message costs its receiver two DH operations and this many
+ * chain steps before its tag can be checked, and anyone who knows a mailbox address can deposit
+ * one, so the bound is small.
+ */
+export const MAX_SKIP_NEW_KEY = 64;
 /** Most skipped message keys kept in total; beyond it the oldest are deleted. */
 export const MAX_STORED_SKIPPED = 2000;
 /** Chain indices are u32; a chain never reaches this. */
@@ -280,7 +287,7 @@ export class Session {
    * Decrypts wire bytes (a Message, or an Accept of the handshake that opened this session).
    * Throws DecodeError for malformed bytes and RatchetError for refused messages:
    * AUTH (forged, corrupted, replayed from an old chain, or not of this session), DUPLICATE (this
-   * message key was already used), TOO_FAR_AHEAD (gap above MAX_SKIP). On any throw the state is
+   * message key was already used), TOO_FAR_AHEAD (a gap above MAX_SKIP, or MAX_SKIP_NEW_KEY for a new ratchet key). On any throw the state is
    * unchanged.
    */
   decrypt(wire: Uint8Array): Uint8Array {
@@ -356,10 +363,10 @@ export class Session {
     }
     // §3.5 DHRatchet: first skip what is left of the current receiving chain.
     const gap = s.receiveChain ? Math.max(0, previousChainLength - s.receiveIndex) : 0;
-    if (gap > MAX_SKIP || index > MAX_SKIP) {
+    if (gap + index > MAX_SKIP_NEW_KEY) {
       throw new RatchetError(
         "TOO_FAR_AHEAD",
-        `message skips ${gap + index} keys; at most ${MAX_SKIP} per chain`,
+        `a message with a new ratchet key skips ${gap + index} keys; at most ${MAX_SKIP_NEW_KEY}`,
       );
     }
     if (s.receiveChain && s.remoteKey && gap > 0) {

@@ -16,6 +16,7 @@ import {
   Identity,
   InvitationBook,
   MAX_SKIP,
+  MAX_SKIP_NEW_KEY,
   MAX_STORED_SKIPPED,
   MailboxKey,
   ParleyError,
@@ -387,25 +388,25 @@ describe("skipped message keys: MAX_SKIP and MAX_STORED_SKIPPED", () => {
     expect(bob.skippedCount).toBe(MAX_SKIP - 1);
   });
 
-  it("a new chain starting above MAX_SKIP is TOO_FAR_AHEAD, state unchanged", () => {
+  it("a new chain starting above MAX_SKIP_NEW_KEY is TOO_FAR_AHEAD, state unchanged", () => {
     const { alice, bob } = openedPair();
-    const wires = burst(alice, "a", MAX_SKIP + 2);
+    const wires = burst(alice, "a", MAX_SKIP_NEW_KEY + 2);
     expectRatchetError(
-      "new chain at MAX_SKIP + 1",
+      "new chain at MAX_SKIP_NEW_KEY + 1",
       "TOO_FAR_AHEAD",
-      () => bob.decrypt(wires[MAX_SKIP + 1]!),
+      () => bob.decrypt(wires[MAX_SKIP_NEW_KEY + 1]!),
       () => bob.serialize(),
     );
     expect(bob.awaitingReply).toBe(true);
-    expect(readText(bob.decrypt(wires[MAX_SKIP]!))).toBe(`a${MAX_SKIP}`);
-    expect(bob.skippedCount).toBe(MAX_SKIP);
+    expect(readText(bob.decrypt(wires[MAX_SKIP_NEW_KEY]!))).toBe(`a${MAX_SKIP_NEW_KEY}`);
+    expect(bob.skippedCount).toBe(MAX_SKIP_NEW_KEY);
     expect(bob.awaitingReply).toBe(false);
   });
 
-  it("more than MAX_SKIP keys left in the previous chain is TOO_FAR_AHEAD, state unchanged", () => {
+  it("more than MAX_SKIP_NEW_KEY keys left in the previous chain is TOO_FAR_AHEAD, state unchanged", () => {
     const { alice, bob } = openedPair();
-    // Alice's first chain: Bob gets a0 only, so 1..MAX_SKIP + 1 are left (MAX_SKIP + 1 keys).
-    const first = burst(alice, "a", MAX_SKIP + 2);
+    // Alice's first chain: Bob gets a0 only, so 1..K + 1 are left (K + 1 keys).
+    const first = burst(alice, "a", MAX_SKIP_NEW_KEY + 2);
     expect(readText(bob.decrypt(first[0]!))).toBe("a0");
     expect(readText(alice.decrypt(bob.encrypt(textPayload("b", 0))))).toBe("b");
     const next = alice.encrypt(textPayload("next chain", 0));
@@ -415,28 +416,53 @@ describe("skipped message keys: MAX_SKIP and MAX_STORED_SKIPPED", () => {
       () => bob.decrypt(next),
       () => bob.serialize(),
     );
-    // With a1 received, exactly MAX_SKIP keys are left: accepted.
+    // With a1 received, exactly K keys are left: accepted.
     expect(readText(bob.decrypt(first[1]!))).toBe("a1");
     expect(readText(bob.decrypt(next))).toBe("next chain");
-    expect(bob.skippedCount).toBe(MAX_SKIP);
-    expect(readText(bob.decrypt(first[MAX_SKIP + 1]!))).toBe(`a${MAX_SKIP + 1}`);
+    expect(bob.skippedCount).toBe(MAX_SKIP_NEW_KEY);
+    expect(readText(bob.decrypt(first[MAX_SKIP_NEW_KEY + 1]!))).toBe(`a${MAX_SKIP_NEW_KEY + 1}`);
+  });
+
+  it("a new ratchet key may skip at most MAX_SKIP_NEW_KEY keys in total, old chain and new together", () => {
+    const { alice, bob } = openedPair();
+    const old = MAX_SKIP_NEW_KEY / 2;
+    // Bob gets a0 only, leaving `old` keys of Alice's first chain (1..old).
+    const first = burst(alice, "a", old + 1);
+    expect(readText(bob.decrypt(first[0]!))).toBe("a0");
+    expect(readText(alice.decrypt(bob.encrypt(textPayload("b", 0))))).toBe("b");
+    // Alice's second chain: its message at index K - old + 1 would make K + 1 in total.
+    const second = burst(alice, "c", MAX_SKIP_NEW_KEY - old + 2);
+    expectRatchetError(
+      "old + new above the bound",
+      "TOO_FAR_AHEAD",
+      () => bob.decrypt(second[MAX_SKIP_NEW_KEY - old + 1]!),
+      () => bob.serialize(),
+    );
+    const last = MAX_SKIP_NEW_KEY - old;
+    expect(readText(bob.decrypt(second[last]!))).toBe(`c${last}`);
+    expect(bob.skippedCount).toBe(MAX_SKIP_NEW_KEY);
+    // Every skipped key still opens its message, and the rest of the chain follows.
+    expect(readText(bob.decrypt(first[old]!))).toBe(`a${old}`);
+    expect(readText(bob.decrypt(second[0]!))).toBe("c0");
+    expect(readText(bob.decrypt(second[last + 1]!))).toBe(`c${last + 1}`);
   });
 
   it("within one chain, the store keeps the newest MAX_STORED_SKIPPED keys; an evicted one is DUPLICATE", () => {
     const { alice, bob } = openedPair();
-    const wires = burst(alice, "a", 3 * MAX_SKIP + 3);
+    const wires = burst(alice, "a", 3 * MAX_SKIP + 4);
+    expect(readText(bob.decrypt(wires[0]!))).toBe("a0");
     // Each delivery skips exactly MAX_SKIP keys: 1000, 2000, then 3000 of which the oldest 1000 go.
     for (const [index, stored] of [
-      [MAX_SKIP, MAX_SKIP],
-      [2 * MAX_SKIP + 1, 2 * MAX_SKIP],
-      [3 * MAX_SKIP + 2, MAX_STORED_SKIPPED],
+      [MAX_SKIP + 1, MAX_SKIP],
+      [2 * MAX_SKIP + 2, 2 * MAX_SKIP],
+      [3 * MAX_SKIP + 3, MAX_STORED_SKIPPED],
     ] as const) {
       expect(readText(bob.decrypt(wires[index]!))).toBe(`a${index}`);
       expect(bob.skippedCount).toBe(stored);
       expect(bob.skippedCount).toBeLessThanOrEqual(MAX_STORED_SKIPPED);
     }
-    // Keys 0..999 were evicted: their messages now count as already received.
-    for (const index of [0, 5, MAX_SKIP - 1]) {
+    // Keys 1..1000 were evicted: their messages now count as already received.
+    for (const index of [1, 5, MAX_SKIP]) {
       expectRatchetError(
         `evicted a${index}`,
         "DUPLICATE",
@@ -445,8 +471,8 @@ describe("skipped message keys: MAX_SKIP and MAX_STORED_SKIPPED", () => {
       );
     }
     // The oldest kept key and the newest still work.
-    expect(readText(bob.decrypt(wires[MAX_SKIP + 1]!))).toBe(`a${MAX_SKIP + 1}`);
-    expect(readText(bob.decrypt(wires[3 * MAX_SKIP + 1]!))).toBe(`a${3 * MAX_SKIP + 1}`);
+    expect(readText(bob.decrypt(wires[MAX_SKIP + 2]!))).toBe(`a${MAX_SKIP + 2}`);
+    expect(readText(bob.decrypt(wires[3 * MAX_SKIP + 2]!))).toBe(`a${3 * MAX_SKIP + 2}`);
     expect(bob.skippedCount).toBe(MAX_STORED_SKIPPED - 2);
   });
 
@@ -454,17 +480,20 @@ describe("skipped message keys: MAX_SKIP and MAX_STORED_SKIPPED", () => {
     const { alice, bob } = openedPair();
     const chains: Uint8Array[][] = [];
     for (let c = 0; c < 3; c++) {
-      // Alice sends MAX_SKIP + 1 messages; Bob receives only the last, skipping MAX_SKIP keys.
+      // Alice sends MAX_SKIP + 1 messages; Bob receives the first and the last, skipping the
+      // MAX_SKIP - 1 keys between them.
       const wires = burst(alice, `c${c}-`, MAX_SKIP + 1);
       chains.push(wires);
+      expect(readText(bob.decrypt(wires[0]!))).toBe(`c${c}-0`);
       expect(readText(bob.decrypt(wires[MAX_SKIP]!))).toBe(`c${c}-${MAX_SKIP}`);
-      expect(bob.skippedCount).toBe(Math.min((c + 1) * MAX_SKIP, MAX_STORED_SKIPPED));
+      expect(bob.skippedCount).toBe(Math.min((c + 1) * (MAX_SKIP - 1), MAX_STORED_SKIPPED));
       // Bob answers, so Alice's next burst is a new chain.
       expect(readText(alice.decrypt(bob.encrypt(textPayload(`b${c}`, c))))).toBe(`b${c}`);
     }
-    // Chain 0's keys were evicted. Its messages belong to an old chain, which the ratchet refuses
-    // as AUTH ("replayed from an old chain"), leaving the state unchanged.
-    for (const index of [0, 500, MAX_SKIP - 1]) {
+    // 3 × 999 keys were set aside and 2000 are kept: chain 0's 1..997 were evicted. Its messages
+    // belong to an old chain, which the ratchet refuses as AUTH ("replayed from an old chain"),
+    // leaving the state unchanged (indices at most MAX_SKIP_NEW_KEY pass the skip bound).
+    for (const index of [1, 2, MAX_SKIP_NEW_KEY]) {
       expectRatchetError(
         `evicted c0-${index}`,
         "AUTH",
@@ -472,9 +501,10 @@ describe("skipped message keys: MAX_SKIP and MAX_STORED_SKIPPED", () => {
         () => bob.serialize(),
       );
     }
-    expect(readText(bob.decrypt(chains[1]![0]!))).toBe("c1-0");
+    expect(readText(bob.decrypt(chains[0]![998]!))).toBe("c0-998");
+    expect(readText(bob.decrypt(chains[1]![1]!))).toBe("c1-1");
     expect(readText(bob.decrypt(chains[2]![MAX_SKIP - 1]!))).toBe(`c2-${MAX_SKIP - 1}`);
-    expect(bob.skippedCount).toBe(MAX_STORED_SKIPPED - 2);
+    expect(bob.skippedCount).toBe(MAX_STORED_SKIPPED - 3);
     // Traffic continues both ways.
     expect(readText(bob.decrypt(alice.encrypt(textPayload("still here", 0))))).toBe("still here");
     expect(readText(alice.decrypt(bob.encrypt(textPayload("me too", 0))))).toBe("me too");
