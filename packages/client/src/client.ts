@@ -242,12 +242,24 @@ const EXPIRY_SLACK_MS = 5_000;
 /** Sweep interval assumed for a relay whose statement does not give one. */
 const DEFAULT_SWEEP_SECONDS = 60;
 const MAX_RECEIPT_IDS = 256;
-/** Deliveries stored per transaction. */
+/** Most deliveries stored per transaction. */
 const RECEIVE_BATCH = 64;
+/**
+ * A batch of deliveries ends once it has taken this long, or once messages that failed to
+ * authenticate (forged or corrupt: anyone who knows a mailbox address can deposit them) have taken
+ * FAILED_BUDGET_MS of it; the rest waits until the event loop has run (a keypress, a frame), so
+ * receiving never holds the thread for much longer than one slice.
+ */
+const SLICE_MS = 8;
+const FAILED_BUDGET_MS = 4;
 /** A transparency statement is a few kilobytes; anything far larger is not one. */
 const MAX_STATEMENT_CHARS = 1 << 20;
 /** Earlier conversations of one contact whose mailboxes are still read. */
 const MAX_PREVIOUS = 3;
+/** inboxSlot of the first-contact mailbox: read with the current session (ContactRecord.firstContact). */
+const FIRST_CONTACT = -2;
+/** The first-contact mailbox stays open at least this long after the invitation is accepted. */
+const FIRST_CONTACT_MIN_MS = 60 * 60 * 1000;
 /** Longest a sync runs beyond its --wait, however busy its mailboxes are. */
 const SYNC_CAP_MS = 120_000;
 
@@ -268,6 +280,12 @@ export class Client extends EventEmitter<ClientEvents> {
   private lastDelivery = 0;
   /** Deliveries dropped as replays of what was already processed (status().replaysDropped). */
   private replaysDropped = 0;
+  /** Time spent in the current receive slice on messages that failed to authenticate. */
+  private failedMs = 0;
+  /** A first-contact mailbox became due for deletion while receiving. */
+  private firstContactDue = false;
+  /** Undecryptable deliveries of the current receive slice, by contact name and reason. */
+  private dropped = new Map<string, Map<string, number>>();
   private live: Live | null = null;
   private readonly liveRelays = new Set<string>();
   /** Deliveries waiting to be stored, oldest first. */
@@ -740,7 +758,11 @@ export class Client extends EventEmitter<ClientEvents> {
     }
     const conn = await this.connect(relay);
     const key = MailboxKey.generate();
+    // The contact's own inbox, made now so that accepting needs no relay round trip: my intro
+    // names it, and the first-contact mailbox can then be deleted.
+    const inbox = MailboxKey.generate();
     await this.request(relay, () => conn.createMailbox(key));
+    await this.request(relay, () => conn.createMailbox(inbox));
     const { code, pending } = createInvitation(this.identity, {
       relayUrl: relay,
       mailbox: key.address,
@@ -750,11 +772,15 @@ export class Client extends EventEmitter<ClientEvents> {
       this.store.addInvitation({
         pending: toHex(pending.serialize()),
         mailboxKey: toHex(key.serialize()),
+        inboxKey: toHex(inbox.serialize()),
         relay,
         expiresAt: pending.expiresAt,
       }),
     );
-    if (this.live) await this.subscribe(conn, key).catch(() => {});
+    if (this.live) {
+      await this.subscribe(conn, key).catch(() => {});
+      await this.subscribe(conn, inbox).catch(() => {});
+    }
     return { code, expiresAt: pending.expiresAt * 1000, relay };
   }
 
@@ -876,6 +902,7 @@ export class Client extends EventEmitter<ClientEvents> {
             : fingerprint(decodePublicIdentity(fromHex(old.identity))),
           inbox: { relay, key: toHex(key.serialize()) },
           outbox: { relay: inv.relayUrl, address: toHex(inv.mailbox) },
+          firstContact: undefined,
           previous: this.retire(old, now),
           lastActivity: now,
           introExpected: true,
@@ -923,8 +950,9 @@ export class Client extends EventEmitter<ClientEvents> {
     return event;
   }
 
-  private introPayload(): Payload {
-    return { type: "text", id: newMessageId(), sentAt: Date.now(), text: encodeIntro({ name: this.name }) };
+  private introPayload(inbox?: Uint8Array): Payload {
+    const text = encodeIntro(inbox ? { name: this.name, inbox } : { name: this.name });
+    return { type: "text", id: newMessageId(), sentAt: Date.now(), text };
   }
 
   private outboxEntry(
@@ -954,7 +982,11 @@ export class Client extends EventEmitter<ClientEvents> {
    */
   private retire(old: ContactRecord, now: number): NonNullable<ContactRecord["previous"]> {
     const kept = (old.previous ?? []).filter((p) => p.until > now);
-    kept.push({ inbox: old.inbox, session: old.session, until: now + this.expiryDelayMs(old.inbox.relay) });
+    const until = now + this.expiryDelayMs(old.inbox.relay);
+    // A first-contact mailbox still open belongs to the conversation being replaced.
+    const first = old.firstContact;
+    if (first) kept.push({ inbox: { relay: first.relay, key: first.key }, session: old.session, until });
+    kept.push({ inbox: old.inbox, session: old.session, until });
     return kept.slice(-MAX_PREVIOUS);
   }
 
@@ -1364,10 +1396,16 @@ export class Client extends EventEmitter<ClientEvents> {
       boxes.set(relay, list);
     };
     for (const r of this.store.contacts()) {
+      // The first-contact mailbox before the inbox that replaces it: what waits there is older.
+      const first = r.value.firstContact;
+      if (first) add(first.relay, first.key);
       add(r.value.inbox.relay, r.value.inbox.key);
       for (const p of r.value.previous ?? []) add(p.inbox.relay, p.inbox.key);
     }
-    for (const r of this.store.invitations()) add(r.value.relay, r.value.mailboxKey);
+    for (const r of this.store.invitations()) {
+      add(r.value.relay, r.value.mailboxKey);
+      if (r.value.inboxKey) add(r.value.relay, r.value.inboxKey);
+    }
     return boxes;
   }
 
@@ -1701,22 +1739,30 @@ export class Client extends EventEmitter<ClientEvents> {
    */
   private async drain(): Promise<void> {
     while (this.inbound.length > 0) {
-      const batch = this.inbound.splice(0, RECEIVE_BATCH);
+      let batch: { conn: RelayConnection; frame: DeliverFrame }[] = [];
       let results: (InternalEvent[] | null)[];
+      const start = performance.now();
+      this.failedMs = 0;
       try {
-        results = this.store.tx(() =>
-          batch.map(({ frame }) => {
+        results = this.store.tx(() => {
+          const out: (InternalEvent[] | null)[] = [];
+          for (const item of this.inbound.slice(0, RECEIVE_BATCH)) {
+            const spent = performance.now() - start;
+            if (out.length > 0 && (spent >= SLICE_MS || this.failedMs >= FAILED_BUDGET_MS)) break;
             try {
-              return this.receive(frame);
+              out.push(this.receive(item.frame));
             } catch (e) {
               // This delivery's savepoint was rolled back; the others stand. Not acked: it comes again.
               this.emit("warning", `could not store a received message: ${(e as Error).message}`);
-              return null;
+              out.push(null);
             }
-          }),
-        );
+          }
+          return out;
+        });
+        batch = this.inbound.splice(0, results.length);
       } catch (e) {
         // The store failed (locked, disk full): nothing is acked, so the relay delivers it all again.
+        batch = this.inbound.splice(0, RECEIVE_BATCH);
         this.emit("warning", `could not store received messages: ${(e as Error).message}`);
         continue;
       }
@@ -1729,6 +1775,15 @@ export class Client extends EventEmitter<ClientEvents> {
         // redelivery is refused by the ratchet as a duplicate and acknowledged then.
         conn.ack(frame.address, frame.messageId).catch(() => {});
       });
+      // A flood of forgeries is one warning per contact and slice, not one per forgery.
+      for (const [name, codes] of this.dropped) this.emit("warning", droppedWarning(name, codes));
+      this.dropped.clear();
+      if (this.firstContactDue) {
+        this.firstContactDue = false;
+        void this.deleteFirstContacts().catch(() => {});
+      }
+      // Let the event loop run (input, rendering, sockets) before the next slice.
+      if (this.inbound.length > 0) await new Promise<void>((resolve) => setImmediate(resolve));
     }
   }
 
@@ -1760,7 +1815,8 @@ export class Client extends EventEmitter<ClientEvents> {
   private indexInboxes(): Map<string, { kind: "contact" | "invitation"; id: string }> {
     const index = new Map<string, { kind: "contact" | "invitation"; id: string }>();
     for (const r of this.store.contacts()) {
-      for (const inbox of [r.value.inbox, ...(r.value.previous ?? []).map((p) => p.inbox)]) {
+      const first = r.value.firstContact ? [r.value.firstContact] : [];
+      for (const inbox of [r.value.inbox, ...(r.value.previous ?? []).map((p) => p.inbox), ...first]) {
         index.set(addressOf(inbox.key), { kind: "contact", id: r.key });
       }
     }
@@ -1781,9 +1837,11 @@ export class Client extends EventEmitter<ClientEvents> {
     const session = Session.deserialize(fromHex(earlier ? earlier.session : contact.session));
     let plaintext: Uint8Array;
     const acceptDigest = isAccept(frame.ciphertext) ? digestOf(frame.ciphertext) : null;
+    const started = performance.now();
     try {
       plaintext = session.decrypt(frame.ciphertext);
     } catch (e) {
+      this.failedMs += performance.now() - started;
       session.wipe();
       if (e instanceof ParleyError) {
         // A duplicate (already stored before a crash or by another process, or replayed by the
@@ -1793,7 +1851,9 @@ export class Client extends EventEmitter<ClientEvents> {
         if (e.code === "DUPLICATE" || (acceptDigest && contact.accepts?.includes(acceptDigest))) {
           this.replaysDropped++;
         } else {
-          this.emit("warning", undecryptable(contact.name, frame.ciphertext, e.code));
+          const warning = secondAccept(contact.name, frame.ciphertext, e.code);
+          if (warning) this.emit("warning", warning);
+          else this.countDropped(contact.name, e.code);
         }
         return [];
       }
@@ -1801,6 +1861,7 @@ export class Client extends EventEmitter<ClientEvents> {
     }
     if (earlier) earlier.session = toHex(session.serialize());
     else contact.session = toHex(session.serialize());
+    if (!earlier && contact.firstContact) this.settleFirstContact(contact, slot === -1, session.skippedCount);
     session.wipe();
     if (acceptDigest) rememberAccept(contact, acceptDigest);
     let payload: Payload;
@@ -1820,6 +1881,53 @@ export class Client extends EventEmitter<ClientEvents> {
     return events;
   }
 
+  private countDropped(name: string, code: string): void {
+    const codes = this.dropped.get(name) ?? new Map<string, number>();
+    codes.set(code, (codes.get(code) ?? 0) + 1);
+    this.dropped.set(name, codes);
+  }
+
+  /**
+   * The contact wrote to the inbox my intro named (`viaInbox`): once nothing they sent before is
+   * missing (no skipped keys), the first-contact mailbox is due for deletion. Messages are
+   * encrypted in the order they are sent, so a message still on its way to the first-contact
+   * mailbox leaves a skipped key behind.
+   */
+  private settleFirstContact(contact: ContactRecord, viaInbox: boolean, skipped: number): void {
+    const first = contact.firstContact!;
+    if (viaInbox) first.moved = true;
+    if (!first.moved || skipped > 0) return;
+    const now = Date.now();
+    if (first.until > now) first.until = now;
+    this.firstContactDue = true;
+  }
+
+  /**
+   * Deletes on the relay the first-contact mailboxes that are due, and forgets them once the
+   * relay confirms (an unreachable relay is tried again at the next prune).
+   */
+  private async deleteFirstContacts(now = Date.now()): Promise<void> {
+    const due = this.store
+      .contacts()
+      .filter((r) => r.value.firstContact && r.value.firstContact.until <= now)
+      .map((r) => ({ id: r.key, ...r.value.firstContact! }));
+    for (const { id, relay, key } of due) {
+      try {
+        const conn = await this.connect(relay);
+        await conn.deleteMailbox(MailboxKey.deserialize(fromHex(key)));
+      } catch (e) {
+        if (!(e instanceof RelayRequestError && e.code === "UNKNOWN_MAILBOX")) continue;
+      }
+      this.store.tx(() => {
+        const contact = this.store.contact(id);
+        if (contact?.firstContact?.key !== key) return;
+        delete contact.firstContact;
+        this.store.putContact(id, contact);
+      });
+      this.inboxes = null;
+    }
+  }
+
   /**
    * Applies a decrypted payload to a contact (mutated; the caller saves it). `current`: it came in
    * the contact's current conversation (an earlier one's messages are shown but not acknowledged).
@@ -1833,6 +1941,7 @@ export class Client extends EventEmitter<ClientEvents> {
     if (payload.type === "text") {
       if (isControlText(payload.text)) {
         const intro = first ? decodeIntro(payload.text) : null;
+        if (intro?.inbox) this.moveOutbox(id, contact, toHex(intro.inbox));
         const name = intro ? cleanName(intro.name) : "";
         if (name && contact.nameSource !== "user" && name !== contact.name) {
           const previousName = contact.name;
@@ -1874,6 +1983,20 @@ export class Client extends EventEmitter<ClientEvents> {
     return events;
   }
 
+  /**
+   * The contact's intro named a new inbox (on the same relay): what I send from now on goes there,
+   * and so does everything still waiting in the outbox for the old address.
+   */
+  private moveOutbox(id: string, contact: ContactRecord, address: string): void {
+    const old = contact.outbox.address;
+    if (address === old) return;
+    contact.outbox = { ...contact.outbox, address };
+    for (const e of this.store.outbox()) {
+      if (e.contact === id && e.value.address === old)
+        this.store.putOutbox(e.seq, id, { ...e.value, address });
+    }
+  }
+
   private receiveAccept(invitationKey: string, frame: DeliverFrame): InternalEvent[] {
     const inv = this.store.invitation(invitationKey)!;
     const book = new InvitationBook();
@@ -1898,11 +2021,21 @@ export class Client extends EventEmitter<ClientEvents> {
     const existing = this.store
       .contacts()
       .find((r) => samePublicIdentity(decodePublicIdentity(fromHex(r.value.identity)), accepted.identity));
+    // The contact moves to the inbox made with the invitation once my intro reaches them; the
+    // first-contact mailbox is read until then (invitations made before inboxKey keep it).
+    const moving = inv.inboxKey !== undefined;
     const base = {
       identity: toHex(encodePublicIdentity(accepted.identity)),
       session: toHex(accepted.session.serialize()),
-      inbox: { relay: inv.relay, key: inv.mailboxKey },
+      inbox: { relay: inv.relay, key: inv.inboxKey ?? inv.mailboxKey },
       outbox: { relay: accepted.relayUrl, address: toHex(accepted.mailbox) },
+      firstContact: moving
+        ? {
+            relay: inv.relay,
+            key: inv.mailboxKey,
+            until: Math.max(inv.expiresAt * 1000, now + FIRST_CONTACT_MIN_MS),
+          }
+        : undefined,
       lastActivity: now,
     };
     accepted.session.wipe();
@@ -1943,8 +2076,11 @@ export class Client extends EventEmitter<ClientEvents> {
       events.push(byInvitation(id, "added"));
     }
     delete contact.introExpected;
-    // Tell the accepter who we are; this also ends its Accept wrapping.
-    const wire = this.encryptTo(contact, this.introPayload());
+    if (!moving) delete contact.firstContact;
+    // Tell the accepter who we are, and where to write from now on; this also ends its Accept
+    // wrapping.
+    const inbox = moving ? MailboxKey.deserialize(fromHex(inv.inboxKey!)).address : undefined;
+    const wire = this.encryptTo(contact, this.introPayload(inbox));
     this.store.putContact(id, contact);
     this.store.enqueue(id, this.outboxEntry("intro", contact.outbox.relay, contact.outbox.address, wire));
     return events;
@@ -1987,6 +2123,7 @@ export class Client extends EventEmitter<ClientEvents> {
         if (r.value.expiresAt * 1000 + this.expiryDelayMs(r.value.relay) > now) continue;
         this.store.removeInvitation(r.key);
         keys.push({ relay: r.value.relay, key: r.value.mailboxKey });
+        if (r.value.inboxKey) keys.push({ relay: r.value.relay, key: r.value.inboxKey });
       }
       for (const r of this.store.contacts()) {
         const previous = r.value.previous ?? [];
@@ -1997,6 +2134,7 @@ export class Client extends EventEmitter<ClientEvents> {
       }
       return keys;
     });
+    await this.deleteFirstContacts(now);
     if (gone.length > 0) this.inboxes = null;
     for (const { relay, key } of gone) {
       try {
@@ -2170,12 +2308,20 @@ function rememberAccept(contact: ContactRecord, digest: string): void {
 }
 const MAX_REMEMBERED_ACCEPTS = 64;
 
-/** Why a delivery was dropped, in words: a second Accept for a used invitation is worth naming. */
-function undecryptable(name: string, wire: Uint8Array, code: string): string {
+/** A second Accept for a used invitation is worth naming on its own; null for anything else. */
+function secondAccept(name: string, wire: Uint8Array, code: string): string | null {
   if (isAccept(wire) && code === "AUTH") {
     return `refused a second acceptance of the one-time invitation that opened your conversation with ${name}: someone else used the same code`;
   }
-  return `dropped an undecryptable message for ${name} (${code})`;
+  return null;
+}
+
+/** One warning for a contact's undecryptable deliveries of one receive slice, counted by reason. */
+function droppedWarning(name: string, codes: Map<string, number>): string {
+  const total = [...codes.values()].reduce((a, b) => a + b, 0);
+  const why =
+    codes.size === 1 ? [...codes.keys()][0] : [...codes].map(([code, n]) => `${code} ${n}`).join(", ");
+  return `dropped ${total} undecryptable ${total === 1 ? "message" : "messages"} for ${name} (${why})`;
 }
 
 /**
@@ -2201,6 +2347,7 @@ function addressOf(mailboxKey: string): string {
 /** Which of a contact's conversations reads the mailbox `address`: -1 the current, i an earlier, null none. */
 function inboxSlot(contact: ContactRecord, address: string): number | null {
   if (addressOf(contact.inbox.key) === address) return -1;
+  if (contact.firstContact && addressOf(contact.firstContact.key) === address) return FIRST_CONTACT;
   const i = (contact.previous ?? []).findIndex((p) => addressOf(p.inbox.key) === address);
   return i >= 0 ? i : null;
 }

@@ -46,6 +46,13 @@ export interface ContactRecord {
   inbox: { relay: string; key: string };
   /** Their mailbox: where I write. */
   outbox: { relay: string; address: string };
+  /**
+   * The invitation's mailbox, which I (the inviter) still read with the current session until
+   * the contact writes to `inbox`, announced in my intro, with nothing of theirs missing before
+   * it; then, or at `until` (ms), it is deleted on the relay. Anyone who saw the invitation code
+   * knows its address.
+   */
+  firstContact?: { relay: string; key: string; until: number; moved?: boolean };
   createdAt: number;
   lastActivity: number;
   unread: number;
@@ -111,6 +118,12 @@ export interface InvitationRecord {
   pending: string;
   /** hex of MailboxKey.serialize(): the first-contact mailbox */
   mailboxKey: string;
+  /**
+   * hex of MailboxKey.serialize(): the contact's own inbox, created with the invitation and
+   * announced in my intro once it is accepted, so the first-contact mailbox (whose address
+   * anyone who saw the code knows) can be deleted. Absent in invitations made before it.
+   */
+  inboxKey?: string;
   relay: string;
   expiresAt: number;
 }

@@ -78,14 +78,15 @@ describe("intro known answers (PROTOCOL.md §7.4, test/intro-vectors.json)", () 
   const vectors = JSON.parse(readFileSync(join(import.meta.dirname, "intro-vectors.json"), "utf8")) as {
     messageIdHex: string;
     sentAt: number;
-    encode: { name: string; text: string; textHex: string; payloadHex: string }[];
-    decode: { text: string; name: string | null; why: string }[];
+    encode: { name: string; inboxHex?: string; text: string; textHex: string; payloadHex: string }[];
+    decode: { text: string; name: string | null; inboxHex?: string; why: string }[];
   };
 
   it("§7.4 intro: encodes each name to exactly the vector's text, UTF-8 bytes and padded payload", () => {
     expect(vectors.encode.length).toBeGreaterThan(0);
     for (const v of vectors.encode) {
-      const text = encodeIntro({ name: v.name });
+      const intro = v.inboxHex ? { name: v.name, inbox: fromHex(v.inboxHex) } : { name: v.name };
+      const text = encodeIntro(intro);
       expect(text).toBe(v.text);
       expect(toHex(new TextEncoder().encode(text))).toBe(v.textHex);
       const payload = {
@@ -97,13 +98,14 @@ describe("intro known answers (PROTOCOL.md §7.4, test/intro-vectors.json)", () 
       expect(toHex(encodePayload(payload))).toBe(v.payloadHex);
       const decoded = decodePayload(fromHex(v.payloadHex));
       if (decoded.type !== "text") throw new Error("the vector's payload is not a text");
-      expect(decodeIntro(decoded.text)).toEqual({ name: v.name });
+      expect(decodeIntro(decoded.text)).toEqual(intro);
     }
   });
 
   it("§7.4 intro: reads a name from exactly the vector's accepted texts and from none of the others", () => {
     for (const v of vectors.decode) {
-      expect(decodeIntro(v.text), v.why).toEqual(v.name === null ? null : { name: v.name });
+      const inbox = v.inboxHex ? { inbox: fromHex(v.inboxHex) } : {};
+      expect(decodeIntro(v.text), v.why).toEqual(v.name === null ? null : { name: v.name, ...inbox });
     }
   });
 });

@@ -1,0 +1,143 @@
+// Issue 13, medium 1: the invitation's mailbox, whose address anyone who saw the code can derive,
+// must not become a permanent, floodable inbox. The inviter's intro names a fresh inbox; the
+// first-contact mailbox is deleted once the contact writes there with nothing missing before it.
+// Against the real relay process.
+import { fromHex, MailboxKey, x25519KeyPair } from "@parley/protocol";
+import { afterEach, describe, expect, it } from "vitest";
+import type { Client } from "../src/client.js";
+import { RelayConnection, RelayRequestError } from "../src/relay-connection.js";
+import { cleanupLive, client, relay } from "./live-helpers.js";
+
+afterEach(cleanupLive);
+
+/** A stranger's deposit: the error code the relay answers, or "ok". */
+async function depositAs(url: string, address: Uint8Array, wire: Uint8Array): Promise<string> {
+  const conn = await RelayConnection.open(url);
+  try {
+    await conn.deposit(address, crypto.getRandomValues(new Uint8Array(16)), wire);
+    return "ok";
+  } catch (e) {
+    if (e instanceof RelayRequestError) return e.code;
+    throw e;
+  } finally {
+    conn.close();
+  }
+}
+
+/** A forged Message (§6.3): a fresh ratchet key, the given counters, and a tag that cannot verify. */
+function forged(pn: number, n: number): Uint8Array {
+  const wire = new Uint8Array(42 + 64);
+  const view = new DataView(wire.buffer);
+  wire[0] = 0x02;
+  wire[1] = 0x01;
+  wire.set(x25519KeyPair().publicKey, 2);
+  view.setUint32(34, pn);
+  view.setUint32(38, n);
+  wire.set(crypto.getRandomValues(new Uint8Array(64)), 42);
+  return wire;
+}
+
+async function pair(
+  url: string,
+): Promise<{ alice: Client; bob: Client; first: MailboxKey; inbox: MailboxKey }> {
+  const alice = client("Alice", url);
+  const bob = client("Bob", url);
+  const { code } = await alice.invite();
+  const inv = alice.store.invitations()[0]!.value;
+  const first = MailboxKey.deserialize(fromHex(inv.mailboxKey));
+  const inbox = MailboxKey.deserialize(fromHex(inv.inboxKey!));
+  await bob.accept(code, { name: "alice" });
+  return { alice, bob, first, inbox };
+}
+
+describe("the first-contact mailbox", () => {
+  it("is deleted once the contact writes to the inbox named in the inviter's intro", async () => {
+    const r = await relay();
+    const url = `ws://127.0.0.1:${r.port}`;
+    const { alice, bob, first, inbox } = await pair(url);
+    await alice.sync();
+    // Until Bob has moved, the first-contact mailbox is still read (and still exists).
+    expect(await depositAs(url, first.address, forged(0, 0))).toBe("ok");
+    await bob.sync();
+    const bobsContact = bob.store.contacts()[0]!.value;
+    expect(bobsContact.outbox.address).toBe(Buffer.from(inbox.address).toString("hex"));
+    await bob.send("alice", ["hi"]);
+    await alice.sync();
+    expect(alice.history("Bob").map((m) => m.text)).toEqual(["hi"]);
+    expect(alice.store.contacts()[0]!.value.firstContact).toBeUndefined();
+    // Whoever saw the code can no longer deposit anything there.
+    expect(await depositAs(url, first.address, forged(0, 0))).toBe("UNKNOWN_MAILBOX");
+    // The conversation goes on in the new inbox, both ways.
+    await alice.send("Bob", ["hello"]);
+    await bob.sync();
+    await bob.send("alice", ["still here"]);
+    await alice.sync();
+    expect(alice.history("Bob").map((m) => m.text)).toEqual(["hi", "hello", "still here"]);
+    expect(bob.history("alice").map((m) => m.text)).toEqual(["hi", "hello", "still here"]);
+  });
+
+  it("is read until nothing sent before the move is missing, then deleted", async () => {
+    const r = await relay();
+    const url = `ws://127.0.0.1:${r.port}`;
+    const { alice, bob, first } = await pair(url);
+    await alice.sync();
+    // Bob writes before he has read Alice's intro (send does not receive): to the first-contact
+    // mailbox. Then he reads it and writes again, to the new inbox; Alice gets both at once, in
+    // whichever order the relay pushes the two mailboxes.
+    await bob.send("alice", ["one"]);
+    await bob.sync();
+    await bob.send("alice", ["two"]);
+    await alice.sync();
+    expect(
+      alice
+        .history("Bob")
+        .map((m) => m.text)
+        .sort(),
+    ).toEqual(["one", "two"]);
+    expect(alice.store.contacts()[0]!.value.firstContact).toBeUndefined();
+    expect(await depositAs(url, first.address, forged(0, 0))).toBe("UNKNOWN_MAILBOX");
+  });
+
+  it("is deleted when the invitation expires even if the contact never moves", async () => {
+    const r = await relay();
+    const url = `ws://127.0.0.1:${r.port}`;
+    const { alice, first } = await pair(url);
+    await alice.sync();
+    const until = alice.store.contacts()[0]!.value.firstContact!.until;
+    await alice.prune(until - 1);
+    expect(await depositAs(url, first.address, forged(0, 0))).toBe("ok");
+    await alice.prune(until);
+    expect(alice.store.contacts()[0]!.value.firstContact).toBeUndefined();
+    expect(await depositAs(url, first.address, forged(0, 0))).toBe("UNKNOWN_MAILBOX");
+  });
+
+  it("a flood of forged messages from someone who saw the code is dropped, and the conversation goes on", async () => {
+    const r = await relay();
+    const url = `ws://127.0.0.1:${r.port}`;
+    const { alice, bob, first } = await pair(url);
+    await alice.sync();
+    const warnings: string[] = [];
+    alice.on("warning", (w) => warnings.push(w));
+    // Costly forgeries (a new ratchet key skipping 1000 keys in each chain) are refused before any
+    // key is derived; those within the bound fail authentication. All are acknowledged.
+    for (let i = 0; i < 40; i++) {
+      expect(await depositAs(url, first.address, forged(1000, 1000))).toBe("ok");
+      expect(await depositAs(url, first.address, forged(30, 30))).toBe("ok");
+    }
+    await alice.sync();
+    expect(warnings.length).toBeGreaterThan(0);
+    expect(warnings.length).toBeLessThan(80);
+    for (const w of warnings)
+      expect(w).toMatch(/dropped \d+ undecryptable messages? for Bob \((TOO_FAR_AHEAD|AUTH)/);
+    const dropped = warnings.map((w) => Number(/dropped (\d+)/.exec(w)![1])).reduce((a, b) => a + b, 0);
+    expect(dropped).toBe(80);
+    // Nothing is left on the relay for Alice: a second sync gets nothing more.
+    warnings.length = 0;
+    await alice.sync();
+    expect(warnings).toEqual([]);
+    await bob.sync();
+    await bob.send("alice", ["hi"]);
+    await alice.sync();
+    expect(alice.history("Bob").map((m) => m.text)).toEqual(["hi"]);
+  });
+});
