@@ -227,7 +227,18 @@ describe("§4.3 relay URL vectors (kat.json relayUrls)", () => {
     expect(cases.filter((c) => c.valid).length).toBeGreaterThan(20);
   });
 
-  it.each(cases.map((c) => [JSON.stringify(c.url), c] as const))("§4.3 %s", (_url, c) => {
+  // Test names show the URL as printable ASCII (a bidi override or ESC stays escaped), shortened.
+  const shown = (url: string) => {
+    const ascii = JSON.stringify(url).replace(
+      /[^\x20-\x7e]/g,
+      (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, "0")}`,
+    );
+    return ascii.length > 60
+      ? `${ascii.slice(0, 40)}… (${new TextEncoder().encode(url).length} bytes)`
+      : ascii;
+  };
+
+  it.each(cases.map((c) => [shown(c.url), c] as const))("§4.3 %s", (_url, c) => {
     const fault = relayUrlFault(c.url);
     if (c.valid) {
       expect(fault, c.reason).toBeNull();
