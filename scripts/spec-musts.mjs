@@ -1,11 +1,14 @@
 #!/usr/bin/env node
 // Lists every MUST / MUST NOT sentence of packages/protocol/PROTOCOL.md with its section, and
 // whether any test's name mentions that section ("§4.2"): `npm run spec:musts`. Prints the ones
-// without such a test and their count. Informational: it always exits 0 (not a CI gate yet).
-// `--all` prints the covered ones too.
+// without such a test and their count. `--all` prints the covered ones too. `--strict` (run by
+// `npm run check`, so by CI) exits 1 when a MUST has no test, or when no MUST is found at all (a
+// parser that broke would otherwise pass). `--spec FILE` reads another specification (the script's
+// own test uses it).
 import { readdirSync, readFileSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 const SPEC = join(ROOT, "packages/protocol/PROTOCOL.md");
@@ -24,8 +27,8 @@ function musts(text) {
     // Sentences end at . ! or ? followed by a space and a capital, a backtick, a star or a digit.
     for (const sentence of joined.split(/(?<=[.!?])\s+(?=[A-Z`*(0-9])/)) {
       // MUST or MUST NOT followed by a verb: a requirement. The key word named in a list ("MUST,
-      // MUST NOT, …", "never MUST.") or in a title ("MUST-reject list") is not one.
-      if (/\bMUST (?:NOT )?[a-z]/.test(sentence)) found.push({ section, sentence });
+      // MUST NOT, …", "MUST NOT and MAY", "never MUST.") or in a title ("MUST-reject list") is not one.
+      if (/\bMUST (?:NOT )?(?!(?:and|or|nor)\b)[a-z]/.test(sentence)) found.push({ section, sentence });
     }
   };
   for (const line of text.split("\n")) {
@@ -83,8 +86,19 @@ function testNames() {
 /** Does a test name mention §<section> itself (not a longer number such as §4.21 for §4.2)? */
 const mentions = (name, section) => new RegExp(`§${section.replace(/\./g, "\\.")}(?![.]?\\d)`).test(name);
 
-const all = process.argv.includes("--all");
-const sentences = musts(readFileSync(SPEC, "utf8"));
+let options;
+try {
+  ({ values: options } = parseArgs({
+    options: { all: { type: "boolean" }, strict: { type: "boolean" }, spec: { type: "string" } },
+  }));
+} catch (e) {
+  console.error(
+    `spec-musts: ${e.message}\nusage: node scripts/spec-musts.mjs [--all] [--strict] [--spec FILE]`,
+  );
+  process.exit(2);
+}
+const { all = false, strict = false, spec = SPEC } = options;
+const sentences = musts(readFileSync(spec, "utf8"));
 const names = testNames();
 const missing = [];
 for (const { section, sentence } of sentences) {
@@ -97,5 +111,17 @@ for (const { section, sentence } of sentences) {
 }
 const sections = new Set(missing.map((m) => m.section));
 console.log(
-  `${sentences.length} MUST sentences in PROTOCOL.md; ${missing.length} in ${sections.size} sections (${[...sections].map((s) => `§${s}`).join(", ")}) have no test naming their section.`,
+  `${sentences.length} MUST sentences in ${relative(ROOT, spec).startsWith("..") ? spec : relative(ROOT, spec)}; ${missing.length} in ${sections.size} sections (${[...sections].map((s) => `§${s}`).join(", ")}) have no test naming their section.`,
 );
+if (strict && sentences.length === 0) {
+  console.error(
+    "spec:musts --strict: no MUST sentence found; the specification or this script's parser changed",
+  );
+  process.exit(1);
+}
+if (strict && missing.length > 0) {
+  console.error(
+    `spec:musts --strict: ${missing.length} MUST sentence(s) have no test naming their section; write a test whose name contains the section (e.g. "§4.2 …")`,
+  );
+  process.exit(1);
+}

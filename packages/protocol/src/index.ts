@@ -77,4 +77,5 @@ export {
 } from "./mailbox.js";
 export * from "./payload.js";
 export { MAX_SKIP, MAX_SKIP_NEW_KEY, MAX_STORED_SKIPPED, Session, type SessionOptions } from "./ratchet.js";
+export { MAX_RELAY_URL_LENGTH, type RelayUrlFault, relayUrlFault } from "./relay-url.js";
 export { SAFETY_COMPACT_PREFIX, type SafetyNumber, safetyNumber, verifySafetyNumber } from "./safety.js";

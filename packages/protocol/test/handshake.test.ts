@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { concat } from "../src/_bytes.js";
-import { dh, hkdfSha256, open, seal } from "../src/crypto.js";
+import { dh, hkdfSha256, open, type RandomSource, seal, systemRandom, x25519KeyPair } from "../src/crypto.js";
 import {
   acceptInvitation,
   checkInvitationKeys,
@@ -284,5 +284,87 @@ describe("double ratchet", () => {
     expect(() => b.decrypt(new Uint8Array([2, 7, ...new Uint8Array(60)]))).toThrow(
       expect.objectContaining({ code: "UNSUPPORTED_VERSION" }),
     );
+  });
+});
+
+describe("§5.2 the sealed identity", () => {
+  /** The system random source, recording every draw. */
+  const recording = () => {
+    const draws: Uint8Array[] = [];
+    const random: RandomSource = (n) => {
+      const v = systemRandom(n);
+      draws.push(v.slice());
+      return v;
+    };
+    return { draws, random };
+  };
+  const sealedParts = (wire: Uint8Array) => {
+    const env = decodeEnvelope(wire);
+    if (env.kind !== "accept") throw new Error("not an Accept");
+    return { prefix: toHex(env.prefixBytes), ek: env.ephemeralKey, sealed: toHex(env.sealedIdentity), env };
+  };
+
+  it("§5.2 an implementation MUST generate a fresh ek_B for every acceptance: EK_B is the first draw's key, and two acceptances of one code share nothing", () => {
+    const alice = Identity.generate();
+    const bob = Identity.generate();
+    const { code, pending } = createInvitation(alice, {
+      relayUrl: RELAY,
+      mailbox: MailboxKey.generate().address,
+    });
+    const options = { mailbox: MailboxKey.generate().address, relayUrl: RELAY, plaintext: text("hi") };
+    const seen = new Set<string>();
+    for (let i = 0; i < 3; i++) {
+      const { draws, random } = recording();
+      const { message } = acceptInvitation(bob, decodeInvitation(code), { ...options, random });
+      const { ek, sealed, env } = sealedParts(message);
+      expect(draws.map((d) => d.length)).toEqual([32, 32]); // ek_B, then the first ratchet key
+      expect(toHex(ek)).toBe(toHex(x25519KeyPair(() => draws[0]!.slice()).publicKey));
+      // The sealed identity is sealed under this acceptance's own SealKey (DH3 with this ek_B).
+      const info = concat(new TextEncoder().encode("parley/v1/accept-seal"), ek, pending.prekey);
+      const key = hkdfSha256(dh(draws[0]!, pending.prekey), new Uint8Array(32), info, 32);
+      expect(open(key, new Uint8Array(12), env.sealedIdentity, env.prefixBytes)).toHaveLength(
+        161 + RELAY.length,
+      );
+      for (const part of [toHex(ek), sealed]) {
+        expect(seen.has(part)).toBe(false);
+        seen.add(part);
+      }
+    }
+  });
+
+  it("§5.2 an implementation MUST NOT seal a second plaintext under a SealKey: every repeat, before and after a restore, resends the one sealed identity", () => {
+    const alice = Identity.generate();
+    const bob = Identity.generate();
+    const { code, pending } = createInvitation(alice, {
+      relayUrl: RELAY,
+      mailbox: MailboxKey.generate().address,
+    });
+    const { draws, random } = recording();
+    const accepted = acceptInvitation(bob, decodeInvitation(code), {
+      mailbox: MailboxKey.generate().address,
+      relayUrl: RELAY,
+      plaintext: text("first"),
+      random,
+    });
+    const first = sealedParts(accepted.message);
+    let session = accepted.session;
+    const repeats: Uint8Array[] = [];
+    for (let i = 0; i < 3; i++) repeats.push(session.encrypt(text(`repeat ${i}`)));
+    session = Session.deserialize(session.serialize(), { random });
+    for (let i = 0; i < 2; i++) repeats.push(session.encrypt(text(`restored ${i}`)));
+    for (const wire of repeats) {
+      const again = sealedParts(wire);
+      expect(again.prefix).toBe(first.prefix);
+      expect(again.sealed).toBe(first.sealed);
+    }
+    expect(draws).toHaveLength(2); // encrypting never draws, so nothing could be sealed afresh
+
+    // The inviter opens a repeat; once Bob has read a reply, he stops wrapping and seals nothing more.
+    const book = new InvitationBook();
+    book.add(pending);
+    const contact = book.accept(alice, repeats[4]!);
+    expect(read(contact.plaintext)).toBe("restored 1");
+    session.decrypt(contact.session.encrypt(text("reply")));
+    expect(decodeEnvelope(session.encrypt(text("after"))).kind).toBe("message");
   });
 });

@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
+import { verify } from "../src/crypto.js";
 import {
   base32Encode,
   createInvitation,
@@ -140,5 +141,62 @@ describe("invitation codes", () => {
     expect(() =>
       createInvitation(alice, { relayUrl: "wss://r.example", mailbox, ttlSeconds: 91 * 86400 }),
     ).toThrow(RangeError);
+  });
+});
+
+describe("§4.1 the code string", () => {
+  const sha256 = (...parts: (string | Uint8Array)[]) => {
+    const h = createHash("sha256");
+    for (const p of parts) h.update(p);
+    return new Uint8Array(h.digest());
+  };
+  /** RFC 4648 §6 base32 without padding, written out independently of src/base32.ts. */
+  const b32 = (bytes: Uint8Array) => {
+    const bits = [...bytes].map((b) => b.toString(2).padStart(8, "0")).join("");
+    const groups = bits.padEnd(Math.ceil(bits.length / 5) * 5, "0").match(/.{5}/g) ?? [];
+    return groups.map((g) => "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"[Number.parseInt(g, 2)]).join("");
+  };
+  const u32 = (n: number) => new Uint8Array([n >>> 24, (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff]);
+
+  it("§4.1 an encoder MUST emit exactly PARLEY1- || B32(body) || - || B32(checksum), the body laid out field by field", () => {
+    const urls = [
+      "ws://a",
+      "wss://relay.example.org",
+      "wss://relay.example.org:8443",
+      `wss://r.example/${"p".repeat(239)}`,
+    ];
+    for (const relayUrl of urls) {
+      const created = createInvitation(alice, { relayUrl, mailbox, now: NOW });
+      const inv = created.invitation;
+      const url = new TextEncoder().encode(relayUrl);
+      expect(inv.expiresAt).toBe(Math.floor(NOW / 1000) + 604_800);
+      const signed = new Uint8Array([
+        1,
+        ...u32(inv.expiresAt),
+        ...mailbox,
+        ...alice.publicIdentity.signingKey,
+        ...alice.publicIdentity.agreementKey,
+        ...inv.prekey,
+        url.length,
+        ...url,
+      ]);
+      expect(
+        verify(
+          alice.publicIdentity.signingKey,
+          new Uint8Array([...new TextEncoder().encode("parley/v1/invitation-signature"), ...signed]),
+          inv.signature,
+        ),
+      ).toBe(true);
+      const body = new Uint8Array([...signed, ...inv.signature]);
+      expect(body.length).toBe(198 + url.length);
+      const checksum = sha256("parley/v1/invitation-checksum", body).subarray(0, 5);
+      expect(created.code).toBe(`PARLEY1-${b32(body)}-${b32(checksum)}`);
+      expect(created.code).toHaveLength(17 + Math.ceil((8 * (198 + url.length)) / 5));
+      expect(created.code).toMatch(/^PARLEY1-[A-Z2-7]+-[A-Z2-7]{8}$/);
+      expect(encodeInvitation(decodeInvitation(created.code, { now: NOW }))).toBe(created.code);
+    }
+    expect(
+      createInvitation(alice, { relayUrl: "wss://relay.example.org", mailbox, now: NOW }).code,
+    ).toHaveLength(371);
   });
 });

@@ -1,8 +1,12 @@
 import { readFileSync } from "node:fs";
+import { ed25519 } from "@noble/curves/ed25519.js";
 import { describe, expect, it } from "vitest";
+import { buildEdgeCases, type Ed25519Case, type RelayUrlCase } from "../scripts/kat-edge-cases.js";
 import { buildTranscript } from "../scripts/kat-transcript.js";
+import { verify } from "../src/crypto.js";
 import {
   acceptInvitation,
+  createInvitation,
   decodeFrame,
   decodeInvitation,
   decodePayload,
@@ -11,13 +15,16 @@ import {
   fromHex,
   Identity,
   InvitationBook,
+  InvitationError,
   invitationId,
   PendingInvitation,
   type RandomSource,
+  relayUrlFault,
   type Session,
   safetyNumber,
   toHex,
 } from "../src/index.js";
+import { specVerify } from "./ed25519-spec.js";
 
 interface Kat {
   now: number;
@@ -38,6 +45,8 @@ interface Kat {
   messages: { from: "alice" | "bob"; payload: string; wire: string }[];
   frames: { hex: string }[];
   safetyNumber: { digits: string; compact: string };
+  ed25519Strictness: Ed25519Case[];
+  relayUrls: RelayUrlCase[];
 }
 
 const committed = JSON.parse(readFileSync(new URL("../vectors/kat.json", import.meta.url), "utf8")) as Kat;
@@ -50,7 +59,7 @@ const draws =
 
 describe("known-answer vectors (vectors/kat.json)", () => {
   it("the implementation reproduces the committed transcript byte for byte", () => {
-    expect(buildTranscript()).toEqual(committed);
+    expect({ ...buildTranscript(), ...buildEdgeCases() }).toEqual(committed);
   });
 
   it("the invitation code decodes to the recorded fields and re-encodes identically", () => {
@@ -125,5 +134,142 @@ describe("known-answer vectors (vectors/kat.json)", () => {
     };
     expect(safetyNumber(a, b).digits).toBe(committed.safetyNumber.digits);
     expect(safetyNumber(b, a).compact).toBe(committed.safetyNumber.compact);
+  });
+});
+
+describe("§1.2 Ed25519 strictness vectors (kat.json ed25519Strictness)", () => {
+  const cases = committed.ed25519Strictness;
+
+  it.each(cases.map((c) => [c.name, c] as const))("§1.2 Verify: %s", (_name, c) => {
+    const [pk, msg, sig] = [fromHex(c.pk), fromHex(c.msg), fromHex(c.sig)];
+    expect(verify(pk, msg, sig), c.reason).toBe(c.valid);
+    // The spec read literally (test/ed25519-spec.ts) agrees with the vector.
+    expect(specVerify(pk, msg, sig), c.reason).toBe(c.valid);
+  });
+
+  const named = (names: string[]) =>
+    names.map((name) => {
+      const c = cases.find((x) => x.name === name);
+      if (!c) throw new Error(`no vector named ${name}`);
+      return c;
+    });
+
+  it("§1.2 non-canonical encodings and small-order keys are refused by strictness alone: a ZIP-215 verifier accepts them", () => {
+    const encodings = [
+      "identity-sign-bit",
+      "y-p-minus-1-sign-bit",
+      "y-p-plus-1",
+      "y-p-plus-1-sign-bit",
+      "y-p",
+      "y-p-sign-bit",
+    ];
+    const strictOnly = named([
+      ...[0, 1, 2, 3, 4, 5, 6, 7].map((i) => `a-small-order-${i}`),
+      ...encodings.flatMap((e) => [`r-${e}`, `a-${e}`]),
+    ]);
+    for (const c of strictOnly) {
+      expect(c.valid, c.name).toBe(false);
+      expect(ed25519.verify(fromHex(c.sig), fromHex(c.msg), fromHex(c.pk), { zip215: true }), c.name).toBe(
+        true,
+      );
+    }
+  });
+
+  it("§1.2 S + nL is refused by the range check alone: reduced mod L, the same signature verifies", () => {
+    const L = 2n ** 252n + 27742317777372353535851937790883648493n;
+    for (const c of named(["s-plus-l", "s-plus-2l", "s-plus-max-multiple-of-l"])) {
+      const sig = fromHex(c.sig);
+      const s = Buffer.from(sig.subarray(32)).reverse().toString("hex");
+      const reduced = (BigInt(`0x${s}`) % L).toString(16).padStart(64, "0");
+      sig.set(Buffer.from(reduced, "hex").reverse(), 32);
+      expect(c.valid).toBe(false);
+      expect(verify(fromHex(c.pk), fromHex(c.msg), sig), c.name).toBe(true);
+    }
+  });
+
+  it("§1.2 the equation is cofactored: small-order and mixed-order R, and mixed-order A, verify; a cofactorless check refuses them", () => {
+    for (const c of named([
+      ...[0, 1, 2, 3, 4, 5, 6, 7].map((i) => `r-small-order-${i}`),
+      "r-mixed-order",
+      "a-mixed-order",
+    ])) {
+      const [pk, msg, sig] = [fromHex(c.pk), fromHex(c.msg), fromHex(c.sig)];
+      expect(verify(pk, msg, sig), c.name).toBe(true);
+      const identity = c.sig.startsWith(`01${"00".repeat(31)}`);
+      expect(specVerify(pk, msg, sig, false), c.name).toBe(identity);
+    }
+  });
+
+  it("§1.2 covers each of the eight small-order points as R and as A", () => {
+    for (const side of ["r", "a"]) {
+      const encodings = new Set(
+        cases
+          .filter((c) => c.name.startsWith(`${side}-small-order-`))
+          .map((c) => (side === "r" ? c.sig.slice(0, 64) : c.pk)),
+      );
+      expect(encodings.size).toBe(8);
+    }
+  });
+});
+
+describe("§4.3 relay URL vectors (kat.json relayUrls)", () => {
+  const cases = committed.relayUrls;
+  const alice = Identity.deserialize(fromHex(committed.identities.alice.secret));
+  const bob = Identity.deserialize(fromHex(committed.identities.bob.secret));
+  const mailbox = fromHex(committed.invitation.mailbox);
+  const now = committed.now;
+
+  it("§4.3 every rule that a URL can break after the rules before it has a refused case, and there are accepted cases", () => {
+    const rules = new Set(cases.flatMap((c) => (c.valid ? [] : [c.rule])));
+    // Rules 5 and 6 cannot fail once 3 and 4 pass: the WHATWG parser gives ws:// and wss:// URLs a
+    // host or fails.
+    expect([...rules].sort()).toEqual([1, 2, 3, 4, 7, 8]);
+    expect(cases.filter((c) => c.valid).length).toBeGreaterThan(20);
+  });
+
+  // Test names show the URL as printable ASCII (a bidi override or ESC stays escaped), shortened.
+  const shown = (url: string) => {
+    const ascii = JSON.stringify(url).replace(
+      /[^\x20-\x7e]/g,
+      (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, "0")}`,
+    );
+    return ascii.length > 60
+      ? `${ascii.slice(0, 40)}… (${new TextEncoder().encode(url).length} bytes)`
+      : ascii;
+  };
+
+  it.each(cases.map((c) => [shown(c.url), c] as const))("§4.3 %s", (_url, c) => {
+    const fault = relayUrlFault(c.url);
+    if (c.valid) {
+      expect(fault, c.reason).toBeNull();
+      expect(new URL(c.url).href, c.reason).toBe(c.normalized);
+      // An invitation carries the exact string, not its normalized form.
+      const { code } = createInvitation(alice, {
+        relayUrl: c.url,
+        mailbox,
+        now,
+        random: () => fromHex(committed.random["alice/prekey-secret"]!),
+      });
+      expect(decodeInvitation(code, { now }).relayUrl).toBe(c.url);
+    } else {
+      expect(fault?.rule, c.reason).toBe(c.rule);
+      expect(() => createInvitation(alice, { relayUrl: c.url, mailbox, now })).toThrow(
+        expect.objectContaining({ name: InvitationError.name, code: "MALFORMED" }),
+      );
+      // A code carrying it is MALFORMED (§4.2 step 11, before the signature is checked); a URL over
+      // 255 bytes cannot be carried at all.
+      if (c.rule !== 1) {
+        const invitation = decodeInvitation(committed.invitation.code, { now });
+        const forged = encodeInvitation({ ...invitation, relayUrl: c.url });
+        expect(() => decodeInvitation(forged, { now })).toThrow(
+          expect.objectContaining({ name: InvitationError.name, code: "MALFORMED" }),
+        );
+      }
+      // An accepter's own relay URL is checked too.
+      const invitation = decodeInvitation(committed.invitation.code, { now });
+      expect(() =>
+        acceptInvitation(bob, invitation, { mailbox, relayUrl: c.url, plaintext: new Uint8Array(1) }),
+      ).toThrow(RangeError);
+    }
   });
 });

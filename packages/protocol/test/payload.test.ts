@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import {
+  bucketFor,
   decodePayload,
   encodePayload,
   MAX_RECEIPT_IDS,
@@ -81,5 +82,59 @@ describe("payloads", () => {
   it("draws a fresh random message id each time", () => {
     const ids = new Set(Array.from({ length: 100 }, () => Buffer.from(newMessageId()).toString("hex")));
     expect(ids.size).toBe(100);
+  });
+});
+
+describe("§7.2 padding", () => {
+  /** raw = the payload before its padding: everything up to the last 0x80. */
+  const rawOf = (padded: Uint8Array) => padded.subarray(0, padded.lastIndexOf(0x80));
+
+  it("§7.2 an encoder MUST use the smallest bucket that holds the payload and its 0x80 marker", () => {
+    const receipt = (k: number): Payload => ({
+      type: "read",
+      id,
+      sentAt: 1,
+      ids: Array.from({ length: k }, () => id),
+    });
+    const cases: [string, Payload, number][] = [];
+    for (const [i, b] of PADDING_BUCKETS.entries()) {
+      // A text's raw length is 30 + T: it fills bucket b exactly when 30 + T + 1 = b.
+      cases.push([`text filling ${b}`, textOf(b - 31), b]);
+      if (i + 1 < PADDING_BUCKETS.length)
+        cases.push([`text one byte over ${b}`, textOf(b - 30), PADDING_BUCKETS[i + 1]!]);
+    }
+    cases.push(
+      ["receipt of 14 ids (252 bytes)", receipt(14), 256],
+      ["receipt of 15 ids (268 bytes)", receipt(15), 1024],
+    );
+    cases.push(["the largest receipt (4124 bytes)", receipt(MAX_RECEIPT_IDS), 16384]);
+    for (const [what, payload, bucket] of cases) {
+      const padded = encodePayload(payload);
+      const raw = rawOf(padded);
+      expect(padded.length, what).toBe(bucket);
+      expect(bucketFor(raw.length), what).toBe(bucket);
+      // padded = raw || 0x80 || 0x00 * (b − |raw| − 1)
+      expect(padded[raw.length], what).toBe(0x80);
+      expect(
+        padded.subarray(raw.length + 1).every((x) => x === 0),
+        what,
+      ).toBe(true);
+      expect(decodePayload(padded), what).toEqual(payload);
+    }
+  });
+
+  it("§7.2 a decoder refuses a payload padded to any bucket but the smallest (BAD_PADDING)", () => {
+    for (const payload of [textOf(0), textOf(225), textOf(226), textOf(4000)]) {
+      const raw = rawOf(encodePayload(payload));
+      for (const b of PADDING_BUCKETS.filter((x) => x > bucketFor(raw.length)!)) {
+        const padded = new Uint8Array(b);
+        padded.set(raw);
+        padded[raw.length] = 0x80;
+        expect(
+          code(() => decodePayload(padded)),
+          `${raw.length} bytes in ${b}`,
+        ).toBe("BAD_PADDING");
+      }
+    }
   });
 });

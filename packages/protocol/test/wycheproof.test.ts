@@ -3,8 +3,9 @@
 // neither break it nor relax it (low-order rejection, typed errors, length checks).
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { dh, hkdfSha256, open, seal, x25519IsLowOrder, xopen, xseal } from "../src/crypto.js";
+import { dh, hkdfSha256, open, seal, verify, x25519IsLowOrder, xopen, xseal } from "../src/crypto.js";
 import { CryptoError, type CryptoErrorCode } from "../src/errors.js";
+import { specVerify } from "./ed25519-spec.js";
 
 const VECTORS_DIR = new URL("../../../../shared/vectors/wycheproof/", import.meta.url);
 
@@ -189,6 +190,47 @@ describe("Wycheproof X25519 low-order rejections", () => {
     }
   });
 });
+
+// --- Ed25519 ----------------------------------------------------------------------------------
+
+interface EddsaVector extends Vector {
+  readonly pk: string;
+  readonly msg: string;
+  readonly sig: string;
+}
+
+/** The EdDSA file keeps each group's public key on the group; it is copied onto its tests. */
+function loadEddsa(name: string): VectorFile<EddsaVector> {
+  const file = loadVectors<EddsaVector>(name, "eddsa_verify_schema_v1.json");
+  const data = JSON.parse(readFileSync(new URL(name, VECTORS_DIR), "utf8")) as {
+    testGroups: { publicKey: { pk: string }; tests: { tcId: number }[] }[];
+  };
+  const keys = new Map(data.testGroups.flatMap((g) => g.tests.map((t) => [t.tcId, g.publicKey.pk] as const)));
+  return { ...file, vectors: file.vectors.map((v) => ({ ...v, pk: keys.get(v.tcId)! })) };
+}
+
+/**
+ * §1.2 Verify against Wycheproof: `verify` (the code) and `specVerify` (the spec read literally,
+ * test/ed25519-spec.ts) must both give Wycheproof's verdict; a valid signature with a flipped bit
+ * in R, in S or in the message must fail.
+ */
+function checkEd25519(v: EddsaVector): void {
+  expect(v.result, "this file has no 'acceptable' cases").not.toBe("acceptable");
+  const [pk, msg, sig] = [hex(v.pk), hex(v.msg), hex(v.sig)];
+  expect(verify(pk, msg, sig)).toBe(v.result === "valid");
+  expect(specVerify(pk, msg, sig)).toBe(v.result === "valid");
+  if (v.result === "valid") {
+    expect(verify(pk, msg, flipBit(sig, 0))).toBe(false);
+    expect(verify(pk, msg, flipBit(sig, 32))).toBe(false);
+    if (msg.length > 0) expect(verify(pk, flipBit(msg, 0), sig)).toBe(false);
+  }
+}
+
+describeVectors(
+  "Wycheproof Ed25519 through verify() and the literal §1.2 reading",
+  loadEddsa("ed25519_test.json"),
+  checkEd25519,
+);
 
 // --- ChaCha20-Poly1305 and XChaCha20-Poly1305 -------------------------------------------------
 
