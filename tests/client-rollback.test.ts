@@ -68,8 +68,8 @@ function knownBytes(text: string, bucket: number): Map<number, number> {
   ]);
   const length = Buffer.alloc(4);
   length.writeUInt32BE(t.length);
-  length.forEach((b, i) => known.set(26 + i, b));
-  t.forEach((b, i) => known.set(30 + i, b));
+  for (const [i, b] of length.entries()) known.set(26 + i, b);
+  for (const [i, b] of t.entries()) known.set(30 + i, b);
   known.set(30 + t.length, 0x80);
   for (let i = 31 + t.length; i < bucket; i++) known.set(i, 0);
   return known;
