@@ -5,6 +5,7 @@ import { sha256 } from "@noble/hashes/sha2.js";
 import {
   acceptInvitation,
   createInvitation,
+  decodeEnvelope,
   decodeInvitation,
   dh,
   encodeFrame,
@@ -12,6 +13,7 @@ import {
   type Frame,
   fingerprint,
   hkdfSha256,
+  hmacSha256,
   Identity,
   InvitationBook,
   invitationId,
@@ -20,8 +22,11 @@ import {
   type Payload,
   type RandomSource,
   safetyNumber,
+  seal,
   sessionAd,
   toHex,
+  x25519KeyPair,
+  xseal,
 } from "../src/index.js";
 
 /** The fixed value named `name`: SHA-256("parley-kat/" || name), truncated to `length`. */
@@ -39,6 +44,34 @@ export function scripted(record: Record<string, string>, ...names: string[]): Ra
     record[name] = toHex(v);
     return v;
   };
+}
+
+const cat = (...parts: Uint8Array[]): Uint8Array => Uint8Array.from(parts.flatMap((p) => [...p]));
+const u16 = (n: number) => Uint8Array.of(n >>> 8, n & 0xff);
+const u32 = (n: number) => Uint8Array.of(n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff);
+const info = (label: string) => new TextEncoder().encode(label);
+
+/** KDF_RK of PROTOCOL.md §6.2. */
+function kdfRoot(rootKey: Uint8Array, dhOut: Uint8Array): [Uint8Array, Uint8Array] {
+  const out = hkdfSha256(dhOut, rootKey, info("parley/v1/ratchet-root"), 64);
+  return [out.slice(0, 32), out.slice(32, 64)];
+}
+
+/** The message key at index 0 of a chain (KDF_CK of §6.2). */
+const firstMessageKey = (chainKey: Uint8Array) => hmacSha256(chainKey, Uint8Array.of(0x01));
+
+/** A legacy v1 Message (§6.3), which no sender produces any more: header || Seal(Expand(mk), ...). */
+function legacyMessage(
+  ad: Uint8Array,
+  ratchetKey: Uint8Array,
+  messageKey: Uint8Array,
+  plaintext: Uint8Array,
+): { key: Uint8Array; nonce: Uint8Array; wire: Uint8Array } {
+  const header = cat(Uint8Array.of(0x02, 0x01), ratchetKey, u32(0), u32(0));
+  const out = hkdfSha256(messageKey, new Uint8Array(0), info("parley/v1/message-keys"), 44);
+  const key = out.slice(0, 32);
+  const nonce = out.slice(32, 44);
+  return { key, nonce, wire: cat(header, seal(key, nonce, plaintext, cat(ad, header))) };
 }
 
 const jsonable = (v: unknown): unknown => {
@@ -74,6 +107,7 @@ export function buildTranscript(): Record<string, unknown> {
     payloads.push(p);
     return encodePayload(p);
   };
+  const payloadOf = (p: Payload) => encodePayload(p);
   const first = payload({
     type: "text",
     id: katValue("msg/1/id", 16),
@@ -84,7 +118,9 @@ export function buildTranscript(): Record<string, unknown> {
     randomValues,
     "bob/ephemeral-secret",
     "bob/ratchet-1",
+    "bob/msg-1-nonce",
     "bob/ratchet-2",
+    "bob/msg-4-nonce",
     "bob/ratchet-3",
   );
   const { session: bobSession, message: acceptWire } = acceptInvitation(
@@ -99,7 +135,14 @@ export function buildTranscript(): Record<string, unknown> {
   );
   const contact = book.accept(alice, acceptWire, {
     now: KAT_NOW,
-    random: scripted(randomValues, "alice/ratchet-1", "alice/ratchet-2"),
+    random: scripted(
+      randomValues,
+      "alice/ratchet-1",
+      "alice/msg-2-nonce",
+      "alice/msg-3-nonce",
+      "alice/ratchet-2",
+      "alice/msg-5-nonce",
+    ),
   });
   const aliceSession = contact.session;
 
@@ -148,6 +191,36 @@ export function buildTranscript(): Record<string, unknown> {
   if (toHex(dh(prekeySecret, bob.publicIdentity.agreementKey)) !== toHex(dh1))
     throw new Error("DH1 asymmetric");
 
+  // Message 1's keys from the spec's formulas (§6.1, §6.2), and a check that the v2 AEAD of §6.3
+  // reproduces the Accept's embedded Message from them.
+  const ad = sessionAd(alice.publicIdentity, bob.publicIdentity);
+  const bobRatchet = x25519KeyPair(() => katValue("bob/ratchet-1"));
+  const aliceRatchet = x25519KeyPair(() => katValue("alice/ratchet-1"));
+  const [rootKey1, bobChain] = kdfRoot(sk, dh(bobRatchet.secretKey, invitation.prekey));
+  const [, aliceChain] = kdfRoot(rootKey1, dh(aliceRatchet.secretKey, bobRatchet.publicKey));
+  const accept = decodeEnvelope(acceptWire);
+  if (accept.kind !== "accept") throw new Error("transcript: message 1 is not an Accept");
+  const messageKey1 = firstMessageKey(bobChain);
+  const aeadKey1 = hkdfSha256(messageKey1, new Uint8Array(0), info("parley/v2/message-key"), 32);
+  const nonce1 = katValue("bob/msg-1-nonce", 24);
+  const header1 = cat(Uint8Array.of(0x02, 0x02), bobRatchet.publicKey, u32(0), u32(0), nonce1);
+  if (
+    toHex(accept.message.headerBytes) !== toHex(header1) ||
+    toHex(xseal(aeadKey1, nonce1, first, cat(ad, header1))) !== toHex(accept.message.sealed)
+  )
+    throw new Error("transcript: message 1 is not the v2 AEAD of §6.3");
+
+  // Legacy v1 Messages, decrypt-only (§6.3): message 1 as a v1 Message inside the same Accept, and
+  // Alice's first reply (ratchet key alice/ratchet-1, PN 0, N 0) as a v1 Message.
+  const legacyAccept = legacyMessage(ad, bobRatchet.publicKey, messageKey1, first);
+  const legacyPayload = payloadOf({
+    type: "text",
+    id: katValue("legacy/msg/id", 16),
+    sentAt: KAT_NOW + 2000,
+    text: "Hello Bob, from a v1 sender.",
+  });
+  const legacyReply = legacyMessage(ad, aliceRatchet.publicKey, firstMessageKey(aliceChain), legacyPayload);
+
   const challenge = katValue("relay/challenge");
   const address = aliceMailbox.address;
   const frames: Frame[] = [
@@ -195,7 +268,7 @@ export function buildTranscript(): Record<string, unknown> {
 
   return jsonable({
     description:
-      "Parley protocol v1 known-answer transcript (PROTOCOL.md §11). Every random draw is named in `random`: value = SHA-256('parley-kat/' || name), truncated to the draw's length.",
+      "Parley protocol known-answer transcript (PROTOCOL.md §11): v2 Messages, and v1 Messages under legacyV1. Every random draw is named in `random`: value = SHA-256('parley-kat/' || name), truncated to the draw's length.",
     now: KAT_NOW,
     random: randomValues,
     identities: {
@@ -222,6 +295,29 @@ export function buildTranscript(): Record<string, unknown> {
     },
     payloads,
     messages,
+    messageKeys: {
+      description:
+        "message 1 (Bob, chain of bob/ratchet-1, N 0): its chain key, message key (§6.2), v2 AEAD key and nonce (§6.3)",
+      chainKey: bobChain,
+      messageKey: messageKey1,
+      key: aeadKey1,
+      nonce: nonce1,
+    },
+    legacyV1: {
+      description:
+        "v1 Messages (decrypt-only, §6.3): `accept` is message 1 as a v1 Message in the same Accept; `reply` is Alice's first message as v1",
+      accept: cat(
+        accept.prefixBytes,
+        u16(accept.sealedIdentity.length),
+        accept.sealedIdentity,
+        legacyAccept.wire,
+      ),
+      acceptKey: legacyAccept.key,
+      acceptNonce: legacyAccept.nonce,
+      reply: { from: "alice", payload: legacyPayload, wire: legacyReply.wire },
+      replyKey: legacyReply.key,
+      replyNonce: legacyReply.nonce,
+    },
     frames: frames.map((f) => ({ frame: f, hex: encodeFrame(f) })),
     safetyNumber: { digits: safety.digits, display: safety.display, compact: safety.compact },
   }) as Record<string, unknown>;

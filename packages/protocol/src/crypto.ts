@@ -26,7 +26,10 @@ export const LABELS = {
   acceptSignature: "parley/v1/accept-signature",
   sessionAd: "parley/v1/session-ad",
   ratchetRoot: "parley/v1/ratchet-root",
+  /** Legacy (v1 Messages, decrypt only): expands a message key to a ChaCha20 key and nonce. */
   messageKeys: "parley/v1/message-keys",
+  /** v2 Messages: derives a message key's XChaCha20-Poly1305 key (its nonce is random). */
+  messageKeyV2: "parley/v2/message-key",
   invitationSignature: "parley/v1/invitation-signature",
   invitationChecksum: "parley/v1/invitation-checksum",
   invitationId: "parley/v1/invitation-id",

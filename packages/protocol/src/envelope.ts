@@ -1,15 +1,27 @@
 // The bytes a client deposits in a mailbox (opaque to the relay): either an Accept, which opens a
 // session, or a Message of an established session. PROTOCOL.md §5.
 import { concat, Reader, Writer } from "./_bytes.js";
-import { sha256, TAG_LENGTH } from "./crypto.js";
+import { sha256, TAG_LENGTH, XNONCE_LENGTH } from "./crypto.js";
 import { DecodeError } from "./errors.js";
 import { MAX_PADDED_LENGTH } from "./payload.js";
 
+/** Version of the Accept envelope (its byte 1). */
 export const ENVELOPE_VERSION = 1;
+/** Version of the Message envelope that senders produce (PROTOCOL.md §6.3). */
+export const MESSAGE_VERSION = 2;
+/** Legacy Message version: still decrypted, never produced (PROTOCOL.md §6.3). */
+export const LEGACY_MESSAGE_VERSION = 1;
 export const EnvelopeKind = { accept: 1, message: 2 } as const;
 
-/** kind (1) || version (1) || ratchet public key (32) || previous chain length (4) || index (4). */
-export const HEADER_LENGTH = 42;
+/** The random XChaCha20-Poly1305 nonce a v2 Message carries in its header. */
+export const MESSAGE_NONCE_LENGTH = XNONCE_LENGTH;
+/**
+ * v2 header: kind (1) || version (1) || ratchet public key (32) || previous chain length (4) ||
+ * index (4) || nonce (24).
+ */
+export const HEADER_LENGTH = 66;
+/** v1 (legacy) header: the same without the nonce. */
+export const LEGACY_HEADER_LENGTH = 42;
 /** The largest ciphertext an envelope may carry (the largest padding bucket plus the tag). */
 export const MAX_SEALED_LENGTH = MAX_PADDED_LENGTH + TAG_LENGTH;
 
@@ -19,12 +31,22 @@ export const MAX_SEALED_LENGTH = MAX_PADDED_LENGTH + TAG_LENGTH;
  */
 export const MAX_SEALED_IDENTITY_LENGTH = 32 * 3 + 1 + 255 + 64 + TAG_LENGTH;
 
+/**
+ * The largest envelope a decoder accepts and a sender produces: an Accept with the largest sealed
+ * identity wrapping a v2 Message with the largest ciphertext (PROTOCOL.md §8.4): 33 334 bytes.
+ */
+export const MAX_ENVELOPE_LENGTH = 50 + 2 + MAX_SEALED_IDENTITY_LENGTH + HEADER_LENGTH + MAX_SEALED_LENGTH;
+
 export interface MessageHeader {
+  /** 2 for every Message a session sends; 1 only for a legacy Message being decrypted. */
+  readonly version: typeof MESSAGE_VERSION | typeof LEGACY_MESSAGE_VERSION;
   readonly ratchetKey: Uint8Array;
   /** Number of messages in the sender's previous sending chain. */
   readonly previousChainLength: number;
   /** Index of this message in its sending chain. */
   readonly index: number;
+  /** v2: the 24 random bytes drawn for this encryption. v1: null (its nonce is derived). */
+  readonly nonce: Uint8Array | null;
 }
 
 export interface MessageEnvelope {
@@ -48,14 +70,22 @@ export interface AcceptEnvelope {
 
 export type Envelope = MessageEnvelope | AcceptEnvelope;
 
+/** The header's exact bytes (v2 with its nonce, or a legacy v1 header without one). */
 export function encodeHeader(header: MessageHeader): Uint8Array {
-  return new Writer()
+  const w = new Writer()
     .u8(EnvelopeKind.message)
-    .u8(ENVELOPE_VERSION)
+    .u8(header.version)
     .bytes(header.ratchetKey)
     .u32(header.previousChainLength)
-    .u32(header.index)
-    .finish();
+    .u32(header.index);
+  if (header.version === MESSAGE_VERSION) {
+    if (header.nonce?.length !== MESSAGE_NONCE_LENGTH)
+      throw new RangeError(`nonce: expected ${MESSAGE_NONCE_LENGTH} bytes`);
+    w.bytes(header.nonce);
+  } else if (header.nonce !== null) {
+    throw new RangeError("nonce: a v1 header carries none");
+  }
+  return w.finish();
 }
 
 export function encodeMessage(headerBytes: Uint8Array, sealed: Uint8Array): Uint8Array {
@@ -95,17 +125,26 @@ function decodeMessage(bytes: Uint8Array): MessageEnvelope {
   const r = new Reader(bytes, "message");
   const kind = r.u8("kind");
   if (kind !== EnvelopeKind.message) throw new DecodeError(`message: kind ${kind} is not a message`);
-  readVersion(r, "message");
-  const header = {
-    ratchetKey: r.bytes(32, "ratchet key"),
-    previousChainLength: r.u32("pn"),
-    index: r.u32("n"),
+  const version = r.u8("version");
+  if (version !== MESSAGE_VERSION && version !== LEGACY_MESSAGE_VERSION)
+    throw new DecodeError(`message: unsupported version ${version}`, "UNSUPPORTED_VERSION");
+  const ratchetKey = r.bytes(32, "ratchet key");
+  const previousChainLength = r.u32("pn");
+  const index = r.u32("n");
+  const v2 = version === MESSAGE_VERSION;
+  const header: MessageHeader = {
+    version: v2 ? MESSAGE_VERSION : LEGACY_MESSAGE_VERSION,
+    ratchetKey,
+    previousChainLength,
+    index,
+    nonce: v2 ? r.bytes(MESSAGE_NONCE_LENGTH, "nonce") : null,
   };
+  const headerLength = v2 ? HEADER_LENGTH : LEGACY_HEADER_LENGTH;
   const sealed = r.rest();
   if (sealed.length < TAG_LENGTH) throw new DecodeError("message: ciphertext shorter than its tag");
   if (sealed.length > MAX_SEALED_LENGTH)
     throw new DecodeError("message: ciphertext longer than the largest bucket");
-  return { kind: "message", header, headerBytes: bytes.slice(0, HEADER_LENGTH), sealed };
+  return { kind: "message", header, headerBytes: bytes.slice(0, headerLength), sealed };
 }
 
 /** Strictly decodes an envelope; any malformed input is a {@link DecodeError}. */

@@ -24,6 +24,9 @@ export {
   decodeEnvelope,
   type Envelope,
   HEADER_LENGTH,
+  LEGACY_HEADER_LENGTH,
+  MAX_ENVELOPE_LENGTH,
+  MESSAGE_NONCE_LENGTH,
   type MessageEnvelope,
   type MessageHeader,
 } from "./envelope.js";

@@ -1,20 +1,23 @@
 // The Double Ratchet (Signal specification, revision 1, §3), with Parley's KDFs and framing.
 // PROTOCOL.md §6 is the normative description; section numbers below refer to Signal's spec.
-import { concat, equalConstantTime, Reader, toHex, Writer, wipe } from "./_bytes.js";
+import { checkBytes, concat, equalConstantTime, Reader, toHex, Writer, wipe } from "./_bytes.js";
 import {
   dh,
   hkdfSha256,
   hmacSha256,
+  KEY_LENGTH,
   type KeyPair,
   label,
   NONCE_LENGTH,
   open,
   type RandomSource,
-  seal,
   systemRandom,
   TAG_LENGTH,
+  XNONCE_LENGTH,
   x25519KeyPair,
   x25519PublicKey,
+  xopen,
+  xseal,
 } from "./crypto.js";
 import {
   acceptDigest,
@@ -23,6 +26,7 @@ import {
   encodeHeader,
   encodeMessage,
   MAX_SEALED_IDENTITY_LENGTH,
+  MESSAGE_VERSION,
   type MessageEnvelope,
 } from "./envelope.js";
 import { CryptoError, DecodeError, PayloadError, RatchetError } from "./errors.js";
@@ -59,34 +63,62 @@ function kdfChain(chainKey: Uint8Array): [Uint8Array, Uint8Array] {
 }
 
 /**
- * Expands a one-time message key into the AEAD key and nonce:
- * HKDF-SHA256(ikm = message key, salt = none, info = "parley/v1/message-keys", 44) = key (32) || nonce (12).
- * Each message key is derived once and deleted after one use, so no key and nonce pair repeats.
+ * v2 (PROTOCOL.md §6.2): the XChaCha20-Poly1305 key of a message key,
+ * HKDF-SHA256(ikm = message key, salt = none, info = "parley/v2/message-key", 32). The nonce is not
+ * derived: each encryption draws 24 fresh random bytes and sends them in the header, so a sender
+ * whose state was rewound (a restored backup, a cloned VM) re-derives the same key but never the
+ * same (key, nonce) pair.
  */
-function messageCipher(messageKey: Uint8Array): { key: Uint8Array; nonce: Uint8Array } {
+function messageKeyV2(messageKey: Uint8Array): Uint8Array {
+  return hkdfSha256(messageKey, new Uint8Array(0), label("messageKeyV2"), KEY_LENGTH);
+}
+
+/**
+ * v1 (legacy, decrypt only): HKDF-SHA256(ikm = message key, salt = none,
+ * info = "parley/v1/message-keys", 44) = ChaCha20-Poly1305 key (32) || nonce (12). The nonce is a
+ * function of the message key, which is why v1 is no longer sent (PROTOCOL.md §6.2).
+ */
+function messageCipherV1(messageKey: Uint8Array): { key: Uint8Array; nonce: Uint8Array } {
   const out = hkdfSha256(messageKey, new Uint8Array(0), label("messageKeys"), 32 + NONCE_LENGTH);
   return { key: out.subarray(0, 32), nonce: out.subarray(32) };
 }
 
-function sealWith(messageKey: Uint8Array, plaintext: Uint8Array, ad: Uint8Array): Uint8Array {
-  const { key, nonce } = messageCipher(messageKey);
+/** Seals under a v2 header: XChaCha20-Poly1305 with the header's random nonce. Wipes `messageKey`. */
+function sealWith(
+  messageKey: Uint8Array,
+  nonce: Uint8Array,
+  plaintext: Uint8Array,
+  ad: Uint8Array,
+): Uint8Array {
+  const key = messageKeyV2(messageKey);
   try {
-    return seal(key, nonce, plaintext, ad);
+    return xseal(key, nonce, plaintext, ad);
   } finally {
-    wipe(key, nonce, messageKey);
+    wipe(key, messageKey);
   }
 }
 
-/** Returns null when authentication fails; never throws on bad ciphertext. */
-function openWith(messageKey: Uint8Array, sealed: Uint8Array, ad: Uint8Array): Uint8Array | null {
-  const { key, nonce } = messageCipher(messageKey);
+/** Opens a Message of either version; returns null when authentication fails, never throws on it. */
+function openWith(messageKey: Uint8Array, m: MessageEnvelope, ad: Uint8Array): Uint8Array | null {
   try {
-    return open(key, nonce, sealed, ad);
+    if (m.header.nonce !== null) {
+      // Version 2: only its headers carry a nonce.
+      const key = messageKeyV2(messageKey);
+      try {
+        return xopen(key, m.header.nonce, m.sealed, ad);
+      } finally {
+        wipe(key);
+      }
+    }
+    const { key, nonce } = messageCipherV1(messageKey);
+    try {
+      return open(key, nonce, m.sealed, ad);
+    } finally {
+      wipe(key, nonce);
+    }
   } catch (e) {
     if (e instanceof CryptoError) return null;
     throw e;
-  } finally {
-    wipe(key, nonce);
   }
 }
 
@@ -249,8 +281,9 @@ export class Session {
   }
 
   /**
-   * Encrypts one plaintext (already padded, see payload.ts) into wire bytes: a Message, or an
-   * Accept wrapping one while the peer has not yet replied.
+   * Encrypts one plaintext (already padded, see payload.ts) into wire bytes: a v2 Message, or an
+   * Accept wrapping one while the peer has not yet replied. Draws a 24-byte nonce from the random
+   * source once the checks have passed (a refused call draws nothing).
    */
   encrypt(plaintext: Uint8Array): Uint8Array {
     const s = this.state;
@@ -267,13 +300,17 @@ export class Session {
         `plaintext of ${plaintext.length} bytes exceeds ${MAX_PADDED_LENGTH}`,
       );
     }
+    // A fresh nonce for every encryption, even one from a state that was rewound (PROTOCOL.md §6.2).
+    const nonce = checkBytes("random(24)", this.random(XNONCE_LENGTH), XNONCE_LENGTH);
     const [nextChain, messageKey] = kdfChain(s.sendChain);
     const headerBytes = encodeHeader({
+      version: MESSAGE_VERSION,
       ratchetKey: s.sending.publicKey,
       previousChainLength: s.previousSendCount,
       index: s.sendIndex,
+      nonce,
     });
-    const sealed = sealWith(messageKey, plaintext, concat(s.ad, headerBytes));
+    const sealed = sealWith(messageKey, nonce, plaintext, concat(s.ad, headerBytes));
     wipe(s.sendChain);
     s.sendChain = nextChain;
     s.sendIndex += 1;
@@ -321,7 +358,7 @@ export class Session {
     const id = s.skipped.size > 0 ? skippedId(ratchetKey, index) : "";
     const stored = s.skipped.get(id);
     if (stored) {
-      const plaintext = openWith(Uint8Array.from(stored.messageKey), m.sealed, ad);
+      const plaintext = openWith(Uint8Array.from(stored.messageKey), m, ad);
       if (!plaintext) throw new RatchetError("AUTH", "message failed authentication");
       s.skipped.delete(id);
       wipe(stored.messageKey);
@@ -331,7 +368,7 @@ export class Session {
 
     const pending = this.plan(ratchetKey, index, previousChainLength);
     const [nextChain, messageKey] = kdfChain(pending.receiveChain);
-    const plaintext = openWith(messageKey, m.sealed, ad);
+    const plaintext = openWith(messageKey, m, ad);
     wipe(messageKey);
     if (!plaintext) {
       discard(pending, nextChain);

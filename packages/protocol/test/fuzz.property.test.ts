@@ -5,9 +5,10 @@
 // accepts something must accept only the canonical encoding of what it returns. Refused messages
 // leave sessions and the invitation book byte-for-byte unchanged. Encode -> decode -> encode is the
 // identity for every frame type, for invitation codes and for payloads.
+import { readFileSync } from "node:fs";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { concat, utf8 } from "../src/_bytes.js";
+import { concat, fromHex, utf8 } from "../src/_bytes.js";
 import type { RandomSource } from "../src/crypto.js";
 import {
   type Envelope,
@@ -231,6 +232,12 @@ const text = (t: string) =>
 // delivered to Alice. Alice sent a0..a3; Bob received a0 and a2, so a1's key is in his skipped
 // store and a3 is ahead of his chain. Carol's Accept has not reached Alice's book.
 
+const legacy = (
+  JSON.parse(readFileSync(new URL("../vectors/kat.json", import.meta.url), "utf8")) as {
+    legacyV1: { accept: string; reply: { wire: string } };
+  }
+).legacyV1;
+
 const fx = (() => {
   const alice = Identity.generate();
   const bob = Identity.generate();
@@ -287,7 +294,19 @@ const fx = (() => {
     delivered: { alice: { b0 }, bob: { a0, a2 } },
     /** Valid and not yet delivered. */
     undelivered: { alice: { b1, b2 }, bob: { a1, a3 } },
-    envelopes: { b0, b1, b2, a0, a1, a2, a3, carolAccept: carolAccepted.message },
+    envelopes: {
+      b0,
+      b1,
+      b2,
+      a0,
+      a1,
+      a2,
+      a3,
+      carolAccept: carolAccepted.message,
+      // Legacy v1 Messages (decrypt-only, PROTOCOL.md §6.3), from the known-answer vectors.
+      legacyAccept: fromHex(legacy.accept),
+      legacyMessage: fromHex(legacy.reply.wire),
+    },
   };
 })();
 
@@ -447,7 +466,7 @@ describe("envelopes", () => {
   };
 
   it("decodeEnvelope: random bytes are decoded or refused with a DecodeError", () => {
-    fc.assert(fc.property(fc.oneof(junk, junkAfter([1, 1], [2, 1])), decodeEnvelopeTyped), {
+    fc.assert(fc.property(fc.oneof(junk, junkAfter([1, 1], [2, 1], [2, 2])), decodeEnvelopeTyped), {
       numRuns: CHEAP,
     });
   });

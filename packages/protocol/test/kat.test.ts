@@ -2,17 +2,20 @@ import { readFileSync } from "node:fs";
 import { ed25519 } from "@noble/curves/ed25519.js";
 import { describe, expect, it } from "vitest";
 import { buildEdgeCases, type Ed25519Case, type RelayUrlCase } from "../scripts/kat-edge-cases.js";
-import { buildTranscript } from "../scripts/kat-transcript.js";
+import { buildTranscript, katValue } from "../scripts/kat-transcript.js";
 import { verify } from "../src/crypto.js";
 import {
   acceptInvitation,
   createInvitation,
+  decodeEnvelope,
   decodeFrame,
   decodeInvitation,
   decodePayload,
   encodeFrame,
   encodeInvitation,
   fromHex,
+  hkdfSha256,
+  hmacSha256,
   Identity,
   InvitationBook,
   InvitationError,
@@ -22,7 +25,9 @@ import {
   relayUrlFault,
   type Session,
   safetyNumber,
+  sessionAd,
   toHex,
+  xopen,
 } from "../src/index.js";
 import { specVerify } from "./ed25519-spec.js";
 
@@ -43,6 +48,13 @@ interface Kat {
   };
   handshake: { acceptPayload: string; accept: string };
   messages: { from: "alice" | "bob"; payload: string; wire: string }[];
+  messageKeys: { chainKey: string; messageKey: string; key: string; nonce: string };
+  legacyV1: {
+    accept: string;
+    acceptKey: string;
+    acceptNonce: string;
+    reply: { from: "alice"; payload: string; wire: string };
+  };
   frames: { hex: string }[];
   safetyNumber: { digits: string; compact: string };
   ed25519Strictness: Ed25519Case[];
@@ -51,11 +63,21 @@ interface Kat {
 
 const committed = JSON.parse(readFileSync(new URL("../vectors/kat.json", import.meta.url), "utf8")) as Kat;
 
-/** Replays the named draws from the committed file, in order. */
+const utf8 = (s: string) => new TextEncoder().encode(s);
+const identity = (who: "alice" | "bob") => ({
+  signingKey: fromHex(committed.identities[who].signingKey),
+  agreementKey: fromHex(committed.identities[who].agreementKey),
+});
+
+/** Replays the named draws from the committed file, in order; an extra or missing name throws. */
 const draws =
   (...names: string[]): RandomSource =>
-  () =>
-    fromHex(committed.random[names.shift()!]!);
+  (length) => {
+    const name = names.shift();
+    const hex = name === undefined ? undefined : committed.random[name];
+    if (hex === undefined) throw new Error(`unexpected draw of ${length} bytes (${name ?? "none left"})`);
+    return fromHex(hex);
+  };
 
 describe("known-answer vectors (vectors/kat.json)", () => {
   it("the implementation reproduces the committed transcript byte for byte", () => {
@@ -91,6 +113,7 @@ describe("known-answer vectors (vectors/kat.json)", () => {
     );
     const contact = book.accept(alice, fromHex(committed.handshake.accept), {
       now: committed.now,
+      // Alice only decrypts here, so she draws her ratchet keys and none of her nonces.
       random: draws("alice/ratchet-1", "alice/ratchet-2"),
     });
     expect(toHex(contact.plaintext)).toBe(committed.handshake.acceptPayload);
@@ -104,7 +127,14 @@ describe("known-answer vectors (vectors/kat.json)", () => {
         mailbox: contact.mailbox,
         relayUrl: contact.relayUrl,
         plaintext: fromHex(committed.handshake.acceptPayload),
-        random: draws("bob/ephemeral-secret", "bob/ratchet-1", "bob/ratchet-2", "bob/ratchet-3"),
+        // Bob encrypts only message 1 here (the Accept), so message 4's nonce is not drawn.
+        random: draws(
+          "bob/ephemeral-secret",
+          "bob/ratchet-1",
+          "bob/msg-1-nonce",
+          "bob/ratchet-2",
+          "bob/ratchet-3",
+        ),
       },
     );
     expect(toHex(bobSide.message)).toBe(committed.handshake.accept);
@@ -116,6 +146,89 @@ describe("known-answer vectors (vectors/kat.json)", () => {
       expect(toHex(plaintext)).toBe(m.payload);
       expect(() => decodePayload(plaintext)).not.toThrow();
     }
+  });
+
+  it("§6.3 every recorded Message is version 2 and carries its sender's named nonce in its header", () => {
+    const wires = [committed.handshake.accept, ...committed.messages.map((m) => m.wire)];
+    const nonces = ["bob/msg-1-nonce", "alice/msg-2-nonce", "alice/msg-3-nonce", "bob/msg-4-nonce"];
+    nonces.push("alice/msg-5-nonce");
+    wires.forEach((wire, i) => {
+      const env = decodeEnvelope(fromHex(wire));
+      const m = env.kind === "accept" ? env.message : env;
+      expect(m.header.version).toBe(2);
+      expect(m.headerBytes.length).toBe(66);
+      expect(toHex(m.header.nonce!)).toBe(committed.random[nonces[i]!]);
+      expect(m.sealed.length).toBe(256 + 16);
+    });
+    expect(toHex(katValue(nonces[0]!, 24))).toBe(committed.random[nonces[0]!]);
+  });
+
+  it("§6.2 message 1's recorded keys follow KDF_CK and the v2 key derivation, and open its ciphertext", () => {
+    const k = committed.messageKeys;
+    expect(toHex(hmacSha256(fromHex(k.chainKey), Uint8Array.of(1)))).toBe(k.messageKey);
+    const key = hkdfSha256(fromHex(k.messageKey), new Uint8Array(0), utf8("parley/v2/message-key"), 32);
+    expect(toHex(key)).toBe(k.key);
+    const env = decodeEnvelope(fromHex(committed.handshake.accept));
+    if (env.kind !== "accept") throw new Error("message 1 is not an Accept");
+    const ad = fromHex(
+      `${toHex(sessionAd(identity("alice"), identity("bob")))}${toHex(env.message.headerBytes)}`,
+    );
+    expect(toHex(xopen(key, fromHex(k.nonce), env.message.sealed, ad))).toBe(
+      committed.handshake.acceptPayload,
+    );
+  });
+
+  it("§6.3 legacy v1 Messages still decrypt: a v1 message wrapped in an Accept opens the session, and a v1 reply decrypts", () => {
+    const legacy = committed.legacyV1;
+    const accept = decodeEnvelope(fromHex(legacy.accept));
+    if (accept.kind !== "accept") throw new Error("not an Accept");
+    expect(accept.message.header.version).toBe(1);
+    expect(accept.message.header.nonce).toBeNull();
+    expect(accept.message.headerBytes.length).toBe(42);
+
+    const alice = Identity.deserialize(fromHex(committed.identities.alice.secret));
+    const bob = Identity.deserialize(fromHex(committed.identities.bob.secret));
+    const prekey = fromHex(committed.invitation.prekey);
+    const book = new InvitationBook();
+    book.add(
+      new PendingInvitation(
+        invitationId(prekey),
+        fromHex(committed.random["alice/prekey-secret"]!),
+        prekey,
+        committed.invitation.expiresAt,
+      ),
+    );
+    const contact = book.accept(alice, fromHex(legacy.accept), {
+      now: committed.now,
+      random: draws("alice/ratchet-1"),
+    });
+    expect(toHex(contact.plaintext)).toBe(committed.handshake.acceptPayload);
+
+    // Bob, replayed up to his first message, decrypts Alice's v1 reply with a DH ratchet step.
+    const bobSide = acceptInvitation(
+      bob,
+      decodeInvitation(committed.invitation.code, { now: committed.now }),
+      {
+        mailbox: contact.mailbox,
+        relayUrl: contact.relayUrl,
+        plaintext: fromHex(committed.handshake.acceptPayload),
+        random: draws(
+          "bob/ephemeral-secret",
+          "bob/ratchet-1",
+          "bob/msg-1-nonce",
+          "bob/ratchet-2",
+          "bob/msg-4-nonce",
+        ),
+      },
+    );
+    const reply = bobSide.session.decrypt(fromHex(legacy.reply.wire));
+    expect(toHex(reply)).toBe(legacy.reply.payload);
+    expect(decodePayload(reply)).toMatchObject({ type: "text", text: "Hello Bob, from a v1 sender." });
+    // A v1 message is still a one-time key: the same bytes again are a DUPLICATE.
+    expect(() => bobSide.session.decrypt(fromHex(legacy.reply.wire))).toThrow(/already received/);
+    // What Bob sends next is v2, whatever version he received.
+    const next = decodeEnvelope(bobSide.session.encrypt(fromHex(legacy.reply.payload)));
+    expect(next.kind === "message" && next.header.version).toBe(2);
   });
 
   it("every recorded frame decodes and re-encodes to the same bytes", () => {
