@@ -317,7 +317,8 @@ describe("§5.2 the sealed identity", () => {
       const { draws, random } = recording();
       const { message } = acceptInvitation(bob, decodeInvitation(code), { ...options, random });
       const { ek, sealed, env } = sealedParts(message);
-      expect(draws.map((d) => d.length)).toEqual([32, 32]); // ek_B, then the first ratchet key
+      // ek_B, then the first ratchet key, then the first message's nonce (§1.4)
+      expect(draws.map((d) => d.length)).toEqual([32, 32, 24]);
       expect(toHex(ek)).toBe(toHex(x25519KeyPair(() => draws[0]!.slice()).publicKey));
       // The sealed identity is sealed under this acceptance's own SealKey (DH3 with this ek_B).
       const info = concat(new TextEncoder().encode("parley/v1/accept-seal"), ek, pending.prekey);
@@ -357,7 +358,9 @@ describe("§5.2 the sealed identity", () => {
       expect(again.prefix).toBe(first.prefix);
       expect(again.sealed).toBe(first.sealed);
     }
-    expect(draws).toHaveLength(2); // encrypting never draws, so nothing could be sealed afresh
+    // After ek_B and the first ratchet key, encrypting draws only each message's nonce (24 bytes),
+    // never a key, so nothing could be sealed afresh.
+    expect(draws.map((d) => d.length)).toEqual([32, 32, ...Array<number>(6).fill(24)]);
 
     // The inviter opens a repeat; once Bob has read a reply, he stops wrapping and seals nothing more.
     const book = new InvitationBook();

@@ -239,24 +239,25 @@ describe("§12 MUST-reject list", () => {
       ["unknown kind 3", withAt(message, 0, [3]), "BAD_FRAME"],
       ["truncated Accept", accept.subarray(0, 40), "BAD_FRAME"],
       ["Accept version 2", withAt(accept, 1, [2]), "UNSUPPORTED_VERSION"],
-      ["Message version 2", withAt(message, 1, [2]), "UNSUPPORTED_VERSION"],
+      ["Message version 3", withAt(message, 1, [3]), "UNSUPPORTED_VERSION"],
+      ["Message version 0", withAt(message, 1, [0]), "UNSUPPORTED_VERSION"],
       ["sealed identity length 433", withAt(accept, 50, u16(433)), "BAD_FRAME"],
       [
         "sealed identity length 15",
         concat(accept.subarray(0, 50), new Uint8Array([0, 15]), new Uint8Array(15), message),
         "BAD_FRAME",
       ],
-      ["sealed message of 15 bytes", message.subarray(0, 42 + 15), "BAD_FRAME"],
-      ["sealed message of 32 785 bytes", concat(message.subarray(0, 42), new Uint8Array(32785)), "BAD_FRAME"],
+      ["sealed message of 15 bytes", message.subarray(0, 66 + 15), "BAD_FRAME"],
+      ["sealed message of 32 785 bytes", concat(message.subarray(0, 66), new Uint8Array(32785)), "BAD_FRAME"],
       ["embedded part not a Message", withAt(accept, 52 + s, [1]), "BAD_FRAME"],
-      ["embedded Message version 2", withAt(accept, 52 + s + 1, [2]), "UNSUPPORTED_VERSION"],
+      ["embedded Message version 3", withAt(accept, 52 + s + 1, [3]), "UNSUPPORTED_VERSION"],
     ];
     for (const [what, bytes, code] of cases)
       expect(
         failure(() => decodeEnvelope(bytes)),
         what,
       ).toBe(`DecodeError ${code}`);
-    expect(decodeEnvelope(concat(message.subarray(0, 42), new Uint8Array(32784))).kind).toBe("message");
+    expect(decodeEnvelope(concat(message.subarray(0, 66), new Uint8Array(32784))).kind).toBe("message");
   });
 
   it("§12 Accept at the inviter (§5.4): each step's error, in order, and the invitation stays pending", () => {
