@@ -252,6 +252,8 @@ const RECEIVE_BATCH = 64;
  */
 const SLICE_MS = 8;
 const FAILED_BUDGET_MS = 4;
+/** Longest pause after a slice that met forgeries. */
+const MAX_PAUSE_MS = 20;
 /** A transparency statement is a few kilobytes; anything far larger is not one. */
 const MAX_STATEMENT_CHARS = 1 << 20;
 /** Earlier conversations of one contact whose mailboxes are still read. */
@@ -1782,8 +1784,15 @@ export class Client extends EventEmitter<ClientEvents> {
         this.firstContactDue = false;
         void this.deleteFirstContacts().catch(() => {});
       }
-      // Let the event loop run (input, rendering, sockets) before the next slice.
-      if (this.inbound.length > 0) await new Promise<void>((resolve) => setImmediate(resolve));
+      // Let the event loop run (input, rendering, sockets) before the next slice. A slice that met
+      // forgeries is followed by a pause as long as itself: a flood gets at most half the thread,
+      // and a keypress the several turns it needs to reach the screen.
+      if (this.inbound.length > 0) {
+        const pause = this.failedMs > 0 ? Math.min(performance.now() - start, MAX_PAUSE_MS) : 0;
+        await new Promise<void>((resolve) =>
+          pause > 0 ? setTimeout(resolve, pause) : setImmediate(resolve),
+        );
+      }
     }
   }
 

@@ -258,6 +258,27 @@ describe("double ratchet", () => {
     expect(read(b.decrypt(w))).toBe("target");
   });
 
+  it("§1.4 a forged message with a new ratchet key draws nothing; the genuine one draws the new ratchet secret", () => {
+    const { a, b } = pair();
+    b.decrypt(a.encrypt(text("warm up")));
+    a.decrypt(b.encrypt(text("turn")));
+    // a's next message carries a new ratchet key: for b, a DH ratchet step.
+    const w = a.encrypt(text("new key"));
+    const draws: number[] = [];
+    const restored = Session.deserialize(b.serialize(), {
+      random: (n) => {
+        draws.push(n);
+        return systemRandom(n);
+      },
+    });
+    const forged = Uint8Array.from(w);
+    forged[forged.length - 1]! ^= 0x01; // the tag
+    expect(code(() => restored.decrypt(forged))).toBe("AUTH");
+    expect(draws).toEqual([]);
+    expect(read(restored.decrypt(w))).toBe("new key");
+    expect(draws).toEqual([32]);
+  });
+
   it("a session restored from serialize() carries on", () => {
     const { a, b } = pair();
     const pendingWire = a.encrypt(text("in flight"));
