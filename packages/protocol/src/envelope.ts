@@ -19,6 +19,17 @@ export const MAX_SEALED_LENGTH = MAX_PADDED_LENGTH + TAG_LENGTH;
  */
 export const MAX_SEALED_IDENTITY_LENGTH = 32 * 3 + 1 + 255 + 64 + TAG_LENGTH;
 
+/** Kind, version, invitation id (16) and ephemeral key (32): the part of an Accept before its sealed identity. */
+export const ACCEPT_PREFIX_LENGTH = 50;
+
+/**
+ * The largest envelope a decoder accepts, and so the largest a client deposits: an Accept with the
+ * largest sealed identity and the largest message (PROTOCOL.md §8.4). A relay's ciphertext cap
+ * below it would refuse honest envelopes.
+ */
+export const MAX_ENVELOPE_LENGTH =
+  ACCEPT_PREFIX_LENGTH + 2 + MAX_SEALED_IDENTITY_LENGTH + HEADER_LENGTH + MAX_SEALED_LENGTH;
+
 export interface MessageHeader {
   readonly ratchetKey: Uint8Array;
   /** Number of messages in the sender's previous sending chain. */
@@ -118,7 +129,7 @@ export function decodeEnvelope(bytes: Uint8Array): Envelope {
   readVersion(r, "accept");
   const invitationId = r.bytes(16, "invitation id");
   const ephemeralKey = r.bytes(32, "ephemeral key");
-  const prefixBytes = bytes.slice(0, 50);
+  const prefixBytes = bytes.slice(0, ACCEPT_PREFIX_LENGTH);
   const sealedIdentity = r.varBytes(2, "sealed identity", MAX_SEALED_IDENTITY_LENGTH);
   if (sealedIdentity.length < TAG_LENGTH)
     throw new DecodeError("accept: sealed identity shorter than its tag");

@@ -25,6 +25,7 @@ export {
   decodeEnvelope,
   type Envelope,
   HEADER_LENGTH,
+  MAX_ENVELOPE_LENGTH,
   type MessageEnvelope,
   type MessageHeader,
 } from "./envelope.js";
