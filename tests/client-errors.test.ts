@@ -261,7 +261,13 @@ describe("parley refusals", () => {
   it("a message the relay refuses is shown in history with the reason, not as queued for ever", {
     timeout: 120_000,
   }, async () => {
-    const small = await startRelay(["--storage", "memory", "--max-message-size", "2048"]);
+    const small = await startRelay([
+      "--storage",
+      "memory",
+      "--max-message-size",
+      "2048",
+      "--unsafe-small-messages",
+    ]);
     const { alice } = await aliceAndBob(small.url);
     fails(await runParley(alice, ["send", "Bob", "x".repeat(3000)]), 12);
     const history = await parley(alice, ["history", "Bob"]);

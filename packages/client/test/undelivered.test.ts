@@ -62,7 +62,7 @@ describe("a message that cannot be delivered says why", () => {
   });
 
   it("too large for the contact's relay: given up at once, saying the relay's limit", async () => {
-    const r = await relay(["--storage", "memory", "--max-message-size", "2048"]);
+    const r = await relay(["--storage", "memory", "--max-message-size", "2048", "--unsafe-small-messages"]);
     const [alice] = await pair(`ws://127.0.0.1:${r.port}`);
     const e = await alice.send("Bob", ["x".repeat(3000)]).catch((x: unknown) => x);
     expect((e as ClientError).code).toBe("RELAY_REFUSED");

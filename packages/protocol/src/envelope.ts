@@ -31,11 +31,15 @@ export const MAX_SEALED_LENGTH = MAX_PADDED_LENGTH + TAG_LENGTH;
  */
 export const MAX_SEALED_IDENTITY_LENGTH = 32 * 3 + 1 + 255 + 64 + TAG_LENGTH;
 
+/** Kind, version, invitation id (16) and ephemeral key (32): the part of an Accept before its sealed identity. */
+export const ACCEPT_PREFIX_LENGTH = 50;
+
 /**
  * The largest envelope a decoder accepts and a sender produces: an Accept with the largest sealed
  * identity wrapping a v2 Message with the largest ciphertext (PROTOCOL.md §8.4): 33 334 bytes.
  */
-export const MAX_ENVELOPE_LENGTH = 50 + 2 + MAX_SEALED_IDENTITY_LENGTH + HEADER_LENGTH + MAX_SEALED_LENGTH;
+export const MAX_ENVELOPE_LENGTH =
+  ACCEPT_PREFIX_LENGTH + 2 + MAX_SEALED_IDENTITY_LENGTH + HEADER_LENGTH + MAX_SEALED_LENGTH;
 
 export interface MessageHeader {
   /** 2 for every Message a session sends; 1 only for a legacy Message being decrypted. */
@@ -157,7 +161,7 @@ export function decodeEnvelope(bytes: Uint8Array): Envelope {
   readVersion(r, "accept");
   const invitationId = r.bytes(16, "invitation id");
   const ephemeralKey = r.bytes(32, "ephemeral key");
-  const prefixBytes = bytes.slice(0, 50);
+  const prefixBytes = bytes.slice(0, ACCEPT_PREFIX_LENGTH);
   const sealedIdentity = r.varBytes(2, "sealed identity", MAX_SEALED_IDENTITY_LENGTH);
   if (sealedIdentity.length < TAG_LENGTH)
     throw new DecodeError("accept: sealed identity shorter than its tag");

@@ -14,6 +14,7 @@ export {
   type RandomSource,
   seal,
   systemRandom,
+  verify as ed25519Verify,
   x25519IsLowOrder,
   x25519KeyPair,
   xopen,

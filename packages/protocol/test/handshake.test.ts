@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { concat } from "../src/_bytes.js";
 import { dh, hkdfSha256, open, type RandomSource, seal, systemRandom, x25519KeyPair } from "../src/crypto.js";
+import { encodeAccept, encodeAcceptPrefix, encodeHeader } from "../src/envelope.js";
 import {
   acceptInvitation,
   checkInvitationKeys,
@@ -13,6 +14,7 @@ import {
   Identity,
   type Invitation,
   InvitationBook,
+  MAX_ENVELOPE_LENGTH,
   MailboxKey,
   newMessageId,
   type PendingInvitation,
@@ -177,6 +179,43 @@ describe("handshake", () => {
     const badAgreement = { ...invitation, identity: { ...invitation.identity, agreementKey: lowOrder } };
     expect(code(() => checkInvitationKeys(badAgreement))).toBe("LOW_ORDER");
     expect(() => checkInvitationKeys(badAgreement)).toThrow(/agreement key/);
+  });
+
+  it("MAX_ENVELOPE_LENGTH is the largest envelope the decoder accepts (§8.4): an Accept at the limit decodes, one byte more does not", () => {
+    const header = encodeHeader({
+      version: 2,
+      ratchetKey: new Uint8Array(32),
+      previousChainLength: 0,
+      index: 0,
+      nonce: new Uint8Array(24),
+    });
+    const prefix = encodeAcceptPrefix(new Uint8Array(16), new Uint8Array(32));
+    const accept = (identity: number, sealed: number) =>
+      encodeAccept(prefix, new Uint8Array(identity), concat(header, new Uint8Array(sealed)));
+    // The largest sealed identity and the largest sealed message, found from the decoder's answers
+    // (a binary search: it accepts every length from 16 up to its limit, and none above).
+    const largest = (ok: (n: number) => boolean) => {
+      let [lo, hi] = [16, 0xffff];
+      while (lo + 1 < hi) {
+        const mid = (lo + hi) >>> 1;
+        if (ok(mid)) lo = mid;
+        else hi = mid;
+      }
+      return lo;
+    };
+    const decodes = (bytes: Uint8Array) => {
+      try {
+        decodeEnvelope(bytes);
+        return true;
+      } catch (e) {
+        expect(e).toBeInstanceOf(DecodeError);
+        return false;
+      }
+    };
+    const identity = largest((n) => decodes(accept(n, 16)));
+    const sealed = largest((n) => decodes(accept(16, n)));
+    expect(decodes(accept(identity, sealed))).toBe(true);
+    expect(accept(identity, sealed).length).toBe(MAX_ENVELOPE_LENGTH);
   });
 
   it("binds messages to their session: another session's message fails authentication", () => {

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // parley-relay: parse and validate the configuration, start the relay, and drain on SIGTERM/SIGINT.
 import { ConfigError, helpText, loadConfig } from "./config.js";
+import { prepareDataDir } from "./data-dir.js";
 import { createLogger } from "./log.js";
 import { RelayServer } from "./server.js";
 import { MemoryStorage } from "./storage/memory.js";
@@ -49,6 +50,7 @@ async function main(): Promise<number> {
     storage = redis;
   } else {
     try {
+      if (config.storage === "sqlite") prepareDataDir(config.dataDir);
       storage = config.storage === "memory" ? new MemoryStorage() : new SqliteStorage(config.dataDir);
     } catch (e) {
       process.stderr.write(
@@ -57,8 +59,9 @@ async function main(): Promise<number> {
       return 1;
     }
   }
-  const server = new RelayServer({ config, storage, logger });
+  let server: RelayServer;
   try {
+    server = new RelayServer({ config, storage, logger });
     await server.listen();
   } catch (e) {
     process.stderr.write(

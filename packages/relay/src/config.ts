@@ -1,6 +1,10 @@
 // Relay configuration: one explicit defaults object, overridden by environment variables, then by
 // command-line flags. Every problem is collected and reported at once, one clear line each.
+import { createPrivateKey } from "node:crypto";
 import { readFileSync } from "node:fs";
+import { isIP } from "node:net";
+import { createSecureContext } from "node:tls";
+import { MAX_ENVELOPE_LENGTH } from "@parley/protocol";
 
 export type StorageKind = "sqlite" | "memory" | "redis";
 
@@ -38,6 +42,29 @@ export interface RelayConfig {
   /** Frames per second one connection may send (token bucket; bursts of twice this). */
   rateLimit: number;
   maxConnections: number;
+  /** WebSocket connections one source (an IP address, an IPv6 /64) may hold. */
+  maxConnectionsPerSource: number;
+  /**
+   * Peers (CIDR blocks) whose `X-Forwarded-For` names the source of a connection; a connection
+   * from one of them that names none is not limited per source.
+   */
+  trustProxy: string[];
+  /** TCP connections beyond `maxConnections` kept for HTTP (/livez, /readyz, /metrics). */
+  httpReserve: number;
+  /** Time for TLS, the HTTP request headers, and the WebSocket hello, each. */
+  handshakeTimeoutSeconds: number;
+  /** A WebSocket connection with no subscription is closed after this long without a frame. */
+  idleTimeoutSeconds: number;
+  /** Bytes of messages received but not yet complete, held for all connections together. */
+  maxReceiveBufferBytes: number;
+  /** Bytes queued to all connections together before the largest queue is cut off. */
+  maxSendBufferBytes: number;
+  /** Ownership proofs per second one connection may have checked (bursts of twice this). */
+  proofRate: number;
+  /** Ownership proofs per second one source may have checked (bursts of twice this). */
+  proofRatePerSource: number;
+  /** Accept a `maxMessageBytes` below the protocol's largest envelope (for testing clients only). */
+  unsafeSmallMessages: boolean;
   /** Bytes queued to a connection (unsent or unacknowledged) before it is paused or cut off. */
   maxOutstandingBytes: number;
   sweepIntervalSeconds: number;
@@ -64,6 +91,16 @@ export const DEFAULTS: Readonly<RelayConfig> = Object.freeze({
   mailboxMaxBytes: 64 * 1024 * 1024,
   rateLimit: 200,
   maxConnections: 20_000,
+  maxConnectionsPerSource: 64,
+  trustProxy: ["127.0.0.0/8", "::1/128"],
+  httpReserve: 32,
+  handshakeTimeoutSeconds: 10,
+  idleTimeoutSeconds: 300,
+  maxReceiveBufferBytes: 64 * 1024 * 1024,
+  maxSendBufferBytes: 256 * 1024 * 1024,
+  proofRate: 20,
+  proofRatePerSource: 100,
+  unsafeSmallMessages: false,
   maxOutstandingBytes: 4 * 1024 * 1024,
   sweepIntervalSeconds: 5,
   heartbeatSeconds: 30,
@@ -73,7 +110,17 @@ export const DEFAULTS: Readonly<RelayConfig> = Object.freeze({
   logLevel: "info",
 });
 
-type Kind = "string" | "port" | "duration" | "size" | "count" | "storage" | "level" | "path";
+type Kind =
+  | "string"
+  | "port"
+  | "duration"
+  | "size"
+  | "count"
+  | "storage"
+  | "level"
+  | "path"
+  | "networks"
+  | "switch";
 interface Option {
   key: keyof RelayConfig;
   flag: string;
@@ -168,6 +215,76 @@ export const OPTIONS: readonly Option[] = [
     env: "PARLEY_RELAY_MAX_CONNECTIONS",
     kind: "count",
     help: "concurrent WebSocket connections",
+  },
+  {
+    key: "maxConnectionsPerSource",
+    flag: "--max-connections-per-source",
+    env: "PARLEY_RELAY_MAX_CONNECTIONS_PER_SOURCE",
+    kind: "count",
+    help: "concurrent WebSocket connections from one IP address (IPv6: one /64)",
+  },
+  {
+    key: "trustProxy",
+    flag: "--trust-proxy",
+    env: "PARLEY_RELAY_TRUST_PROXY",
+    kind: "networks",
+    help: "proxies whose X-Forwarded-For names the source: CIDR blocks or addresses, comma-separated, loopback, or none",
+  },
+  {
+    key: "httpReserve",
+    flag: "--http-reserve",
+    env: "PARLEY_RELAY_HTTP_RESERVE",
+    kind: "count",
+    help: "TCP connections kept beyond --max-connections for /livez, /readyz, /metrics",
+  },
+  {
+    key: "handshakeTimeoutSeconds",
+    flag: "--handshake-timeout",
+    env: "PARLEY_RELAY_HANDSHAKE_TIMEOUT",
+    kind: "duration",
+    help: "time for TLS, for the HTTP request headers, and for the WebSocket hello",
+  },
+  {
+    key: "idleTimeoutSeconds",
+    flag: "--idle-timeout",
+    env: "PARLEY_RELAY_IDLE_TIMEOUT",
+    kind: "duration",
+    help: "a WebSocket with no subscription that sends nothing for this long is closed",
+  },
+  {
+    key: "maxReceiveBufferBytes",
+    flag: "--max-receive-buffer",
+    env: "PARLEY_RELAY_MAX_RECEIVE_BUFFER",
+    kind: "size",
+    help: "unfinished incoming messages held for all connections together; beyond it the largest is cut off",
+  },
+  {
+    key: "maxSendBufferBytes",
+    flag: "--max-send-buffer",
+    env: "PARLEY_RELAY_MAX_SEND_BUFFER",
+    kind: "size",
+    help: "bytes queued to all connections together; beyond it the largest queue is cut off",
+  },
+  {
+    key: "proofRate",
+    flag: "--proof-rate",
+    env: "PARLEY_RELAY_PROOF_RATE",
+    kind: "count",
+    help: "ownership proofs checked per second per connection (bursts of twice that)",
+  },
+  {
+    key: "proofRatePerSource",
+    flag: "--proof-rate-per-source",
+    env: "PARLEY_RELAY_PROOF_RATE_PER_SOURCE",
+    kind: "count",
+    help: "ownership proofs checked per second per source (bursts of twice that)",
+  },
+  {
+    key: "unsafeSmallMessages",
+    flag: "--unsafe-small-messages",
+    env: "PARLEY_RELAY_UNSAFE_SMALL_MESSAGES",
+    kind: "switch",
+    help: "allow --max-message-size below the largest protocol envelope (testing clients only: it refuses their Accepts)",
   },
   {
     key: "maxOutstandingBytes",
@@ -316,6 +433,33 @@ export function parseSize(text: string): number | null {
   return Number.isSafeInteger(value) ? value : null;
 }
 
+/** `--trust-proxy loopback`: the addresses a proxy on the same machine connects from. */
+const LOOPBACK = ["127.0.0.0/8", "::1/128"];
+
+/**
+ * "none", or a comma-separated list of CIDR blocks (`10.0.0.0/8`, `fd00::/8`), single addresses
+ * and `loopback`. Returns the blocks as `address/prefix`, or a problem naming the bad item.
+ */
+export function parseNetworks(text: string): string[] | { problem: string } {
+  if (text.trim() === "none") return [];
+  const out: string[] = [];
+  for (const item of text.split(",").map((x) => x.trim())) {
+    if (item === "loopback") {
+      out.push(...LOOPBACK);
+      continue;
+    }
+    const m = /^([^/]+)(?:\/(\d{1,3}))?$/.exec(item);
+    const family = m ? isIP(m[1]!) : 0;
+    const bits = family === 4 ? 32 : 128;
+    const prefix = m?.[2] === undefined ? bits : Number(m[2]);
+    if (!m || family === 0 || prefix > bits) {
+      return { problem: `"${item}" is not an address or a CIDR block such as 10.0.0.0/8 or fd00::/8` };
+    }
+    out.push(`${m[1]}/${prefix}`);
+  }
+  return out;
+}
+
 function parseValue(o: Option, raw: string, source: string): { value?: unknown; problem?: string } {
   const where = `${source} ${o.flag === source ? "" : `(${o.flag})`}`.trim();
   switch (o.kind) {
@@ -356,11 +500,77 @@ function parseValue(o: Option, raw: string, source: string): { value?: unknown; 
         ? { problem: `${where}: ${target.problem}` }
         : { value: { storage: "redis", redis: target } };
     }
+    case "networks": {
+      const networks = parseNetworks(raw);
+      return Array.isArray(networks)
+        ? { value: networks }
+        : { problem: `${where}: ${networks.problem}, or none, or loopback` };
+    }
+    case "switch":
+      if (/^(1|true|yes|on)$/i.test(raw)) return { value: true };
+      if (/^(0|false|no|off)?$/i.test(raw)) return { value: false };
+      return { problem: `${where}: "${raw}" is not true or false` };
     case "level":
       return (LEVELS as readonly string[]).includes(raw)
         ? { value: raw }
         : { problem: `${where}: "${raw}" must be one of ${LEVELS.join(", ")}` };
   }
+}
+
+/** The WebSocket `maxPayload`: the ciphertext cap plus a deliver frame's fixed fields. */
+export function maxPayload(config: Pick<RelayConfig, "maxMessageBytes">): number {
+  return config.maxMessageBytes + 6 + 32 + 16 + 8;
+}
+
+/**
+ * What one connection may hold of a message still arriving: the largest frame, plus room for the
+ * bookkeeping of the pieces it may come in (see inbound.ts). Beyond it the connection is closed (1009).
+ */
+export function receiveCap(config: Pick<RelayConfig, "maxMessageBytes">): number {
+  return maxPayload(config) + 128 * 1024;
+}
+
+/** Problems with the TLS certificate and key files: unreadable, not PEM, or not a pair. */
+function tlsProblems(certPath: string | null, keyPath: string | null): string[] {
+  const problems: string[] = [];
+  const read = (flag: string, path: string | null): Buffer | null => {
+    if (path === null) return null;
+    try {
+      return readFileSync(path);
+    } catch (e) {
+      problems.push(`${flag}: cannot read ${path}: ${(e as Error).message}`);
+      return null;
+    }
+  };
+  const cert = read("--tls-cert", certPath);
+  const key = read("--tls-key", keyPath);
+  // OpenSSL's reasons ("PEM routines::no start line") follow the file name.
+  const reason = (e: unknown) => (e as Error).message.replace(/^error:[0-9A-F]+:/, "");
+  let usable = cert !== null && key !== null;
+  if (cert !== null) {
+    try {
+      createSecureContext({ cert });
+    } catch (e) {
+      problems.push(`--tls-cert: ${certPath} is not a PEM certificate (${reason(e)})`);
+      usable = false;
+    }
+  }
+  if (key !== null) {
+    try {
+      createPrivateKey(key);
+    } catch (e) {
+      problems.push(`--tls-key: ${keyPath} is not a PEM private key (${reason(e)})`);
+      usable = false;
+    }
+  }
+  if (usable) {
+    try {
+      createSecureContext({ cert: cert!, key: key! });
+    } catch (e) {
+      problems.push(`--tls-cert and --tls-key: the key does not belong to the certificate (${reason(e)})`);
+    }
+  }
+  return problems;
 }
 
 export class ConfigError extends Error {
@@ -415,7 +625,8 @@ export function loadConfig(
       problems.push(`${name}: unknown option (see --help)`);
       continue;
     }
-    const raw = eq >= 0 ? arg.slice(eq + 1) : argv[++i];
+    // A switch takes no value (`--unsafe-small-messages`), unless given one with `=`.
+    const raw = eq >= 0 ? arg.slice(eq + 1) : o.kind === "switch" ? "true" : argv[++i];
     if (raw === undefined) problems.push(`${name}: needs a value`);
     else set(o, raw, name);
   }
@@ -427,6 +638,8 @@ export function loadConfig(
     ["shutdownTimeoutSeconds", "--shutdown-timeout", 3600],
     ["redisTimeoutSeconds", "--redis-timeout", 600],
     ["redisRewriteSeconds", "--redis-aof-rewrite", 86400],
+    ["handshakeTimeoutSeconds", "--handshake-timeout", 300],
+    ["idleTimeoutSeconds", "--idle-timeout", 86400],
   ];
   for (const [key, flag, max] of ceilings) {
     if ((config[key] as number) > max) problems.push(`${flag}: at most ${formatDuration(max)}`);
@@ -439,16 +652,11 @@ export function loadConfig(
   if ((config.tlsCert === null) !== (config.tlsKey === null)) {
     problems.push("--tls-cert and --tls-key: give both or neither");
   }
-  for (const key of ["tlsCert", "tlsKey"] as const) {
-    const path = config[key];
-    if (path === null) continue;
-    try {
-      readFileSync(path);
-    } catch (e) {
-      problems.push(
-        `${key === "tlsCert" ? "--tls-cert" : "--tls-key"}: cannot read ${path}: ${(e as Error).message}`,
-      );
-    }
+  problems.push(...tlsProblems(config.tlsCert, config.tlsKey));
+  if (config.maxMessageBytes < MAX_ENVELOPE_LENGTH && !config.unsafeSmallMessages) {
+    problems.push(
+      `--max-message-size: at least ${MAX_ENVELOPE_LENGTH} bytes, the largest envelope a client sends (an Accept, PROTOCOL.md §8.4); below that, invitations could never be accepted`,
+    );
   }
   if (config.mailboxMaxBytes < config.maxMessageBytes) {
     problems.push("--mailbox-max-bytes: smaller than --max-message-size, so no message could ever be stored");
@@ -456,6 +664,14 @@ export function loadConfig(
   if (config.maxMessageBytes > 16 * 1024 * 1024) problems.push("--max-message-size: at most 16MiB");
   if (config.maxOutstandingBytes < config.maxMessageBytes * 2) {
     problems.push("--max-outstanding-bytes: must be at least twice --max-message-size");
+  }
+  if (config.maxReceiveBufferBytes < receiveCap(config)) {
+    problems.push(
+      `--max-receive-buffer: at least ${formatSize(receiveCap(config))}, what one connection may hold while a message of --max-message-size arrives`,
+    );
+  }
+  if (config.maxSendBufferBytes < config.maxOutstandingBytes) {
+    problems.push("--max-send-buffer: must be at least --max-outstanding-bytes");
   }
   // --help and --version answer even when the rest of the configuration is wrong.
   if (problems.length > 0 && !help && !version) throw new ConfigError(problems);
@@ -465,7 +681,8 @@ export function loadConfig(
 /** An option's default as it would be typed: `7d`, `64KiB`, `sqlite`. */
 function shownDefault(o: Option): string | null {
   const value = DEFAULTS[o.key];
-  if (value === null) return null;
+  if (value === null || o.kind === "switch") return null;
+  if (o.kind === "networks") return (value as string[]).length === 0 ? "none" : (value as string[]).join(",");
   if (o.kind === "duration") return formatDuration(value as number);
   if (o.kind === "size") return formatSize(value as number);
   return String(value);
@@ -481,10 +698,12 @@ const PLACEHOLDER: Record<Kind, string> = {
   storage: "STORAGE",
   level: "LEVEL",
   path: "PATH",
+  networks: "CIDRS",
+  switch: "",
 };
 
 export function helpText(): string {
-  const flags = OPTIONS.map((o) => `${o.flag} ${PLACEHOLDER[o.kind]}`);
+  const flags = OPTIONS.map((o) => `${o.flag} ${PLACEHOLDER[o.kind]}`.trimEnd());
   const width = Math.max(...flags.map((f) => f.length));
   const lines = OPTIONS.map((o, i) => {
     const def = shownDefault(o);
@@ -502,6 +721,7 @@ export function helpText(): string {
     `  ${"--version".padEnd(width)}  print the version`,
     "",
     "D is a duration: 30s, 15m, 12h, 7d. SIZE is bytes: 65536, 64KiB, 4MiB.",
+    "CIDRS: 10.0.0.0/8,fd00::/8 (addresses and blocks, comma-separated), loopback, or none.",
     "HTTP on the same port: /livez, /readyz, /metrics, /transparency.",
   ].join("\n");
 }

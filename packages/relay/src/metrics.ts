@@ -1,6 +1,17 @@
 // Prometheus metrics, in a registry of the server's own (several relays may share a process in tests).
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 
+/** Why the relay closed a WebSocket connection (a label of parley_relay_closed_connections_total). */
+export type CloseReason =
+  | "hello-timeout"
+  | "idle"
+  | "heartbeat"
+  | "violations"
+  | "slow-reader"
+  | "receive-limit"
+  | "receive-budget"
+  | "send-budget";
+
 export class RelayMetrics {
   readonly registry = new Registry();
   readonly connections = new Gauge({
@@ -15,7 +26,56 @@ export class RelayMetrics {
   });
   readonly rejectedConnections = new Counter({
     name: "parley_relay_rejected_connections_total",
-    help: "Upgrades refused (connection limit or draining)",
+    help: "WebSocket upgrades refused, by reason: limit (--max-connections), source (--max-connections-per-source), draining",
+    labelNames: ["reason"] as const,
+    registers: [this.registry],
+  });
+  readonly sockets = new Gauge({
+    name: "parley_relay_sockets",
+    help: "Open TCP connections, HTTP and WebSocket",
+    registers: [this.registry],
+  });
+  readonly refusedSockets = new Counter({
+    name: "parley_relay_refused_sockets_total",
+    help: "TCP connections destroyed on arrival, by reason: limit (--max-connections plus --http-reserve), source (one peer's share)",
+    labelNames: ["reason"] as const,
+    registers: [this.registry],
+  });
+  readonly maxConnections = new Gauge({
+    name: "parley_relay_max_connections",
+    help: "WebSocket connections allowed: --max-connections, or fewer when file descriptors are short",
+    registers: [this.registry],
+  });
+  readonly sources = new Gauge({
+    name: "parley_relay_sources",
+    help: "Distinct sources (IP addresses, IPv6 /64s) with WebSocket connections or proofs pending",
+    registers: [this.registry],
+  });
+  readonly closedConnections = new Counter({
+    name: "parley_relay_closed_connections_total",
+    help: "WebSocket connections the relay closed, by reason",
+    labelNames: ["reason"] as const,
+    registers: [this.registry],
+  });
+  readonly receiveBuffer = new Gauge({
+    name: "parley_relay_receive_buffer_bytes",
+    help: "Unfinished incoming messages held, with their bookkeeping (bounded by --max-receive-buffer)",
+    registers: [this.registry],
+  });
+  readonly sendBuffer = new Gauge({
+    name: "parley_relay_send_buffer_bytes",
+    help: "Bytes queued to connections as last seen (bounded by --max-send-buffer)",
+    registers: [this.registry],
+  });
+  readonly proofs = new Counter({
+    name: "parley_relay_proofs_total",
+    help: "Ownership proofs, by result: valid, invalid, throttled (answered RATE_LIMITED unchecked)",
+    labelNames: ["result"] as const,
+    registers: [this.registry],
+  });
+  readonly proofSecondOpinions = new Counter({
+    name: "parley_relay_proof_second_opinions_total",
+    help: "Proofs OpenSSL refused that were checked again with noble (the cofactored equation)",
     registers: [this.registry],
   });
   readonly deposits = new Counter({
@@ -79,5 +139,20 @@ export class RelayMetrics {
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: "parley_relay_" });
+    // Every label value is shown from the start, at 0, so that a rate over it has a beginning.
+    for (const reason of ["limit", "source", "draining"]) this.rejectedConnections.inc({ reason }, 0);
+    for (const reason of ["limit", "source"]) this.refusedSockets.inc({ reason }, 0);
+    for (const result of ["valid", "invalid", "throttled"]) this.proofs.inc({ result }, 0);
+    const reasons: CloseReason[] = [
+      "hello-timeout",
+      "idle",
+      "heartbeat",
+      "violations",
+      "slow-reader",
+      "receive-limit",
+      "receive-budget",
+      "send-budget",
+    ];
+    for (const reason of reasons) this.closedConnections.inc({ reason }, 0);
   }
 }

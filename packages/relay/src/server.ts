@@ -8,7 +8,7 @@ import {
   type ServerResponse,
 } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
-import type { AddressInfo } from "node:net";
+import type { AddressInfo, BlockList, Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import {
   DecodeError,
@@ -20,23 +20,42 @@ import {
   isClientFrame,
   MailboxAction,
   mailboxAddress,
+  mailboxProofMessage,
   type RelayErrorName,
   toHex,
   verifyMailboxProof,
 } from "@parley/protocol";
 import { type WebSocket, WebSocketServer } from "ws";
-import type { RelayConfig } from "./config.js";
+import { maxPayload, type RelayConfig, receiveCap } from "./config.js";
+import { verifyEd25519 } from "./ed25519.js";
+import { InboundMeter } from "./inbound.js";
 import type { Logger } from "./log.js";
-import { RelayMetrics } from "./metrics.js";
+import { type CloseReason, RelayMetrics } from "./metrics.js";
+import { Pace, sourceKey, sourceOf, trusted, trustList } from "./sources.js";
 import { type Storage, StorageUnavailableError, type StoredMessage } from "./storage/types.js";
 import { transparencyStatement } from "./transparency.js";
 
 /** Bad frames a connection may send before it is closed (policy violation). */
 const MAX_VIOLATIONS = 10;
-/** Frame header plus the largest fixed fields before a ciphertext (deposit, deliver). */
-const FRAME_OVERHEAD = 6 + 32 + 16 + 8;
-/** A connection that has not said hello by then is closed. */
-const HELLO_TIMEOUT_MS = 10_000;
+/** A closed connection whose peer does not complete the closing handshake is dropped after this. */
+const CLOSE_GRACE_MS = 2_000;
+/** HTTP: a socket with no traffic either way for this long is destroyed (a client that never reads). */
+const HTTP_SOCKET_IDLE_MS = 30_000;
+/** HTTP: an idle keep-alive socket is closed after this. */
+const KEEP_ALIVE_MS = 5_000;
+/** TCP connections one source may hold beyond its WebSocket limit (HTTP requests, upgrades on the way). */
+const SOCKETS_PER_SOURCE_EXTRA = 16;
+/** File descriptors left for everything that is not a client socket (storage files, Redis, stdio). */
+const FD_MARGIN = 64;
+/** Reading from a connection pauses while this much is queued to it, until its socket drains. */
+const PAUSE_READING_AT = 64 * 1024;
+/** A proof waits at most this long for its turn (--proof-rate); beyond, it is answered RATE_LIMITED. */
+const MAX_PROOF_WAIT_MS = 2_000;
+/**
+ * OpenSSL's "no" to a proof is checked again with noble (see ed25519.ts): at most this many per
+ * second for the whole relay, so that bad proofs cannot buy back the cost OpenSSL saves.
+ */
+const SECOND_OPINIONS_PER_SECOND = 20;
 /** Frame type byte of an ack (PROTOCOL.md §8.2), and where its mailbox address and message id sit. */
 const ACK_TYPE = 0x06;
 const ACK_ADDRESS_OFFSET = 6;
@@ -78,12 +97,51 @@ class Connection {
   cursorEpoch = 0;
   readonly pumpAgain = new Set<string>();
 
+  /** What this connection has sent that is not yet a complete message (see inbound.ts). */
+  readonly meter = new InboundMeter();
+  /** Bytes queued to it when last looked at (ws.bufferedAmount). */
+  queued = 0;
+  /** Reading is paused until its socket drains (too much queued to it). */
+  readingPaused = false;
+  /** Closed by the relay for a limit: nothing it sends is read or counted any more. */
+  cut = false;
+  /** The relay began the closing handshake (ws reads on until the peer's close frame). */
+  closing = false;
+  /** When it last sent a frame (performance.now()): no subscription and too long ago is idle. */
+  lastFrame = performance.now();
+  deadline: NodeJS.Timeout | undefined;
+  readonly proofs: Pace;
+
   constructor(
     readonly ws: WebSocket,
+    readonly socket: Duplex,
     readonly serial: number,
     readonly burst: number,
+    /** Where it comes from (sources.ts); null: a trusted proxy that named no client. */
+    readonly source: string | null,
+    proofRate: number,
   ) {
     this.tokens = burst;
+    this.proofs = new Pace(proofRate, proofRate * 2);
+  }
+}
+
+/** What the relay keeps per source while it has connections (never logged, never stored). */
+interface SourceState {
+  connections: number;
+  readonly proofs: Pace;
+}
+
+/** The soft limit on open files, from /proc/self/limits (Linux); null where that cannot be read. */
+function openFileLimit(): number | null {
+  try {
+    const line = readFileSync("/proc/self/limits", "utf8")
+      .split("\n")
+      .find((l) => l.startsWith("Max open files"));
+    const soft = line ? /^Max open files\s+(\d+|unlimited)/.exec(line)?.[1] : undefined;
+    return soft === undefined || soft === "unlimited" ? null : Number(soft);
+  } catch {
+    return null;
   }
 }
 
@@ -118,34 +176,119 @@ export class RelayServer {
   private readonly inFlightWork = new Set<Promise<unknown>>();
   private storageTroubleLoggedAt = 0;
   private storageTroubleSuppressed = 0;
+  private readonly trust: BlockList;
+  /** WebSocket connections at most: --max-connections, or fewer if file descriptors are short. */
+  readonly maxConnections: number;
+  /** Open TCP connections (HTTP and WebSocket), in all, and per peer address (untrusted peers only). */
+  private sockets = 0;
+  private readonly socketsByPeer = new Map<string, number>();
+  /** Per source, while it has WebSocket connections or proofs booked ahead. */
+  private readonly sources = new Map<string, SourceState>();
+  /** Unfinished incoming messages held, in all (see inbound.ts), and the connections holding some. */
+  private receiveHeld = 0;
+  private readonly receiving = new Set<Connection>();
+  /** Bytes queued to connections, in all (as last seen per connection), and the connections with some. */
+  private sendQueued = 0;
+  private readonly sending = new Set<Connection>();
+  private readonly secondOpinions = new Pace(SECOND_OPINIONS_PER_SECOND, SECOND_OPINIONS_PER_SECOND);
 
   constructor(options: RelayServerOptions) {
     this.config = options.config;
     this.storage = options.storage;
     this.log = options.logger;
     this.now = options.now ?? Date.now;
+    this.trust = trustList(this.config.trustProxy);
+    this.maxConnections = this.config.maxConnections;
+    const files = openFileLimit();
+    if (files !== null && files - this.config.httpReserve - FD_MARGIN < this.maxConnections) {
+      const fit = files - this.config.httpReserve - FD_MARGIN;
+      if (fit < 1) {
+        throw new Error(
+          `only ${files} file descriptors (ulimit -n): not enough for --http-reserve ${this.config.httpReserve} and the relay's own files`,
+        );
+      }
+      this.maxConnections = fit;
+      this.log.warn(
+        { fileLimit: files, maxConnections: fit, configured: this.config.maxConnections },
+        "too few file descriptors for --max-connections: lowered (raise ulimit -n, or LimitNOFILE in systemd)",
+      );
+    }
+    const handshakeMs = this.config.handshakeTimeoutSeconds * 1000;
     const handler = (req: IncomingMessage, res: ServerResponse) => void this.handleHttp(req, res);
+    // Deadlines for every state of an HTTP socket: the TLS handshake, the request headers (checked
+    // every second), an idle keep-alive, and no traffic either way (a client that never reads).
+    const httpOptions = {
+      headersTimeout: handshakeMs,
+      requestTimeout: handshakeMs,
+      keepAliveTimeout: KEEP_ALIVE_MS,
+      connectionsCheckingInterval: Math.min(1000, handshakeMs),
+      maxHeaderSize: 16 * 1024,
+    };
     this.http =
       this.config.tlsCert && this.config.tlsKey
         ? createHttpsServer(
-            { cert: readFileSync(this.config.tlsCert), key: readFileSync(this.config.tlsKey) },
+            {
+              ...httpOptions,
+              cert: readFileSync(this.config.tlsCert),
+              key: readFileSync(this.config.tlsKey),
+              handshakeTimeout: handshakeMs,
+            },
             handler,
           )
-        : createHttpServer(handler);
-    this.http.headersTimeout = 10_000;
-    this.http.requestTimeout = 15_000;
-    this.http.keepAliveTimeout = 5_000;
+        : createHttpServer(httpOptions, handler);
+    this.http.timeout = HTTP_SOCKET_IDLE_MS;
     this.http.maxHeadersCount = 50;
     this.wss = new WebSocketServer({
       noServer: true,
-      maxPayload: this.config.maxMessageBytes + FRAME_OVERHEAD,
+      maxPayload: maxPayload(this.config),
       perMessageDeflate: false,
       clientTracking: false,
     });
+    this.http.on("connection", (socket: Socket) => this.admit(socket));
     this.http.on("upgrade", (req, socket, head) => this.handleUpgrade(req, socket, head));
-    this.http.on("clientError", (_err, socket) => {
-      if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n");
-      else socket.destroy();
+    // A request that does not parse (or times out) is answered and the socket destroyed, not merely
+    // ended: a peer that never closes its side must not keep it.
+    this.http.on("clientError", (err: NodeJS.ErrnoException, socket: Duplex) => {
+      const status =
+        err.code === "HPE_HEADER_OVERFLOW"
+          ? "431 Request Header Fields Too Large"
+          : err.code === "ERR_HTTP_REQUEST_TIMEOUT"
+            ? "408 Request Timeout"
+            : "400 Bad Request";
+      const started = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent;
+      if (socket.writable && !started) socket.write(`HTTP/1.1 ${status}\r\nConnection: close\r\n\r\n`);
+      socket.destroy();
+    });
+  }
+
+  /**
+   * Every TCP connection: within the total (WebSocket slots plus the HTTP reserve) and within its
+   * peer's share, or destroyed at once. A trusted proxy's connections count only in the total.
+   */
+  private admit(socket: Socket): void {
+    const address = socket.remoteAddress ?? "";
+    const peer = trusted(this.trust, address) ? null : sourceKey(address);
+    if (this.sockets >= this.maxConnections + this.config.httpReserve) {
+      this.metrics.refusedSockets.inc({ reason: "limit" });
+      socket.destroy();
+      return;
+    }
+    if (peer !== null) {
+      const n = this.socketsByPeer.get(peer) ?? 0;
+      if (n >= this.config.maxConnectionsPerSource + SOCKETS_PER_SOURCE_EXTRA) {
+        this.metrics.refusedSockets.inc({ reason: "source" });
+        socket.destroy();
+        return;
+      }
+      this.socketsByPeer.set(peer, n + 1);
+    }
+    this.sockets++;
+    socket.once("close", () => {
+      this.sockets--;
+      if (peer === null) return;
+      const n = this.socketsByPeer.get(peer)! - 1;
+      if (n === 0) this.socketsByPeer.delete(peer);
+      else this.socketsByPeer.set(peer, n);
     });
   }
 
@@ -177,6 +320,7 @@ export class RelayServer {
         storage: this.storage.kind,
         ttlSeconds: this.config.ttlSeconds,
         tls: !!this.config.tlsCert,
+        maxConnections: this.maxConnections,
       },
       "relay listening",
     );
@@ -244,7 +388,7 @@ export class RelayServer {
     });
     const counter = async (c: { get(): Promise<{ values: { value: number }[] }> }) =>
       (await c.get()).values.reduce((a, v) => a + v.value, 0);
-    return transparencyStatement(this.config, this.storage, {
+    return transparencyStatement({ ...this.config, maxConnections: this.maxConnections }, this.storage, {
       connections: this.connections.size,
       storedMessages: stats.messages,
       storedBytes: stats.bytes,
@@ -259,6 +403,11 @@ export class RelayServer {
   /** Reads the storage's totals into the gauges; while it is unavailable, keeps the last ones. */
   private async refreshGauges(): Promise<void> {
     this.metrics.connections.set(this.connections.size);
+    this.metrics.sockets.set(this.sockets);
+    this.metrics.sources.set(this.sources.size);
+    this.metrics.maxConnections.set(this.maxConnections);
+    this.metrics.receiveBuffer.set(this.receiveHeld);
+    this.metrics.sendBuffer.set(this.sendQueued);
     try {
       const stats = await this.storage.stats();
       this.metrics.storedMessages.set(stats.messages);
@@ -289,8 +438,10 @@ export class RelayServer {
 
   private handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on("error", () => socket.destroy());
-    const refuse = (status: string) => {
-      this.metrics.rejectedConnections.inc();
+    // The HTTP server's socket timeout no longer applies: the connection's own deadlines do.
+    (socket as Socket).setTimeout?.(0);
+    const refuse = (status: string, reason: "draining" | "limit" | "source") => {
+      this.metrics.rejectedConnections.inc({ reason });
       // Destroy after the response: a peer that never closes its half must not hold the socket.
       socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`, () =>
         socket.destroy(),
@@ -298,26 +449,46 @@ export class RelayServer {
       setTimeout(() => socket.destroy(), 1000).unref();
     };
     if (this.draining) {
-      refuse("503 Service Unavailable");
+      refuse("503 Service Unavailable", "draining");
       return;
     }
-    if (this.connections.size >= this.config.maxConnections) {
-      refuse("503 Service Unavailable");
+    if (this.connections.size >= this.maxConnections) {
+      refuse("503 Service Unavailable", "limit");
       return;
     }
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws));
+    const source = sourceOf(req.socket.remoteAddress ?? "", req.headers["x-forwarded-for"], this.trust);
+    const state = source === null ? undefined : this.sources.get(source);
+    if (state && state.connections >= this.config.maxConnectionsPerSource) {
+      refuse("429 Too Many Requests", "source");
+      return;
+    }
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, socket, source));
   }
 
-  private accept(ws: WebSocket): void {
-    const conn = new Connection(ws, ++this.serial, this.config.rateLimit * 2);
+  private accept(ws: WebSocket, socket: Duplex, source: string | null): void {
+    const conn = new Connection(
+      ws,
+      socket,
+      ++this.serial,
+      this.config.rateLimit * 2,
+      source,
+      this.config.proofRate,
+    );
     this.connections.add(conn);
+    if (source !== null) {
+      let state = this.sources.get(source);
+      if (!state) {
+        const rate = this.config.proofRatePerSource;
+        state = { connections: 0, proofs: new Pace(rate, rate * 2) };
+        this.sources.set(source, state);
+      }
+      state.connections++;
+    }
     this.metrics.connectionsTotal.inc();
     this.metrics.connections.set(this.connections.size);
-    const helloDeadline = setTimeout(() => {
-      if (!conn.helloDone) ws.close(1008, "no hello");
-    }, HELLO_TIMEOUT_MS);
-    helloDeadline.unref();
-    ws.once("close", () => clearTimeout(helloDeadline));
+    // Counted before ws reads it: what arrives is weighed first (see inbound.ts).
+    socket.prependListener("data", (chunk: Buffer) => this.received(conn, chunk));
+    this.armDeadline(conn, this.config.handshakeTimeoutSeconds * 1000);
     ws.on("pong", () => {
       conn.alive = true;
     });
@@ -326,9 +497,149 @@ export class RelayServer {
     ws.on("close", () => this.forget(conn));
   }
 
+  /**
+   * The connection's deadline: a hello within --handshake-timeout; then, while it has no
+   * subscription, a frame at least every --idle-timeout. A subscribed connection is kept by its
+   * answers to the heartbeat's pings.
+   */
+  private armDeadline(conn: Connection, ms: number): void {
+    clearTimeout(conn.deadline);
+    conn.deadline = setTimeout(() => {
+      if (conn.cut || conn.ws.readyState !== conn.ws.OPEN) return;
+      if (!conn.helloDone) return this.close(conn, 1008, "no hello", "hello-timeout");
+      const idleMs = this.config.idleTimeoutSeconds * 1000;
+      const quiet = performance.now() - conn.lastFrame;
+      if (conn.subscriptions.size === 0 && quiet >= idleMs) return this.close(conn, 1000, "idle", "idle");
+      this.armDeadline(conn, conn.subscriptions.size === 0 ? idleMs - quiet : idleMs);
+    }, ms);
+    conn.deadline.unref();
+  }
+
+  /** Closes a connection (a close frame if it can still be sent); dropped if it does not answer soon. */
+  private close(conn: Connection, code: number, reason: string, why: CloseReason): void {
+    this.metrics.closedConnections.inc({ reason: why });
+    this.log.debug({ conn: conn.serial, reason: why }, "closing connection");
+    conn.closing = true;
+    conn.ws.close(code, reason);
+    setTimeout(() => conn.ws.terminate(), CLOSE_GRACE_MS).unref();
+  }
+
+  /**
+   * Cuts a connection off for a limit: its buffers leave the totals at once, nothing more it sends
+   * is read, and the socket is destroyed right after the close frame is written.
+   */
+  private cut(conn: Connection, code: number, reason: string, why: CloseReason): void {
+    if (conn.cut) return;
+    conn.cut = true;
+    this.release(conn);
+    this.metrics.closedConnections.inc({ reason: why });
+    this.log.debug({ conn: conn.serial, reason: why }, "connection cut off");
+    if (conn.ws.readyState === conn.ws.OPEN) conn.ws.close(code, reason);
+    conn.ws.terminate();
+  }
+
+  /** Takes a connection's buffers out of the relay's totals. */
+  private release(conn: Connection): void {
+    this.receiveHeld -= conn.meter.held;
+    conn.meter.held = 0;
+    this.receiving.delete(conn);
+    this.sendQueued -= conn.queued;
+    conn.queued = 0;
+    this.sending.delete(conn);
+  }
+
+  /**
+   * Weighs a chunk before ws reads it: a connection holding more than one largest message of
+   * unfinished input is closed with 1009; while all of them together hold more than
+   * --max-receive-buffer, the one holding most is closed with 1008.
+   */
+  private received(conn: Connection, chunk: Buffer): void {
+    if (conn.cut) {
+      // ws still reads this chunk after us (one emit, its listener after ours): spoil it, so that
+      // its first frame header is invalid (reserved bits set) and ws keeps none of it.
+      chunk.fill(0xff);
+      return;
+    }
+    // Closing for a reason of its own (a message over maxPayload, the peer's close frame), ws has
+    // stopped reading: it keeps nothing more, and the close code it sent must not be cut short.
+    if (conn.ws.readyState !== conn.ws.OPEN && !conn.closing) return;
+    const before = conn.meter.held;
+    const held = conn.meter.feed(chunk);
+    this.receiveHeld += held - before;
+    if (held > 0) this.receiving.add(conn);
+    else this.receiving.delete(conn);
+    if (held > receiveCap(this.config)) {
+      this.cut(conn, 1009, "message too big", "receive-limit");
+      chunk.fill(0xff);
+      return;
+    }
+    while (this.receiveHeld > this.config.maxReceiveBufferBytes && this.receiving.size > 0) {
+      let largest: Connection | undefined;
+      for (const c of this.receiving) if (!largest || c.meter.held > largest.meter.held) largest = c;
+      this.cut(largest!, 1008, "relay receive buffer full", "receive-budget");
+      if (largest === conn) chunk.fill(0xff);
+    }
+  }
+
+  /**
+   * Notes what is queued to a connection after a write. Reading from it pauses while more than
+   * PAUSE_READING_AT waits (it gets no more answers to queue); beyond --max-outstanding-bytes it is
+   * cut off; and while all queues together pass --max-send-buffer, the largest is cut off.
+   */
+  private queued(conn: Connection): void {
+    if (conn.cut || !this.connections.has(conn)) return;
+    const q = conn.ws.bufferedAmount;
+    this.sendQueued += q - conn.queued;
+    conn.queued = q;
+    if (q > 0) this.sending.add(conn);
+    else this.sending.delete(conn);
+    if (q > this.config.maxOutstandingBytes) {
+      // A reader this slow would make us buffer without bound: cut it off; its messages stay stored.
+      this.cut(conn, 1008, "not reading", "slow-reader");
+      return;
+    }
+    if (q > PAUSE_READING_AT && !conn.readingPaused) {
+      conn.readingPaused = true;
+      conn.ws.pause();
+      conn.socket.once("drain", () => {
+        conn.readingPaused = false;
+        this.queued(conn);
+        if (!conn.cut) conn.ws.resume();
+      });
+    }
+    if (this.sendQueued <= this.config.maxSendBufferBytes) return;
+    // The per-connection figures are as last seen: read them again before cutting anyone off.
+    this.sendQueued = 0;
+    for (const c of this.sending) {
+      c.queued = c.ws.bufferedAmount;
+      this.sendQueued += c.queued;
+      if (c.queued === 0) this.sending.delete(c);
+    }
+    while (this.sendQueued > this.config.maxSendBufferBytes && this.sending.size > 0) {
+      let largest: Connection | undefined;
+      for (const c of this.sending) if (!largest || c.queued > largest.queued) largest = c;
+      this.cut(largest!, 1008, "relay send buffer full", "send-budget");
+    }
+  }
+
   private forget(conn: Connection): void {
     if (!this.connections.delete(conn)) return;
+    clearTimeout(conn.deadline);
+    this.release(conn);
     for (const key of conn.subscriptions) this.unsubscribe(conn, key);
+    if (conn.source !== null) {
+      const source = conn.source;
+      const state = this.sources.get(source)!;
+      state.connections--;
+      // Kept while proofs are booked ahead, so that reconnecting does not reset the pace.
+      const forgetSource = () => {
+        if (this.sources.get(source) !== state || state.connections > 0) return;
+        const now = performance.now();
+        if (state.proofs.idle(now)) this.sources.delete(source);
+        else setTimeout(forgetSource, state.proofs.idleAt - now + 1).unref();
+      };
+      forgetSource();
+    }
     this.metrics.connections.set(this.connections.size);
   }
 
@@ -355,13 +666,9 @@ export class RelayServer {
   }
 
   private send(conn: Connection, frame: Frame): void {
-    if (conn.ws.readyState !== conn.ws.OPEN) return;
+    if (conn.cut || conn.ws.readyState !== conn.ws.OPEN) return;
     conn.ws.send(encodeFrame(frame));
-    if (conn.ws.bufferedAmount > this.config.maxOutstandingBytes) {
-      // A reader this slow would make us buffer without bound: cut it off; its messages stay stored.
-      this.log.debug({ conn: conn.serial }, "slow reader cut off");
-      conn.ws.terminate();
-    }
+    this.queued(conn);
   }
 
   private error(conn: Connection, requestId: number, code: RelayErrorName, message: string): void {
@@ -372,10 +679,8 @@ export class RelayServer {
   /** Counts a protocol violation; too many close the connection (1008 policy violation). */
   private violation(conn: Connection, requestId: number, code: RelayErrorName, message: string): void {
     this.error(conn, requestId, code, message);
-    if (++conn.violations >= MAX_VIOLATIONS) {
-      this.log.debug({ conn: conn.serial }, "closing after repeated violations");
-      conn.ws.close(1008, "too many malformed frames");
-    }
+    if (++conn.violations === MAX_VIOLATIONS)
+      this.close(conn, 1008, "too many malformed frames", "violations");
   }
 
   private takeToken(conn: Connection): boolean {
@@ -388,7 +693,9 @@ export class RelayServer {
   }
 
   private onMessage(conn: Connection, data: Buffer, isBinary: boolean): void {
+    if (conn.cut) return;
     const arrived = performance.now();
+    conn.lastFrame = arrived;
     const requestId = data.length >= 6 ? data.readUInt32BE(2) : 0;
     if (this.draining) {
       this.error(conn, requestId, "SHUTTING_DOWN", "the relay is shutting down; reconnect later");
@@ -452,6 +759,7 @@ export class RelayServer {
     const ok = () => this.send(conn, { type: "ok", requestId: f.requestId });
     switch (f.type) {
       case "hello":
+        if (!conn.helloDone) this.armDeadline(conn, this.config.idleTimeoutSeconds * 1000);
         conn.helloDone = true;
         return this.send(conn, {
           type: "welcome",
@@ -463,9 +771,8 @@ export class RelayServer {
         });
       case "createMailbox": {
         const address = mailboxAddress(f.ownerKey);
-        if (!verifyMailboxProof(f.ownerKey, MailboxAction.create, conn.challenge, address, f.signature)) {
-          return this.error(conn, f.requestId, "AUTH", "ownership proof does not verify for this connection");
-        }
+        const proof = await this.checkProof(conn, f.ownerKey, MailboxAction.create, address, f.signature);
+        if (proof !== "valid") return this.refuseProof(conn, f.requestId, proof);
         const result = await this.storage.createMailbox(address, f.ownerKey);
         if (result === "conflict") return this.error(conn, f.requestId, "MAILBOX_EXISTS", "mailbox exists");
         return ok();
@@ -475,9 +782,9 @@ export class RelayServer {
       case "subscribe": {
         const owner = await this.storage.mailboxOwner(f.address);
         if (!owner) return this.error(conn, f.requestId, "UNKNOWN_MAILBOX", "no such mailbox");
-        if (!verifyMailboxProof(owner, MailboxAction.subscribe, conn.challenge, f.address, f.signature)) {
-          return this.error(conn, f.requestId, "AUTH", "ownership proof does not verify for this connection");
-        }
+        const proof = await this.checkProof(conn, owner, MailboxAction.subscribe, f.address, f.signature);
+        if (proof !== "valid") return this.refuseProof(conn, f.requestId, proof);
+        if (conn.cut || conn.ws.readyState !== conn.ws.OPEN) return;
         const key = toHex(f.address);
         conn.subscriptions.add(key);
         let set = this.subscribers.get(key);
@@ -514,9 +821,8 @@ export class RelayServer {
       case "deleteMailbox": {
         const owner = await this.storage.mailboxOwner(f.address);
         if (!owner) return this.error(conn, f.requestId, "UNKNOWN_MAILBOX", "no such mailbox");
-        if (!verifyMailboxProof(owner, MailboxAction.delete, conn.challenge, f.address, f.signature)) {
-          return this.error(conn, f.requestId, "AUTH", "ownership proof does not verify for this connection");
-        }
+        const proof = await this.checkProof(conn, owner, MailboxAction.delete, f.address, f.signature);
+        if (proof !== "valid") return this.refuseProof(conn, f.requestId, proof);
         await this.storage.deleteMailbox(f.address);
         const key = toHex(f.address);
         for (const c of this.subscribers.get(key) ?? []) this.unsubscribe(c, key);
@@ -525,6 +831,53 @@ export class RelayServer {
       default:
         return this.violation(conn, f.requestId, "BAD_FRAME", "unexpected frame");
     }
+  }
+
+  /**
+   * Checks an ownership proof (PROTOCOL.md §8.3) at the pace of --proof-rate for the connection and
+   * --proof-rate-per-source for its source: a proof waits for its turn, up to MAX_PROOF_WAIT_MS,
+   * or is "throttled". OpenSSL decides (ed25519.ts); its "unsure" is settled by noble while the
+   * relay's second-opinion budget lasts, and is "throttled" beyond it.
+   */
+  private async checkProof(
+    conn: Connection,
+    ownerKey: Uint8Array,
+    action: MailboxAction,
+    address: Uint8Array,
+    signature: Uint8Array,
+  ): Promise<"valid" | "invalid" | "throttled"> {
+    const now = performance.now();
+    const source = conn.source === null ? undefined : this.sources.get(conn.source);
+    const wait = Math.max(conn.proofs.wait(now), source?.proofs.wait(now) ?? 0);
+    if (wait > MAX_PROOF_WAIT_MS) {
+      this.metrics.proofs.inc({ result: "throttled" });
+      return "throttled";
+    }
+    conn.proofs.book(now + wait);
+    source?.proofs.book(now + wait);
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    const message = mailboxProofMessage(action, conn.challenge, address);
+    let verdict = verifyEd25519(ownerKey, message, signature);
+    if (verdict === "unsure") {
+      const t = performance.now();
+      if (this.secondOpinions.wait(t) > 0) {
+        this.metrics.proofs.inc({ result: "throttled" });
+        return "throttled";
+      }
+      this.secondOpinions.book(t);
+      this.metrics.proofSecondOpinions.inc();
+      verdict = verifyMailboxProof(ownerKey, action, conn.challenge, address, signature)
+        ? "valid"
+        : "invalid";
+    }
+    this.metrics.proofs.inc({ result: verdict });
+    return verdict;
+  }
+
+  private refuseProof(conn: Connection, requestId: number, proof: "invalid" | "throttled"): void {
+    if (proof === "throttled")
+      this.error(conn, requestId, "RATE_LIMITED", "too many ownership proofs; slow down");
+    else this.error(conn, requestId, "AUTH", "ownership proof does not verify for this connection");
   }
 
   private async deposit(
@@ -724,6 +1077,7 @@ export class RelayServer {
   private beat(): void {
     for (const conn of this.connections) {
       if (!conn.alive) {
+        this.metrics.closedConnections.inc({ reason: "heartbeat" });
         conn.ws.terminate();
         continue;
       }

@@ -1,3 +1,7 @@
+import { writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { MAX_ENVELOPE_LENGTH } from "@parley/protocol";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
@@ -86,6 +90,7 @@ describe("relay configuration", () => {
     expect(loadConfig(["--ttl", "40d", "--max-ttl", "60d"]).config.ttlSeconds).toBe(40 * 86400);
     expect(problems(["--tls-cert", "/etc/hostname"])).toEqual([
       expect.stringMatching(/give both or neither/),
+      expect.stringMatching(/^--tls-cert: \/etc\/hostname is not a PEM certificate/),
     ]);
     expect(problems(["--tls-cert", "/nonexistent", "--tls-key", "/nonexistent"])).toHaveLength(2);
     expect(problems(["--mailbox-max-bytes", "1KiB"])).toEqual([
@@ -201,6 +206,12 @@ describe("relay configuration", () => {
     // Whatever the help shows as a default, typed back in, gives that default.
     for (const o of OPTIONS) {
       const shown = new RegExp(`^  ${o.flag} \\S+ +.*\\[default: ([^\\]]+)\\]$`, "m").exec(help)?.[1];
+      if (o.kind === "switch") {
+        // A switch is off unless named: it shows no default and takes no value.
+        expect(shown, o.flag).toBeUndefined();
+        expect(DEFAULTS[o.key], o.flag).toBe(false);
+        continue;
+      }
       if (DEFAULTS[o.key] === null) {
         expect(shown, o.flag).toBeUndefined();
         continue;
@@ -236,6 +247,66 @@ describe("relay configuration", () => {
     expect(loadConfig(["--help", "--port", "x"], { PARLEY_RELAY_TTL: "soon" }).help).toBe(true);
     expect(loadConfig(["--version", "--nonsense"]).version).toBe(true);
     expect(problems(["--port", "x"], { PARLEY_RELAY_TTL: "soon" })).toHaveLength(2);
+  });
+
+  it("refuses a --max-message-size below the largest envelope of the protocol, unless told it is for tests", () => {
+    const below = String(MAX_ENVELOPE_LENGTH - 1);
+    expect(problems(["--max-message-size", below])).toEqual([
+      `--max-message-size: at least ${MAX_ENVELOPE_LENGTH} bytes, the largest envelope a client sends (an Accept, PROTOCOL.md §8.4); below that, invitations could never be accepted`,
+    ]);
+    expect(loadConfig(["--max-message-size", String(MAX_ENVELOPE_LENGTH)]).config.maxMessageBytes).toBe(
+      MAX_ENVELOPE_LENGTH,
+    );
+    // The switch, in each of its forms; it takes no value unless given one with "=".
+    for (const [argv, env] of [
+      [["--max-message-size", "2048", "--unsafe-small-messages"], {}],
+      [["--unsafe-small-messages", "--max-message-size", "2048"], {}],
+      [["--max-message-size", "2048", "--unsafe-small-messages=true"], {}],
+      [["--max-message-size", "2048"], { PARLEY_RELAY_UNSAFE_SMALL_MESSAGES: "1" }],
+    ] as [string[], Record<string, string>][]) {
+      expect(loadConfig(argv, env).config, argv.join(" ")).toMatchObject({
+        maxMessageBytes: 2048,
+        unsafeSmallMessages: true,
+      });
+    }
+    expect(problems(["--max-message-size", "2048", "--unsafe-small-messages=false"])).toHaveLength(1);
+    expect(problems(["--unsafe-small-messages=maybe"])).toEqual([
+      '--unsafe-small-messages: "maybe" is not true or false',
+    ]);
+  });
+
+  it("refuses readable files that are not a PEM certificate or key, naming each", () => {
+    const notPem = join(tmpdir(), `parley-not-pem-${process.pid}`);
+    writeFileSync(notPem, "just some text\n");
+    expect(problems(["--tls-cert", notPem, "--tls-key", notPem])).toEqual([
+      expect.stringMatching(new RegExp(`^--tls-cert: ${notPem} is not a PEM certificate \\(.+\\)$`)),
+      expect.stringMatching(new RegExp(`^--tls-key: ${notPem} is not a PEM private key \\(.+\\)$`)),
+    ]);
+  });
+
+  it("parses --trust-proxy: blocks, single addresses, loopback, none; and says what is wrong", () => {
+    expect(DEFAULTS.trustProxy).toEqual(["127.0.0.0/8", "::1/128"]);
+    expect(loadConfig(["--trust-proxy", "10.0.0.0/8, 192.0.2.7,fd00::/8"]).config.trustProxy).toEqual([
+      "10.0.0.0/8",
+      "192.0.2.7/32",
+      "fd00::/8",
+    ]);
+    expect(loadConfig(["--trust-proxy", "loopback"]).config.trustProxy).toEqual(DEFAULTS.trustProxy);
+    expect(loadConfig(["--trust-proxy", "none"]).config.trustProxy).toEqual([]);
+    expect(problems(["--trust-proxy", "10.0.0.0/33"])).toEqual([
+      '--trust-proxy: "10.0.0.0/33" is not an address or a CIDR block such as 10.0.0.0/8 or fd00::/8, or none, or loopback',
+    ]);
+    expect(problems(["--trust-proxy", "proxy.example"])).toHaveLength(1);
+  });
+
+  it("checks the connection and buffer limits against the message size", () => {
+    expect(problems(["--max-receive-buffer", "64KiB"])).toEqual([
+      expect.stringMatching(/^--max-receive-buffer: at least \d+/),
+    ]);
+    expect(problems(["--max-send-buffer", "1MiB"])).toEqual([
+      "--max-send-buffer: must be at least --max-outstanding-bytes",
+    ]);
+    expect(problems(["--handshake-timeout", "1h"])).toEqual(["--handshake-timeout: at most 5m"]);
   });
 
   it("states limits in the units people write", () => {

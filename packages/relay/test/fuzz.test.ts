@@ -443,6 +443,7 @@ describe("hostile input", () => {
       "memory",
       "--max-message-size",
       String(MAX),
+      "--unsafe-small-messages",
       "--rate-limit",
       "1000000",
       "--mailbox-max-messages",

@@ -28,18 +28,21 @@ export interface RelayProcess {
 export async function startRelay(
   args: string[] = [],
   env: Record<string, string> = {},
+  limits: { openFiles?: number } = {},
 ): Promise<RelayProcess> {
   // node with the tsx loader (not the tsx wrapper), so `proc` is the relay itself and a signal,
-  // SIGKILL included, reaches the relay and not a parent that would orphan it.
-  const proc = spawn(
-    process.execPath,
-    ["--conditions=source", "--import", "tsx", CLI, "--port", "0", ...args],
-    {
-      cwd: RELAY_DIR,
-      env: { ...process.env, ...env },
-      stdio: ["ignore", "pipe", "pipe"],
-    },
-  );
+  // SIGKILL included, reaches the relay and not a parent that would orphan it. With a file limit,
+  // prlimit sets it and then executes node in its own place (same process).
+  const node = [process.execPath, "--conditions=source", "--import", "tsx", CLI, "--port", "0", ...args];
+  const argv =
+    limits.openFiles === undefined
+      ? node
+      : ["prlimit", `--nofile=${limits.openFiles}:${limits.openFiles}`, "--", ...node];
+  const proc = spawn(argv[0]!, argv.slice(1), {
+    cwd: RELAY_DIR,
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   const { output, exited } = watch(proc);
   const port = await new Promise<number>((resolve, reject) => {
     const timer = setInterval(() => {

@@ -1,6 +1,6 @@
 // The relay's behaviour, against the real process: mailboxes, ownership, deposits, push delivery,
 // acks, idempotent retries, quotas, limits, retention, health and transparency.
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { MailboxAction, MailboxKey, toHex } from "@parley/protocol";
@@ -31,6 +31,7 @@ describe("relay (SQLite, real process)", () => {
       "5",
       "--max-message-size",
       "4KiB",
+      "--unsafe-small-messages",
     ]);
   });
   afterAll(async () => {
@@ -278,6 +279,7 @@ describe("relay retention (memory storage)", () => {
       ["--storage", "memory", "--ttl", "3s", "--sweep-interval", "1s"].concat([
         "--max-message-size",
         "1KiB",
+        "--unsafe-small-messages",
         "--max-outstanding-bytes",
         "2KiB",
       ]),
@@ -305,7 +307,13 @@ describe("relay retention (memory storage)", () => {
 
   it("resumes every mailbox blocked behind a shared window, and a second subscriber too", async () => {
     const relay = await startRelay(
-      ["--storage", "memory"].concat(["--max-message-size", "1KiB", "--max-outstanding-bytes", "2KiB"]),
+      ["--storage", "memory"].concat([
+        "--max-message-size",
+        "1KiB",
+        "--unsafe-small-messages",
+        "--max-outstanding-bytes",
+        "2KiB",
+      ]),
     );
     try {
       const x = MailboxKey.generate();
@@ -386,6 +394,30 @@ describe("relay operation", () => {
     await expect(startRelay(["--ttl", "forever", "--port", "99999", "--storage", "tape"])).rejects.toThrow(
       /exited \(2\)[\s\S]*--ttl: "forever"[\s\S]*--port[\s\S]*--storage: "tape"/,
     );
+  });
+
+  it("refuses a readable TLS file that is not PEM, and a data directory under /proc, with one clear line each", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "parley-relay-notpem-"));
+    try {
+      const notPem = join(dir, "cert.txt");
+      writeFileSync(notPem, "not a certificate\n");
+      const tls = await startRelay(["--storage", "memory", "--tls-cert", notPem, "--tls-key", notPem]).catch(
+        (e: Error) => e.message,
+      );
+      expect(tls).toMatch(/exited \(2\)/);
+      expect(tls).toContain(`--tls-cert: ${notPem} is not a PEM certificate (`);
+      expect(tls).toContain(`--tls-key: ${notPem} is not a PEM private key (`);
+      expect(tls).not.toMatch(/\n\s+at /); // no stack trace
+      // Node's recursive mkdir never returns under /proc: the relay must not even try it.
+      const proc = await startRelay(["--data-dir", "/proc/parley-relay-test/data"]).catch(
+        (e: Error) => e.message,
+      );
+      expect(proc).toMatch(/exited \(1\)/);
+      expect(proc).toContain("/proc/parley-relay-test/data is on the proc virtual file system, not a disk");
+      expect(proc).not.toMatch(/\n\s+at /);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("drains on SIGTERM: exits 0 after committing, and a restart delivers what was acknowledged", async () => {

@@ -23,6 +23,9 @@ export class MemoryStorage implements Storage {
   readonly durability = "in this process's memory only: everything is lost when the relay stops";
   private readonly boxes = new Map<string, Mailbox>();
   private seq = 0;
+  /** Totals over every mailbox, kept as they change, so that stats() reads no mailbox. */
+  private messages = 0;
+  private bytes = 0;
 
   async createMailbox(address: Uint8Array, ownerKey: Uint8Array): Promise<"created" | "exists" | "conflict"> {
     const key = toHex(address);
@@ -40,6 +43,8 @@ export class MemoryStorage implements Storage {
     const box = this.boxes.get(toHex(address));
     if (!box) return false;
     for (const m of box.messages.values()) m.ciphertext.fill(0);
+    this.messages -= box.messages.size;
+    this.bytes -= box.bytes;
     return this.boxes.delete(toHex(address));
   }
 
@@ -61,6 +66,8 @@ export class MemoryStorage implements Storage {
     };
     box.messages.set(toHex(r.id), message);
     box.bytes += message.ciphertext.length;
+    this.messages++;
+    this.bytes += message.ciphertext.length;
     box.seen.set(clientKey, r.expiresAt);
     return { status: "stored", message };
   }
@@ -82,6 +89,8 @@ export class MemoryStorage implements Storage {
     if (!box || !m) return false;
     box.messages.delete(toHex(id));
     box.bytes -= m.ciphertext.length;
+    this.messages--;
+    this.bytes -= m.ciphertext.length;
     m.ciphertext.fill(0);
     return true;
   }
@@ -93,6 +102,8 @@ export class MemoryStorage implements Storage {
         if (m.expiresAt > now) continue;
         box.messages.delete(key);
         box.bytes -= m.ciphertext.length;
+        this.messages--;
+        this.bytes -= m.ciphertext.length;
         m.ciphertext.fill(0);
         n++;
       }
@@ -102,17 +113,13 @@ export class MemoryStorage implements Storage {
   }
 
   async stats(): Promise<StorageStats> {
-    let messages = 0;
-    let bytes = 0;
-    for (const box of this.boxes.values()) {
-      messages += box.messages.size;
-      bytes += box.bytes;
-    }
-    return { mailboxes: this.boxes.size, messages, bytes };
+    return { mailboxes: this.boxes.size, messages: this.messages, bytes: this.bytes };
   }
 
   async close(): Promise<void> {
     for (const box of this.boxes.values()) for (const m of box.messages.values()) m.ciphertext.fill(0);
     this.boxes.clear();
+    this.messages = 0;
+    this.bytes = 0;
   }
 }

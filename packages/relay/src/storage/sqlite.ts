@@ -15,6 +15,40 @@ import type {
   StoredMessage,
 } from "./types.js";
 
+/**
+ * Totals over every mailbox in one row, kept by triggers in the transaction of each change, so that
+ * stats() reads one row however many mailboxes there are. A database from before them gets its
+ * totals counted once, the first time it is opened (a crash between the two leaves no row, and the
+ * next start counts again: the triggers change nothing while the row is missing).
+ */
+const TOTALS = `
+CREATE TABLE IF NOT EXISTS totals (
+  id INTEGER PRIMARY KEY CHECK (id = 0),
+  mailboxes INTEGER NOT NULL,
+  messages INTEGER NOT NULL,
+  bytes INTEGER NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS totals_insert AFTER INSERT ON mailboxes BEGIN
+  UPDATE totals SET mailboxes = mailboxes + 1, messages = messages + NEW.message_count,
+    bytes = bytes + NEW.byte_count;
+END;
+CREATE TRIGGER IF NOT EXISTS totals_delete AFTER DELETE ON mailboxes BEGIN
+  UPDATE totals SET mailboxes = mailboxes - 1, messages = messages - OLD.message_count,
+    bytes = bytes - OLD.byte_count;
+END;
+CREATE TRIGGER IF NOT EXISTS totals_usage AFTER UPDATE OF message_count, byte_count ON mailboxes BEGIN
+  UPDATE totals SET messages = messages + NEW.message_count - OLD.message_count,
+    bytes = bytes + NEW.byte_count - OLD.byte_count;
+END;
+`;
+
+/** Counts the totals over every mailbox: once, when the row is missing. */
+const COUNT_TOTALS = `INSERT INTO totals (id, mailboxes, messages, bytes)
+  SELECT 0, count(*), coalesce(sum(message_count), 0), coalesce(sum(byte_count), 0) FROM mailboxes`;
+
+/** What stats() runs: one row (see TOTALS). */
+export const STATS_SQL = "SELECT mailboxes, messages, bytes FROM totals WHERE id = 0";
+
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS mailboxes (
   address BLOB PRIMARY KEY,
@@ -38,7 +72,7 @@ CREATE TABLE IF NOT EXISTS seen (
   PRIMARY KEY (address, client_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS seen_by_expiry ON seen (expires_at);
-`;
+${TOTALS}`;
 
 /** How long the first write of a batch waits for company, and the batch size that flushes at once. */
 const GROUP_COMMIT_MS = 1;
@@ -88,6 +122,7 @@ export class SqliteStorage implements Storage {
     this.db.pragma("secure_delete = ON");
     this.db.pragma("busy_timeout = 5000");
     this.db.exec(SCHEMA);
+    if (this.db.prepare("SELECT 1 FROM totals").get() === undefined) this.db.exec(COUNT_TOTALS);
     // A crash may have left deleted ciphertext in the WAL: empty it before serving.
     this.db.pragma("wal_checkpoint(TRUNCATE)");
     const db = this.db;
@@ -117,9 +152,7 @@ export class SqliteStorage implements Storage {
       expired: db.prepare("SELECT address, length(ciphertext) AS size FROM messages WHERE expires_at <= ?"),
       deleteExpired: db.prepare("DELETE FROM messages WHERE expires_at <= ?"),
       forgetSeen: db.prepare("DELETE FROM seen WHERE expires_at <= ?"),
-      stats: db.prepare(
-        "SELECT count(*) AS mailboxes, coalesce(sum(message_count), 0) AS messages, coalesce(sum(byte_count), 0) AS bytes FROM mailboxes",
-      ),
+      stats: db.prepare(STATS_SQL),
     };
   }
 
