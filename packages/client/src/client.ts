@@ -254,6 +254,8 @@ const SLICE_MS = 8;
 const FAILED_BUDGET_MS = 4;
 /** Longest pause after a slice that met forgeries. */
 const MAX_PAUSE_MS = 20;
+/** In live mode, undecryptable deliveries are reported at most this often. */
+const DROPPED_REPORT_MS = 1000;
 /** A transparency statement is a few kilobytes; anything far larger is not one. */
 const MAX_STATEMENT_CHARS = 1 << 20;
 /** Earlier conversations of one contact whose mailboxes are still read. */
@@ -288,6 +290,8 @@ export class Client extends EventEmitter<ClientEvents> {
   private firstContactDue = false;
   /** Undecryptable deliveries of the current receive slice, by contact name and reason. */
   private dropped = new Map<string, Map<string, number>>();
+  private droppedTimer: NodeJS.Timeout | null = null;
+  private lastDroppedReport = 0;
   private live: Live | null = null;
   private readonly liveRelays = new Set<string>();
   /** Deliveries waiting to be stored, oldest first. */
@@ -1777,9 +1781,7 @@ export class Client extends EventEmitter<ClientEvents> {
         // redelivery is refused by the ratchet as a duplicate and acknowledged then.
         conn.ack(frame.address, frame.messageId).catch(() => {});
       });
-      // A flood of forgeries is one warning per contact and slice, not one per forgery.
-      for (const [name, codes] of this.dropped) this.emit("warning", droppedWarning(name, codes));
-      this.dropped.clear();
+      this.reportDropped();
       if (this.firstContactDue) {
         this.firstContactDue = false;
         void this.deleteFirstContacts().catch(() => {});
@@ -1888,6 +1890,27 @@ export class Client extends EventEmitter<ClientEvents> {
     const events = this.apply(id, contact, payload, earlier === null);
     this.store.putContact(id, contact);
     return events;
+  }
+
+  /**
+   * A flood of forgeries is one warning per contact and slice, not one per forgery; in live mode
+   * (a UI drawing each warning) at most one a second, with the counts of that second.
+   */
+  private reportDropped(): void {
+    if (this.dropped.size === 0 || this.droppedTimer) return;
+    const flush = () => {
+      this.droppedTimer = null;
+      this.lastDroppedReport = Date.now();
+      for (const [name, codes] of this.dropped) this.emit("warning", droppedWarning(name, codes));
+      this.dropped.clear();
+    };
+    const wait = this.live ? this.lastDroppedReport + DROPPED_REPORT_MS - Date.now() : 0;
+    if (wait <= 0) {
+      flush();
+      return;
+    }
+    this.droppedTimer = setTimeout(flush, wait);
+    this.droppedTimer.unref();
   }
 
   private countDropped(name: string, code: string): void {
