@@ -24,22 +24,36 @@ export interface RelayProcess {
   stop(signal?: NodeJS.Signals): Promise<number | string>;
 }
 
-/** Starts `parley-relay` as its own process on a free port; resolves once it is listening. */
+/**
+ * Starts `parley-relay` as its own process on a free port; resolves once it is listening. With
+ * `umask`, the relay runs with that file mode creation mask.
+ */
 export async function startRelay(
   args: string[] = [],
   env: Record<string, string> = {},
+  options: { umask?: number } = {},
 ): Promise<RelayProcess> {
   // node with the tsx loader (not the tsx wrapper), so `proc` is the relay itself and a signal,
-  // SIGKILL included, reaches the relay and not a parent that would orphan it.
-  const proc = spawn(
-    process.execPath,
-    ["--conditions=source", "--import", "tsx", CLI, "--port", "0", ...args],
-    {
-      cwd: RELAY_DIR,
-      env: { ...process.env, ...env },
-      stdio: ["ignore", "pipe", "pipe"],
-    },
-  );
+  // SIGKILL included, reaches the relay and not a parent that would orphan it (a shell that sets
+  // the umask execs node in its own place).
+  const argv = ["--conditions=source", "--import", "tsx", CLI, "--port", "0", ...args];
+  const [command, commandArgs] =
+    options.umask === undefined
+      ? [process.execPath, argv]
+      : [
+          "/bin/sh",
+          [
+            "-c",
+            `umask ${options.umask.toString(8).padStart(3, "0")} && exec "$0" "$@"`,
+            process.execPath,
+            ...argv,
+          ],
+        ];
+  const proc = spawn(command, commandArgs, {
+    cwd: RELAY_DIR,
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   const { output, exited } = watch(proc);
   const port = await new Promise<number>((resolve, reject) => {
     const timer = setInterval(() => {

@@ -3,9 +3,9 @@
 // better-sqlite3 is synchronous, so every write goes through one queue that is flushed as a single
 // transaction a millisecond after its first write: deposits that arrive meanwhile, or while a commit
 // (and its fsync) runs, share the next commit. A promise resolves only after its transaction committed.
-import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
+import { createPrivateFile, makePrivateDir } from "./datadir.js";
 import type {
   DepositRequest,
   DepositResult,
@@ -80,13 +80,29 @@ export class SqliteStorage implements Storage {
   private readonly q;
 
   constructor(dataDir: string) {
-    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    makePrivateDir(dataDir);
     this.path = join(dataDir, "relay.sqlite");
-    this.db = new Database(this.path);
-    this.db.pragma("journal_mode = WAL");
+    // SQLite gives the WAL the database file's permissions.
+    createPrivateFile(this.path);
+    this.db = new Database(this.path, { timeout: 0 });
+    try {
+      // One process at a time: the lock is taken by the first write below and held until close
+      // (the kernel releases it if the process dies). In this mode the WAL index lives in this
+      // process's memory, so there is no -shm file.
+      this.db.pragma("locking_mode = EXCLUSIVE");
+      this.db.pragma("journal_mode = WAL");
+      this.db.exec("BEGIN IMMEDIATE; COMMIT");
+    } catch (e) {
+      this.db.close();
+      if ((e as { code?: string }).code === "SQLITE_BUSY") {
+        throw new Error(
+          `its database ${this.path} is in use by another process (another parley-relay?); stop that one or choose another --data-dir`,
+        );
+      }
+      throw e;
+    }
     this.db.pragma("synchronous = FULL");
     this.db.pragma("secure_delete = ON");
-    this.db.pragma("busy_timeout = 5000");
     this.db.exec(SCHEMA);
     // A crash may have left deleted ciphertext in the WAL: empty it before serving.
     this.db.pragma("wal_checkpoint(TRUNCATE)");
