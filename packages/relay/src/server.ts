@@ -558,6 +558,13 @@ export class RelayServer {
         return this.error(conn, f.requestId, "UNKNOWN_MAILBOX", "no such mailbox");
       case "quota":
         return this.error(conn, f.requestId, "QUOTA", "the mailbox is full; try again later");
+      case "id-reused":
+        return this.error(
+          conn,
+          f.requestId,
+          "BAD_FRAME",
+          "this client message id was already used in this mailbox for another ciphertext; use a fresh random id",
+        );
       case "duplicate":
         this.metrics.duplicateDeposits.inc();
         this.send(conn, { type: "ok", requestId: f.requestId });

@@ -64,7 +64,7 @@ export function transparencyStatement(
       { field: "arrival order number", why: "a counter, so messages are delivered oldest first" },
       {
         field: "sender's message id",
-        why: "random, chosen by the sender, kept with the mailbox address and the expiry time until the message's expiry (even after an ack), so a retried deposit is stored once",
+        why: "random, chosen by the sender, kept with the mailbox address, the expiry time and a 16-byte digest of the ciphertext until the message's expiry (even after an ack), so a retried deposit is stored once and a reused id is refused",
       },
     ],
     storedPerMailbox: [

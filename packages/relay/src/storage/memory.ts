@@ -1,11 +1,12 @@
 import { toHex } from "@parley/protocol";
-import type {
-  DepositRequest,
-  DepositResult,
-  MailboxLimits,
-  Storage,
-  StorageStats,
-  StoredMessage,
+import {
+  type DepositRequest,
+  type DepositResult,
+  depositDigest,
+  type MailboxLimits,
+  type Storage,
+  type StorageStats,
+  type StoredMessage,
 } from "./types.js";
 
 interface Mailbox {
@@ -14,7 +15,7 @@ interface Mailbox {
   messages: Map<string, StoredMessage>;
   bytes: number;
   /** Client message ids (hex) remembered until the message's expiry, for idempotent retries. */
-  seen: Map<string, number>;
+  seen: Map<string, { expiresAt: number; digest: Buffer }>;
 }
 
 /** In-memory storage, for tests and for relays that prefer to lose everything on restart. */
@@ -47,7 +48,9 @@ export class MemoryStorage implements Storage {
     const box = this.boxes.get(toHex(r.address));
     if (!box) return { status: "unknown-mailbox" };
     const clientKey = toHex(r.clientMessageId);
-    if (box.seen.has(clientKey)) return { status: "duplicate" };
+    const digest = depositDigest(r.ciphertext);
+    const seen = box.seen.get(clientKey);
+    if (seen) return { status: seen.digest.equals(digest) ? "duplicate" : "id-reused" };
     if (box.messages.size + 1 > limits.maxMessages || box.bytes + r.ciphertext.length > limits.maxBytes) {
       return { status: "quota" };
     }
@@ -61,7 +64,7 @@ export class MemoryStorage implements Storage {
     };
     box.messages.set(toHex(r.id), message);
     box.bytes += message.ciphertext.length;
-    box.seen.set(clientKey, r.expiresAt);
+    box.seen.set(clientKey, { expiresAt: r.expiresAt, digest });
     return { status: "stored", message };
   }
 
@@ -96,7 +99,7 @@ export class MemoryStorage implements Storage {
         m.ciphertext.fill(0);
         n++;
       }
-      for (const [key, expiresAt] of box.seen) if (expiresAt <= now) box.seen.delete(key);
+      for (const [key, seen] of box.seen) if (seen.expiresAt <= now) box.seen.delete(key);
     }
     return n;
   }

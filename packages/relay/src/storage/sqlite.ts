@@ -6,13 +6,14 @@
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { createPrivateFile, makePrivateDir } from "./datadir.js";
-import type {
-  DepositRequest,
-  DepositResult,
-  MailboxLimits,
-  Storage,
-  StorageStats,
-  StoredMessage,
+import {
+  type DepositRequest,
+  type DepositResult,
+  depositDigest,
+  type MailboxLimits,
+  type Storage,
+  type StorageStats,
+  type StoredMessage,
 } from "./types.js";
 
 const SCHEMA = `
@@ -35,6 +36,7 @@ CREATE TABLE IF NOT EXISTS seen (
   address BLOB NOT NULL,
   client_id BLOB NOT NULL,
   expires_at INTEGER NOT NULL,
+  digest BLOB,
   PRIMARY KEY (address, client_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS seen_by_expiry ON seen (expires_at);
@@ -104,6 +106,11 @@ export class SqliteStorage implements Storage {
     this.db.pragma("synchronous = FULL");
     this.db.pragma("secure_delete = ON");
     this.db.exec(SCHEMA);
+    // Databases of 0.1.0 remember client ids without a digest of the ciphertext: such an id (null
+    // digest) is taken as a retry whatever the ciphertext, as it was then.
+    const seenColumns = this.db.pragma("table_info(seen)") as { name: string }[];
+    if (!seenColumns.some((c) => c.name === "digest"))
+      this.db.exec("ALTER TABLE seen ADD COLUMN digest BLOB");
     // A crash may have left deleted ciphertext in the WAL: empty it before serving.
     this.db.pragma("wal_checkpoint(TRUNCATE)");
     const db = this.db;
@@ -116,8 +123,8 @@ export class SqliteStorage implements Storage {
       deleteMailbox: db.prepare("DELETE FROM mailboxes WHERE address = ?"),
       deleteMailboxMessages: db.prepare("DELETE FROM messages WHERE address = ?"),
       deleteMailboxSeen: db.prepare("DELETE FROM seen WHERE address = ?"),
-      seen: db.prepare("SELECT 1 FROM seen WHERE address = ? AND client_id = ?").pluck(),
-      remember: db.prepare("INSERT INTO seen (address, client_id, expires_at) VALUES (?, ?, ?)"),
+      seen: db.prepare("SELECT digest FROM seen WHERE address = ? AND client_id = ?").pluck(),
+      remember: db.prepare("INSERT INTO seen (address, client_id, expires_at, digest) VALUES (?, ?, ?, ?)"),
       insert: db.prepare(
         "INSERT INTO messages (id, address, ciphertext, received_at, expires_at) VALUES (?, ?, ?, ?, ?)",
       ),
@@ -205,14 +212,18 @@ export class SqliteStorage implements Storage {
     return this.write((): DepositResult => {
       const usage = this.q.usage.get(r.address) as { count: number; bytes: number } | undefined;
       if (!usage) return { status: "unknown-mailbox" };
-      if (this.q.seen.get(r.address, r.clientMessageId)) return { status: "duplicate" };
+      const digest = depositDigest(r.ciphertext);
+      const seen = this.q.seen.get(r.address, r.clientMessageId) as Buffer | null | undefined;
+      if (seen !== undefined) {
+        return { status: seen === null || digest.equals(seen) ? "duplicate" : "id-reused" };
+      }
       if (usage.count + 1 > limits.maxMessages || usage.bytes + r.ciphertext.length > limits.maxBytes) {
         return { status: "quota" };
       }
       const seq = Number(
         this.q.insert.run(r.id, r.address, r.ciphertext, r.receivedAt, r.expiresAt).lastInsertRowid,
       );
-      this.q.remember.run(r.address, r.clientMessageId, r.expiresAt);
+      this.q.remember.run(r.address, r.clientMessageId, r.expiresAt, digest);
       this.q.addUsage.run(1, r.ciphertext.length, r.address);
       return {
         status: "stored",

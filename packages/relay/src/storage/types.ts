@@ -1,5 +1,17 @@
 // The relay's storage, behind one small asynchronous interface so that an in-process backend
 // (SQLite, memory) and a networked one (Redis) fit the same server.
+import { createHash } from "node:crypto";
+
+/** Bytes of the ciphertext digest remembered with a client message id (see `depositDigest`). */
+export const DIGEST_LENGTH = 16;
+
+/**
+ * What is remembered of a deposit's ciphertext with its client message id, to tell a retry from
+ * a reuse of the id: the first 16 bytes of its SHA-256.
+ */
+export function depositDigest(ciphertext: Uint8Array): Buffer {
+  return createHash("sha256").update(ciphertext).digest().subarray(0, DIGEST_LENGTH);
+}
 
 /** One stored message. Exactly what the transparency statement says is kept. */
 export interface StoredMessage {
@@ -17,7 +29,10 @@ export interface StoredMessage {
 
 export interface DepositRequest {
   readonly address: Uint8Array;
-  /** Sender-chosen id; a retry with the same id (while the first is remembered) is stored once. */
+  /**
+   * Sender-chosen id, scoped to the mailbox: a retry with the same id and the same ciphertext
+   * (while the first is remembered) is stored once; the same id with another ciphertext is refused.
+   */
   readonly clientMessageId: Uint8Array;
   readonly ciphertext: Uint8Array;
   readonly receivedAt: number;
@@ -33,7 +48,10 @@ export interface MailboxLimits {
 
 export type DepositResult =
   | { readonly status: "stored"; readonly message: StoredMessage }
+  /** A retry: this client message id, with this ciphertext, is remembered in this mailbox. */
   | { readonly status: "duplicate" }
+  /** This client message id is remembered in this mailbox with another ciphertext. */
+  | { readonly status: "id-reused" }
   | { readonly status: "quota" }
   | { readonly status: "unknown-mailbox" };
 
