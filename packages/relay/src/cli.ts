@@ -49,7 +49,8 @@ async function main(): Promise<number> {
     storage = redis;
   } else {
     try {
-      storage = config.storage === "memory" ? new MemoryStorage() : new SqliteStorage(config.dataDir);
+      storage =
+        config.storage === "memory" ? new MemoryStorage() : new SqliteStorage(config.dataDir, { logger });
     } catch (e) {
       process.stderr.write(
         `parley-relay: cannot open storage in ${config.dataDir}: ${(e as Error).message}\n`,

@@ -32,7 +32,7 @@ function human(seconds: number): string {
 const DELETION: Record<string, string> = {
   memory: "messages after acknowledgement or expiry (held in memory only, and overwritten when deleted)",
   sqlite:
-    "messages after acknowledgement or expiry (securely deleted: SQLite secure_delete, and the WAL truncated before an ack is answered and when a sweep deletes expired messages)",
+    "messages after acknowledgement or expiry, in readable form: each ciphertext is stored sealed under a key of its own, and that key is overwritten on disk before an ack is answered and when a sweep deletes an expired message, so that copies of the sealed bytes SQLite may keep cannot be read",
 };
 
 export function transparencyStatement(

@@ -1,11 +1,26 @@
-// SQLite storage through better-sqlite3: WAL, synchronous=FULL, secure_delete, and group commit.
+// SQLite storage through better-sqlite3: WAL, synchronous=FULL, group commit, and every ciphertext
+// sealed under a key of its own that is erased when the message is deleted (crypto-shredding).
 //
 // better-sqlite3 is synchronous, so every write goes through one queue that is flushed as a single
 // transaction a millisecond after its first write: deposits that arrive meanwhile, or while a commit
 // (and its fsync) runs, share the next commit. A promise resolves only after its transaction committed.
+//
+// Forgetting. SQLite cannot promise that a deleted row leaves no copy: the WAL keeps the frames that
+// wrote it until they are overwritten, free pages and the unused space of live pages can keep old
+// bytes (secure_delete does not cover a cell that SQLite moved within a page). So the database only
+// ever holds sealed ciphertext (sealed.ts), and each message's key lives in one slot of a separate
+// file (keyfile.ts). Each batch: the new keys are written and fsynced before the transaction
+// commits (an acknowledged deposit survives a crash with its key); the slots of the messages the
+// batch deleted are overwritten with zeros and fsynced after it commits and before any ack of the
+// batch is answered. A crash between the two leaves keys no message refers to: the next start
+// erases them before serving.
+import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import Database from "better-sqlite3";
+import type { Logger } from "../log.js";
 import { createPrivateFile, makePrivateDir } from "./datadir.js";
+import { KEY_LENGTH, KeyFile } from "./keyfile.js";
+import { openMessage, SEAL_OVERHEAD, sealMessage } from "./sealed.js";
 import {
   type DepositRequest,
   type DepositResult,
@@ -16,6 +31,9 @@ import {
   type StoredMessage,
 } from "./types.js";
 
+/** `PRAGMA user_version`: 0 is 0.1.0 (plain ciphertext, no digests), 1 sealed ciphertext. */
+const SCHEMA_VERSION = 1;
+
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS mailboxes (
   address BLOB PRIMARY KEY,
@@ -24,9 +42,11 @@ CREATE TABLE IF NOT EXISTS mailboxes (
   byte_count INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS messages (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,id BLOB NOT NULL UNIQUE,
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  id BLOB NOT NULL UNIQUE,
   address BLOB NOT NULL,
-  ciphertext BLOB NOT NULL,
+  key_slot INTEGER NOT NULL,
+  sealed BLOB NOT NULL,
   received_at INTEGER NOT NULL,
   expires_at INTEGER NOT NULL
 );
@@ -45,45 +65,53 @@ CREATE INDEX IF NOT EXISTS seen_by_expiry ON seen (expires_at);
 /** How long the first write of a batch waits for company, and the batch size that flushes at once. */
 const GROUP_COMMIT_MS = 1;
 const GROUP_COMMIT_MAX = 512;
+/** Expired messages deleted per transaction by a sweep (which runs as many as it takes). */
+const SWEEP_BATCH = 256;
 
-type Op = { run: () => unknown; resolve: (v: unknown) => void; reject: (e: unknown) => void };
+/** What one transaction did to the key file: slots it filled, slots it emptied. */
+interface Batch {
+  readonly newSlots: number[];
+  readonly freedSlots: number[];
+}
+
+type Op = { run: (b: Batch) => unknown; resolve: (v: unknown) => void; reject: (e: unknown) => void };
 
 interface Row {
   seq: number;
   id: Uint8Array;
   address: Uint8Array;
-  ciphertext: Uint8Array;
+  key_slot: number;
+  sealed: Uint8Array;
   received_at: number;
   expires_at: number;
 }
 
-const toMessage = (r: Row): StoredMessage => ({
-  seq: r.seq,
-  id: new Uint8Array(r.id),
-  address: new Uint8Array(r.address),
-  ciphertext: new Uint8Array(r.ciphertext),
-  receivedAt: r.received_at,
-  expiresAt: r.expires_at,
-});
+export interface SqliteStorageOptions {
+  readonly logger?: Logger;
+}
 
 export class SqliteStorage implements Storage {
   readonly kind = "sqlite";
   readonly durability =
     "SQLite on the relay's disk (WAL, synchronous=FULL): a deposit is acknowledged once its commit is fsynced, so it survives a crash of the relay or of its machine";
   readonly path: string;
+  readonly keysPath: string;
   private readonly db: Database.Database;
+  private readonly keys: KeyFile;
+  private readonly log: Logger | undefined;
   private queue: Op[] = [];
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
-  private deletedSinceCheckpoint = 0;
   /** Transactions committed, and operations they carried (group-commit effectiveness). */
   commits = 0;
   committedOps = 0;
   private readonly q;
 
-  constructor(dataDir: string) {
+  constructor(dataDir: string, options: SqliteStorageOptions = {}) {
+    this.log = options.logger;
     makePrivateDir(dataDir);
     this.path = join(dataDir, "relay.sqlite");
+    this.keysPath = join(dataDir, "relay.keys");
     // SQLite gives the WAL the database file's permissions.
     createPrivateFile(this.path);
     this.db = new Database(this.path, { timeout: 0 });
@@ -103,16 +131,21 @@ export class SqliteStorage implements Storage {
       }
       throw e;
     }
+    try {
+      this.keys = new KeyFile(this.keysPath);
+    } catch (e) {
+      this.db.close();
+      throw e;
+    }
     this.db.pragma("synchronous = FULL");
+    this.db.pragma("temp_store = MEMORY");
+    // Deleted rows are zeroed where that costs no extra writes: their metadata (addresses, ids,
+    // times) in b-tree pages. Freed overflow pages keep their bytes, which are sealed ciphertext
+    // whose key is erased.
     this.db.pragma("secure_delete = ON");
-    this.db.exec(SCHEMA);
-    // Databases of 0.1.0 remember client ids without a digest of the ciphertext: such an id (null
-    // digest) is taken as a retry whatever the ciphertext, as it was then.
-    const seenColumns = this.db.pragma("table_info(seen)") as { name: string }[];
-    if (!seenColumns.some((c) => c.name === "digest"))
-      this.db.exec("ALTER TABLE seen ADD COLUMN digest BLOB");
-    // A crash may have left deleted ciphertext in the WAL: empty it before serving.
-    this.db.pragma("wal_checkpoint(TRUNCATE)");
+    this.migrate();
+    this.db.pragma("secure_delete = FAST");
+    this.openKeys();
     const db = this.db;
     this.q = {
       insertMailbox: db.prepare("INSERT INTO mailboxes (address, owner) VALUES (?, ?)"),
@@ -121,36 +154,143 @@ export class SqliteStorage implements Storage {
         "SELECT message_count AS count, byte_count AS bytes FROM mailboxes WHERE address = ?",
       ),
       deleteMailbox: db.prepare("DELETE FROM mailboxes WHERE address = ?"),
+      mailboxSlots: db.prepare("SELECT key_slot FROM messages WHERE address = ?").pluck(),
       deleteMailboxMessages: db.prepare("DELETE FROM messages WHERE address = ?"),
       deleteMailboxSeen: db.prepare("DELETE FROM seen WHERE address = ?"),
       seen: db.prepare("SELECT digest FROM seen WHERE address = ? AND client_id = ?").pluck(),
       remember: db.prepare("INSERT INTO seen (address, client_id, expires_at, digest) VALUES (?, ?, ?, ?)"),
       insert: db.prepare(
-        "INSERT INTO messages (id, address, ciphertext, received_at, expires_at) VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO messages (id, address, key_slot, sealed, received_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
       ),
       addUsage: db.prepare(
         "UPDATE mailboxes SET message_count = message_count + ?, byte_count = byte_count + ? WHERE address = ?",
       ),
       pending: db.prepare(
-        "SELECT seq, id, address, ciphertext, received_at, expires_at FROM messages WHERE address = ? AND seq > ? AND expires_at > ? ORDER BY seq LIMIT ?",
+        "SELECT seq, id, address, key_slot, sealed, received_at, expires_at FROM messages WHERE address = ? AND seq > ? AND expires_at > ? ORDER BY seq LIMIT ?",
       ),
-      deleteMessage: db
-        .prepare("DELETE FROM messages WHERE address = ? AND id = ? RETURNING length(ciphertext)")
-        .pluck(),
-      expired: db.prepare("SELECT address, length(ciphertext) AS size FROM messages WHERE expires_at <= ?"),
-      deleteExpired: db.prepare("DELETE FROM messages WHERE expires_at <= ?"),
+      deleteMessage: db.prepare(
+        `DELETE FROM messages WHERE address = ? AND id = ? RETURNING key_slot AS slot, length(sealed) - ${SEAL_OVERHEAD} AS size`,
+      ),
+      expired: db.prepare(
+        `SELECT seq, address, key_slot AS slot, length(sealed) - ${SEAL_OVERHEAD} AS size FROM messages WHERE expires_at <= ? ORDER BY expires_at LIMIT ?`,
+      ),
+      deleteSeq: db.prepare("DELETE FROM messages WHERE seq = ?"),
       forgetSeen: db.prepare("DELETE FROM seen WHERE expires_at <= ?"),
       stats: db.prepare(
         "SELECT count(*) AS mailboxes, coalesce(sum(message_count), 0) AS messages, coalesce(sum(byte_count), 0) AS bytes FROM mailboxes",
       ),
     };
+    // A crash may have left frames of deleted rows in the WAL: empty it before serving.
+    this.db.pragma("wal_checkpoint(TRUNCATE)");
+  }
+
+  /**
+   * Brings a database of an older layout to this one, in one transaction. From 0.1.0 (user_version
+   * 0, plain ciphertext in `messages.ciphertext`): every waiting message is sealed under a new key,
+   * the old table is dropped with secure_delete on (its freed pages are zeroed), and the client ids
+   * it remembered keep a null digest (any ciphertext under one is taken as a retry, as then).
+   */
+  private migrate(): void {
+    const db = this.db;
+    const version = db.pragma("user_version", { simple: true }) as number;
+    if (version > SCHEMA_VERSION) {
+      throw new Error(
+        `${this.path} was written by a newer parley-relay (database layout ${version}; this one knows up to ${SCHEMA_VERSION})`,
+      );
+    }
+    const columns = (table: string) =>
+      (db.pragma(`table_info(${table})`) as { name: string }[]).map((c) => c.name);
+    const legacy = columns("messages").includes("ciphertext");
+    const newSlots: number[] = [];
+    let sealedRows = 0;
+    try {
+      db.transaction(() => {
+        if (legacy) {
+          db.exec(`
+            ALTER TABLE messages RENAME TO messages_v0;
+            DROP INDEX IF EXISTS messages_by_mailbox;
+            DROP INDEX IF EXISTS messages_by_expiry;`);
+        }
+        if (columns("seen").length > 0 && !columns("seen").includes("digest")) {
+          db.exec("ALTER TABLE seen ADD COLUMN digest BLOB");
+        }
+        db.exec(SCHEMA);
+        if (legacy) {
+          const insert = db.prepare(
+            "INSERT INTO messages (seq, id, address, key_slot, sealed, received_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+          );
+          const next = db.prepare(
+            "SELECT seq, id, address, ciphertext, received_at, expires_at FROM messages_v0 WHERE seq > ? ORDER BY seq LIMIT 256",
+          );
+          // The key file holds nothing a row refers to yet: start it from nothing.
+          this.keys.load([]);
+          let after = 0;
+          for (;;) {
+            const rows = next.all(after) as (Omit<Row, "key_slot" | "sealed"> & { ciphertext: Buffer })[];
+            for (const r of rows) {
+              const slot = this.keys.allocate();
+              newSlots.push(slot);
+              const key = randomBytes(KEY_LENGTH);
+              this.keys.write(slot, key);
+              const sealed = sealMessage(key, r.id, r.address, r.ciphertext);
+              insert.run(r.seq, r.id, r.address, slot, sealed, r.received_at, r.expires_at);
+              key.fill(0);
+              r.ciphertext.fill(0);
+              after = r.seq;
+              sealedRows++;
+            }
+            if (rows.length < 256) break;
+          }
+          this.keys.sync();
+          db.exec("DROP TABLE messages_v0");
+        }
+        db.pragma(`user_version = ${SCHEMA_VERSION}`);
+      })();
+    } catch (e) {
+      this.keys.erase(newSlots);
+      throw e;
+    }
+    if (legacy) {
+      db.pragma("wal_checkpoint(TRUNCATE)");
+      this.log?.info({ sealed: sealedRows }, "database brought to layout 1: waiting messages sealed");
+    }
+  }
+
+  /**
+   * Reads the key file against the messages: keys no message refers to (a crash after a commit that
+   * deleted, before their erasure) are erased, and messages whose key is missing (a key file
+   * deleted or damaged by hand) can never be read: they are deleted.
+   */
+  private openKeys(): void {
+    const slots = this.db.prepare("SELECT key_slot FROM messages").pluck().all() as number[];
+    const { erased, missing } = this.keys.load(slots);
+    if (missing.length > 0) {
+      const gone = new Set(missing);
+      const drop = this.db.prepare(
+        `DELETE FROM messages WHERE key_slot = ? RETURNING address, length(sealed) - ${SEAL_OVERHEAD} AS size`,
+      );
+      const adjust = this.db.prepare(
+        "UPDATE mailboxes SET message_count = message_count - 1, byte_count = byte_count - ? WHERE address = ?",
+      );
+      this.db.transaction(() => {
+        for (const slot of gone) {
+          for (const r of drop.all(slot) as { address: Buffer; size: number }[])
+            adjust.run(r.size, r.address);
+        }
+      })();
+      this.log?.warn(
+        { messages: missing.length },
+        "messages whose key is missing from relay.keys deleted: they could never be read",
+      );
+    }
+    if (erased > 0) this.log?.info({ keys: erased }, "keys of messages deleted before a crash erased");
   }
 
   /**
    * Queues a write. The queue commits as one transaction (one fsync) a moment after its first
    * write (GROUP_COMMIT_MS), or at once when GROUP_COMMIT_MAX writes are waiting.
    */
-  private write<T>(run: () => T): Promise<T> {
+  private write<T>(run: (b: Batch) => T): Promise<T> {
     if (this.closed) return Promise.reject(new Error("storage is closed"));
     return new Promise<T>((resolve, reject) => {
       this.queue.push({ run, resolve: resolve as (v: unknown) => void, reject });
@@ -170,19 +310,42 @@ export class SqliteStorage implements Storage {
     const ops = this.queue;
     this.queue = [];
     if (ops.length === 0) return;
+    const batch: Batch = { newSlots: [], freedSlots: [] };
     let results: unknown[];
     try {
-      results = this.db.transaction(() => ops.map((op) => op.run()))();
+      results = this.db.transaction(() => {
+        const out = ops.map((op) => op.run(batch));
+        // The new keys are on disk before the rows that need them are committed.
+        if (batch.newSlots.length > 0) this.keys.sync();
+        return out;
+      })();
     } catch (e) {
+      // Nothing was committed: the keys written for it are erased again.
+      this.forgetKeys(batch.newSlots);
       for (const op of ops) op.reject(e);
       return;
     }
     this.commits++;
     this.committedOps += ops.length;
-    // Before anyone hears that a delete succeeded (an ack is answered), the ciphertext leaves the
-    // WAL too: one checkpoint for the whole batch, so many acks share it.
-    this.checkpointIfDeleted();
+    // Before anyone hears that a delete succeeded (an ack is answered), its key is erased: one
+    // fsync of the key file for the whole batch.
+    try {
+      this.keys.erase(batch.freedSlots);
+    } catch (e) {
+      // Committed, but the keys are still there (the next start erases them): say so.
+      for (const op of ops) op.reject(e);
+      return;
+    }
     for (const [i, op] of ops.entries()) op.resolve(results[i]);
+  }
+
+  /** Erases keys, after a failure: what fails here is left to the next start. */
+  private forgetKeys(slots: number[]): void {
+    try {
+      this.keys.erase(slots);
+    } catch (e) {
+      this.log?.error({ err: (e as Error).message }, "keys could not be erased; the next start erases them");
+    }
   }
 
   createMailbox(address: Uint8Array, ownerKey: Uint8Array): Promise<"created" | "exists" | "conflict"> {
@@ -200,16 +363,16 @@ export class SqliteStorage implements Storage {
   }
 
   deleteMailbox(address: Uint8Array): Promise<boolean> {
-    return this.write(() => {
-      const deleted = this.q.deleteMailboxMessages.run(address).changes;
+    return this.write((batch) => {
+      batch.freedSlots.push(...(this.q.mailboxSlots.all(address) as number[]));
+      this.q.deleteMailboxMessages.run(address);
       this.q.deleteMailboxSeen.run(address);
-      this.deletedSinceCheckpoint += deleted;
       return this.q.deleteMailbox.run(address).changes > 0;
     });
   }
 
   deposit(r: DepositRequest, limits: MailboxLimits): Promise<DepositResult> {
-    return this.write((): DepositResult => {
+    return this.write((batch): DepositResult => {
       const usage = this.q.usage.get(r.address) as { count: number; bytes: number } | undefined;
       if (!usage) return { status: "unknown-mailbox" };
       const digest = depositDigest(r.ciphertext);
@@ -220,8 +383,14 @@ export class SqliteStorage implements Storage {
       if (usage.count + 1 > limits.maxMessages || usage.bytes + r.ciphertext.length > limits.maxBytes) {
         return { status: "quota" };
       }
+      const slot = this.keys.allocate();
+      batch.newSlots.push(slot);
+      const key = randomBytes(KEY_LENGTH);
+      this.keys.write(slot, key);
+      const sealed = sealMessage(key, r.id, r.address, r.ciphertext);
+      key.fill(0);
       const seq = Number(
-        this.q.insert.run(r.id, r.address, r.ciphertext, r.receivedAt, r.expiresAt).lastInsertRowid,
+        this.q.insert.run(r.id, r.address, slot, sealed, r.receivedAt, r.expiresAt).lastInsertRowid,
       );
       this.q.remember.run(r.address, r.clientMessageId, r.expiresAt, digest);
       this.q.addUsage.run(1, r.ciphertext.length, r.address);
@@ -240,45 +409,57 @@ export class SqliteStorage implements Storage {
   }
 
   async pending(address: Uint8Array, now: number, limit: number, afterSeq = 0): Promise<StoredMessage[]> {
-    return (this.q.pending.all(address, afterSeq, now, limit) as Row[]).map(toMessage);
+    return (this.q.pending.all(address, afterSeq, now, limit) as Row[]).map((r) => {
+      const key = this.keys.read(r.key_slot);
+      try {
+        return {
+          seq: r.seq,
+          id: new Uint8Array(r.id),
+          address: new Uint8Array(r.address),
+          ciphertext: openMessage(key, r.id, r.address, r.sealed),
+          receivedAt: r.received_at,
+          expiresAt: r.expires_at,
+        };
+      } finally {
+        key.fill(0);
+      }
+    });
   }
 
   ack(address: Uint8Array, id: Uint8Array): Promise<boolean> {
-    return this.write(() => {
-      const size = this.q.deleteMessage.get(address, id) as number | undefined;
-      if (size === undefined) return false;
-      this.q.addUsage.run(-1, -size, address);
-      this.deletedSinceCheckpoint++;
+    return this.write((batch) => {
+      const row = this.q.deleteMessage.get(address, id) as { slot: number; size: number } | undefined;
+      if (row === undefined) return false;
+      this.q.addUsage.run(-1, -row.size, address);
+      batch.freedSlots.push(row.slot);
       return true;
     });
   }
 
-  sweep(now: number): Promise<number> {
-    return this.write(() => {
-      const rows = this.q.expired.all(now) as { address: Uint8Array; size: number }[];
-      for (const r of rows) this.q.addUsage.run(-1, -r.size, r.address);
-      this.q.deleteExpired.run(now);
-      this.q.forgetSeen.run(now);
-      this.deletedSinceCheckpoint += rows.length;
-      return rows.length;
-    });
-  }
-
-  /**
-   * Deleted rows are zeroed in the database pages (secure_delete), but the WAL still holds the
-   * frames that inserted them. A TRUNCATE checkpoint copies every page back and empties the WAL,
-   * so no file in the data directory keeps deleted ciphertext. Run after each commit that deleted
-   * something. Another process reading the database (an operator's `sqlite3`) can keep it from
-   * completing: then the next commit that deletes, or the next sweep, tries again.
-   */
-  private checkpointIfDeleted(): void {
-    if (this.deletedSinceCheckpoint === 0 || this.closed) return;
-    try {
-      const [result] = this.db.pragma("wal_checkpoint(TRUNCATE)") as { busy: number }[];
-      if (result?.busy === 0) this.deletedSinceCheckpoint = 0;
-    } catch {
-      // The deletes are committed all the same; the WAL is emptied by a later checkpoint.
+  async sweep(now: number): Promise<number> {
+    let deleted = 0;
+    // In bounded transactions, so that the WAL stays small however much expired at once.
+    for (;;) {
+      const n = await this.write((batch) => {
+        const rows = this.q.expired.all(now, SWEEP_BATCH) as {
+          seq: number;
+          address: Uint8Array;
+          slot: number;
+          size: number;
+        }[];
+        for (const r of rows) {
+          this.q.deleteSeq.run(r.seq);
+          this.q.addUsage.run(-1, -r.size, r.address);
+          batch.freedSlots.push(r.slot);
+        }
+        if (rows.length < SWEEP_BATCH) this.q.forgetSeen.run(now);
+        return rows.length;
+      });
+      deleted += n;
+      if (n < SWEEP_BATCH) break;
     }
+    this.keys.shrink();
+    return deleted;
   }
 
   async stats(): Promise<StorageStats> {
@@ -289,7 +470,13 @@ export class SqliteStorage implements Storage {
     if (this.closed) return;
     this.flush();
     this.closed = true;
-    this.db.pragma("wal_checkpoint(TRUNCATE)");
+    try {
+      this.db.pragma("wal_checkpoint(TRUNCATE)");
+    } catch (e) {
+      // Everything is committed; the next start checkpoints what is left in the WAL.
+      this.log?.warn({ err: (e as Error).message }, "final checkpoint failed");
+    }
     this.db.close();
+    this.keys.close();
   }
 }
