@@ -37,7 +37,7 @@ const DELETION: Record<string, string> = {
 
 export function transparencyStatement(
   config: RelayConfig,
-  storage: Pick<Storage, "kind" | "durability" | "disclosure">,
+  storage: Pick<Storage, "kind" | "durability" | "disclosure" | "capacity">,
   counters: Counters,
 ): object {
   const kind = storage.kind;
@@ -97,6 +97,8 @@ export function transparencyStatement(
       maxMessageBytes: config.maxMessageBytes,
       mailboxMaxMessages: config.mailboxMaxMessages,
       mailboxMaxBytes: config.mailboxMaxBytes,
+      maxStorageBytes: storage.capacity.maxBytes,
+      maxMailboxes: storage.capacity.maxMailboxes,
       framesPerSecondPerConnection: config.rateLimit,
       maxConnections: config.maxConnections,
     },

@@ -1,10 +1,15 @@
 import { toHex } from "@parley/protocol";
 import {
+  ACCOUNTED_MAILBOX_BYTES,
+  ACCOUNTED_MESSAGE_BYTES,
+  type CreateResult,
   type DepositRequest,
   type DepositResult,
+  defaultMaxMailboxes,
   depositDigest,
   type MailboxLimits,
   type Storage,
+  type StorageCapacity,
   type StorageStats,
   type StoredMessage,
 } from "./types.js";
@@ -18,17 +23,42 @@ interface Mailbox {
   seen: Map<string, { expiresAt: number; digest: Buffer }>;
 }
 
+/** `--max-storage` for a memory storage when it is not set. */
+export const MEMORY_DEFAULT_MAX_BYTES = 256 * 1024 * 1024;
+
+export interface MemoryStorageOptions {
+  /** Default MEMORY_DEFAULT_MAX_BYTES. */
+  readonly maxBytes?: number;
+  /** Default `defaultMaxMailboxes(maxBytes)`. */
+  readonly maxMailboxes?: number;
+}
+
 /** In-memory storage, for tests and for relays that prefer to lose everything on restart. */
 export class MemoryStorage implements Storage {
   readonly kind = "memory";
   readonly durability = "in this process's memory only: everything is lost when the relay stops";
+  readonly capacity: StorageCapacity;
   private readonly boxes = new Map<string, Mailbox>();
   private seq = 0;
+  /** Bytes counted against the capacity: ciphertext, and a fixed cost per message and mailbox. */
+  private accounted = 0;
 
-  async createMailbox(address: Uint8Array, ownerKey: Uint8Array): Promise<"created" | "exists" | "conflict"> {
+  constructor(options: MemoryStorageOptions = {}) {
+    const maxBytes = options.maxBytes ?? MEMORY_DEFAULT_MAX_BYTES;
+    this.capacity = { maxBytes, maxMailboxes: options.maxMailboxes ?? defaultMaxMailboxes(maxBytes) };
+  }
+
+  async createMailbox(address: Uint8Array, ownerKey: Uint8Array): Promise<CreateResult> {
     const key = toHex(address);
     const box = this.boxes.get(key);
     if (box) return toHex(box.owner) === toHex(ownerKey) ? "exists" : "conflict";
+    if (
+      this.boxes.size >= this.capacity.maxMailboxes ||
+      this.accounted + ACCOUNTED_MAILBOX_BYTES > this.capacity.maxBytes
+    ) {
+      return "full";
+    }
+    this.accounted += ACCOUNTED_MAILBOX_BYTES;
     this.boxes.set(key, { owner: Uint8Array.from(ownerKey), messages: new Map(), bytes: 0, seen: new Map() });
     return "created";
   }
@@ -41,6 +71,7 @@ export class MemoryStorage implements Storage {
     const box = this.boxes.get(toHex(address));
     if (!box) return false;
     for (const m of box.messages.values()) m.ciphertext.fill(0);
+    this.accounted -= ACCOUNTED_MAILBOX_BYTES + box.bytes + box.messages.size * ACCOUNTED_MESSAGE_BYTES;
     return this.boxes.delete(toHex(address));
   }
 
@@ -54,6 +85,9 @@ export class MemoryStorage implements Storage {
     if (box.messages.size + 1 > limits.maxMessages || box.bytes + r.ciphertext.length > limits.maxBytes) {
       return { status: "quota" };
     }
+    const cost = r.ciphertext.length + ACCOUNTED_MESSAGE_BYTES;
+    if (this.accounted + cost > this.capacity.maxBytes) return { status: "full" };
+    this.accounted += cost;
     const message: StoredMessage = {
       id: Uint8Array.from(r.id),
       seq: ++this.seq,
@@ -85,6 +119,7 @@ export class MemoryStorage implements Storage {
     if (!box || !m) return false;
     box.messages.delete(toHex(id));
     box.bytes -= m.ciphertext.length;
+    this.accounted -= m.ciphertext.length + ACCOUNTED_MESSAGE_BYTES;
     m.ciphertext.fill(0);
     return true;
   }
@@ -96,6 +131,7 @@ export class MemoryStorage implements Storage {
         if (m.expiresAt > now) continue;
         box.messages.delete(key);
         box.bytes -= m.ciphertext.length;
+        this.accounted -= m.ciphertext.length + ACCOUNTED_MESSAGE_BYTES;
         m.ciphertext.fill(0);
         n++;
       }
@@ -117,5 +153,6 @@ export class MemoryStorage implements Storage {
   async close(): Promise<void> {
     for (const box of this.boxes.values()) for (const m of box.messages.values()) m.ciphertext.fill(0);
     this.boxes.clear();
+    this.accounted = 0;
   }
 }

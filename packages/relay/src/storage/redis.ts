@@ -35,11 +35,16 @@ import { Redis, type RedisOptions } from "ioredis";
 import { type RedisTarget, redisDisplay } from "../config.js";
 import type { Logger } from "../log.js";
 import {
+  ACCOUNTED_MAILBOX_BYTES,
+  ACCOUNTED_MESSAGE_BYTES,
+  type CreateResult,
   type DepositRequest,
   type DepositResult,
+  defaultMaxMailboxes,
   depositDigest,
   type MailboxLimits,
   type Storage,
+  type StorageCapacity,
   type StorageDisclosure,
   type StorageEvents,
   type StorageStats,
@@ -61,22 +66,38 @@ const HEADER = 16;
 // ---- scripts ----------------------------------------------------------------------------------
 // Every script is atomic: no other client's command runs between its first and last line.
 
-/** KEYS mailbox, stats. ARGV owner key. */
-const CREATE = `
+/**
+ * The bytes the relays count against `--max-storage` after adding `messages` messages of `bytes`
+ * bytes and `mailboxes` mailboxes to the totals in KEYS[stats]: ciphertext, plus a fixed cost per
+ * message and per mailbox.
+ */
+const ACCOUNTED = `
+local function accounted(stats, mailboxes, messages, bytes)
+  local t = redis.call('HMGET', stats, 'mailboxes', 'messages', 'bytes')
+  return tonumber(t[3] or 0) + bytes
+    + (tonumber(t[2] or 0) + messages) * ${ACCOUNTED_MESSAGE_BYTES}
+    + (tonumber(t[1] or 0) + mailboxes) * ${ACCOUNTED_MAILBOX_BYTES}, tonumber(t[1] or 0)
+end`;
+
+/** KEYS mailbox, stats. ARGV owner key, max mailboxes, max bytes. */
+const CREATE = `${ACCOUNTED}
 local owner = redis.call('HGET', KEYS[1], 'owner')
 if owner then
   if owner == ARGV[1] then return 'exists' end
   return 'conflict'
 end
+local total, mailboxes = accounted(KEYS[2], 1, 0, 0)
+if mailboxes >= tonumber(ARGV[2]) or total > tonumber(ARGV[3]) then return 'full' end
 redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'messages', 0, 'bytes', 0)
 redis.call('HINCRBY', KEYS[2], 'mailboxes', 1)
 return 'created'`;
 
 /**
  * KEYS mailbox, messages, queue, expiry, seen, due, seq, stats, digests. ARGV address (hex), client
- * id, relay id, stored value, expiry, max messages, max bytes, channel, node, ciphertext digest.
+ * id, relay id, stored value, expiry, max messages, max bytes, channel, node, ciphertext digest,
+ * max storage bytes.
  */
-const DEPOSIT = `
+const DEPOSIT = `${ACCOUNTED}
 local count = redis.call('HGET', KEYS[1], 'messages')
 if not count then return {'unknown-mailbox'} end
 if redis.call('ZSCORE', KEYS[5], ARGV[2]) then
@@ -87,6 +108,7 @@ end
 local size = string.len(ARGV[4]) - ${HEADER}
 local bytes = tonumber(redis.call('HGET', KEYS[1], 'bytes'))
 if tonumber(count) + 1 > tonumber(ARGV[6]) or bytes + size > tonumber(ARGV[7]) then return {'quota'} end
+if accounted(KEYS[8], 0, 1, size) > tonumber(ARGV[11]) then return {'full'} end
 local seq = redis.call('INCR', KEYS[7])
 local top = redis.call('ZRANGE', KEYS[3], -1, -1, 'WITHSCORES')[2]
 if top and tonumber(top) >= seq then
@@ -366,7 +388,14 @@ export interface RedisStorageOptions {
   readonly prefix?: string;
   /** How often (ms) the relays sharing this Redis ask it to rewrite its AOF. 0 (default): never. */
   readonly rewriteIntervalMs?: number;
+  /** `--max-storage`: default REDIS_DEFAULT_MAX_BYTES. Every relay on one Redis should say the same. */
+  readonly maxBytes?: number;
+  /** `--max-mailboxes`: default `defaultMaxMailboxes(maxBytes)`. */
+  readonly maxMailboxes?: number;
 }
+
+/** `--max-storage` for a Redis storage when it is not set (set Redis's maxmemory above it). */
+export const REDIS_DEFAULT_MAX_BYTES = 1024 * 1024 * 1024;
 
 interface MailboxKeys {
   readonly hex: string;
@@ -385,6 +414,7 @@ export class RedisStorage implements Storage {
   /** A random id for this relay process, so that it can ignore its own notifications. */
   readonly node = randomBytes(8).toString("hex");
   durability = describeDurability(UNREAD);
+  readonly capacity: StorageCapacity;
   persistence: RedisPersistence | null = null;
   /** Notifications on the channel that were not of the expected shape, and so ignored. */
   ignoredNotifications = 0;
@@ -415,6 +445,8 @@ export class RedisStorage implements Storage {
     this.timeoutMs = options.timeoutMs ?? 5000;
     this.prefix = options.prefix ?? DEFAULT_PREFIX;
     this.rewriteIntervalMs = options.rewriteIntervalMs ?? 0;
+    const maxBytes = options.maxBytes ?? REDIS_DEFAULT_MAX_BYTES;
+    this.capacity = { maxBytes, maxMailboxes: options.maxMailboxes ?? defaultMaxMailboxes(maxBytes) };
     this.options = {
       host: t.host,
       port: t.port,
@@ -687,10 +719,14 @@ export class RedisStorage implements Storage {
     return { seq: `${p}seq`, stats: `${p}stats`, due: `${p}due`, channel: `${p}deposits` };
   }
 
-  async createMailbox(address: Uint8Array, ownerKey: Uint8Array): Promise<"created" | "exists" | "conflict"> {
+  async createMailbox(address: Uint8Array, ownerKey: Uint8Array): Promise<CreateResult> {
     const k = this.keys(address);
-    const result = await this.script("parleyCreate", [k.mailbox, this.global.stats], [ownerKey]);
-    return result as "created" | "exists" | "conflict";
+    const result = await this.script(
+      "parleyCreate",
+      [k.mailbox, this.global.stats],
+      [ownerKey, this.capacity.maxMailboxes, this.capacity.maxBytes],
+    );
+    return result as CreateResult;
   }
 
   async mailboxOwner(address: Uint8Array): Promise<Uint8Array | null> {
@@ -730,6 +766,7 @@ export class RedisStorage implements Storage {
         g.channel,
         this.node,
         depositDigest(r.ciphertext),
+        this.capacity.maxBytes,
       ],
     )) as [string, string?];
     switch (status) {
@@ -747,6 +784,7 @@ export class RedisStorage implements Storage {
         };
       case "duplicate":
       case "id-reused":
+      case "full":
       case "quota":
       case "unknown-mailbox":
         return { status };

@@ -14,20 +14,34 @@
 // batch deleted are overwritten with zeros and fsynced after it commits and before any ack of the
 // batch is answered. A crash between the two leaves keys no message refers to: the next start
 // erases them before serving.
+//
+// Space. The data directory's files (database, WAL, key file, reserve) never take more than
+// `maxBytes` (--max-storage): a deposit or a new mailbox that would pass it is refused ("full"),
+// as is anything new while the file system has less than twice the WAL allowance free. Deleting
+// always works: a reserve file (reserve.ts) is given back to the file system when it runs short,
+// so that acks, the sweep, the checkpoints and a shutdown have room, on a disk that something else
+// filled, and on a restart on a full disk too.
 import { randomBytes } from "node:crypto";
+import { statSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
+import { MIN_MAX_STORAGE_BYTES } from "../config.js";
 import type { Logger } from "../log.js";
-import { createPrivateFile, makePrivateDir } from "./datadir.js";
+import { createPrivateFile, freeBytes, makePrivateDir } from "./datadir.js";
 import { KEY_LENGTH, KeyFile } from "./keyfile.js";
+import { Reserve } from "./reserve.js";
 import { openMessage, SEAL_OVERHEAD, sealMessage } from "./sealed.js";
 import {
+  type CreateResult,
   type DepositRequest,
   type DepositResult,
+  defaultMaxMailboxes,
   depositDigest,
   type MailboxLimits,
   type Storage,
+  type StorageCapacity,
   type StorageStats,
+  StorageUnavailableError,
   type StoredMessage,
 } from "./types.js";
 
@@ -62,19 +76,52 @@ CREATE TABLE IF NOT EXISTS seen (
 CREATE INDEX IF NOT EXISTS seen_by_expiry ON seen (expires_at);
 `;
 
-/** How long the first write of a batch waits for company, and the batch size that flushes at once. */
+/** How long the first write of a batch waits for company, and the most writes a batch carries. */
 const GROUP_COMMIT_MS = 1;
 const GROUP_COMMIT_MAX = 512;
 /** Expired messages deleted per transaction by a sweep (which runs as many as it takes). */
-const SWEEP_BATCH = 256;
+const SWEEP_BATCH = 64;
+const MiB = 1024 * 1024;
+/** The smallest `maxBytes` a SQLite storage accepts (--max-storage). */
+export const SQLITE_MIN_MAX_BYTES = MIN_MAX_STORAGE_BYTES;
 
-/** What one transaction did to the key file: slots it filled, slots it emptied. */
+/**
+ * The reserve, and the WAL's allowance, for a storage of `maxBytes`: a sixteenth of it each,
+ * between 1 MiB and 64 MiB.
+ */
+export function sqliteAllowance(maxBytes: number): number {
+  return Math.min(64 * MiB, Math.max(MiB, Math.floor(maxBytes / 16)));
+}
+
+/** `maxBytes` when --max-storage is not set: half of what the data directory could grow to now. */
+export function sqliteDefaultMaxBytes(freeBytes: number, usedBytes: number): number {
+  return Math.max(SQLITE_MIN_MAX_BYTES, Math.floor((freeBytes + usedBytes) / 2));
+}
+
+/** What one transaction did to the key file (slots it filled, slots it emptied), and what it may take. */
 interface Batch {
   readonly newSlots: number[];
   readonly freedSlots: number[];
+  /** The file system is short of space: nothing new is taken. */
+  readonly refuseNew: boolean;
 }
 
-type Op = { run: (b: Batch) => unknown; resolve: (v: unknown) => void; reject: (e: unknown) => void };
+type Op = {
+  run: (b: Batch) => unknown;
+  /** Bytes it adds (a deposit's ciphertext), so that a batch stays within the WAL's allowance. */
+  bytes: number;
+  resolve: (v: unknown) => void;
+  reject: (e: unknown) => void;
+};
+
+/** A deposit or a new mailbox refused inside its savepoint: it would take the files past maxBytes. */
+const OVER_BUDGET = new Error("over the storage budget");
+
+/** A write failed for want of space on the file system. */
+function diskFull(e: unknown): boolean {
+  const code = (e as { code?: unknown }).code;
+  return code === "SQLITE_FULL" || code === "ENOSPC" || code === "EDQUOT";
+}
 
 interface Row {
   seq: number;
@@ -88,6 +135,10 @@ interface Row {
 
 export interface SqliteStorageOptions {
   readonly logger?: Logger;
+  /** --max-storage; default `sqliteDefaultMaxBytes` of the file system at start. */
+  readonly maxBytes?: number;
+  /** --max-mailboxes; default `defaultMaxMailboxes(maxBytes)`. */
+  readonly maxMailboxes?: number;
 }
 
 export class SqliteStorage implements Storage {
@@ -96,8 +147,20 @@ export class SqliteStorage implements Storage {
     "SQLite on the relay's disk (WAL, synchronous=FULL): a deposit is acknowledged once its commit is fsynced, so it survives a crash of the relay or of its machine";
   readonly path: string;
   readonly keysPath: string;
+  readonly capacity: StorageCapacity;
+  /** Bytes of the reserve file, and of the WAL's allowance. */
+  readonly allowance: number;
+  private readonly dir: string;
   private readonly db: Database.Database;
   private readonly keys: KeyFile;
+  private readonly reserve: Reserve;
+  private reserveHeld = false;
+  private mailboxCount = 0;
+  private queuedBytes = 0;
+  /** A flush of a full batch is scheduled (setImmediate). */
+  private flushing = false;
+  private readonly batchOps: number;
+  private lastWriteError: string | null = null;
   private readonly log: Logger | undefined;
   private queue: Op[] = [];
   private timer: NodeJS.Timeout | undefined;
@@ -110,8 +173,23 @@ export class SqliteStorage implements Storage {
   constructor(dataDir: string, options: SqliteStorageOptions = {}) {
     this.log = options.logger;
     makePrivateDir(dataDir);
+    this.dir = dataDir;
     this.path = join(dataDir, "relay.sqlite");
     this.keysPath = join(dataDir, "relay.keys");
+    const files = [this.path, `${this.path}-wal`, this.keysPath, join(dataDir, "relay.reserve")];
+    const used = files.reduce((n, f) => n + fileSize(f), 0);
+    const free = freeBytes(dataDir);
+    const maxBytes = options.maxBytes ?? sqliteDefaultMaxBytes(free, used);
+    if (maxBytes < SQLITE_MIN_MAX_BYTES) {
+      throw new RangeError(`maxBytes: at least ${SQLITE_MIN_MAX_BYTES} bytes, got ${maxBytes}`);
+    }
+    this.capacity = { maxBytes, maxMailboxes: options.maxMailboxes ?? defaultMaxMailboxes(maxBytes) };
+    this.allowance = sqliteAllowance(maxBytes);
+    this.batchOps = Math.min(GROUP_COMMIT_MAX, Math.max(32, Math.floor(this.allowance / 16384)));
+    this.reserve = new Reserve(join(dataDir, "relay.reserve"), this.allowance);
+    this.reserveHeld = this.reserve.held;
+    // Started on a full disk: give the reserve back before SQLite opens (which may write).
+    if (free < 2 * this.allowance) this.releaseReserve(free);
     // SQLite gives the WAL the database file's permissions.
     createPrivateFile(this.path);
     this.db = new Database(this.path, { timeout: 0 });
@@ -120,6 +198,9 @@ export class SqliteStorage implements Storage {
       // (the kernel releases it if the process dies). In this mode the WAL index lives in this
       // process's memory, so there is no -shm file.
       this.db.pragma("locking_mode = EXCLUSIVE");
+      // A new database frees pages back to the file system as they empty (see `shrinkDatabase`);
+      // this must come before anything is written to it (an existing one keeps its setting).
+      this.db.pragma("auto_vacuum = INCREMENTAL");
       this.db.pragma("journal_mode = WAL");
       this.db.exec("BEGIN IMMEDIATE; COMMIT");
     } catch (e) {
@@ -139,11 +220,18 @@ export class SqliteStorage implements Storage {
     }
     this.db.pragma("synchronous = FULL");
     this.db.pragma("temp_store = MEMORY");
-    // Deleted rows are zeroed where that costs no extra writes: their metadata (addresses, ids,
-    // times) in b-tree pages. Freed overflow pages keep their bytes, which are sealed ciphertext
-    // whose key is erased.
+    // While the relay runs, the WAL is checkpointed often and kept at up to its allowance (not
+    // truncated to nothing, so that deleting finds room in it on a full disk).
+    this.db.pragma(`journal_size_limit = ${this.allowance}`);
+    this.db.pragma(
+      `wal_autocheckpoint = ${Math.max(16, Math.min(1000, Math.floor(this.allowance / 4 / 4096)))}`,
+    );
+    // A conversion from an older layout zeroes every page it frees (plain ciphertext, there).
     this.db.pragma("secure_delete = ON");
     this.migrate();
+    // From then on, deleted rows are zeroed where that costs no extra writes: their metadata
+    // (addresses, ids, times) in b-tree pages. Freed overflow pages keep their bytes, which are
+    // sealed ciphertext whose key is erased.
     this.db.pragma("secure_delete = FAST");
     this.openKeys();
     const db = this.db;
@@ -179,9 +267,62 @@ export class SqliteStorage implements Storage {
       stats: db.prepare(
         "SELECT count(*) AS mailboxes, coalesce(sum(message_count), 0) AS messages, coalesce(sum(byte_count), 0) AS bytes FROM mailboxes",
       ),
+      mailboxCount: db.prepare("SELECT count(*) FROM mailboxes").pluck(),
+      pageCount: db.prepare("PRAGMA page_count").pluck(),
+      freePages: db.prepare("PRAGMA freelist_count").pluck(),
+      pageSize: db.prepare("PRAGMA page_size").pluck(),
     };
-    // A crash may have left frames of deleted rows in the WAL: empty it before serving.
-    this.db.pragma("wal_checkpoint(TRUNCATE)");
+    this.mailboxCount = this.q.mailboxCount.get() as number;
+    // Frames of deleted rows may be left in the WAL: empty it before serving.
+    try {
+      this.db.pragma("wal_checkpoint(TRUNCATE)");
+    } catch (e) {
+      if (!diskFull(e)) throw e;
+      this.log?.warn({ err: (e as Error).message }, "checkpoint at start failed: the disk is full");
+    }
+    this.takeReserve();
+  }
+
+  /** Bytes the database's pages in use take (free pages aside), within the current transaction. */
+  private pagesInUse(): number {
+    const pages = (this.q.pageCount.get() as number) - (this.q.freePages.get() as number);
+    return pages * (this.q.pageSize.get() as number);
+  }
+
+  /**
+   * Whether the files would pass maxBytes: the pages in use, the key file, the reserve (held or
+   * not), and twice the WAL's allowance (its steady size, and one batch beyond it).
+   */
+  private overBudget(): boolean {
+    const files = this.pagesInUse() + this.keys.bytes + this.reserve.bytes + 2 * this.allowance;
+    return files > this.capacity.maxBytes;
+  }
+
+  private releaseReserve(free: number): void {
+    if (!this.reserve.release()) return;
+    this.reserveHeld = false;
+    this.log?.warn(
+      { freeBytes: free, reserveBytes: this.reserve.bytes },
+      "data directory's file system nearly full: reserve given back, new messages refused until there is room",
+    );
+  }
+
+  /** Takes the reserve again once the file system has room for it and some. */
+  private takeReserve(): void {
+    if (this.reserveHeld || this.closed) return;
+    if (this.reserve.take(this.dir, 4 * this.allowance)) {
+      this.reserveHeld = true;
+      this.log?.info({ reserveBytes: this.reserve.bytes }, "reserve taken: new messages accepted again");
+    }
+  }
+
+  writeProblem(): string | null {
+    if (this.closed) return null;
+    const free = freeBytes(this.dir);
+    if (!this.reserveHeld || free < 2 * this.allowance) {
+      return `storage full: the data directory's file system has ${free} bytes free; new messages are refused, acks and deliveries go on`;
+    }
+    return this.lastWriteError;
   }
 
   /**
@@ -201,6 +342,14 @@ export class SqliteStorage implements Storage {
     const columns = (table: string) =>
       (db.pragma(`table_info(${table})`) as { name: string }[]).map((c) => c.name);
     const legacy = columns("messages").includes("ciphertext");
+    const seenColumns = columns("seen");
+    if (
+      version === SCHEMA_VERSION &&
+      !legacy &&
+      (seenColumns.length === 0 || seenColumns.includes("digest"))
+    ) {
+      return; // nothing to write (a start on a full disk must not need to)
+    }
     const newSlots: number[] = [];
     let sealedRows = 0;
     try {
@@ -211,7 +360,7 @@ export class SqliteStorage implements Storage {
             DROP INDEX IF EXISTS messages_by_mailbox;
             DROP INDEX IF EXISTS messages_by_expiry;`);
         }
-        if (columns("seen").length > 0 && !columns("seen").includes("digest")) {
+        if (seenColumns.length > 0 && !seenColumns.includes("digest")) {
           db.exec("ALTER TABLE seen ADD COLUMN digest BLOB");
         }
         db.exec(SCHEMA);
@@ -253,6 +402,17 @@ export class SqliteStorage implements Storage {
     if (legacy) {
       db.pragma("wal_checkpoint(TRUNCATE)");
       this.log?.info({ sealed: sealedRows }, "database brought to layout 1: waiting messages sealed");
+      try {
+        // Rewritten once, so that it can give pages back to the file system from now on.
+        db.pragma("auto_vacuum = INCREMENTAL");
+        db.exec("VACUUM");
+        db.pragma("wal_checkpoint(TRUNCATE)");
+      } catch (e) {
+        this.log?.warn(
+          { err: (e as Error).message },
+          "database not rewritten (VACUUM): it keeps its free pages",
+        );
+      }
     }
   }
 
@@ -290,40 +450,87 @@ export class SqliteStorage implements Storage {
    * Queues a write. The queue commits as one transaction (one fsync) a moment after its first
    * write (GROUP_COMMIT_MS), or at once when GROUP_COMMIT_MAX writes are waiting.
    */
-  private write<T>(run: (b: Batch) => T): Promise<T> {
+  private write<T>(run: (b: Batch) => T, bytes = 0): Promise<T> {
     if (this.closed) return Promise.reject(new Error("storage is closed"));
     return new Promise<T>((resolve, reject) => {
-      this.queue.push({ run, resolve: resolve as (v: unknown) => void, reject });
-      if (this.queue.length >= GROUP_COMMIT_MAX) {
-        clearTimeout(this.timer);
-        this.timer = undefined;
-        setImmediate(() => this.flush());
-      } else if (this.timer === undefined) {
+      this.queue.push({ run, bytes, resolve: resolve as (v: unknown) => void, reject });
+      this.queuedBytes += bytes;
+      if (this.queue.length >= this.batchOps || this.queuedBytes >= this.batchBytes) this.flushSoon();
+      else if (this.timer === undefined && !this.flushing) {
         this.timer = setTimeout(() => this.flush(), GROUP_COMMIT_MS);
       }
     });
   }
 
+  /** A full batch is waiting: commit it on the next turn of the event loop. */
+  private flushSoon(): void {
+    if (this.flushing) return;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.flushing = true;
+    setImmediate(() => {
+      this.flushing = false;
+      this.flush();
+    });
+  }
+
+  /** Bytes of new data in one transaction: half the WAL's allowance, so that the WAL stays within it. */
+  private get batchBytes(): number {
+    return this.allowance / 2;
+  }
+
+  /** Commits the oldest batch of writes (at most batchOps, about batchBytes); the rest follows. */
   private flush(): void {
     clearTimeout(this.timer);
     this.timer = undefined;
-    const ops = this.queue;
-    this.queue = [];
+    let take = 0;
+    let bytes = 0;
+    while (
+      take < this.queue.length &&
+      take < this.batchOps &&
+      (take === 0 || bytes + this.queue[take]!.bytes <= this.batchBytes)
+    ) {
+      bytes += this.queue[take]!.bytes;
+      take++;
+    }
+    const ops = this.queue.splice(0, take);
+    this.queuedBytes -= bytes;
+    if (this.queue.length > 0) this.flushSoon();
     if (ops.length === 0) return;
-    const batch: Batch = { newSlots: [], freedSlots: [] };
+    let batch: Batch;
     let results: unknown[];
-    try {
-      results = this.db.transaction(() => {
-        const out = ops.map((op) => op.run(batch));
-        // The new keys are on disk before the rows that need them are committed.
-        if (batch.newSlots.length > 0) this.keys.sync();
-        return out;
-      })();
-    } catch (e) {
-      // Nothing was committed: the keys written for it are erased again.
-      this.forgetKeys(batch.newSlots);
-      for (const op of ops) op.reject(e);
-      return;
+    for (let attempt = 1; ; attempt++) {
+      const free = freeBytes(this.dir);
+      if (free < 2 * this.allowance && this.reserveHeld) this.releaseReserve(free);
+      batch = { newSlots: [], freedSlots: [], refuseNew: !this.reserveHeld || free < 2 * this.allowance };
+      try {
+        const b = batch;
+        results = this.db.transaction(() => {
+          const out = ops.map((op) => op.run(b));
+          // The new keys are on disk before the rows that need them are committed.
+          if (b.newSlots.length > 0) this.keys.sync();
+          return out;
+        })();
+        this.lastWriteError = null;
+        break;
+      } catch (e) {
+        // Nothing was committed: the keys written for it are erased again.
+        this.forgetKeys(batch.newSlots);
+        this.mailboxCount = this.q.mailboxCount.get() as number;
+        if (diskFull(e)) {
+          this.lastWriteError = `storage cannot write: ${(e as Error).message}`;
+          // The disk filled under us: give the reserve back and try once more.
+          if (attempt === 1 && this.reserveHeld) {
+            this.releaseReserve(freeBytes(this.dir));
+            continue;
+          }
+          const unavailable = new StorageUnavailableError("the data directory's file system is full");
+          for (const op of ops) op.reject(unavailable);
+          return;
+        }
+        for (const op of ops) op.reject(e);
+        return;
+      }
     }
     this.commits++;
     this.committedOps += ops.length;
@@ -348,13 +555,30 @@ export class SqliteStorage implements Storage {
     }
   }
 
-  createMailbox(address: Uint8Array, ownerKey: Uint8Array): Promise<"created" | "exists" | "conflict"> {
-    return this.write(() => {
+  createMailbox(address: Uint8Array, ownerKey: Uint8Array): Promise<CreateResult> {
+    return this.write((batch): CreateResult => {
       const owner = this.q.owner.get(address) as Uint8Array | undefined;
       if (owner) return Buffer.compare(owner, ownerKey) === 0 ? "exists" : "conflict";
-      this.q.insertMailbox.run(address, ownerKey);
+      if (batch.refuseNew || this.mailboxCount >= this.capacity.maxMailboxes) return "full";
+      const created = this.withinBudget(() => this.q.insertMailbox.run(address, ownerKey));
+      if (!created) return "full";
+      this.mailboxCount++;
       return "created";
     });
+  }
+
+  /** Runs `change` in a savepoint, undone if the files would then pass maxBytes; false if it was. */
+  private withinBudget(change: () => void): boolean {
+    try {
+      this.db.transaction(() => {
+        change();
+        if (this.overBudget()) throw OVER_BUDGET;
+      })();
+      return true;
+    } catch (e) {
+      if (e === OVER_BUDGET) return false;
+      throw e;
+    }
   }
 
   async mailboxOwner(address: Uint8Array): Promise<Uint8Array | null> {
@@ -367,7 +591,9 @@ export class SqliteStorage implements Storage {
       batch.freedSlots.push(...(this.q.mailboxSlots.all(address) as number[]));
       this.q.deleteMailboxMessages.run(address);
       this.q.deleteMailboxSeen.run(address);
-      return this.q.deleteMailbox.run(address).changes > 0;
+      const deleted = this.q.deleteMailbox.run(address).changes > 0;
+      if (deleted) this.mailboxCount--;
+      return deleted;
     });
   }
 
@@ -383,17 +609,25 @@ export class SqliteStorage implements Storage {
       if (usage.count + 1 > limits.maxMessages || usage.bytes + r.ciphertext.length > limits.maxBytes) {
         return { status: "quota" };
       }
+      if (batch.refuseNew) return { status: "full" };
       const slot = this.keys.allocate();
       batch.newSlots.push(slot);
       const key = randomBytes(KEY_LENGTH);
       this.keys.write(slot, key);
       const sealed = sealMessage(key, r.id, r.address, r.ciphertext);
       key.fill(0);
-      const seq = Number(
-        this.q.insert.run(r.id, r.address, slot, sealed, r.receivedAt, r.expiresAt).lastInsertRowid,
-      );
-      this.q.remember.run(r.address, r.clientMessageId, r.expiresAt, digest);
-      this.q.addUsage.run(1, r.ciphertext.length, r.address);
+      let seq = 0;
+      const stored = this.withinBudget(() => {
+        seq = Number(
+          this.q.insert.run(r.id, r.address, slot, sealed, r.receivedAt, r.expiresAt).lastInsertRowid,
+        );
+        this.q.remember.run(r.address, r.clientMessageId, r.expiresAt, digest);
+        this.q.addUsage.run(1, r.ciphertext.length, r.address);
+      });
+      if (!stored) {
+        batch.freedSlots.push(slot); // erased after the commit, like a deleted message's
+        return { status: "full" };
+      }
       return {
         status: "stored",
         message: {
@@ -405,7 +639,7 @@ export class SqliteStorage implements Storage {
           expiresAt: r.expiresAt,
         },
       };
-    });
+    }, r.ciphertext.length);
   }
 
   async pending(address: Uint8Array, now: number, limit: number, afterSeq = 0): Promise<StoredMessage[]> {
@@ -459,7 +693,30 @@ export class SqliteStorage implements Storage {
       if (n < SWEEP_BATCH) break;
     }
     this.keys.shrink();
+    this.takeReserve();
+    this.shrinkDatabase();
     return deleted;
+  }
+
+  /**
+   * Gives free pages beyond one WAL allowance back to the file system (incremental vacuum), a
+   * chunk per transaction so that the WAL stays within its allowance; not while space is short.
+   */
+  private shrinkDatabase(): void {
+    if (!this.reserveHeld || this.closed || this.queue.length > 0) return;
+    const pageSize = this.q.pageSize.get() as number;
+    const keep = Math.floor(this.allowance / pageSize);
+    const chunk = Math.max(16, Math.floor(this.allowance / 2 / pageSize));
+    let vacuumed = false;
+    for (let round = 0; round < 1000; round++) {
+      const free = this.q.freePages.get() as number;
+      if (free <= keep) break;
+      this.db.pragma(`incremental_vacuum(${Math.min(chunk, free - keep)})`);
+      if ((this.q.freePages.get() as number) >= free) break; // auto_vacuum is off (an old database)
+      vacuumed = true;
+    }
+    // The database file shrinks when the checkpoint copies the truncation into it.
+    if (vacuumed) this.db.pragma("wal_checkpoint(PASSIVE)");
   }
 
   async stats(): Promise<StorageStats> {
@@ -468,15 +725,38 @@ export class SqliteStorage implements Storage {
 
   async close(): Promise<void> {
     if (this.closed) return;
-    this.flush();
+    while (this.queue.length > 0) this.flush();
     this.closed = true;
-    try {
-      this.db.pragma("wal_checkpoint(TRUNCATE)");
-    } catch (e) {
-      // Everything is committed; the next start checkpoints what is left in the WAL.
-      this.log?.warn({ err: (e as Error).message }, "final checkpoint failed");
+    // The final checkpoint copies the WAL into the database, which seldom needs new space: the
+    // reserve is kept for the next start unless the checkpoint cannot do without it.
+    for (let attempt = 1; attempt <= 2; attempt++) {
+      try {
+        this.db.pragma("wal_checkpoint(TRUNCATE)");
+        break;
+      } catch (e) {
+        if (attempt === 1 && diskFull(e) && this.reserveHeld) {
+          this.releaseReserve(freeBytes(this.dir));
+          continue;
+        }
+        // Everything is committed; the next start checkpoints what is left in the WAL.
+        this.log?.warn({ err: (e as Error).message }, "final checkpoint failed");
+        break;
+      }
     }
     this.db.close();
     this.keys.close();
+    // Given back while the disk was full: take what the checkpoint freed, so that the next start,
+    // on a disk that may be full by then, has room to delete.
+    if (!this.reserveHeld) this.reserve.take(this.dir, 0, true);
+  }
+}
+
+/** A file's size, 0 if it is missing. */
+function fileSize(path: string): number {
+  try {
+    return statSync(path).size;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return 0;
+    throw e;
   }
 }

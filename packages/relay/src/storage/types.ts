@@ -46,14 +46,38 @@ export interface MailboxLimits {
   readonly maxBytes: number;
 }
 
+/**
+ * The relay-wide bounds of a storage (`--max-storage`, `--max-mailboxes`), as resolved at start.
+ * Memory and Redis count what they hold as ciphertext bytes plus ACCOUNTED_MESSAGE_BYTES per
+ * message and ACCOUNTED_MAILBOX_BYTES per mailbox; SQLite counts the files of its data directory.
+ */
+export interface StorageCapacity {
+  readonly maxBytes: number;
+  readonly maxMailboxes: number;
+}
+
+/** What a stored message costs beyond its ciphertext, in the count of memory and Redis. */
+export const ACCOUNTED_MESSAGE_BYTES = 256;
+/** What a mailbox costs, in the count of memory and Redis. */
+export const ACCOUNTED_MAILBOX_BYTES = 256;
+
+/** Mailboxes allowed when `--max-mailboxes` is not set: at most an eighth of the storage, at 512 bytes each. */
+export function defaultMaxMailboxes(maxBytes: number): number {
+  return Math.max(100, Math.floor(maxBytes / 8 / 512));
+}
+
 export type DepositResult =
   | { readonly status: "stored"; readonly message: StoredMessage }
+  /** The relay's storage is at its cap (or its disk nearly full): nothing new is taken for now. */
+  | { readonly status: "full" }
   /** A retry: this client message id, with this ciphertext, is remembered in this mailbox. */
   | { readonly status: "duplicate" }
   /** This client message id is remembered in this mailbox with another ciphertext. */
   | { readonly status: "id-reused" }
   | { readonly status: "quota" }
   | { readonly status: "unknown-mailbox" };
+
+export type CreateResult = "created" | "exists" | "conflict" | "full";
 
 export interface StorageStats {
   readonly mailboxes: number;
@@ -100,8 +124,13 @@ export interface Storage {
   readonly kind: string;
   /** One sentence: where messages are kept and what an acknowledged write survives. */
   readonly durability: string;
-  /** "created", "exists" (same owner: idempotent) or "conflict" (another owner). */
-  createMailbox(address: Uint8Array, ownerKey: Uint8Array): Promise<"created" | "exists" | "conflict">;
+  /** The relay-wide bounds it enforces. */
+  readonly capacity: StorageCapacity;
+  /**
+   * "created", "exists" (same owner: idempotent), "conflict" (another owner), or "full" (as many
+   * mailboxes as `capacity` allows, or the storage is full).
+   */
+  createMailbox(address: Uint8Array, ownerKey: Uint8Array): Promise<CreateResult>;
   mailboxOwner(address: Uint8Array): Promise<Uint8Array | null>;
   /** Deletes the mailbox and every message in it. False if there was none. */
   deleteMailbox(address: Uint8Array): Promise<boolean>;
@@ -116,6 +145,11 @@ export interface Storage {
   /** Deletes every message (and remembered client id) that expired at or before `now`; returns messages deleted. */
   sweep(now: number): Promise<number>;
   stats(): Promise<StorageStats>;
+  /**
+   * Why the storage cannot write now, in one sentence (for /readyz): its disk is full, say, so that
+   * it refuses new data and deletes only thanks to its reserve. Null: it can. Absent: always can.
+   */
+  writeProblem?(): string | null;
   /**
    * Whether requests can be served now (for /readyz). Absent: always, as for an in-process backend.
    * Resolves (never rejects) within the backend's timeout.
