@@ -104,6 +104,8 @@ interface Batch {
   readonly freedSlots: number[];
   /** The file system is short of space: nothing new is taken. */
   readonly refuseNew: boolean;
+  /** Bytes of the database's pages in use, read at the first new row, plus what the batch added. */
+  inUse: number | null;
 }
 
 type Op = {
@@ -114,8 +116,13 @@ type Op = {
   reject: (e: unknown) => void;
 };
 
-/** A deposit or a new mailbox refused inside its savepoint: it would take the files past maxBytes. */
-const OVER_BUDGET = new Error("over the storage budget");
+/**
+ * What a stored row may add to the database beyond its sealed bytes: the row, its index entries
+ * and its client id (and, for a ciphertext that spills into overflow pages, a page for the unused
+ * end of the last one). An estimate: each batch starts again from the pages really in use.
+ */
+const ROW_BYTES = 512;
+const MAILBOX_BYTES = 256;
 
 /** A write failed for want of space on the file system. */
 function diskFull(e: unknown): boolean {
@@ -290,12 +297,17 @@ export class SqliteStorage implements Storage {
   }
 
   /**
-   * Whether the files would pass maxBytes: the pages in use, the key file, the reserve (held or
-   * not), and twice the WAL's allowance (its steady size, and one batch beyond it).
+   * Whether `growth` more bytes of rows keep the files within maxBytes: the pages in use, the key
+   * file, the reserve (held or not), and twice the WAL's allowance (its steady size, and one batch
+   * beyond it). If they do, they are counted in the batch.
    */
-  private overBudget(): boolean {
-    const files = this.pagesInUse() + this.keys.bytes + this.reserve.bytes + 2 * this.allowance;
-    return files > this.capacity.maxBytes;
+  private fits(batch: Batch, growth: number): boolean {
+    batch.inUse ??= this.pagesInUse();
+    const files =
+      batch.inUse + growth + this.keys.bytes + KEY_LENGTH + this.reserve.bytes + 2 * this.allowance;
+    if (files > this.capacity.maxBytes) return false;
+    batch.inUse += growth;
+    return true;
   }
 
   private releaseReserve(free: number): void {
@@ -502,7 +514,12 @@ export class SqliteStorage implements Storage {
     for (let attempt = 1; ; attempt++) {
       const free = freeBytes(this.dir);
       if (free < 2 * this.allowance && this.reserveHeld) this.releaseReserve(free);
-      batch = { newSlots: [], freedSlots: [], refuseNew: !this.reserveHeld || free < 2 * this.allowance };
+      batch = {
+        newSlots: [],
+        freedSlots: [],
+        refuseNew: !this.reserveHeld || free < 2 * this.allowance,
+        inUse: null,
+      };
       try {
         const b = batch;
         results = this.db.transaction(() => {
@@ -560,25 +577,11 @@ export class SqliteStorage implements Storage {
       const owner = this.q.owner.get(address) as Uint8Array | undefined;
       if (owner) return Buffer.compare(owner, ownerKey) === 0 ? "exists" : "conflict";
       if (batch.refuseNew || this.mailboxCount >= this.capacity.maxMailboxes) return "full";
-      const created = this.withinBudget(() => this.q.insertMailbox.run(address, ownerKey));
-      if (!created) return "full";
+      if (!this.fits(batch, MAILBOX_BYTES)) return "full";
+      this.q.insertMailbox.run(address, ownerKey);
       this.mailboxCount++;
       return "created";
     });
-  }
-
-  /** Runs `change` in a savepoint, undone if the files would then pass maxBytes; false if it was. */
-  private withinBudget(change: () => void): boolean {
-    try {
-      this.db.transaction(() => {
-        change();
-        if (this.overBudget()) throw OVER_BUDGET;
-      })();
-      return true;
-    } catch (e) {
-      if (e === OVER_BUDGET) return false;
-      throw e;
-    }
   }
 
   async mailboxOwner(address: Uint8Array): Promise<Uint8Array | null> {
@@ -609,25 +612,20 @@ export class SqliteStorage implements Storage {
       if (usage.count + 1 > limits.maxMessages || usage.bytes + r.ciphertext.length > limits.maxBytes) {
         return { status: "quota" };
       }
-      if (batch.refuseNew) return { status: "full" };
+      const overflow = r.ciphertext.length > 4000 ? (this.q.pageSize.get() as number) : 0;
+      const growth = r.ciphertext.length + SEAL_OVERHEAD + ROW_BYTES + overflow;
+      if (batch.refuseNew || !this.fits(batch, growth)) return { status: "full" };
       const slot = this.keys.allocate();
       batch.newSlots.push(slot);
       const key = randomBytes(KEY_LENGTH);
       this.keys.write(slot, key);
       const sealed = sealMessage(key, r.id, r.address, r.ciphertext);
       key.fill(0);
-      let seq = 0;
-      const stored = this.withinBudget(() => {
-        seq = Number(
-          this.q.insert.run(r.id, r.address, slot, sealed, r.receivedAt, r.expiresAt).lastInsertRowid,
-        );
-        this.q.remember.run(r.address, r.clientMessageId, r.expiresAt, digest);
-        this.q.addUsage.run(1, r.ciphertext.length, r.address);
-      });
-      if (!stored) {
-        batch.freedSlots.push(slot); // erased after the commit, like a deleted message's
-        return { status: "full" };
-      }
+      const seq = Number(
+        this.q.insert.run(r.id, r.address, slot, sealed, r.receivedAt, r.expiresAt).lastInsertRowid,
+      );
+      this.q.remember.run(r.address, r.clientMessageId, r.expiresAt, digest);
+      this.q.addUsage.run(1, r.ciphertext.length, r.address);
       return {
         status: "stored",
         message: {
