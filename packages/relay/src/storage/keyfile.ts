@@ -28,6 +28,8 @@ export class KeyFile {
   private readonly heap: number[] = [];
   /** Slots holding a key now. */
   used = 0;
+  /** Keys written since the last `sync()`, by slot: written to the file then, runs of slots at once. */
+  private readonly staged = new Map<number, Buffer>();
 
   constructor(readonly path: string) {
     this.fd = openPrivateFile(path);
@@ -111,15 +113,18 @@ export class KeyFile {
     return slot;
   }
 
-  /** Writes a key into a slot this process allocated (durable after `sync()`). */
+  /** Puts a key into a slot this process allocated: in the file, and durable, at the next `sync()`. */
   write(slot: number, key: Uint8Array): void {
     if (key.length !== KEY_LENGTH)
       throw new RangeError(`key: expected ${KEY_LENGTH} bytes, got ${key.length}`);
-    writeSync(this.fd, key, 0, KEY_LENGTH, HEADER + slot * KEY_LENGTH);
+    this.staged.get(slot)?.fill(0);
+    this.staged.set(slot, Buffer.from(key));
   }
 
   /** The key in a slot, in a buffer of its own that the caller wipes after use. */
   read(slot: number): Buffer {
+    const staged = this.staged.get(slot);
+    if (staged) return Buffer.from(staged);
     const key = Buffer.alloc(KEY_LENGTH);
     if (
       slot >= this.capacity ||
@@ -136,6 +141,10 @@ export class KeyFile {
    */
   erase(slots: readonly number[]): void {
     if (slots.length === 0) return;
+    for (const slot of slots) {
+      this.staged.get(slot)?.fill(0);
+      this.staged.delete(slot);
+    }
     for (const slot of slots) writeSync(this.fd, ZERO, 0, KEY_LENGTH, HEADER + slot * KEY_LENGTH);
     fdatasyncSync(this.fd);
     for (const slot of slots) {
@@ -146,8 +155,19 @@ export class KeyFile {
     }
   }
 
-  /** Makes the keys written so far durable. */
+  /** Writes the keys put since the last call into the file (runs of slots at once) and fsyncs it. */
   sync(): void {
+    const slots = [...this.staged.keys()].sort((a, b) => a - b);
+    for (let i = 0; i < slots.length; ) {
+      let j = i + 1;
+      while (j < slots.length && slots[j] === slots[j - 1]! + 1) j++;
+      const run = Buffer.concat(slots.slice(i, j).map((s) => this.staged.get(s)!));
+      writeSync(this.fd, run, 0, run.length, HEADER + slots[i]! * KEY_LENGTH);
+      run.fill(0);
+      i = j;
+    }
+    for (const key of this.staged.values()) key.fill(0);
+    this.staged.clear();
     fdatasyncSync(this.fd);
   }
 

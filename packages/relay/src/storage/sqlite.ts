@@ -21,7 +21,6 @@
 // always works: a reserve file (reserve.ts) is given back to the file system when it runs short,
 // so that acks, the sweep, the checkpoints and a shutdown have room, on a disk that something else
 // filled, and on a restart on a full disk too.
-import { randomBytes } from "node:crypto";
 import { statSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
@@ -30,7 +29,7 @@ import type { Logger } from "../log.js";
 import { createPrivateFile, freeBytes, makePrivateDir } from "./datadir.js";
 import { KEY_LENGTH, KeyFile } from "./keyfile.js";
 import { Reserve } from "./reserve.js";
-import { openMessage, SEAL_OVERHEAD, sealMessage } from "./sealed.js";
+import { freshRandom, openMessage, SEAL_OVERHEAD, sealMessage } from "./sealed.js";
 import {
   type CreateResult,
   type DepositRequest,
@@ -391,7 +390,7 @@ export class SqliteStorage implements Storage {
             for (const r of rows) {
               const slot = this.keys.allocate();
               newSlots.push(slot);
-              const key = randomBytes(KEY_LENGTH);
+              const key = freshRandom(KEY_LENGTH);
               this.keys.write(slot, key);
               const sealed = sealMessage(key, r.id, r.address, r.ciphertext);
               insert.run(r.seq, r.id, r.address, slot, sealed, r.received_at, r.expires_at);
@@ -617,7 +616,7 @@ export class SqliteStorage implements Storage {
       if (batch.refuseNew || !this.fits(batch, growth)) return { status: "full" };
       const slot = this.keys.allocate();
       batch.newSlots.push(slot);
-      const key = randomBytes(KEY_LENGTH);
+      const key = freshRandom(KEY_LENGTH);
       this.keys.write(slot, key);
       const sealed = sealMessage(key, r.id, r.address, r.ciphertext);
       key.fill(0);
