@@ -48,7 +48,10 @@ export interface CreateMailboxFrame extends Base {
 export interface DepositFrame extends Base {
   readonly type: "deposit";
   readonly address: Bytes;
-  /** Random, chosen by the sender: a retried deposit with the same id is stored once. */
+  /**
+   * Random, chosen by the sender, scoped to the mailbox: a retried deposit with the same id and the
+   * same ciphertext is stored once; the same id with another ciphertext is refused (PROTOCOL.md §8.1).
+   */
   readonly clientMessageId: Bytes;
   readonly ciphertext: Bytes;
 }

@@ -32,12 +32,17 @@ async function main(): Promise<number> {
   const { config } = parsed;
   const logger = createLogger(config.logLevel);
   let storage: Storage;
+  const capacity = {
+    ...(config.maxStorageBytes !== null ? { maxBytes: config.maxStorageBytes } : {}),
+    ...(config.maxMailboxes !== null ? { maxMailboxes: config.maxMailboxes } : {}),
+  };
   if (config.redis) {
     const redis = new RedisStorage({
       target: config.redis,
       logger,
       timeoutMs: config.redisTimeoutSeconds * 1000,
       rewriteIntervalMs: config.redisRewriteSeconds * 1000,
+      ...capacity,
     });
     try {
       await redis.open();
@@ -51,7 +56,10 @@ async function main(): Promise<number> {
   } else {
     try {
       if (config.storage === "sqlite") prepareDataDir(config.dataDir);
-      storage = config.storage === "memory" ? new MemoryStorage() : new SqliteStorage(config.dataDir);
+      storage =
+        config.storage === "memory"
+          ? new MemoryStorage(capacity)
+          : new SqliteStorage(config.dataDir, { logger, ...capacity });
     } catch (e) {
       process.stderr.write(
         `parley-relay: cannot open storage in ${config.dataDir}: ${(e as Error).message}\n`,

@@ -8,6 +8,9 @@ import { MAX_ENVELOPE_LENGTH } from "@parley/protocol";
 
 export type StorageKind = "sqlite" | "memory" | "redis";
 
+/** The smallest --max-storage: room for the reserve and the WAL's allowance (1 MiB each) and data. */
+export const MIN_MAX_STORAGE_BYTES = 8 * 1024 * 1024;
+
 /** A Redis (or Valkey) server, from `--storage redis://[USER:PASSWORD@]HOST[:PORT][/DB]`. */
 export interface RedisTarget {
   /** `rediss://`: TLS, with the host name checked against the server's certificate. */
@@ -39,6 +42,13 @@ export interface RelayConfig {
   maxMessageBytes: number;
   mailboxMaxMessages: number;
   mailboxMaxBytes: number;
+  /**
+   * The most the storage may hold, in bytes (SQLite: its data directory's files); null: chosen at
+   * start (see `--help`).
+   */
+  maxStorageBytes: number | null;
+  /** The most mailboxes the storage holds; null: one per 4 KiB of the storage cap. */
+  maxMailboxes: number | null;
   /** Frames per second one connection may send (token bucket; bursts of twice this). */
   rateLimit: number;
   maxConnections: number;
@@ -89,6 +99,8 @@ export const DEFAULTS: Readonly<RelayConfig> = Object.freeze({
   maxMessageBytes: 64 * 1024,
   mailboxMaxMessages: 10_000,
   mailboxMaxBytes: 64 * 1024 * 1024,
+  maxStorageBytes: null,
+  maxMailboxes: null,
   rateLimit: 200,
   maxConnections: 20_000,
   maxConnectionsPerSource: 64,
@@ -201,6 +213,20 @@ export const OPTIONS: readonly Option[] = [
     env: "PARLEY_RELAY_MAILBOX_MAX_BYTES",
     kind: "size",
     help: "bytes waiting per mailbox",
+  },
+  {
+    key: "maxStorageBytes",
+    flag: "--max-storage",
+    env: "PARLEY_RELAY_MAX_STORAGE",
+    kind: "size",
+    help: "the most the storage holds, then deposits get QUOTA (SQLite: the data directory's files, at least 8MiB; by default half the disk space it could use at start; Redis: 1GiB; memory: 256MiB)",
+  },
+  {
+    key: "maxMailboxes",
+    flag: "--max-mailboxes",
+    env: "PARLEY_RELAY_MAX_MAILBOXES",
+    kind: "count",
+    help: "the most mailboxes the storage holds (by default one per 4KiB of --max-storage)",
   },
   {
     key: "rateLimit",
@@ -662,6 +688,9 @@ export function loadConfig(
     problems.push("--mailbox-max-bytes: smaller than --max-message-size, so no message could ever be stored");
   }
   if (config.maxMessageBytes > 16 * 1024 * 1024) problems.push("--max-message-size: at most 16MiB");
+  if (config.maxStorageBytes !== null && config.maxStorageBytes < MIN_MAX_STORAGE_BYTES) {
+    problems.push(`--max-storage: at least ${formatSize(MIN_MAX_STORAGE_BYTES)}`);
+  }
   if (config.maxOutstandingBytes < config.maxMessageBytes * 2) {
     problems.push("--max-outstanding-bytes: must be at least twice --max-message-size");
   }

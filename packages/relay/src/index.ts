@@ -17,21 +17,24 @@ export {
 } from "./config.js";
 export { createLogger, type Logger } from "./log.js";
 export { RelayServer, type RelayServerOptions } from "./server.js";
-export { MemoryStorage } from "./storage/memory.js";
+export { MEMORY_DEFAULT_MAX_BYTES, MemoryStorage, type MemoryStorageOptions } from "./storage/memory.js";
 export {
   DEFAULT_PREFIX as REDIS_DEFAULT_PREFIX,
   describeCopies,
   describeDurability,
+  REDIS_DEFAULT_MAX_BYTES,
   type RedisPersistence,
   RedisStorage,
   type RedisStorageOptions,
 } from "./storage/redis.js";
-export { SqliteStorage } from "./storage/sqlite.js";
+export { SqliteStorage, type SqliteStorageOptions } from "./storage/sqlite.js";
 export type {
+  CreateResult,
   DepositRequest,
   DepositResult,
   MailboxLimits,
   Storage,
+  StorageCapacity,
   StorageDisclosure,
   StorageEvents,
   StorageStats,

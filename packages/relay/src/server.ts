@@ -348,7 +348,7 @@ export class RelayServer {
           const status = this.draining
             ? "draining"
             : (await (this.storage.ready?.() ?? true))
-              ? "ready"
+              ? (this.storage.writeProblem?.() ?? "ready")
               : "storage unavailable";
           res.writeHead(status === "ready" ? 200 : 503, { "content-type": "text/plain" }).end(`${status}\n`);
           return;
@@ -775,6 +775,14 @@ export class RelayServer {
         if (proof !== "valid") return this.refuseProof(conn, f.requestId, proof);
         const result = await this.storage.createMailbox(address, f.ownerKey);
         if (result === "conflict") return this.error(conn, f.requestId, "MAILBOX_EXISTS", "mailbox exists");
+        if (result === "full") {
+          return this.error(
+            conn,
+            f.requestId,
+            "QUOTA",
+            "the relay takes no new mailboxes for now; try again later",
+          );
+        }
         return ok();
       }
       case "deposit":
@@ -911,6 +919,15 @@ export class RelayServer {
         return this.error(conn, f.requestId, "UNKNOWN_MAILBOX", "no such mailbox");
       case "quota":
         return this.error(conn, f.requestId, "QUOTA", "the mailbox is full; try again later");
+      case "full":
+        return this.error(conn, f.requestId, "QUOTA", "the relay's storage is full; try again later");
+      case "id-reused":
+        return this.error(
+          conn,
+          f.requestId,
+          "BAD_FRAME",
+          "this client message id was already used in this mailbox for another ciphertext; use a fresh random id",
+        );
       case "duplicate":
         this.metrics.duplicateDeposits.inc();
         this.send(conn, { type: "ok", requestId: f.requestId });

@@ -32,12 +32,12 @@ function human(seconds: number): string {
 const DELETION: Record<string, string> = {
   memory: "messages after acknowledgement or expiry (held in memory only, and overwritten when deleted)",
   sqlite:
-    "messages after acknowledgement or expiry (securely deleted: SQLite secure_delete, and the WAL truncated before an ack is answered and when a sweep deletes expired messages)",
+    "messages after acknowledgement or expiry, in readable form: each ciphertext is stored sealed under a key of its own, and that key is overwritten on disk before an ack is answered and when a sweep deletes an expired message, so that copies of the sealed bytes SQLite may keep cannot be read",
 };
 
 export function transparencyStatement(
   config: RelayConfig,
-  storage: Pick<Storage, "kind" | "durability" | "disclosure">,
+  storage: Pick<Storage, "kind" | "durability" | "disclosure" | "capacity">,
   counters: Counters,
 ): object {
   const kind = storage.kind;
@@ -64,7 +64,7 @@ export function transparencyStatement(
       { field: "arrival order number", why: "a counter, so messages are delivered oldest first" },
       {
         field: "sender's message id",
-        why: "random, chosen by the sender, kept with the mailbox address and the expiry time until the message's expiry (even after an ack), so a retried deposit is stored once",
+        why: "random, chosen by the sender, kept with the mailbox address, the expiry time and a 16-byte digest of the ciphertext until the message's expiry (even after an ack), so a retried deposit is stored once and a reused id is refused",
       },
     ],
     storedPerMailbox: [
@@ -97,6 +97,8 @@ export function transparencyStatement(
       maxMessageBytes: config.maxMessageBytes,
       mailboxMaxMessages: config.mailboxMaxMessages,
       mailboxMaxBytes: config.mailboxMaxBytes,
+      maxStorageBytes: storage.capacity.maxBytes,
+      maxMailboxes: storage.capacity.maxMailboxes,
       framesPerSecondPerConnection: config.rateLimit,
       maxConnections: config.maxConnections,
       maxConnectionsPerSource: config.maxConnectionsPerSource,

@@ -98,6 +98,17 @@ describe("relay configuration", () => {
     ]);
   });
 
+  it("takes a storage cap of at least 8 MiB and a mailbox limit, or leaves both to the storage", () => {
+    expect(loadConfig([]).config).toMatchObject({ maxStorageBytes: null, maxMailboxes: null });
+    expect(loadConfig(["--max-storage", "24MiB", "--max-mailboxes", "40"]).config).toMatchObject({
+      maxStorageBytes: 24 * 1024 * 1024,
+      maxMailboxes: 40,
+    });
+    expect(loadConfig([], { PARLEY_RELAY_MAX_STORAGE: "1GiB" }).config.maxStorageBytes).toBe(1024 ** 3);
+    expect(problems(["--max-storage", "4MiB"])).toEqual(["--max-storage: at least 8MiB"]);
+    expect(problems(["--max-storage", "lots", "--max-mailboxes", "0"])).toHaveLength(2);
+  });
+
   it("takes a redis:// or rediss:// URL as --storage, with defaults for port and database", () => {
     expect(loadConfig(["--storage", "redis://10.0.0.5"]).config).toMatchObject({
       storage: "redis",

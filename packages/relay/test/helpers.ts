@@ -24,21 +24,31 @@ export interface RelayProcess {
   stop(signal?: NodeJS.Signals): Promise<number | string>;
 }
 
-/** Starts `parley-relay` as its own process on a free port; resolves once it is listening. */
+/**
+ * Starts `parley-relay` as its own process on a free port; resolves once it is listening. With
+ * `umask`, the relay runs with that file mode creation mask.
+ */
 export async function startRelay(
   args: string[] = [],
   env: Record<string, string> = {},
-  limits: { openFiles?: number } = {},
+  options: { openFiles?: number; umask?: number } = {},
 ): Promise<RelayProcess> {
   // node with the tsx loader (not the tsx wrapper), so `proc` is the relay itself and a signal,
   // SIGKILL included, reaches the relay and not a parent that would orphan it. With a file limit,
-  // prlimit sets it and then executes node in its own place (same process).
-  const node = [process.execPath, "--conditions=source", "--import", "tsx", CLI, "--port", "0", ...args];
-  const argv =
-    limits.openFiles === undefined
-      ? node
-      : ["prlimit", `--nofile=${limits.openFiles}:${limits.openFiles}`, "--", ...node];
-  const proc = spawn(argv[0]!, argv.slice(1), {
+  // prlimit sets it and then executes node in its own place (same process); a shell that sets the
+  // umask execs in its own place too.
+  let argv = [process.execPath, "--conditions=source", "--import", "tsx", CLI, "--port", "0", ...args];
+  if (options.openFiles !== undefined)
+    argv = ["prlimit", `--nofile=${options.openFiles}:${options.openFiles}`, "--", ...argv];
+  if (options.umask !== undefined)
+    argv = [
+      "/bin/sh",
+      "-c",
+      `umask ${options.umask.toString(8).padStart(3, "0")} && exec "$0" "$@"`,
+      ...argv,
+    ];
+  const [command, commandArgs] = [argv[0]!, argv.slice(1)];
+  const proc = spawn(command, commandArgs, {
     cwd: RELAY_DIR,
     env: { ...process.env, ...env },
     stdio: ["ignore", "pipe", "pipe"],

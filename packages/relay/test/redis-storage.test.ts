@@ -12,7 +12,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../src/config.js";
 import { createLogger } from "../src/log.js";
 import { RedisStorage } from "../src/storage/redis.js";
-import { StorageUnavailableError } from "../src/storage/types.js";
+import { depositDigest, StorageUnavailableError } from "../src/storage/types.js";
 import { transparencyStatement } from "../src/transparency.js";
 import { until } from "./helpers.js";
 import { type RedisServer, replyLosingProxy, startRedis, stopAllRedis } from "./redis-server.js";
@@ -197,7 +197,17 @@ describe("Redis storage shared by several relays", () => {
         dumps.some((d) => d?.includes(Buffer.from(bytes)));
       const before = await everything();
       expect(before.keys.sort()).toEqual(
-        ["due", "expiry:A", "mailbox:A", "messages:A", "queue:A", "seen:A", "seq", "stats"].sort(),
+        [
+          "digests:A",
+          "due",
+          "expiry:A",
+          "mailbox:A",
+          "messages:A",
+          "queue:A",
+          "seen:A",
+          "seq",
+          "stats",
+        ].sort(),
       );
       expect(holds(before.dumps, acked.ciphertext)).toBe(true);
       // Acked: the ciphertext is gone at once, the client id stays until the expiry.
@@ -209,7 +219,14 @@ describe("Redis storage shared by several relays", () => {
       expect(await s.sweep(1100)).toBe(1);
       const afterSweep = await everything();
       expect(afterSweep.keys.sort()).toEqual(["mailbox:A", "seq", "stats"]);
-      for (const secret of [expired.ciphertext, acked.clientMessageId, expired.clientMessageId, acked.id]) {
+      for (const secret of [
+        expired.ciphertext,
+        acked.clientMessageId,
+        expired.clientMessageId,
+        acked.id,
+        depositDigest(acked.ciphertext),
+        depositDigest(expired.ciphertext),
+      ]) {
         expect(holds(afterSweep.dumps, secret)).toBe(false);
       }
       // Deleted: the owner key and the address go with the mailbox.

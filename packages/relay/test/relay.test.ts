@@ -137,6 +137,32 @@ describe("relay (SQLite, real process)", () => {
     await expect(c.next(500)).rejects.toThrow(/no frame/);
   });
 
+  it("refuses a client message id reused for another ciphertext in a mailbox (§8.1), not in another one", async () => {
+    const [owner, other] = [MailboxKey.generate(), MailboxKey.generate()];
+    const c = await connect(relay.port);
+    await c.createMailbox(owner);
+    await c.createMailbox(other);
+    expect(await c.deposit(owner.address, blob(10), id(43))).toMatchObject({ type: "ok" });
+    expect(await c.deposit(owner.address, blob(11), id(43))).toMatchObject({
+      type: "error",
+      code: "BAD_FRAME",
+      message: expect.stringMatching(/client message id was already used in this mailbox/),
+    });
+    expect(await c.deposit(owner.address, blob(10), id(43))).toMatchObject({ type: "ok" });
+    expect(await c.deposit(other.address, blob(11), id(43))).toMatchObject({ type: "ok" });
+    await c.subscribe(owner);
+    const d = await c.next();
+    if (d.type !== "deliver") throw new Error("expected a delivery");
+    expect(d.ciphertext[0]).toBe(10);
+    await c.ack(owner.address, d.messageId);
+    await expect(c.next(500)).rejects.toThrow(/no frame/);
+    // After the ack too, until the message would have expired.
+    expect(await c.deposit(owner.address, blob(11), id(43))).toMatchObject({
+      type: "error",
+      code: "BAD_FRAME",
+    });
+  });
+
   it("lets only the owner subscribe, ack and delete", async () => {
     const owner = MailboxKey.generate();
     const mallory = MailboxKey.generate();

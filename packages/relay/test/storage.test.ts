@@ -108,6 +108,29 @@ for (const [name, makeStorage] of Object.entries(backends)) {
       expect((await s.deposit(request(a, 10), limits)).status).toBe("quota"); // messages: 3
     });
 
+    it("scopes client message ids to the mailbox and refuses a known id with another ciphertext", async () => {
+      const s = make();
+      const [a, b] = [address(), address()];
+      await s.createMailbox(a, randomBytes(32));
+      await s.createMailbox(b, randomBytes(32));
+      const r = request(a);
+      expect((await s.deposit(r, limits)).status).toBe("stored");
+      // The same id with another ciphertext: refused, and nothing is stored.
+      const reuse = { ...r, id: randomBytes(16), ciphertext: randomBytes(10) };
+      expect((await s.deposit(reuse, limits)).status).toBe("id-reused");
+      expect((await s.pending(a, 1500, 10)).map((m) => Buffer.from(m.ciphertext).toString("hex"))).toEqual([
+        Buffer.from(r.ciphertext).toString("hex"),
+      ]);
+      // The same id in another mailbox is another message.
+      expect((await s.deposit({ ...reuse, address: b }, limits)).status).toBe("stored");
+      // A retry is still a retry, after an ack too, as long as the id is remembered.
+      expect((await s.deposit({ ...r, id: randomBytes(16) }, limits)).status).toBe("duplicate");
+      expect(await s.ack(a, r.id)).toBe(true);
+      expect((await s.deposit({ ...r, id: randomBytes(16) }, limits)).status).toBe("duplicate");
+      expect((await s.deposit(reuse, limits)).status).toBe("id-reused");
+      expect(await s.stats()).toMatchObject({ messages: 1, bytes: 10 });
+    });
+
     it("hides expired messages at once and sweeps them, forgetting their client ids", async () => {
       const s = make();
       const a = address();

@@ -1,11 +1,17 @@
 import { toHex } from "@parley/protocol";
-import type {
-  DepositRequest,
-  DepositResult,
-  MailboxLimits,
-  Storage,
-  StorageStats,
-  StoredMessage,
+import {
+  ACCOUNTED_MAILBOX_BYTES,
+  ACCOUNTED_MESSAGE_BYTES,
+  type CreateResult,
+  type DepositRequest,
+  type DepositResult,
+  defaultMaxMailboxes,
+  depositDigest,
+  type MailboxLimits,
+  type Storage,
+  type StorageCapacity,
+  type StorageStats,
+  type StoredMessage,
 } from "./types.js";
 
 interface Mailbox {
@@ -14,23 +20,48 @@ interface Mailbox {
   messages: Map<string, StoredMessage>;
   bytes: number;
   /** Client message ids (hex) remembered until the message's expiry, for idempotent retries. */
-  seen: Map<string, number>;
+  seen: Map<string, { expiresAt: number; digest: Buffer }>;
+}
+
+/** `--max-storage` for a memory storage when it is not set. */
+export const MEMORY_DEFAULT_MAX_BYTES = 256 * 1024 * 1024;
+
+export interface MemoryStorageOptions {
+  /** Default MEMORY_DEFAULT_MAX_BYTES. */
+  readonly maxBytes?: number;
+  /** Default `defaultMaxMailboxes(maxBytes)`. */
+  readonly maxMailboxes?: number;
 }
 
 /** In-memory storage, for tests and for relays that prefer to lose everything on restart. */
 export class MemoryStorage implements Storage {
   readonly kind = "memory";
   readonly durability = "in this process's memory only: everything is lost when the relay stops";
+  readonly capacity: StorageCapacity;
   private readonly boxes = new Map<string, Mailbox>();
   private seq = 0;
   /** Totals over every mailbox, kept as they change, so that stats() reads no mailbox. */
   private messages = 0;
   private bytes = 0;
+  /** Bytes counted against the capacity: ciphertext, and a fixed cost per message and mailbox. */
+  private accounted = 0;
 
-  async createMailbox(address: Uint8Array, ownerKey: Uint8Array): Promise<"created" | "exists" | "conflict"> {
+  constructor(options: MemoryStorageOptions = {}) {
+    const maxBytes = options.maxBytes ?? MEMORY_DEFAULT_MAX_BYTES;
+    this.capacity = { maxBytes, maxMailboxes: options.maxMailboxes ?? defaultMaxMailboxes(maxBytes) };
+  }
+
+  async createMailbox(address: Uint8Array, ownerKey: Uint8Array): Promise<CreateResult> {
     const key = toHex(address);
     const box = this.boxes.get(key);
     if (box) return toHex(box.owner) === toHex(ownerKey) ? "exists" : "conflict";
+    if (
+      this.boxes.size >= this.capacity.maxMailboxes ||
+      this.accounted + ACCOUNTED_MAILBOX_BYTES > this.capacity.maxBytes
+    ) {
+      return "full";
+    }
+    this.accounted += ACCOUNTED_MAILBOX_BYTES;
     this.boxes.set(key, { owner: Uint8Array.from(ownerKey), messages: new Map(), bytes: 0, seen: new Map() });
     return "created";
   }
@@ -45,6 +76,7 @@ export class MemoryStorage implements Storage {
     for (const m of box.messages.values()) m.ciphertext.fill(0);
     this.messages -= box.messages.size;
     this.bytes -= box.bytes;
+    this.accounted -= ACCOUNTED_MAILBOX_BYTES + box.bytes + box.messages.size * ACCOUNTED_MESSAGE_BYTES;
     return this.boxes.delete(toHex(address));
   }
 
@@ -52,10 +84,15 @@ export class MemoryStorage implements Storage {
     const box = this.boxes.get(toHex(r.address));
     if (!box) return { status: "unknown-mailbox" };
     const clientKey = toHex(r.clientMessageId);
-    if (box.seen.has(clientKey)) return { status: "duplicate" };
+    const digest = depositDigest(r.ciphertext);
+    const seen = box.seen.get(clientKey);
+    if (seen) return { status: seen.digest.equals(digest) ? "duplicate" : "id-reused" };
     if (box.messages.size + 1 > limits.maxMessages || box.bytes + r.ciphertext.length > limits.maxBytes) {
       return { status: "quota" };
     }
+    const cost = r.ciphertext.length + ACCOUNTED_MESSAGE_BYTES;
+    if (this.accounted + cost > this.capacity.maxBytes) return { status: "full" };
+    this.accounted += cost;
     const message: StoredMessage = {
       id: Uint8Array.from(r.id),
       seq: ++this.seq,
@@ -68,7 +105,7 @@ export class MemoryStorage implements Storage {
     box.bytes += message.ciphertext.length;
     this.messages++;
     this.bytes += message.ciphertext.length;
-    box.seen.set(clientKey, r.expiresAt);
+    box.seen.set(clientKey, { expiresAt: r.expiresAt, digest });
     return { status: "stored", message };
   }
 
@@ -91,6 +128,7 @@ export class MemoryStorage implements Storage {
     box.bytes -= m.ciphertext.length;
     this.messages--;
     this.bytes -= m.ciphertext.length;
+    this.accounted -= m.ciphertext.length + ACCOUNTED_MESSAGE_BYTES;
     m.ciphertext.fill(0);
     return true;
   }
@@ -104,10 +142,11 @@ export class MemoryStorage implements Storage {
         box.bytes -= m.ciphertext.length;
         this.messages--;
         this.bytes -= m.ciphertext.length;
+        this.accounted -= m.ciphertext.length + ACCOUNTED_MESSAGE_BYTES;
         m.ciphertext.fill(0);
         n++;
       }
-      for (const [key, expiresAt] of box.seen) if (expiresAt <= now) box.seen.delete(key);
+      for (const [key, seen] of box.seen) if (seen.expiresAt <= now) box.seen.delete(key);
     }
     return n;
   }
@@ -121,5 +160,6 @@ export class MemoryStorage implements Storage {
     this.boxes.clear();
     this.messages = 0;
     this.bytes = 0;
+    this.accounted = 0;
   }
 }

@@ -12,6 +12,8 @@
 //   P queue:A      zset    relay id -> seq: arrival order, and the cursor of `pending`
 //   P expiry:A     zset    relay id -> expiry time (ms), for the sweep
 //   P seen:A       zset    client message id -> expiry time: remembered until then, even after an ack
+//   P digests:A    hash    client message id -> the first 16 bytes of its ciphertext's SHA-256
+//                          (absent for ids remembered by 0.1.0: any ciphertext is then a retry)
 //   P aof-rewrite  string  a lease (SET NX EX), so that one relay at a time asks for an AOF rewrite
 // Channel P deposits: "A:<seq>:<relay node>" after every stored message; no ciphertext.
 //
@@ -33,10 +35,16 @@ import { Redis, type RedisOptions } from "ioredis";
 import { type RedisTarget, redisDisplay } from "../config.js";
 import type { Logger } from "../log.js";
 import {
+  ACCOUNTED_MAILBOX_BYTES,
+  ACCOUNTED_MESSAGE_BYTES,
+  type CreateResult,
   type DepositRequest,
   type DepositResult,
+  defaultMaxMailboxes,
+  depositDigest,
   type MailboxLimits,
   type Storage,
+  type StorageCapacity,
   type StorageDisclosure,
   type StorageEvents,
   type StorageStats,
@@ -58,28 +66,49 @@ const HEADER = 16;
 // ---- scripts ----------------------------------------------------------------------------------
 // Every script is atomic: no other client's command runs between its first and last line.
 
-/** KEYS mailbox, stats. ARGV owner key. */
-const CREATE = `
+/**
+ * The bytes the relays count against `--max-storage` after adding `messages` messages of `bytes`
+ * bytes and `mailboxes` mailboxes to the totals in KEYS[stats]: ciphertext, plus a fixed cost per
+ * message and per mailbox.
+ */
+const ACCOUNTED = `
+local function accounted(stats, mailboxes, messages, bytes)
+  local t = redis.call('HMGET', stats, 'mailboxes', 'messages', 'bytes')
+  return tonumber(t[3] or 0) + bytes
+    + (tonumber(t[2] or 0) + messages) * ${ACCOUNTED_MESSAGE_BYTES}
+    + (tonumber(t[1] or 0) + mailboxes) * ${ACCOUNTED_MAILBOX_BYTES}, tonumber(t[1] or 0)
+end`;
+
+/** KEYS mailbox, stats. ARGV owner key, max mailboxes, max bytes. */
+const CREATE = `${ACCOUNTED}
 local owner = redis.call('HGET', KEYS[1], 'owner')
 if owner then
   if owner == ARGV[1] then return 'exists' end
   return 'conflict'
 end
+local total, mailboxes = accounted(KEYS[2], 1, 0, 0)
+if mailboxes >= tonumber(ARGV[2]) or total > tonumber(ARGV[3]) then return 'full' end
 redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'messages', 0, 'bytes', 0)
 redis.call('HINCRBY', KEYS[2], 'mailboxes', 1)
 return 'created'`;
 
 /**
- * KEYS mailbox, messages, queue, expiry, seen, due, seq, stats. ARGV address (hex), client id,
- * relay id, stored value, expiry, max messages, max bytes, channel, node.
+ * KEYS mailbox, messages, queue, expiry, seen, due, seq, stats, digests. ARGV address (hex), client
+ * id, relay id, stored value, expiry, max messages, max bytes, channel, node, ciphertext digest,
+ * max storage bytes.
  */
-const DEPOSIT = `
+const DEPOSIT = `${ACCOUNTED}
 local count = redis.call('HGET', KEYS[1], 'messages')
 if not count then return {'unknown-mailbox'} end
-if redis.call('ZSCORE', KEYS[5], ARGV[2]) then return {'duplicate'} end
+if redis.call('ZSCORE', KEYS[5], ARGV[2]) then
+  local digest = redis.call('HGET', KEYS[9], ARGV[2])
+  if digest and digest ~= ARGV[10] then return {'id-reused'} end
+  return {'duplicate'}
+end
 local size = string.len(ARGV[4]) - ${HEADER}
 local bytes = tonumber(redis.call('HGET', KEYS[1], 'bytes'))
 if tonumber(count) + 1 > tonumber(ARGV[6]) or bytes + size > tonumber(ARGV[7]) then return {'quota'} end
+if accounted(KEYS[8], 0, 1, size) > tonumber(ARGV[11]) then return {'full'} end
 local seq = redis.call('INCR', KEYS[7])
 local top = redis.call('ZRANGE', KEYS[3], -1, -1, 'WITHSCORES')[2]
 if top and tonumber(top) >= seq then
@@ -91,6 +120,7 @@ redis.call('HSET', KEYS[2], ARGV[3], ARGV[4])
 redis.call('ZADD', KEYS[3], seq, ARGV[3])
 redis.call('ZADD', KEYS[4], ARGV[5], ARGV[3])
 redis.call('ZADD', KEYS[5], ARGV[5], ARGV[2])
+redis.call('HSET', KEYS[9], ARGV[2], ARGV[10])
 redis.call('ZADD', KEYS[6], 'LT', ARGV[5], ARGV[1])
 redis.call('HINCRBY', KEYS[1], 'messages', 1)
 redis.call('HINCRBY', KEYS[1], 'bytes', size)
@@ -135,11 +165,11 @@ redis.call('HINCRBY', KEYS[5], 'messages', -1)
 redis.call('HINCRBY', KEYS[5], 'bytes', 0 - size)
 return 1`;
 
-/** KEYS mailbox, messages, queue, expiry, seen, due, stats. ARGV address (hex). */
+/** KEYS mailbox, messages, queue, expiry, seen, due, stats, digests. ARGV address (hex). */
 const DELETE_MAILBOX = `
 local counts = redis.call('HMGET', KEYS[1], 'messages', 'bytes')
 if not counts[1] then return 0 end
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[8])
 redis.call('ZREM', KEYS[6], ARGV[1])
 redis.call('HINCRBY', KEYS[7], 'mailboxes', -1)
 redis.call('HINCRBY', KEYS[7], 'messages', 0 - tonumber(counts[1]))
@@ -147,14 +177,14 @@ redis.call('HINCRBY', KEYS[7], 'bytes', 0 - tonumber(counts[2]))
 return 1`;
 
 /**
- * KEYS mailbox, messages, queue, expiry, seen, due, stats. ARGV address (hex), now, batch.
+ * KEYS mailbox, messages, queue, expiry, seen, due, stats, digests. ARGV address (hex), now, batch.
  * Deletes up to `batch` of the mailbox's messages that expired at or before `now`, and its client
  * ids that did, then moves the mailbox in `due` to its next expiry. Run twice, the second run
  * finds nothing, so relays may sweep at the same time.
  */
 const SWEEP_MAILBOX = `${DELETE_ONE}
 if redis.call('EXISTS', KEYS[1]) == 0 then
-  redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5])
+  redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[8])
   redis.call('ZREM', KEYS[6], ARGV[1])
   return 0
 end
@@ -166,6 +196,9 @@ for _, id in ipairs(expired) do
     n = n + 1
     freed = freed + size
   end
+end
+for _, client in ipairs(redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', ARGV[2])) do
+  redis.call('HDEL', KEYS[8], client)
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', ARGV[2])
 if n > 0 then
@@ -187,11 +220,11 @@ return n`;
 
 const SCRIPTS = {
   parleyCreate: { numberOfKeys: 2, lua: CREATE },
-  parleyDeposit: { numberOfKeys: 8, lua: DEPOSIT },
+  parleyDeposit: { numberOfKeys: 9, lua: DEPOSIT },
   parleyPending: { numberOfKeys: 2, lua: PENDING },
   parleyAck: { numberOfKeys: 5, lua: ACK },
-  parleyDeleteMailbox: { numberOfKeys: 7, lua: DELETE_MAILBOX },
-  parleySweepMailbox: { numberOfKeys: 7, lua: SWEEP_MAILBOX },
+  parleyDeleteMailbox: { numberOfKeys: 8, lua: DELETE_MAILBOX },
+  parleySweepMailbox: { numberOfKeys: 8, lua: SWEEP_MAILBOX },
 } as const;
 type ScriptName = keyof typeof SCRIPTS | "parleyPendingBuffer";
 type Arg = string | Buffer | Uint8Array | number;
@@ -355,7 +388,14 @@ export interface RedisStorageOptions {
   readonly prefix?: string;
   /** How often (ms) the relays sharing this Redis ask it to rewrite its AOF. 0 (default): never. */
   readonly rewriteIntervalMs?: number;
+  /** `--max-storage`: default REDIS_DEFAULT_MAX_BYTES. Every relay on one Redis should say the same. */
+  readonly maxBytes?: number;
+  /** `--max-mailboxes`: default `defaultMaxMailboxes(maxBytes)`. */
+  readonly maxMailboxes?: number;
 }
+
+/** `--max-storage` for a Redis storage when it is not set (set Redis's maxmemory above it). */
+export const REDIS_DEFAULT_MAX_BYTES = 1024 * 1024 * 1024;
 
 interface MailboxKeys {
   readonly hex: string;
@@ -364,6 +404,7 @@ interface MailboxKeys {
   readonly queue: string;
   readonly expiry: string;
   readonly seen: string;
+  readonly digests: string;
 }
 
 export class RedisStorage implements Storage {
@@ -373,6 +414,7 @@ export class RedisStorage implements Storage {
   /** A random id for this relay process, so that it can ignore its own notifications. */
   readonly node = randomBytes(8).toString("hex");
   durability = describeDurability(UNREAD);
+  readonly capacity: StorageCapacity;
   persistence: RedisPersistence | null = null;
   /** Notifications on the channel that were not of the expected shape, and so ignored. */
   ignoredNotifications = 0;
@@ -403,6 +445,8 @@ export class RedisStorage implements Storage {
     this.timeoutMs = options.timeoutMs ?? 5000;
     this.prefix = options.prefix ?? DEFAULT_PREFIX;
     this.rewriteIntervalMs = options.rewriteIntervalMs ?? 0;
+    const maxBytes = options.maxBytes ?? REDIS_DEFAULT_MAX_BYTES;
+    this.capacity = { maxBytes, maxMailboxes: options.maxMailboxes ?? defaultMaxMailboxes(maxBytes) };
     this.options = {
       host: t.host,
       port: t.port,
@@ -666,6 +710,7 @@ export class RedisStorage implements Storage {
       queue: `${p}queue:${hex}`,
       expiry: `${p}expiry:${hex}`,
       seen: `${p}seen:${hex}`,
+      digests: `${p}digests:${hex}`,
     };
   }
 
@@ -674,10 +719,14 @@ export class RedisStorage implements Storage {
     return { seq: `${p}seq`, stats: `${p}stats`, due: `${p}due`, channel: `${p}deposits` };
   }
 
-  async createMailbox(address: Uint8Array, ownerKey: Uint8Array): Promise<"created" | "exists" | "conflict"> {
+  async createMailbox(address: Uint8Array, ownerKey: Uint8Array): Promise<CreateResult> {
     const k = this.keys(address);
-    const result = await this.script("parleyCreate", [k.mailbox, this.global.stats], [ownerKey]);
-    return result as "created" | "exists" | "conflict";
+    const result = await this.script(
+      "parleyCreate",
+      [k.mailbox, this.global.stats],
+      [ownerKey, this.capacity.maxMailboxes, this.capacity.maxBytes],
+    );
+    return result as CreateResult;
   }
 
   async mailboxOwner(address: Uint8Array): Promise<Uint8Array | null> {
@@ -690,7 +739,7 @@ export class RedisStorage implements Storage {
     const g = this.global;
     const deleted = await this.script(
       "parleyDeleteMailbox",
-      [k.mailbox, k.messages, k.queue, k.expiry, k.seen, g.due, g.stats],
+      [k.mailbox, k.messages, k.queue, k.expiry, k.seen, g.due, g.stats, k.digests],
       [k.hex],
     );
     return deleted === 1;
@@ -705,7 +754,7 @@ export class RedisStorage implements Storage {
     stored.set(r.ciphertext, HEADER);
     const [status, seq] = (await this.script(
       "parleyDeposit",
-      [k.mailbox, k.messages, k.queue, k.expiry, k.seen, g.due, g.seq, g.stats],
+      [k.mailbox, k.messages, k.queue, k.expiry, k.seen, g.due, g.seq, g.stats, k.digests],
       [
         k.hex,
         r.clientMessageId,
@@ -716,6 +765,8 @@ export class RedisStorage implements Storage {
         limits.maxBytes,
         g.channel,
         this.node,
+        depositDigest(r.ciphertext),
+        this.capacity.maxBytes,
       ],
     )) as [string, string?];
     switch (status) {
@@ -732,6 +783,8 @@ export class RedisStorage implements Storage {
           },
         };
       case "duplicate":
+      case "id-reused":
+      case "full":
       case "quota":
       case "unknown-mailbox":
         return { status };
@@ -806,7 +859,7 @@ export class RedisStorage implements Storage {
           const k = this.keys(hex);
           return this.script(
             "parleySweepMailbox",
-            [k.mailbox, k.messages, k.queue, k.expiry, k.seen, g.due, g.stats],
+            [k.mailbox, k.messages, k.queue, k.expiry, k.seen, g.due, g.stats, k.digests],
             [hex, now, SWEEP_BATCH],
           );
         }),

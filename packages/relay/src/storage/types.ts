@@ -1,5 +1,17 @@
 // The relay's storage, behind one small asynchronous interface so that an in-process backend
 // (SQLite, memory) and a networked one (Redis) fit the same server.
+import { createHash } from "node:crypto";
+
+/** Bytes of the ciphertext digest remembered with a client message id (see `depositDigest`). */
+export const DIGEST_LENGTH = 16;
+
+/**
+ * What is remembered of a deposit's ciphertext with its client message id, to tell a retry from
+ * a reuse of the id: the first 16 bytes of its SHA-256.
+ */
+export function depositDigest(ciphertext: Uint8Array): Buffer {
+  return createHash("sha256").update(ciphertext).digest().subarray(0, DIGEST_LENGTH);
+}
 
 /** One stored message. Exactly what the transparency statement says is kept. */
 export interface StoredMessage {
@@ -17,7 +29,10 @@ export interface StoredMessage {
 
 export interface DepositRequest {
   readonly address: Uint8Array;
-  /** Sender-chosen id; a retry with the same id (while the first is remembered) is stored once. */
+  /**
+   * Sender-chosen id, scoped to the mailbox: a retry with the same id and the same ciphertext
+   * (while the first is remembered) is stored once; the same id with another ciphertext is refused.
+   */
   readonly clientMessageId: Uint8Array;
   readonly ciphertext: Uint8Array;
   readonly receivedAt: number;
@@ -31,11 +46,38 @@ export interface MailboxLimits {
   readonly maxBytes: number;
 }
 
+/**
+ * The relay-wide bounds of a storage (`--max-storage`, `--max-mailboxes`), as resolved at start.
+ * Memory and Redis count what they hold as ciphertext bytes plus ACCOUNTED_MESSAGE_BYTES per
+ * message and ACCOUNTED_MAILBOX_BYTES per mailbox; SQLite counts the files of its data directory.
+ */
+export interface StorageCapacity {
+  readonly maxBytes: number;
+  readonly maxMailboxes: number;
+}
+
+/** What a stored message costs beyond its ciphertext, in the count of memory and Redis. */
+export const ACCOUNTED_MESSAGE_BYTES = 256;
+/** What a mailbox costs, in the count of memory and Redis. */
+export const ACCOUNTED_MAILBOX_BYTES = 256;
+
+/** Mailboxes allowed when `--max-mailboxes` is not set: at most an eighth of the storage, at 512 bytes each. */
+export function defaultMaxMailboxes(maxBytes: number): number {
+  return Math.max(100, Math.floor(maxBytes / 8 / 512));
+}
+
 export type DepositResult =
   | { readonly status: "stored"; readonly message: StoredMessage }
+  /** The relay's storage is at its cap (or its disk nearly full): nothing new is taken for now. */
+  | { readonly status: "full" }
+  /** A retry: this client message id, with this ciphertext, is remembered in this mailbox. */
   | { readonly status: "duplicate" }
+  /** This client message id is remembered in this mailbox with another ciphertext. */
+  | { readonly status: "id-reused" }
   | { readonly status: "quota" }
   | { readonly status: "unknown-mailbox" };
+
+export type CreateResult = "created" | "exists" | "conflict" | "full";
 
 export interface StorageStats {
   readonly mailboxes: number;
@@ -82,8 +124,13 @@ export interface Storage {
   readonly kind: string;
   /** One sentence: where messages are kept and what an acknowledged write survives. */
   readonly durability: string;
-  /** "created", "exists" (same owner: idempotent) or "conflict" (another owner). */
-  createMailbox(address: Uint8Array, ownerKey: Uint8Array): Promise<"created" | "exists" | "conflict">;
+  /** The relay-wide bounds it enforces. */
+  readonly capacity: StorageCapacity;
+  /**
+   * "created", "exists" (same owner: idempotent), "conflict" (another owner), or "full" (as many
+   * mailboxes as `capacity` allows, or the storage is full).
+   */
+  createMailbox(address: Uint8Array, ownerKey: Uint8Array): Promise<CreateResult>;
   mailboxOwner(address: Uint8Array): Promise<Uint8Array | null>;
   /** Deletes the mailbox and every message in it. False if there was none. */
   deleteMailbox(address: Uint8Array): Promise<boolean>;
@@ -98,6 +145,11 @@ export interface Storage {
   /** Deletes every message (and remembered client id) that expired at or before `now`; returns messages deleted. */
   sweep(now: number): Promise<number>;
   stats(): Promise<StorageStats>;
+  /**
+   * Why the storage cannot write now, in one sentence (for /readyz): its disk is full, say, so that
+   * it refuses new data and deletes only thanks to its reserve. Null: it can. Absent: always can.
+   */
+  writeProblem?(): string | null;
   /**
    * Whether requests can be served now (for /readyz). Absent: always, as for an in-process backend.
    * Resolves (never rejects) within the backend's timeout.
