@@ -2,20 +2,22 @@
 // the sender's ratchet. The next message then sits at a chain position already used; it must still
 // be encrypted under a (key, nonce) never used before, so XOR of the two ciphertexts tells nothing
 // about the plaintexts (PROTOCOL.md §6.2, issue 13 Medium 2). Real `parley` processes, a real relay
-// process and its real SQLite file: the ciphertexts are read as deposited, while Bob is offline.
+// process and its real SQLite storage: the ciphertexts are read as deposited, while Bob is offline.
 import { cp, rm } from "node:fs/promises";
-import { createRequire } from "node:module";
 import { join } from "node:path";
-import { decodeEnvelope, type MessageEnvelope } from "@parley/protocol";
+import { decodeEnvelope, fromHex, MailboxKey, type MessageEnvelope } from "@parley/protocol";
 import { afterAll, describe, expect, it } from "vitest";
+import { resolvePaths } from "../packages/client/src/paths.js";
+import { RelayConnection, RelayRequestError } from "../packages/client/src/relay-connection.js";
+import { Store } from "../packages/client/src/store.js";
 import {
   aliceAndBob,
   cleanup,
   history,
   messages,
   newDir,
+  PASSPHRASE,
   parley,
-  ROOT,
   sendOne,
   startRelay,
 } from "./client-helpers.js";
@@ -23,29 +25,56 @@ import {
 afterAll(cleanup);
 
 interface Row {
-  seq: number;
   address: Uint8Array;
+  messageId: Uint8Array;
   ciphertext: Uint8Array;
 }
-interface ReadOnlyDatabase {
-  prepare(sql: string): { all(...params: unknown[]): unknown[] };
-  close(): void;
-}
-// better-sqlite3 as the relay resolves it (the tests package does not depend on it itself).
-const Database = createRequire(join(ROOT, "packages/relay/package.json"))("better-sqlite3") as new (
-  path: string,
-  options: { readonly: boolean },
-) => ReadOnlyDatabase;
 
-/** The ciphertexts the relay holds, deposited after `afterSeq`, read from its SQLite file. */
-function stored(dataDir: string, afterSeq = 0): Row[] {
-  const db = new Database(join(dataDir, "relay.sqlite"), { readonly: true });
+/** Bob's mailbox key for his one contact, read from his store (no parley process runs on it). */
+function bobsMailbox(home: string): MailboxKey {
+  const store = Store.open(resolvePaths(home).database, PASSPHRASE);
   try {
-    return db
-      .prepare("SELECT seq, address, ciphertext FROM messages WHERE seq > ? ORDER BY seq")
-      .all(afterSeq) as Row[];
+    return MailboxKey.deserialize(fromHex(store.contacts()[0]!.value.inbox.key));
   } finally {
-    db.close();
+    store.close();
+  }
+}
+
+/**
+ * The first `count` ciphertexts waiting in Bob's mailbox, exactly as deposited: read by playing
+ * Bob at the relay (a subscription with his mailbox key), without acknowledging them, so that
+ * they stay there for Bob. (The relay's SQLite file holds them sealed under keys of its own.)
+ */
+async function waiting(url: string, key: MailboxKey, count: number): Promise<Row[]> {
+  const conn = await RelayConnection.open(url);
+  try {
+    const rows: Row[] = [];
+    const all = new Promise<void>((resolve) => {
+      conn.on("deliver", (f) => {
+        rows.push({ address: f.address, messageId: f.messageId, ciphertext: f.ciphertext });
+        if (rows.length === count) resolve();
+      });
+    });
+    await conn.subscribe(key);
+    await all;
+    return rows;
+  } finally {
+    conn.close();
+  }
+}
+
+/** Whether the relay still holds a message with this id in Bob's mailbox (an ack answers it). */
+async function held(url: string, key: MailboxKey, messageId: Uint8Array): Promise<boolean> {
+  const conn = await RelayConnection.open(url);
+  try {
+    await conn.subscribe(key);
+    await conn.ack(key.address, messageId);
+    return true;
+  } catch (e) {
+    if (e instanceof RelayRequestError && e.code === "UNKNOWN_MESSAGE") return false;
+    throw e;
+  } finally {
+    conn.close();
   }
 }
 
@@ -83,7 +112,7 @@ describe("a restored data directory (PROTOCOL.md §6.2)", () => {
     const relay = await startRelay(["--storage", "sqlite", "--data-dir", dataDir]);
     const { alice, bob } = await aliceAndBob(relay.url);
     await parley(bob, ["sync", "--wait", "2"]); // Alice's intro: Bob's mailbox is empty again
-    expect(stored(dataDir)).toEqual([]);
+    const key = bobsMailbox(bob);
 
     // Alice's data directory is copied while no parley process runs on it (each command has exited).
     const backup = join(await newDir("parley-backup-"), "home");
@@ -100,7 +129,7 @@ describe("a restored data directory (PROTOCOL.md §6.2)", () => {
     expect((await history(alice, "Bob")).map((m) => m.text)).not.toContain(one);
 
     // Bob is offline: both ciphertexts wait at the relay exactly as Alice deposited them.
-    const rows = stored(dataDir);
+    const rows = await waiting(relay.url, key, 2);
     expect(rows).toHaveLength(2);
     expect(hex(rows[1]!.address)).toBe(hex(rows[0]!.address));
     const [a, b] = rows.map((r) => message(r.ciphertext)) as [MessageEnvelope, MessageEnvelope];
@@ -135,10 +164,7 @@ describe("a restored data directory (PROTOCOL.md §6.2)", () => {
       one,
     ]);
     // Both deliveries were acknowledged, so Bob's mailbox at the relay holds neither any more.
-    const bobsMailbox = () => stored(dataDir).filter((r) => hex(r.address) === hex(rows[0]!.address));
-    const deadline = Date.now() + 30_000;
-    while (bobsMailbox().length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-    expect(bobsMailbox()).toEqual([]);
+    for (const r of rows) expect(await held(relay.url, key, r.messageId)).toBe(false);
 
     // The session still works afterwards, in both directions.
     await sendOne(bob, "alice", "still talking");
