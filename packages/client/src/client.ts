@@ -2034,11 +2034,15 @@ export class Client extends EventEmitter<ClientEvents> {
     const book = new InvitationBook();
     book.add(PendingInvitation.deserialize(fromHex(inv.pending)));
     let accepted: ReturnType<InvitationBook["accept"]>;
+    const started = performance.now();
     try {
       accepted = book.accept(this.identity, frame.ciphertext, { now: frame.receivedAt });
     } catch (e) {
       if (e instanceof ParleyError) {
-        this.emit("warning", `dropped an invalid handshake for one of your invitations (${e.code})`);
+        // Anyone who saw the code can deposit here: a forged handshake counts against the slice's
+        // budget and is reported with the others, like a forged message.
+        this.failedMs += performance.now() - started;
+        this.countDropped("one of your invitations", e.code);
         return [];
       }
       throw e;
