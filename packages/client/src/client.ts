@@ -3,6 +3,7 @@
 // history and the outbox happens in one store transaction, before anything leaves the machine.
 import { EventEmitter } from "node:events";
 import { sha256 } from "@noble/hashes/sha2.js";
+import { randomBytes } from "@noble/hashes/utils.js";
 import {
   acceptInvitation,
   checkInvitationKeys,
@@ -769,6 +770,7 @@ export class Client extends EventEmitter<ClientEvents> {
     const inbox = MailboxKey.generate();
     await this.request(relay, () => conn.createMailbox(key));
     await this.request(relay, () => conn.createMailbox(inbox));
+    const inboxToken = await this.lockMailbox(relay, conn, inbox);
     const { code, pending } = createInvitation(this.identity, {
       relayUrl: relay,
       mailbox: key.address,
@@ -779,6 +781,7 @@ export class Client extends EventEmitter<ClientEvents> {
         pending: toHex(pending.serialize()),
         mailboxKey: toHex(key.serialize()),
         inboxKey: toHex(inbox.serialize()),
+        ...(inboxToken ? { inboxToken: toHex(inboxToken) } : {}),
         relay,
         expiresAt: pending.expiresAt,
       }),
@@ -862,6 +865,7 @@ export class Client extends EventEmitter<ClientEvents> {
     const conn = await this.connect(relay);
     const key = MailboxKey.generate();
     await this.request(relay, () => conn.createMailbox(key));
+    const token = await this.lockMailbox(relay, conn, key);
 
     const pending = this.store.tx((): InternalEvent => {
       if (!this.store.useInvitation(invId)) {
@@ -883,7 +887,7 @@ export class Client extends EventEmitter<ClientEvents> {
         target.value.name = options.name;
         target.value.nameSource = "user";
       }
-      const intro = this.introPayload();
+      const intro = this.introPayload({ token });
       const { session, message } = acceptInvitation(this.identity, inv, {
         mailbox: key.address,
         relayUrl: relay,
@@ -935,7 +939,10 @@ export class Client extends EventEmitter<ClientEvents> {
         ev = changed(contactId, "added");
       }
       session.wipe();
-      this.store.enqueue(contactId, this.outboxEntry("accept", inv.relayUrl, toHex(inv.mailbox), message));
+      this.store.enqueue(
+        contactId,
+        this.outboxEntry("accept", { relay: inv.relayUrl, address: toHex(inv.mailbox) }, message),
+      );
       return ev;
     });
     const event = this.emitEvent(pending)!;
@@ -956,23 +963,48 @@ export class Client extends EventEmitter<ClientEvents> {
     return event;
   }
 
-  private introPayload(inbox?: Uint8Array): Payload {
-    const text = encodeIntro(inbox ? { name: this.name, inbox } : { name: this.name });
+  private introPayload(to: { inbox?: Uint8Array; token?: Uint8Array | undefined } = {}): Payload {
+    const text = encodeIntro({
+      name: this.name,
+      ...(to.inbox ? { inbox: to.inbox } : {}),
+      ...(to.token ? { token: to.token } : {}),
+    });
     return { type: "text", id: newMessageId(), sentAt: Date.now(), text };
+  }
+
+  /**
+   * Gives a new mailbox of mine a random deposit token (PROTOCOL.md §8.1 step 8), for my intro to
+   * hand to the one contact who writes there; from then on the relay refuses deposits without it.
+   * Undefined when the relay does not know the frame (BAD_FRAME): the mailbox then stays open to
+   * anyone who knows its address, as before deposit tokens.
+   */
+  private async lockMailbox(
+    relay: string,
+    conn: RelayConnection,
+    key: MailboxKey,
+  ): Promise<Uint8Array | undefined> {
+    const token = randomBytes(32);
+    try {
+      await conn.setDepositToken(key, token);
+      return token;
+    } catch (e) {
+      if (e instanceof RelayRequestError && e.code === "BAD_FRAME") return undefined;
+      return this.request(relay, () => Promise.reject(e));
+    }
   }
 
   private outboxEntry(
     kind: OutboxRecord["kind"],
-    relay: string,
-    address: string,
+    to: { relay: string; address: string; token?: string },
     ciphertext: Uint8Array,
     messageSeq?: number,
   ): OutboxRecord {
     const now = Date.now();
     return {
       kind,
-      relay,
-      address,
+      relay: to.relay,
+      address: to.address,
+      ...(to.token ? { token: to.token } : {}),
       clientMessageId: toHex(newMessageId()),
       ciphertext: b64(ciphertext),
       ...(messageSeq === undefined ? {} : { messageSeq }),
@@ -1042,10 +1074,7 @@ export class Client extends EventEmitter<ClientEvents> {
           status: "queued",
         };
         const seq = this.store.addMessage(id, rec)!;
-        this.store.enqueue(
-          id,
-          this.outboxEntry("message", contact.outbox.relay, contact.outbox.address, wire, seq),
-        );
+        this.store.enqueue(id, this.outboxEntry("message", contact.outbox, wire, seq));
         out.push({ seq, id: rec.id });
       }
       contact.lastActivity = now;
@@ -1150,7 +1179,12 @@ export class Client extends EventEmitter<ClientEvents> {
         if (ciphertext.length > limit) {
           throw new RelayRequestError("TOO_LARGE", `${ciphertext.length} bytes, above its ${limit}`);
         }
-        await conn.deposit(fromHex(e.address), fromHex(e.clientMessageId), ciphertext);
+        await conn.deposit(
+          fromHex(e.address),
+          fromHex(e.clientMessageId),
+          ciphertext,
+          e.token === undefined ? undefined : fromHex(e.token),
+        );
       } catch (err) {
         const outcome = depositOutcome(err, limit);
         if (outcome.kind === "unreachable") {
@@ -1378,10 +1412,7 @@ export class Client extends EventEmitter<ClientEvents> {
                 sentAt: Date.now(),
                 ids,
               });
-              this.store.enqueue(
-                contactId,
-                this.outboxEntry("receipt", contact.outbox.relay, contact.outbox.address, wire),
-              );
+              this.store.enqueue(contactId, this.outboxEntry("receipt", contact.outbox, wire));
             }
           }
           this.store.putContact(contactId, contact);
@@ -1973,7 +2004,10 @@ export class Client extends EventEmitter<ClientEvents> {
     if (payload.type === "text") {
       if (isControlText(payload.text)) {
         const intro = first ? decodeIntro(payload.text) : null;
-        if (intro?.inbox) this.moveOutbox(id, contact, toHex(intro.inbox));
+        if (intro?.inbox || intro?.token) {
+          const address = intro.inbox ? toHex(intro.inbox) : contact.outbox.address;
+          this.moveOutbox(id, contact, address, intro.token && toHex(intro.token));
+        }
         const name = intro ? cleanName(intro.name) : "";
         if (name && contact.nameSource !== "user" && name !== contact.name) {
           const previousName = contact.name;
@@ -2016,16 +2050,18 @@ export class Client extends EventEmitter<ClientEvents> {
   }
 
   /**
-   * The contact's intro named a new inbox (on the same relay): what I send from now on goes there,
-   * and so does everything still waiting in the outbox for the old address.
+   * The contact's intro named a new inbox (on the same relay) or a deposit token: what I send from
+   * now on goes there, with that token, and so does everything still waiting in the outbox for the
+   * old address.
    */
-  private moveOutbox(id: string, contact: ContactRecord, address: string): void {
+  private moveOutbox(id: string, contact: ContactRecord, address: string, token: string | undefined): void {
     const old = contact.outbox.address;
-    if (address === old) return;
-    contact.outbox = { ...contact.outbox, address };
+    const { token: _old, ...rest } = contact.outbox;
+    contact.outbox = { ...rest, address, ...(token ? { token } : {}) };
     for (const e of this.store.outbox()) {
-      if (e.contact === id && e.value.address === old)
-        this.store.putOutbox(e.seq, id, { ...e.value, address });
+      if (e.contact !== id || e.value.address !== old) continue;
+      const { token: _was, ...entry } = e.value;
+      this.store.putOutbox(e.seq, id, { ...entry, address, ...(token ? { token } : {}) });
     }
   }
 
@@ -2116,9 +2152,10 @@ export class Client extends EventEmitter<ClientEvents> {
     // Tell the accepter who we are, and where to write from now on; this also ends its Accept
     // wrapping.
     const inbox = moving ? MailboxKey.deserialize(fromHex(inv.inboxKey!)).address : undefined;
-    const wire = this.encryptTo(contact, this.introPayload(inbox));
+    const token = moving && inv.inboxToken ? fromHex(inv.inboxToken) : undefined;
+    const wire = this.encryptTo(contact, this.introPayload({ inbox, token }));
     this.store.putContact(id, contact);
-    this.store.enqueue(id, this.outboxEntry("intro", contact.outbox.relay, contact.outbox.address, wire));
+    this.store.enqueue(id, this.outboxEntry("intro", contact.outbox, wire));
     return events;
   }
 

@@ -6,6 +6,7 @@ import {
   DecodeError,
   type DeliverFrame,
   decodeFrame,
+  depositTokenHash,
   encodeFrame,
   FRAME_VERSION,
   type Frame,
@@ -209,6 +210,21 @@ export class RelayConnection extends EventEmitter<RelayConnectionEvents> {
     });
   }
 
+  /**
+   * From now on the mailbox takes deposits only with `token` (PROTOCOL.md §8.1 step 8). The relay
+   * keeps only its hash.
+   */
+  setDepositToken(key: MailboxKey, token: Uint8Array): Promise<void> {
+    const tokenHash = depositTokenHash(token);
+    return this.request({
+      type: "setDepositToken",
+      requestId: 0,
+      address: key.address,
+      tokenHash,
+      signature: key.prove(MailboxAction.setDepositToken, this.welcome.challenge, tokenHash),
+    });
+  }
+
   deleteMailbox(key: MailboxKey): Promise<void> {
     return this.request({
       type: "deleteMailbox",
@@ -218,9 +234,21 @@ export class RelayConnection extends EventEmitter<RelayConnectionEvents> {
     });
   }
 
-  /** Resolves once the relay has durably stored the ciphertext (its `ok`). */
-  deposit(address: Uint8Array, clientMessageId: Uint8Array, ciphertext: Uint8Array): Promise<void> {
-    return this.request({ type: "deposit", requestId: 0, address, clientMessageId, ciphertext });
+  /**
+   * Resolves once the relay has durably stored the ciphertext (its `ok`). With the mailbox's
+   * deposit token, as its owner gave it, when there is one.
+   */
+  deposit(
+    address: Uint8Array,
+    clientMessageId: Uint8Array,
+    ciphertext: Uint8Array,
+    token?: Uint8Array,
+  ): Promise<void> {
+    return this.request(
+      token
+        ? { type: "tokenDeposit", requestId: 0, address, token, clientMessageId, ciphertext }
+        : { type: "deposit", requestId: 0, address, clientMessageId, ciphertext },
+    );
   }
 
   ack(address: Uint8Array, messageId: Uint8Array): Promise<void> {

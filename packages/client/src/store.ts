@@ -44,8 +44,11 @@ export interface ContactRecord {
   previousFingerprint?: string;
   /** My mailbox for this contact: where they write. */
   inbox: { relay: string; key: string };
-  /** Their mailbox: where I write. */
-  outbox: { relay: string; address: string };
+  /**
+   * Their mailbox: where I write; `token` (hex): its deposit token, from their intro, without which
+   * the relay refuses my deposits there once they have set it.
+   */
+  outbox: { relay: string; address: string; token?: string };
   /**
    * The invitation's mailbox, which I (the inviter) still read with the current session until
    * the contact writes to `inbox`, announced in my intro, with nothing of theirs missing before
@@ -100,6 +103,8 @@ export interface OutboxRecord {
   kind: "message" | "receipt" | "accept" | "intro";
   relay: string;
   address: string;
+  /** hex: the deposit token of `address` (the contact's outbox token when queued or moved). */
+  token?: string;
   clientMessageId: string;
   /** base64 of the envelope */
   ciphertext: string;
@@ -124,6 +129,8 @@ export interface InvitationRecord {
    * anyone who saw the code knows) can be deleted. Absent in invitations made before it.
    */
   inboxKey?: string;
+  /** hex: the inbox's deposit token, sent in my intro (absent when the relay does not take tokens). */
+  inboxToken?: string;
   relay: string;
   expiresAt: number;
 }

@@ -141,3 +141,66 @@ describe("the first-contact mailbox", () => {
     expect(alice.history("Bob").map((m) => m.text)).toEqual(["hi"]);
   });
 });
+
+describe("deposit tokens (issue 18, item 7)", () => {
+  it("each side's mailbox takes deposits only with the token its intro gave the contact", async () => {
+    const r = await relay();
+    const url = `ws://127.0.0.1:${r.port}`;
+    const { alice, bob, inbox } = await pair(url);
+    await alice.sync();
+    await bob.sync();
+    const bobsContact = bob.store.contacts()[0]!.value;
+    const alicesContact = alice.store.contacts()[0]!.value;
+    // Bob writes to the inbox Alice's intro named, with the token it carried; Alice to Bob's
+    // mailbox, with the token his intro (inside his Accept) carried.
+    expect(bobsContact.outbox.address).toBe(Buffer.from(inbox.address).toString("hex"));
+    expect(bobsContact.outbox.token).toMatch(/^[0-9a-f]{64}$/);
+    expect(alicesContact.outbox.token).toMatch(/^[0-9a-f]{64}$/);
+    expect(alicesContact.outbox.token).not.toBe(bobsContact.outbox.token);
+    // A stranger who learned either address cannot deposit there: not even a single message.
+    const bobsMailbox = fromHex(alicesContact.outbox.address);
+    expect(await depositAs(url, inbox.address, forged(0, 0))).toBe("AUTH");
+    expect(await depositAs(url, bobsMailbox, forged(0, 0))).toBe("AUTH");
+    // Nor with the other direction's token.
+    const conn = await RelayConnection.open(url);
+    try {
+      const wrong = fromHex(bobsContact.outbox.token!);
+      await expect(
+        conn.deposit(bobsMailbox, new Uint8Array(16).fill(1), forged(0, 0), wrong),
+      ).rejects.toMatchObject({
+        code: "AUTH",
+      });
+    } finally {
+      conn.close();
+    }
+    // The conversation goes on, both ways, with the tokens.
+    await bob.send("alice", ["hi"]);
+    await alice.sync();
+    await alice.send("Bob", ["hello"]);
+    await bob.sync();
+    expect(alice.history("Bob").map((m) => m.text)).toEqual(["hi", "hello"]);
+    expect(bob.history("alice").map((m) => m.text)).toEqual(["hi", "hello"]);
+  });
+
+  it("what Bob queued for the first-contact mailbox moves to the inbox, with its token", async () => {
+    const r = await relay(["--storage", "memory", "--mailbox-max-messages", "2"]);
+    const url = `ws://127.0.0.1:${r.port}`;
+    const { alice, bob, first } = await pair(url);
+    await alice.sync();
+    // A stranger fills the first-contact mailbox, so Bob's next message, written before he has
+    // read Alice's intro, waits in his outbox: for the first-contact mailbox, without a token.
+    expect(await depositAs(url, first.address, forged(0, 0))).toBe("ok");
+    expect(await depositAs(url, first.address, forged(0, 0))).toBe("ok");
+    await bob.send("alice", ["queued"]).catch(() => {});
+    const queued = () => bob.store.outbox().filter((e) => e.value.kind === "message");
+    expect(queued().map((e) => [e.value.address, e.value.token])).toEqual([
+      [Buffer.from(first.address).toString("hex"), undefined],
+    ]);
+    // Reading the intro moves it to the inbox, with the inbox's token, and it is deposited there.
+    await bob.sync();
+    expect(queued()).toEqual([]);
+    await alice.sync();
+    expect(alice.history("Bob").map((m) => m.text)).toEqual(["queued"]);
+    expect(alice.store.contacts()[0]!.value.firstContact).toBeUndefined();
+  });
+});

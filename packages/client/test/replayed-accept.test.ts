@@ -53,10 +53,13 @@ describe("an Accept delivered again", () => {
     expect(warnings).toEqual([]);
     const before = alice.status().replaysDropped;
 
-    // The relay deposits the same Accept again, into the mailbox where Bob now writes.
+    // The relay deposits the same Accept again, into the mailbox where Bob now writes (a relay
+    // needs no deposit token in its own storage; this test, a client, uses the one Bob's deposits
+    // showed the relay).
     const inbox = MailboxKey.deserialize(fromHex(alice.store.contacts()[0]!.value.inbox.key));
+    const token = fromHex(bob.store.contacts()[0]!.value.outbox.token!);
     const again = await RelayConnection.open(url);
-    await again.deposit(inbox.address, crypto.getRandomValues(new Uint8Array(16)), accept);
+    await again.deposit(inbox.address, crypto.getRandomValues(new Uint8Array(16)), accept, token);
     again.close();
     await alice.sync();
     expect(warnings).toEqual([]);

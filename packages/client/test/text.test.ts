@@ -78,14 +78,27 @@ describe("intro known answers (PROTOCOL.md §7.4, test/intro-vectors.json)", () 
   const vectors = JSON.parse(readFileSync(join(import.meta.dirname, "intro-vectors.json"), "utf8")) as {
     messageIdHex: string;
     sentAt: number;
-    encode: { name: string; inboxHex?: string; text: string; textHex: string; payloadHex: string }[];
-    decode: { text: string; name: string | null; inboxHex?: string; why: string }[];
+    encode: {
+      name: string;
+      inboxHex?: string;
+      tokenHex?: string;
+      text: string;
+      textHex: string;
+      payloadHex: string;
+    }[];
+    decode: { text: string; name: string | null; inboxHex?: string; tokenHex?: string; why: string }[];
   };
+  /** The intro a vector names: its name, and its inbox and token when it has them. */
+  const introOf = (v: { name: string; inboxHex?: string; tokenHex?: string }) => ({
+    name: v.name,
+    ...(v.inboxHex ? { inbox: fromHex(v.inboxHex) } : {}),
+    ...(v.tokenHex ? { token: fromHex(v.tokenHex) } : {}),
+  });
 
   it("§7.4 intro: encodes each name to exactly the vector's text, UTF-8 bytes and padded payload", () => {
     expect(vectors.encode.length).toBeGreaterThan(0);
     for (const v of vectors.encode) {
-      const intro = v.inboxHex ? { name: v.name, inbox: fromHex(v.inboxHex) } : { name: v.name };
+      const intro = introOf(v);
       const text = encodeIntro(intro);
       expect(text).toBe(v.text);
       expect(toHex(new TextEncoder().encode(text))).toBe(v.textHex);
@@ -104,8 +117,7 @@ describe("intro known answers (PROTOCOL.md §7.4, test/intro-vectors.json)", () 
 
   it("§7.4 intro: reads a name from exactly the vector's accepted texts and from none of the others", () => {
     for (const v of vectors.decode) {
-      const inbox = v.inboxHex ? { inbox: fromHex(v.inboxHex) } : {};
-      expect(decodeIntro(v.text), v.why).toEqual(v.name === null ? null : { name: v.name, ...inbox });
+      expect(decodeIntro(v.text), v.why).toEqual(v.name === null ? null : introOf({ ...v, name: v.name }));
     }
   });
 });

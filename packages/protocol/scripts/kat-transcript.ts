@@ -7,11 +7,13 @@ import {
   createInvitation,
   decodeEnvelope,
   decodeInvitation,
+  depositTokenHash,
   dh,
   encodeFrame,
   encodePayload,
   type Frame,
   fingerprint,
+  fromHex,
   hkdfSha256,
   hmacSha256,
   Identity,
@@ -222,6 +224,8 @@ export function buildTranscript(): Record<string, unknown> {
   const legacyReply = legacyMessage(ad, aliceRatchet.publicKey, firstMessageKey(aliceChain), legacyPayload);
 
   const challenge = katValue("relay/challenge");
+  const bobToken = katValue("bob/deposit-token");
+  const bobTokenHash = depositTokenHash(bobToken);
   const address = aliceMailbox.address;
   const frames: Frame[] = [
     { type: "hello", requestId: 1, maxVersion: 1 },
@@ -263,6 +267,23 @@ export function buildTranscript(): Record<string, unknown> {
       signature: aliceMailbox.prove(MailboxAction.delete, challenge),
     },
     { type: "error", requestId: 8, code: "QUOTA", message: "mailbox is full" },
+    // Bob's mailbox takes deposits with its deposit token only (§8.1 step 8), and Alice deposits
+    // her first message there with it.
+    {
+      type: "setDepositToken",
+      requestId: 9,
+      address: bobMailbox.address,
+      tokenHash: bobTokenHash,
+      signature: bobMailbox.prove(MailboxAction.setDepositToken, challenge, bobTokenHash),
+    },
+    {
+      type: "tokenDeposit",
+      requestId: 10,
+      address: bobMailbox.address,
+      token: bobToken,
+      clientMessageId: katValue("deposit/2/id", 16),
+      ciphertext: fromHex(messages.find((m) => m.from === "alice")!.wire),
+    },
   ];
   const safety = safetyNumber(alice.publicIdentity, bob.publicIdentity);
 
@@ -281,7 +302,12 @@ export function buildTranscript(): Record<string, unknown> {
     },
     mailboxes: {
       alice: { ownerKey: aliceMailbox.publicKey, address: aliceMailbox.address },
-      bob: { ownerKey: bobMailbox.publicKey, address: bobMailbox.address },
+      bob: {
+        ownerKey: bobMailbox.publicKey,
+        address: bobMailbox.address,
+        depositToken: bobToken,
+        depositTokenHash: bobTokenHash,
+      },
     },
     invitation: { ...invitation, id: invitationId(invitation.prekey), code },
     handshake: {

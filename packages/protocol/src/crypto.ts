@@ -37,6 +37,7 @@ export const LABELS = {
   safetyNumber: "parley/v1/safety-number",
   mailboxAddress: "parley/v1/mailbox-address",
   mailboxProof: "parley/v1/mailbox-proof",
+  depositToken: "parley/v1/deposit-token",
 } as const;
 
 export const label = (name: keyof typeof LABELS): Uint8Array => utf8.encode(LABELS[name]);

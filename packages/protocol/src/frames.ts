@@ -74,6 +74,23 @@ export interface DeleteMailboxFrame extends Base {
   readonly address: Bytes;
   readonly signature: Bytes;
 }
+export interface SetDepositTokenFrame extends Base {
+  readonly type: "setDepositToken";
+  readonly address: Bytes;
+  /** depositTokenHash(token): from now on the mailbox takes deposits with that token only. */
+  readonly tokenHash: Bytes;
+  /** Ownership proof (MailboxAction.setDepositToken) over the challenge and `tokenHash`. */
+  readonly signature: Bytes;
+}
+export interface TokenDepositFrame extends Base {
+  readonly type: "tokenDeposit";
+  readonly address: Bytes;
+  /** The mailbox's deposit token, as its owner gave it to this sender. */
+  readonly token: Bytes;
+  /** As in `deposit`. */
+  readonly clientMessageId: Bytes;
+  readonly ciphertext: Bytes;
+}
 export interface WelcomeFrame extends Base {
   readonly type: "welcome";
   readonly version: number;
@@ -107,7 +124,9 @@ export type ClientFrame =
   | SubscribeFrame
   | UnsubscribeFrame
   | AckFrame
-  | DeleteMailboxFrame;
+  | DeleteMailboxFrame
+  | SetDepositTokenFrame
+  | TokenDepositFrame;
 export type ServerFrame = WelcomeFrame | OkFrame | DeliverFrame | ErrorFrame;
 export type Frame = ClientFrame | ServerFrame;
 
@@ -154,6 +173,23 @@ const LAYOUTS: Record<Frame["type"], { code: number; fields: readonly Field[] }>
     fields: [
       ["address", "bytes", 32],
       ["signature", "bytes", 64],
+    ],
+  },
+  setDepositToken: {
+    code: 0x08,
+    fields: [
+      ["address", "bytes", 32],
+      ["tokenHash", "bytes", 32],
+      ["signature", "bytes", 64],
+    ],
+  },
+  tokenDeposit: {
+    code: 0x09,
+    fields: [
+      ["address", "bytes", 32],
+      ["token", "bytes", 32],
+      ["clientMessageId", "bytes", 16],
+      ["ciphertext", "rest"],
     ],
   },
   welcome: {

@@ -72,6 +72,8 @@ export {
 } from "./invitation.js";
 export {
   CHALLENGE_LENGTH,
+  DEPOSIT_TOKEN_LENGTH,
+  depositTokenHash,
   MAILBOX_ADDRESS_LENGTH,
   MailboxAction,
   MailboxKey,

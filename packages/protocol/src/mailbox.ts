@@ -13,6 +13,8 @@ import { DecodeError } from "./errors.js";
 
 export const MAILBOX_ADDRESS_LENGTH = 32;
 export const CHALLENGE_LENGTH = 32;
+/** A deposit token (random, chosen by the mailbox owner) and the hash a relay keeps of it. */
+export const DEPOSIT_TOKEN_LENGTH = 32;
 
 /**
  * A mailbox address: SHA-256("parley/v1/mailbox-address" || owner public key). Deriving the
@@ -24,30 +26,59 @@ export function mailboxAddress(ownerPublicKey: Uint8Array): Uint8Array {
   return sha256(concat(label("mailboxAddress"), ownerPublicKey));
 }
 
+/**
+ * The hash a relay keeps of a mailbox's deposit token: SHA-256("parley/v1/deposit-token" || token).
+ * A relay that keeps only this cannot deposit with the token after a leak of its storage.
+ */
+export function depositTokenHash(token: Uint8Array): Uint8Array {
+  if (token.length !== DEPOSIT_TOKEN_LENGTH) throw new RangeError("deposit token: expected 32 bytes");
+  return sha256(concat(label("depositToken"), token));
+}
+
 /** What a mailbox-ownership proof authorises. Part of the signed bytes, so proofs do not transfer. */
-export const MailboxAction = { create: 1, subscribe: 2, delete: 3 } as const;
+export const MailboxAction = { create: 1, subscribe: 2, delete: 3, setDepositToken: 4 } as const;
 export type MailboxAction = (typeof MailboxAction)[keyof typeof MailboxAction];
 
-/** The bytes an owner signs: label || action (u8) || server challenge (32) || address (32). */
+/**
+ * The bytes an owner signs: label || action (u8) || server challenge (32) || address (32), and for
+ * `setDepositToken` (only) the token hash it sets (32), so that the proof authorises that hash alone.
+ */
 export function mailboxProofMessage(
   action: MailboxAction,
   challenge: Uint8Array,
   address: Uint8Array,
+  tokenHash?: Uint8Array,
 ): Uint8Array {
   if (challenge.length !== CHALLENGE_LENGTH) throw new RangeError("challenge: expected 32 bytes");
   if (address.length !== MAILBOX_ADDRESS_LENGTH) throw new RangeError("address: expected 32 bytes");
+  if (action === MailboxAction.setDepositToken) {
+    if (tokenHash?.length !== DEPOSIT_TOKEN_LENGTH)
+      throw new RangeError("tokenHash: a setDepositToken proof signs a 32-byte token hash");
+    return concat(label("mailboxProof"), Uint8Array.of(action), challenge, address, tokenHash);
+  }
+  if (tokenHash !== undefined) throw new RangeError("tokenHash: only a setDepositToken proof signs one");
   return concat(label("mailboxProof"), Uint8Array.of(action), challenge, address);
 }
 
-/** Relay side: checks an ownership proof for `action` against this connection's challenge. */
+/**
+ * Relay side: checks an ownership proof for `action` against this connection's challenge (and,
+ * for `setDepositToken`, the token hash of the frame). Never throws: bad input is `false`.
+ */
 export function verifyMailboxProof(
   ownerPublicKey: Uint8Array,
   action: MailboxAction,
   challenge: Uint8Array,
   address: Uint8Array,
   signature: Uint8Array,
+  tokenHash?: Uint8Array,
 ): boolean {
-  return verify(ownerPublicKey, mailboxProofMessage(action, challenge, address), signature);
+  let message: Uint8Array;
+  try {
+    message = mailboxProofMessage(action, challenge, address, tokenHash);
+  } catch {
+    return false;
+  }
+  return verify(ownerPublicKey, message, signature);
 }
 
 /**
@@ -67,9 +98,12 @@ export class MailboxKey {
     return new MailboxKey(ed25519KeyPair(random).secretKey);
   }
 
-  /** Signs an ownership proof for `action` over the relay's per-connection challenge. */
-  prove(action: MailboxAction, challenge: Uint8Array): Uint8Array {
-    return sign(this.secretKey, mailboxProofMessage(action, challenge, this.address));
+  /**
+   * Signs an ownership proof for `action` over the relay's per-connection challenge (and, for
+   * `setDepositToken`, over the token hash it sets).
+   */
+  prove(action: MailboxAction, challenge: Uint8Array, tokenHash?: Uint8Array): Uint8Array {
+    return sign(this.secretKey, mailboxProofMessage(action, challenge, this.address, tokenHash));
   }
 
   get addressHex(): string {

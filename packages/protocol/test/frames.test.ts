@@ -1,14 +1,17 @@
 import { describe, expect, it } from "vitest";
 import {
   CHALLENGE_LENGTH,
+  DEPOSIT_TOKEN_LENGTH,
   DecodeError,
   decodeFrame,
+  depositTokenHash,
   encodeFrame,
   type Frame,
   isClientFrame,
   MailboxAction,
   MailboxKey,
   mailboxAddress,
+  mailboxProofMessage,
   toHex,
   verifyMailboxProof,
 } from "../src/index.js";
@@ -108,5 +111,66 @@ describe("mailbox ownership", () => {
       false,
     );
     expect(MailboxKey.deserialize(key.serialize()).addressHex).toBe(key.addressHex);
+  });
+
+  it("§8.3 a setDepositToken proof signs the token hash after the 88 bytes; no other action signs one", () => {
+    const key = MailboxKey.generate();
+    const challenge = new Uint8Array(CHALLENGE_LENGTH).fill(3);
+    const hash = depositTokenHash(new Uint8Array(DEPOSIT_TOKEN_LENGTH).fill(9));
+    const message = mailboxProofMessage(MailboxAction.setDepositToken, challenge, key.address, hash);
+    expect(message.length).toBe(120);
+    expect(message[23]).toBe(4);
+    expect(toHex(message.subarray(88))).toBe(toHex(hash));
+    const proof = key.prove(MailboxAction.setDepositToken, challenge, hash);
+    const check = (h?: Uint8Array) =>
+      verifyMailboxProof(key.publicKey, MailboxAction.setDepositToken, challenge, key.address, proof, h);
+    expect(check(hash)).toBe(true);
+    expect(check(new Uint8Array(32))).toBe(false);
+    expect(check()).toBe(false); // never throws
+    expect(() => mailboxProofMessage(MailboxAction.setDepositToken, challenge, key.address)).toThrow(
+      RangeError,
+    );
+    expect(() => mailboxProofMessage(MailboxAction.subscribe, challenge, key.address, hash)).toThrow(
+      RangeError,
+    );
+    expect(() => depositTokenHash(new Uint8Array(31))).toThrow(RangeError);
+  });
+});
+
+describe("deposit-token frames (§8.2)", () => {
+  it("lay out setDepositToken (134 bytes) and tokenDeposit (86 + C) in the table's order", () => {
+    const set: Frame = {
+      type: "setDepositToken",
+      requestId: 5,
+      address,
+      tokenHash: new Uint8Array(32).fill(8),
+      signature: new Uint8Array(64).fill(9),
+    };
+    const setBytes = encodeFrame(set);
+    expect(setBytes.length).toBe(134);
+    expect(toHex(setBytes.subarray(0, 6))).toBe("010800000005");
+    expect(setBytes[38]).toBe(8);
+    expect(setBytes[70]).toBe(9);
+    expect(decodeFrame(setBytes)).toEqual(set);
+    const dep: Frame = {
+      type: "tokenDeposit",
+      requestId: 6,
+      address,
+      token: new Uint8Array(32).fill(3),
+      clientMessageId: new Uint8Array(16).fill(4),
+      ciphertext: new Uint8Array(10).fill(5),
+    };
+    const depBytes = encodeFrame(dep);
+    expect(depBytes.length).toBe(86 + 10);
+    expect(toHex(depBytes.subarray(0, 6))).toBe("010900000006");
+    expect([depBytes[38], depBytes[70], depBytes[86]]).toEqual([3, 4, 5]);
+    expect(decodeFrame(depBytes)).toEqual(dep);
+    expect(isClientFrame(dep) && isClientFrame(set)).toBe(true);
+    // Strict like every frame: short, long, empty or over-cap ciphertext.
+    expect(decodeCode(setBytes.subarray(0, 133))).toBe("BAD_FRAME");
+    expect(decodeCode(Uint8Array.of(...setBytes, 0))).toBe("BAD_FRAME");
+    expect(decodeCode(depBytes.subarray(0, 86))).toBe("BAD_FRAME");
+    expect(decodeCode(depBytes, 9)).toBe("TOO_LARGE");
+    expect(() => encodeFrame({ ...dep, token: new Uint8Array(31) })).toThrow(RangeError);
   });
 });

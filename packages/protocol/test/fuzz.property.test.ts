@@ -318,7 +318,7 @@ const address = bytes(32);
 const signature = bytes(64);
 const ciphertext = fc.uint8Array({ minLength: 1, maxLength: 2048 });
 
-/** One arbitrary per frame type: the mapped type makes the compiler insist on all eleven. */
+/** One arbitrary per frame type: the mapped type makes the compiler insist on all thirteen. */
 const frameArbs: { readonly [K in Frame["type"]]: fc.Arbitrary<Extract<Frame, { type: K }>> } = {
   hello: fc.record({
     type: fc.constant("hello" as const),
@@ -342,6 +342,21 @@ const frameArbs: { readonly [K in Frame["type"]]: fc.Arbitrary<Extract<Frame, { 
   unsubscribe: fc.record({ type: fc.constant("unsubscribe" as const), requestId, address }),
   ack: fc.record({ type: fc.constant("ack" as const), requestId, address, messageId: bytes(16) }),
   deleteMailbox: fc.record({ type: fc.constant("deleteMailbox" as const), requestId, address, signature }),
+  setDepositToken: fc.record({
+    type: fc.constant("setDepositToken" as const),
+    requestId,
+    address,
+    tokenHash: bytes(32),
+    signature,
+  }),
+  tokenDeposit: fc.record({
+    type: fc.constant("tokenDeposit" as const),
+    requestId,
+    address,
+    token: bytes(32),
+    clientMessageId: bytes(16),
+    ciphertext,
+  }),
   welcome: fc.record({
     type: fc.constant("welcome" as const),
     requestId,

@@ -1,8 +1,10 @@
 import { readFileSync } from "node:fs";
 import { ed25519 } from "@noble/curves/ed25519.js";
+import { sha256 } from "@noble/hashes/sha2.js";
 import { describe, expect, it } from "vitest";
 import { buildEdgeCases, type Ed25519Case, type RelayUrlCase } from "../scripts/kat-edge-cases.js";
 import { buildTranscript, katValue } from "../scripts/kat-transcript.js";
+import { concat } from "../src/_bytes.js";
 import { verify } from "../src/crypto.js";
 import {
   acceptInvitation,
@@ -11,6 +13,7 @@ import {
   decodeFrame,
   decodeInvitation,
   decodePayload,
+  depositTokenHash,
   encodeFrame,
   encodeInvitation,
   fromHex,
@@ -20,6 +23,7 @@ import {
   InvitationBook,
   InvitationError,
   invitationId,
+  MailboxAction,
   PendingInvitation,
   type RandomSource,
   relayUrlFault,
@@ -27,6 +31,7 @@ import {
   safetyNumber,
   sessionAd,
   toHex,
+  verifyMailboxProof,
   xopen,
 } from "../src/index.js";
 import { specVerify } from "./ed25519-spec.js";
@@ -55,6 +60,10 @@ interface Kat {
     acceptNonce: string;
     reply: { from: "alice"; payload: string; wire: string };
   };
+  mailboxes: Record<
+    "alice" | "bob",
+    { ownerKey: string; address: string; depositToken?: string; depositTokenHash?: string }
+  >;
   frames: { hex: string }[];
   safetyNumber: { digits: string; compact: string };
   ed25519Strictness: Ed25519Case[];
@@ -232,8 +241,29 @@ describe("known-answer vectors (vectors/kat.json)", () => {
   });
 
   it("every recorded frame decodes and re-encodes to the same bytes", () => {
-    expect(committed.frames).toHaveLength(11);
+    expect(committed.frames).toHaveLength(13);
     for (const f of committed.frames) expect(toHex(encodeFrame(decodeFrame(fromHex(f.hex))))).toBe(f.hex);
+  });
+
+  it("§8.1 step 8, §8.3: the deposit token's hash, and the owner's proof over it, are the recorded ones", () => {
+    const bob = committed.mailboxes.bob;
+    const token = fromHex(bob.depositToken!);
+    expect(toHex(depositTokenHash(token))).toBe(bob.depositTokenHash);
+    expect(toHex(sha256(concat(utf8("parley/v1/deposit-token"), token)))).toBe(bob.depositTokenHash);
+    const set = decodeFrame(fromHex(committed.frames[11]!.hex));
+    const deposit = decodeFrame(fromHex(committed.frames[12]!.hex));
+    if (set.type !== "setDepositToken" || deposit.type !== "tokenDeposit") throw new Error("frames 12, 13");
+    const welcome = decodeFrame(fromHex(committed.frames[1]!.hex));
+    if (welcome.type !== "welcome") throw new Error("frame 2 is the welcome");
+    const challenge = welcome.challenge;
+    const owner = fromHex(bob.ownerKey);
+    const args = [owner, MailboxAction.setDepositToken, challenge, set.address, set.signature] as const;
+    expect(verifyMailboxProof(...args, set.tokenHash)).toBe(true);
+    // The proof signs the hash: for another one, or as a proof of another action, it fails.
+    expect(verifyMailboxProof(...args, new Uint8Array(32))).toBe(false);
+    expect(verifyMailboxProof(...args)).toBe(false);
+    expect(toHex(deposit.token)).toBe(bob.depositToken);
+    expect(toHex(depositTokenHash(deposit.token))).toBe(toHex(set.tokenHash));
   });
 
   it("the safety number is the recorded one, whichever side computes it", () => {

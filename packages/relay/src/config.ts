@@ -543,9 +543,12 @@ function parseValue(o: Option, raw: string, source: string): { value?: unknown; 
   }
 }
 
-/** The WebSocket `maxPayload`: the ciphertext cap plus a deliver frame's fixed fields. */
+/**
+ * The WebSocket `maxPayload`: the ciphertext cap plus the fixed fields of the largest frame that
+ * carries one (a tokenDeposit: header 6, address 32, token 32, client message id 16).
+ */
 export function maxPayload(config: Pick<RelayConfig, "maxMessageBytes">): number {
-  return config.maxMessageBytes + 6 + 32 + 16 + 8;
+  return config.maxMessageBytes + 6 + 32 + 32 + 16;
 }
 
 /**

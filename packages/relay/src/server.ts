@@ -13,6 +13,7 @@ import type { Duplex } from "node:stream";
 import {
   DecodeError,
   decodeFrame,
+  depositTokenHash,
   encodeFrame,
   FRAME_VERSION,
   type Frame,
@@ -786,7 +787,24 @@ export class RelayServer {
         return ok();
       }
       case "deposit":
+      case "tokenDeposit":
         return this.deposit(conn, f, arrived);
+      case "setDepositToken": {
+        const owner = await this.storage.mailboxOwner(f.address);
+        if (!owner) return this.error(conn, f.requestId, "UNKNOWN_MAILBOX", "no such mailbox");
+        const proof = await this.checkProof(
+          conn,
+          owner,
+          MailboxAction.setDepositToken,
+          f.address,
+          f.signature,
+          f.tokenHash,
+        );
+        if (proof !== "valid") return this.refuseProof(conn, f.requestId, proof);
+        if (!(await this.storage.setDepositToken(f.address, f.tokenHash)))
+          return this.error(conn, f.requestId, "UNKNOWN_MAILBOX", "no such mailbox");
+        return ok();
+      }
       case "subscribe": {
         const owner = await this.storage.mailboxOwner(f.address);
         if (!owner) return this.error(conn, f.requestId, "UNKNOWN_MAILBOX", "no such mailbox");
@@ -853,6 +871,7 @@ export class RelayServer {
     action: MailboxAction,
     address: Uint8Array,
     signature: Uint8Array,
+    tokenHash?: Uint8Array,
   ): Promise<"valid" | "invalid" | "throttled"> {
     const now = performance.now();
     const source = conn.source === null ? undefined : this.sources.get(conn.source);
@@ -864,7 +883,7 @@ export class RelayServer {
     conn.proofs.book(now + wait);
     source?.proofs.book(now + wait);
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-    const message = mailboxProofMessage(action, conn.challenge, address);
+    const message = mailboxProofMessage(action, conn.challenge, address, tokenHash);
     let verdict = verifyEd25519(ownerKey, message, signature);
     if (verdict === "unsure") {
       const t = performance.now();
@@ -874,7 +893,7 @@ export class RelayServer {
       }
       this.secondOpinions.book(t);
       this.metrics.proofSecondOpinions.inc();
-      verdict = verifyMailboxProof(ownerKey, action, conn.challenge, address, signature)
+      verdict = verifyMailboxProof(ownerKey, action, conn.challenge, address, signature, tokenHash)
         ? "valid"
         : "invalid";
     }
@@ -890,7 +909,7 @@ export class RelayServer {
 
   private async deposit(
     conn: Connection,
-    f: Extract<Frame, { type: "deposit" }>,
+    f: Extract<Frame, { type: "deposit" | "tokenDeposit" }>,
     arrived: number,
   ): Promise<void> {
     const receivedAt = this.now();
@@ -905,6 +924,7 @@ export class RelayServer {
           receivedAt,
           expiresAt: receivedAt + this.config.ttlSeconds * 1000,
           id: randomBytes(16),
+          tokenHash: f.type === "tokenDeposit" ? depositTokenHash(f.token) : null,
         },
         { maxMessages: this.config.mailboxMaxMessages, maxBytes: this.config.mailboxMaxBytes },
       );
@@ -919,6 +939,15 @@ export class RelayServer {
         return this.error(conn, f.requestId, "UNKNOWN_MAILBOX", "no such mailbox");
       case "quota":
         return this.error(conn, f.requestId, "QUOTA", "the mailbox is full; try again later");
+      case "token":
+        return this.error(
+          conn,
+          f.requestId,
+          "AUTH",
+          f.type === "deposit"
+            ? "this mailbox takes deposits only with its deposit token"
+            : "this is not the mailbox's deposit token",
+        );
       case "full":
         return this.error(conn, f.requestId, "QUOTA", "the relay's storage is full; try again later");
       case "id-reused":

@@ -74,6 +74,10 @@ export function transparencyStatement(
         why: "a per-mailbox key, not the owner's identity; checks that only the owner reads",
       },
       { field: "messages and bytes waiting", why: "to enforce the quota" },
+      {
+        field: "deposit-token hash",
+        why: "if the owner set one: SHA-256 of a random token the owner gave the one contact who writes there, so that only deposits carrying it are taken; the token itself is not stored",
+      },
     ],
     neverStored: [
       "message contents in readable form (clients encrypt end to end; the relay holds no keys)",

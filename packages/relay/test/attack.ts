@@ -5,7 +5,14 @@
 import { randomBytes } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import { connect, type Socket } from "node:net";
-import { decodeFrame, encodeFrame, type Frame, MailboxAction, MailboxKey } from "@parley/protocol";
+import {
+  decodeFrame,
+  depositTokenHash,
+  encodeFrame,
+  type Frame,
+  MailboxAction,
+  MailboxKey,
+} from "@parley/protocol";
 import WebSocket from "ws";
 import { sleep, until } from "./helpers.js";
 
@@ -166,13 +173,21 @@ export class Honest {
     private readonly owner: Wire,
     private readonly sender: Wire,
     private readonly key: MailboxKey,
+    private readonly token: Uint8Array | undefined,
   ) {}
 
-  static async start(port: number): Promise<Honest> {
+  /** The honest mailbox's address (an attacker may know it). */
+  get address(): Uint8Array {
+    return this.key.address;
+  }
+
+  /** With `token`, the owner sets a deposit token and the sender deposits with it. */
+  static async start(port: number, options: { token?: boolean } = {}): Promise<Honest> {
     const key = MailboxKey.generate();
     const owner = await Wire.open(port);
     const sender = await Wire.open(port);
-    const honest = new Honest(owner, sender, key);
+    const token = options.token ? randomBytes(32) : undefined;
+    const honest = new Honest(owner, sender, key, token);
     owner.onDeliver = (f) => {
       honest.delivered.add(Buffer.from(f.ciphertext).readUInt32BE(0));
       owner.send({
@@ -195,6 +210,17 @@ export class Honest {
         address: key.address,
         signature: key.prove(MailboxAction.subscribe, owner.challenge),
       },
+      ...(token
+        ? [
+            {
+              type: "setDepositToken",
+              requestId: 0,
+              address: key.address,
+              tokenHash: depositTokenHash(token),
+              signature: key.prove(MailboxAction.setDepositToken, owner.challenge, depositTokenHash(token)),
+            },
+          ]
+        : []),
     ] as Frame[]) {
       const answer = await owner.request(frame);
       if (answer.type !== "ok")
@@ -214,13 +240,13 @@ export class Honest {
       const ciphertext = randomBytes(200);
       ciphertext.writeUInt32BE(this.sent, 0);
       try {
-        const answer = await this.sender.request({
-          type: "deposit",
-          requestId: 0,
-          address: this.key.address,
-          clientMessageId: randomBytes(16),
-          ciphertext,
-        });
+        const address = this.key.address;
+        const clientMessageId = randomBytes(16);
+        const answer = await this.sender.request(
+          this.token
+            ? { type: "tokenDeposit", requestId: 0, address, token: this.token, clientMessageId, ciphertext }
+            : { type: "deposit", requestId: 0, address, clientMessageId, ciphertext },
+        );
         if (answer.type === "ok") this.sent++;
         else
           this.problems.push(

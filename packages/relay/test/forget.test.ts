@@ -369,7 +369,7 @@ describe("forgetting (SQLite, real process)", () => {
     expect(scan(dir, named(secrets.map((s, i) => [`secret ${i}`, s]))).size).toBe(2);
 
     relay = await startRelay(["--data-dir", dir, "--sweep-interval", "1h"]);
-    expect(relay.output()).toMatch(/"sealed":2.*database brought to layout 1/);
+    expect(relay.output()).toMatch(/"sealed":2.*database brought to layout 2/);
     expect(scan(dir, named(secrets.map((s, i) => [`secret ${i}`, s]))).size).toBe(0);
     const c = await TestClient.connect(relay.port);
     clients.push(c);
@@ -381,5 +381,12 @@ describe("forgetting (SQLite, real process)", () => {
       expect(d.type === "deliver" && Buffer.from(d.ciphertext).equals(s)).toBe(true);
     }
     await expect(c.next(300)).rejects.toThrow(/no frame/);
+    // The old mailbox takes a deposit token (layout 2) like a new one.
+    const token = randomBytes(32);
+    expect(await c.setDepositToken(owner, token)).toMatchObject({ type: "ok" });
+    expect(await c.deposit(owner.address, randomBytes(50), randomBytes(16))).toMatchObject({ code: "AUTH" });
+    expect(await c.deposit(owner.address, randomBytes(50), randomBytes(16), token)).toMatchObject({
+      type: "ok",
+    });
   });
 });

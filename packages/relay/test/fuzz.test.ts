@@ -27,8 +27,8 @@ import { http, metric, metrics, type RelayProcess, sleep, startRelay, TestClient
 
 /** --max-message-size of the fuzzed relay. */
 const MAX = 4096;
-/** The relay's WebSocket maxPayload: the ciphertext cap plus the deliver frame's fixed fields. */
-const MAX_PAYLOAD = MAX + 6 + 32 + 16 + 8;
+/** The relay's WebSocket maxPayload: the ciphertext cap plus a tokenDeposit frame's fixed fields. */
+const MAX_PAYLOAD = MAX + 6 + 32 + 32 + 16;
 /** Bad frames the relay takes before it closes the connection with 1008. */
 const MAX_VIOLATIONS = 10;
 /** Error codes of violations (the other codes answer well-formed requests). */
@@ -234,6 +234,21 @@ function frameArbitrary(knownAddress: Uint8Array): fc.Arbitrary<Frame> {
       signature: bytesOf(64),
     }),
     fc.record({
+      type: fc.constant("setDepositToken" as const),
+      requestId: u32,
+      address,
+      tokenHash: bytesOf(32),
+      signature: bytesOf(64),
+    }),
+    fc.record({
+      type: fc.constant("tokenDeposit" as const),
+      requestId: u32,
+      address,
+      token: bytesOf(32),
+      clientMessageId: bytesOf(16),
+      ciphertext,
+    }),
+    fc.record({
       type: fc.constant("welcome" as const),
       requestId: u32,
       version: fc.integer({ min: 1, max: 255 }),
@@ -324,7 +339,7 @@ function mutate(b: Uint8Array, m: Mutation): Uint8Array {
 function itemArbitrary(knownAddress: Uint8Array): fc.Arbitrary<Item> {
   const frame = frameArbitrary(knownAddress);
   const binary = (a: fc.Arbitrary<Uint8Array>) => a.map((bytes): Item => ({ kind: "binary", bytes }));
-  const clientType = fc.integer({ min: 0, max: 8 });
+  const clientType = fc.integer({ min: 0, max: 10 });
   const serverType = fc.integer({ min: 0x80, max: 0x85 });
   // A valid version and a (nearly) valid type, then junk: reaches the field decoders.
   const headerThenJunk = fc
@@ -506,19 +521,30 @@ describe("hostile input", () => {
       });
     const c = await open();
     await c.hello();
+    const tokenDeposit = encodeFrame({
+      type: "tokenDeposit",
+      requestId: 5,
+      address: known.address,
+      token: randomBytes(32),
+      clientMessageId: randomBytes(16),
+      ciphertext: new Uint8Array(MAX).fill(0x5b),
+    });
+    expect(tokenDeposit.length).toBe(MAX_PAYLOAD);
     c.send(deposit(1, MAX)); // exactly the cap: stored
     c.send(deposit(2, MAX + 1)); // above the cap, within maxPayload: TOO_LARGE
-    c.send(deposit(3, MAX + 8)); // the largest deposit frame within maxPayload
-    await c.when("three replies", () => c.frames.length >= 4);
+    c.send(deposit(3, MAX + 32)); // the largest deposit frame within maxPayload
+    c.send(tokenDeposit); // the largest frame there is, exactly maxPayload: stored
+    await c.when("four replies", () => c.frames.length >= 5);
     const byId = (id: number) => c.frames.find((f) => f.requestId === id);
     expect(byId(1)?.type).toBe("ok");
     expect(byId(2)).toMatchObject({ type: "error", code: "TOO_LARGE" });
     expect(byId(3)).toMatchObject({ type: "error", code: "TOO_LARGE" });
+    expect(byId(5)?.type).toBe("ok");
     expect(c.closeInfo).toBeUndefined();
-    expect(deposit(4, MAX + 9).length).toBe(MAX_PAYLOAD + 1);
-    c.send(deposit(4, MAX + 9));
+    expect(deposit(4, MAX + 33).length).toBe(MAX_PAYLOAD + 1);
+    c.send(deposit(4, MAX + 33));
     expect((await within("1009", c.closed)).code).toBe(1009);
-    expect(c.frames).toHaveLength(4);
+    expect(c.frames).toHaveLength(5);
 
     const huge = await open();
     huge.send(new Uint8Array(4 * MiB));

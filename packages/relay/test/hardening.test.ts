@@ -5,11 +5,11 @@
 // honest message arrives, the relay's memory (VmRSS) stays within the bound its flags set, and that
 // afterwards its connections, sockets and buffers are back where they were. Limits are lowered by
 // flags so that each attack is small; nothing here measures time.
-import { generateKeyPairSync, sign } from "node:crypto";
+import { generateKeyPairSync, randomBytes, sign } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { MailboxAction, MailboxKey, mailboxAddress, mailboxProofMessage } from "@parley/protocol";
+import { type Frame, MailboxAction, MailboxKey, mailboxAddress, mailboxProofMessage } from "@parley/protocol";
 import { afterEach, describe, expect, it } from "vitest";
 import { Honest, MiB, openFiles, Refused, RssWatch, rawSocket, rss, Wire } from "./attack.js";
 import { http, metric, metrics, type RelayProcess, sleep, startRelay, until } from "./helpers.js";
@@ -111,10 +111,11 @@ describe("hostile load against the real relay (issue 18)", () => {
     const { bytes, held, codes } = await attack;
     const during = watch.stop();
     const honestResult = await honest.finish();
-    await until(
-      "the connections to be back to the baseline",
-      async () => (await baseline(r)).connections === 0,
-    );
+    await until("the connections, sources and stored messages to be back to the baseline", async () => {
+      const now = await baseline(r);
+      const stored = await metric(r.port, "parley_relay_stored_messages");
+      return now.connections === 0 && now.sources === 0 && stored === 0;
+    });
     const after = await baseline(r);
     const rssAfter = rss(pid);
     const { asked, failed } = await livez;
@@ -215,10 +216,11 @@ describe("hostile load against the real relay (issue 18)", () => {
     const { asked, failed } = await livez;
     watch.stop();
     const honestResult = await honest.finish();
-    await until(
-      "the connections to be back to the baseline",
-      async () => (await baseline(r)).connections === 0,
-    );
+    await until("the connections, sources and stored messages to be back to the baseline", async () => {
+      const now = await baseline(r);
+      const stored = await metric(r.port, "parley_relay_stored_messages");
+      return now.connections === 0 && now.sources === 0 && stored === 0;
+    });
     const after = await baseline(r);
     const closed = await metrics(r.port);
     console.log(
@@ -319,10 +321,11 @@ describe("hostile load against the real relay (issue 18)", () => {
     );
     const honestResult = await honest.finish();
     for (const w of wires.splice(0)) w.close();
-    await until(
-      "the connections to be back to the baseline",
-      async () => (await baseline(r)).connections === 0,
-    );
+    await until("the connections, sources and stored messages to be back to the baseline", async () => {
+      const now = await baseline(r);
+      const stored = await metric(r.port, "parley_relay_stored_messages");
+      return now.connections === 0 && now.sources === 0 && stored === 0;
+    });
     const after = await baseline(r);
     console.log(
       `sources: one source asked 30, got ${one.accepted} (refused ${one.refused.length} with ${[...new Set(one.refused)]}); proxied ${proxied.accepted}/10; ` +
@@ -415,6 +418,97 @@ describe("hostile load against the real relay (issue 18)", () => {
     expect(checked).toBeLessThanOrEqual(20 + Math.ceil(10 * elapsed));
     expect(secondOpinions).toBeGreaterThan(0);
     expect(secondOpinions).toBeLessThanOrEqual(20 + Math.ceil(20 * elapsed));
+    expect(after).toEqual({ ...before, connections: 0, sockets: 1, sources: 0 });
+  });
+
+  it("7. a stranger who knows an address fills a mailbox without a deposit token, and cannot touch one with", async () => {
+    const r = await relay(["--mailbox-max-messages", "40", "--rate-limit", "100000"]);
+    const pid = r.proc.pid!;
+    const honest = await Honest.start(r.port, { token: true });
+    await sleep(300);
+    const before = await baseline(r);
+    const rssBefore = rss(pid);
+    // The contrast: a mailbox whose owner set no token (and is offline) is full after 40 junk
+    // deposits, and its owner's contacts get QUOTA until the owner drains it.
+    const open = MailboxKey.generate();
+    const openOwner = await Wire.open(r.port);
+    wires.push(openOwner);
+    const created = await openOwner.request({
+      type: "createMailbox",
+      requestId: 0,
+      ownerKey: open.publicKey,
+      signature: open.prove(MailboxAction.create, openOwner.challenge),
+    });
+    expect(created.type).toBe("ok");
+    // Four connections from one source, each pipelining 200 deposits at each mailbox: half plain,
+    // half with a made-up token.
+    const attackers = await Promise.all(Array.from({ length: 4 }, () => Wire.open(r.port, "127.0.0.2")));
+    wires.push(...attackers);
+    const flood = (address: Uint8Array) =>
+      Promise.all(
+        attackers.flatMap((w) =>
+          Array.from({ length: 200 }, (_, i) => {
+            const clientMessageId = randomBytes(16);
+            const ciphertext = randomBytes(1000);
+            return w.request(
+              i % 2 === 0
+                ? { type: "deposit", requestId: 0, address, clientMessageId, ciphertext }
+                : {
+                    type: "tokenDeposit",
+                    requestId: 0,
+                    address,
+                    token: randomBytes(32),
+                    clientMessageId,
+                    ciphertext,
+                  },
+            );
+          }),
+        ),
+      );
+    const tally = (answers: Frame[]) => {
+      const t: Record<string, number> = {};
+      for (const a of answers) {
+        const k = a.type === "error" ? a.code : a.type;
+        t[k] = (t[k] ?? 0) + 1;
+      }
+      return t;
+    };
+    const attack = (async () => [tally(await flood(open.address)), tally(await flood(honest.address))])();
+    const livez = pollLivez(r.port, attack);
+    const [atOpen, atLocked] = await attack;
+    const storedDuring = await metric(r.port, "parley_relay_stored_messages");
+    const honestResult = await honest.finish();
+    const { asked, failed } = await livez;
+    // The stranger's junk in the open mailbox goes when its owner deletes it.
+    const deleted = await openOwner.request({
+      type: "deleteMailbox",
+      requestId: 0,
+      address: open.address,
+      signature: open.prove(MailboxAction.delete, openOwner.challenge),
+    });
+    for (const w of wires.splice(0)) w.close();
+    await until("the connections, sources and stored messages to be back to the baseline", async () => {
+      const now = await baseline(r);
+      const stored = await metric(r.port, "parley_relay_stored_messages");
+      return now.connections === 0 && now.sources === 0 && stored === 0;
+    });
+    const after = await baseline(r);
+    console.log(
+      `deposit tokens: 800 deposits at a mailbox without a token: ${JSON.stringify(atOpen)}; ` +
+        `800 at the honest mailbox with one: ${JSON.stringify(atLocked)}; stored during ${storedDuring}; ` +
+        `honest ${honestResult.delivered}/${honestResult.sent} delivered; /livez ${asked - failed.length}/${asked}; ` +
+        `rss ${mib(rssBefore)} -> ${mib(rss(pid))}`,
+    );
+    expect(r.proc.exitCode).toBeNull();
+    expect(failed).toEqual([]);
+    expect(atOpen).toEqual({ ok: 40, QUOTA: 760 });
+    expect(atLocked).toEqual({ AUTH: 800 });
+    // What was stored during the attack: the open mailbox's 40, and of the honest mailbox nothing
+    // but honest messages not yet acknowledged (each arrived, and the honest sender had no error).
+    expect(storedDuring).toBeGreaterThanOrEqual(40);
+    expect(honestResult.problems).toEqual([]);
+    expect(honestResult.sent).toBeGreaterThan(0);
+    expect(deleted.type).toBe("ok");
     expect(after).toEqual({ ...before, connections: 0, sockets: 1, sources: 0 });
   });
 

@@ -3,7 +3,14 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { get } from "node:http";
 import { fileURLToPath } from "node:url";
-import { decodeFrame, encodeFrame, type Frame, MailboxAction, type MailboxKey } from "@parley/protocol";
+import {
+  decodeFrame,
+  depositTokenHash,
+  encodeFrame,
+  type Frame,
+  MailboxAction,
+  type MailboxKey,
+} from "@parley/protocol";
 import { expect } from "vitest";
 import WebSocket from "ws";
 import { loadConfig } from "../src/config.js";
@@ -202,8 +209,30 @@ export class TestClient {
     });
   }
 
-  deposit(address: Uint8Array, ciphertext: Uint8Array, clientMessageId: Uint8Array): Promise<Frame> {
-    return this.request({ type: "deposit", requestId: 0, address, clientMessageId, ciphertext });
+  /** Sets the mailbox's deposit token (its hash, with the owner's proof over it). */
+  setDepositToken(key: MailboxKey, token: Uint8Array): Promise<Frame> {
+    const tokenHash = depositTokenHash(token);
+    return this.request({
+      type: "setDepositToken",
+      requestId: 0,
+      address: key.address,
+      tokenHash,
+      signature: key.prove(MailboxAction.setDepositToken, this.challenge, tokenHash),
+    });
+  }
+
+  /** A deposit, or with `token` a tokenDeposit. */
+  deposit(
+    address: Uint8Array,
+    ciphertext: Uint8Array,
+    clientMessageId: Uint8Array,
+    token?: Uint8Array,
+  ): Promise<Frame> {
+    return this.request(
+      token
+        ? { type: "tokenDeposit", requestId: 0, address, token, clientMessageId, ciphertext }
+        : { type: "deposit", requestId: 0, address, clientMessageId, ciphertext },
+    );
   }
 
   ack(address: Uint8Array, messageId: Uint8Array): Promise<Frame> {

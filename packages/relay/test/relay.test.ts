@@ -1,9 +1,9 @@
 // The relay's behaviour, against the real process: mailboxes, ownership, deposits, push delivery,
 // acks, idempotent retries, quotas, limits, retention, health and transparency.
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { MailboxAction, MailboxKey, toHex } from "@parley/protocol";
+import { depositTokenHash, MailboxAction, MailboxKey, toHex } from "@parley/protocol";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { http, type RelayProcess, startRelay, TestClient } from "./helpers.js";
 
@@ -201,6 +201,115 @@ describe("relay (SQLite, real process)", () => {
       type: "ok",
     });
     expect(await c.deposit(owner.address, blob(1), id(1))).toMatchObject({ code: "UNKNOWN_MAILBOX" });
+  });
+
+  it("§8.1 step 8: a mailbox with a deposit token takes deposits with that token only", async () => {
+    const owner = MailboxKey.generate();
+    const o = await connect(relay.port);
+    await o.createMailbox(owner);
+    const token = new Uint8Array(32).fill(0x5a);
+    const other = new Uint8Array(32).fill(0x5b);
+    // Before a token is set, both kinds of deposit enter.
+    expect(await o.deposit(owner.address, blob(1), id(201))).toMatchObject({ type: "ok" });
+    expect(await o.deposit(owner.address, blob(2), id(202), other)).toMatchObject({ type: "ok" });
+    expect(await o.setDepositToken(owner, token)).toMatchObject({ type: "ok" });
+
+    const stranger = await connect(relay.port);
+    expect(await stranger.deposit(owner.address, blob(3), id(203))).toMatchObject({
+      type: "error",
+      code: "AUTH",
+      message: "this mailbox takes deposits only with its deposit token",
+    });
+    expect(await stranger.deposit(owner.address, blob(3), id(203), other)).toMatchObject({
+      type: "error",
+      code: "AUTH",
+      message: "this is not the mailbox's deposit token",
+    });
+    // A refused deposit is not remembered: the same client id with the token is a new deposit.
+    expect(await stranger.deposit(owner.address, blob(3), id(203), token)).toMatchObject({ type: "ok" });
+    expect(await stranger.deposit(owner.address, blob(3), id(203), token)).toMatchObject({ type: "ok" });
+
+    await o.subscribe(owner);
+    const got: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const d = await o.next();
+      if (d.type !== "deliver") throw new Error("expected a delivery");
+      got.push(d.ciphertext[0]!);
+      await o.ack(owner.address, d.messageId);
+    }
+    expect(got).toEqual([1, 2, 3]);
+
+    // The owner can replace the token; the old one no longer opens the mailbox.
+    expect(await o.setDepositToken(owner, other)).toMatchObject({ type: "ok" });
+    expect(await stranger.deposit(owner.address, blob(4), id(204), token)).toMatchObject({ code: "AUTH" });
+    expect(await stranger.deposit(owner.address, blob(4), id(204), other)).toMatchObject({ type: "ok" });
+  });
+
+  it("§8.3: only the owner sets a deposit token, with a proof over exactly that token's hash", async () => {
+    const owner = MailboxKey.generate();
+    const mallory = MailboxKey.generate();
+    const c = await connect(relay.port);
+    await c.createMailbox(owner);
+    const token = new Uint8Array(32).fill(7);
+    const tokenHash = depositTokenHash(token);
+    const frame = { type: "setDepositToken" as const, requestId: 0, address: owner.address, tokenHash };
+    const refused = { type: "error", code: "AUTH" };
+    // Mallory's key, a proof for another hash, another action, another connection: all refused.
+    expect(
+      await c.request({
+        ...frame,
+        signature: mallory.prove(MailboxAction.setDepositToken, c.challenge, tokenHash),
+      }),
+    ).toMatchObject(refused);
+    expect(
+      await c.request({
+        ...frame,
+        signature: owner.prove(
+          MailboxAction.setDepositToken,
+          c.challenge,
+          depositTokenHash(new Uint8Array(32)),
+        ),
+      }),
+    ).toMatchObject(refused);
+    expect(
+      await c.request({ ...frame, signature: owner.prove(MailboxAction.subscribe, c.challenge) }),
+    ).toMatchObject(refused);
+    const other = await connect(relay.port);
+    expect(
+      await c.request({
+        ...frame,
+        signature: owner.prove(MailboxAction.setDepositToken, other.challenge, tokenHash),
+      }),
+    ).toMatchObject(refused);
+    // None of them set a token: a plain deposit still enters.
+    expect(await c.deposit(owner.address, blob(1), id(210))).toMatchObject({ type: "ok" });
+    expect(await c.setDepositToken(MailboxKey.generate(), token)).toMatchObject({ code: "UNKNOWN_MAILBOX" });
+    expect(await c.setDepositToken(owner, token)).toMatchObject({ type: "ok" });
+    expect(await c.deposit(owner.address, blob(1), id(211))).toMatchObject({ code: "AUTH" });
+  });
+
+  it("keeps a deposit token across a restart, as only its hash", async () => {
+    const own = mkdtempSync(join(tmpdir(), "parley-relay-token-"));
+    const owner = MailboxKey.generate();
+    const token = new Uint8Array(32).fill(0x3c);
+    let r = await startRelay(["--data-dir", own]);
+    try {
+      const c = await connect(r.port);
+      await c.createMailbox(owner);
+      expect(await c.setDepositToken(owner, token)).toMatchObject({ type: "ok" });
+      expect(await r.stop()).toBe(0);
+      const files = readdirSync(own).filter((f) => f.startsWith("relay.sqlite"));
+      const bytes = Buffer.concat(files.map((f) => readFileSync(join(own, f))));
+      expect(bytes.includes(Buffer.from(token))).toBe(false);
+      expect(bytes.includes(Buffer.from(depositTokenHash(token)))).toBe(true);
+      r = await startRelay(["--data-dir", own]);
+      const after = await connect(r.port);
+      expect(await after.deposit(owner.address, blob(1), id(220))).toMatchObject({ code: "AUTH" });
+      expect(await after.deposit(owner.address, blob(1), id(220), token)).toMatchObject({ type: "ok" });
+    } finally {
+      await r.stop();
+      rmSync(own, { recursive: true, force: true });
+    }
   });
 
   it("refuses a mailbox creation whose proof does not match the key", async () => {

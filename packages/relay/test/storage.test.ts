@@ -131,6 +131,33 @@ for (const [name, makeStorage] of Object.entries(backends)) {
       expect(await s.stats()).toMatchObject({ messages: 1, bytes: 10 });
     });
 
+    it("admits only deposits with the mailbox's deposit token once one is set, checked before a retry", async () => {
+      const s = make();
+      const a = address();
+      const token = randomBytes(32);
+      expect(await s.setDepositToken(a, token)).toBe(false);
+      await s.createMailbox(a, randomBytes(32));
+      const before = request(a);
+      expect((await s.deposit({ ...before, tokenHash: randomBytes(32) }, limits)).status).toBe("stored");
+      expect(await s.setDepositToken(a, token)).toBe(true);
+      // A retry of what was stored before the token, without it: refused, not "duplicate".
+      expect((await s.deposit(before, limits)).status).toBe("token");
+      expect((await s.deposit({ ...request(a), tokenHash: randomBytes(32) }, limits)).status).toBe("token");
+      const ok = { ...request(a), tokenHash: token };
+      expect((await s.deposit(ok, limits)).status).toBe("stored");
+      expect((await s.deposit(ok, limits)).status).toBe("duplicate");
+      expect((await s.stats()).messages).toBe(2);
+      // Replaced: the old hash no longer admits.
+      const next = randomBytes(32);
+      expect(await s.setDepositToken(a, next)).toBe(true);
+      expect((await s.deposit({ ...request(a), tokenHash: token }, limits)).status).toBe("token");
+      expect((await s.deposit({ ...request(a), tokenHash: next }, limits)).status).toBe("stored");
+      // Another mailbox is not affected.
+      const b = address();
+      await s.createMailbox(b, randomBytes(32));
+      expect((await s.deposit(request(b), limits)).status).toBe("stored");
+    });
+
     it("hides expired messages at once and sweeps them, forgetting their client ids", async () => {
       const s = make();
       const a = address();

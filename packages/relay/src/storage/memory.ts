@@ -12,10 +12,13 @@ import {
   type StorageCapacity,
   type StorageStats,
   type StoredMessage,
+  tokenAdmits,
 } from "./types.js";
 
 interface Mailbox {
   owner: Uint8Array;
+  /** depositTokenHash of the owner's deposit token, once set: then only deposits with it enter. */
+  tokenHash: Uint8Array | null;
   /** Insertion order is arrival order. */
   messages: Map<string, StoredMessage>;
   bytes: number;
@@ -62,12 +65,25 @@ export class MemoryStorage implements Storage {
       return "full";
     }
     this.accounted += ACCOUNTED_MAILBOX_BYTES;
-    this.boxes.set(key, { owner: Uint8Array.from(ownerKey), messages: new Map(), bytes: 0, seen: new Map() });
+    this.boxes.set(key, {
+      owner: Uint8Array.from(ownerKey),
+      tokenHash: null,
+      messages: new Map(),
+      bytes: 0,
+      seen: new Map(),
+    });
     return "created";
   }
 
   async mailboxOwner(address: Uint8Array): Promise<Uint8Array | null> {
     return this.boxes.get(toHex(address))?.owner ?? null;
+  }
+
+  async setDepositToken(address: Uint8Array, tokenHash: Uint8Array): Promise<boolean> {
+    const box = this.boxes.get(toHex(address));
+    if (!box) return false;
+    box.tokenHash = Uint8Array.from(tokenHash);
+    return true;
   }
 
   async deleteMailbox(address: Uint8Array): Promise<boolean> {
@@ -83,6 +99,7 @@ export class MemoryStorage implements Storage {
   async deposit(r: DepositRequest, limits: MailboxLimits): Promise<DepositResult> {
     const box = this.boxes.get(toHex(r.address));
     if (!box) return { status: "unknown-mailbox" };
+    if (!tokenAdmits(box.tokenHash, r.tokenHash ?? null)) return { status: "token" };
     const clientKey = toHex(r.clientMessageId);
     const digest = depositDigest(r.ciphertext);
     const seen = box.seen.get(clientKey);

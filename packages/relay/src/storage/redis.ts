@@ -7,7 +7,8 @@
 //   P seq          string  the arrival counter: `seq` of the last stored message, all mailboxes
 //   P stats        hash    mailboxes, messages, bytes: the totals, kept by the scripts
 //   P due          zset    A -> the earliest expiry time in that mailbox (what the sweep visits)
-//   P mailbox:A    hash    owner (the 32-byte owner key), messages, bytes (the quota counters)
+//   P mailbox:A    hash    owner (the 32-byte owner key), messages, bytes (the quota counters),
+//                          token (the deposit-token hash, once its owner set one)
 //   P messages:A   hash    relay id (16 bytes) -> arrival (u64 BE, ms) | expiry (u64 BE, ms) | ciphertext
 //   P queue:A      zset    relay id -> seq: arrival order, and the cursor of `pending`
 //   P expiry:A     zset    relay id -> expiry time (ms), for the sweep
@@ -92,14 +93,24 @@ redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'messages', 0, 'bytes', 0)
 redis.call('HINCRBY', KEYS[2], 'mailboxes', 1)
 return 'created'`;
 
+/** KEYS mailbox. ARGV token hash. 1 if set, 0 if there is no such mailbox. */
+const SET_TOKEN = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'token', ARGV[1])
+return 1`;
+
 /**
  * KEYS mailbox, messages, queue, expiry, seen, due, seq, stats, digests. ARGV address (hex), client
  * id, relay id, stored value, expiry, max messages, max bytes, channel, node, ciphertext digest,
- * max storage bytes.
+ * max storage bytes, the hash of the deposit's token ("" for a plain deposit).
+ * The token check compares SHA-256 hashes of 32-byte random tokens with Lua's `~=`: what its timing
+ * could reveal is bytes of the stored hash, from which no token that matches it can be computed.
  */
 const DEPOSIT = `${ACCOUNTED}
 local count = redis.call('HGET', KEYS[1], 'messages')
 if not count then return {'unknown-mailbox'} end
+local token = redis.call('HGET', KEYS[1], 'token')
+if token and token ~= ARGV[12] then return {'token'} end
 if redis.call('ZSCORE', KEYS[5], ARGV[2]) then
   local digest = redis.call('HGET', KEYS[9], ARGV[2])
   if digest and digest ~= ARGV[10] then return {'id-reused'} end
@@ -220,6 +231,7 @@ return n`;
 
 const SCRIPTS = {
   parleyCreate: { numberOfKeys: 2, lua: CREATE },
+  parleySetToken: { numberOfKeys: 1, lua: SET_TOKEN },
   parleyDeposit: { numberOfKeys: 9, lua: DEPOSIT },
   parleyPending: { numberOfKeys: 2, lua: PENDING },
   parleyAck: { numberOfKeys: 5, lua: ACK },
@@ -734,6 +746,10 @@ export class RedisStorage implements Storage {
     return owner ? new Uint8Array(owner) : null;
   }
 
+  async setDepositToken(address: Uint8Array, tokenHash: Uint8Array): Promise<boolean> {
+    return (await this.script("parleySetToken", [this.keys(address).mailbox], [tokenHash])) === 1;
+  }
+
   async deleteMailbox(address: Uint8Array): Promise<boolean> {
     const k = this.keys(address);
     const g = this.global;
@@ -767,6 +783,7 @@ export class RedisStorage implements Storage {
         this.node,
         depositDigest(r.ciphertext),
         this.capacity.maxBytes,
+        r.tokenHash ?? "",
       ],
     )) as [string, string?];
     switch (status) {
@@ -786,6 +803,7 @@ export class RedisStorage implements Storage {
       case "id-reused":
       case "full":
       case "quota":
+      case "token":
       case "unknown-mailbox":
         return { status };
       default:

@@ -42,6 +42,7 @@ import {
   type StorageStats,
   StorageUnavailableError,
   type StoredMessage,
+  tokenAdmits,
 } from "./types.js";
 
 /**
@@ -78,15 +79,19 @@ const COUNT_TOTALS = `INSERT INTO totals (id, mailboxes, messages, bytes)
 /** What stats() runs: one row (see TOTALS). */
 export const STATS_SQL = "SELECT mailboxes, messages, bytes FROM totals WHERE id = 0";
 
-/** `PRAGMA user_version`: 0 is 0.1.0 (plain ciphertext, no digests), 1 sealed ciphertext. */
-const SCHEMA_VERSION = 1;
+/**
+ * `PRAGMA user_version`: 0 is 0.1.0 (plain ciphertext, no digests), 1 sealed ciphertext, 2 deposit
+ * tokens (`mailboxes.deposit_token`).
+ */
+const SCHEMA_VERSION = 2;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS mailboxes (
   address BLOB PRIMARY KEY,
   owner BLOB NOT NULL,
   message_count INTEGER NOT NULL DEFAULT 0,
-  byte_count INTEGER NOT NULL DEFAULT 0
+  byte_count INTEGER NOT NULL DEFAULT 0,
+  deposit_token BLOB
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS messages (
   seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -283,8 +288,9 @@ export class SqliteStorage implements Storage {
       insertMailbox: db.prepare("INSERT INTO mailboxes (address, owner) VALUES (?, ?)"),
       owner: db.prepare("SELECT owner FROM mailboxes WHERE address = ?").pluck(),
       usage: db.prepare(
-        "SELECT message_count AS count, byte_count AS bytes FROM mailboxes WHERE address = ?",
+        "SELECT message_count AS count, byte_count AS bytes, deposit_token AS token FROM mailboxes WHERE address = ?",
       ),
+      setToken: db.prepare("UPDATE mailboxes SET deposit_token = ? WHERE address = ?"),
       deleteMailbox: db.prepare("DELETE FROM mailboxes WHERE address = ?"),
       mailboxSlots: db.prepare("SELECT key_slot FROM messages WHERE address = ?").pluck(),
       deleteMailboxMessages: db.prepare("DELETE FROM messages WHERE address = ?"),
@@ -390,9 +396,12 @@ export class SqliteStorage implements Storage {
       (db.pragma(`table_info(${table})`) as { name: string }[]).map((c) => c.name);
     const legacy = columns("messages").includes("ciphertext");
     const seenColumns = columns("seen");
+    const mailboxColumns = columns("mailboxes");
+    const tokenless = mailboxColumns.length > 0 && !mailboxColumns.includes("deposit_token");
     if (
       version === SCHEMA_VERSION &&
       !legacy &&
+      !tokenless &&
       (seenColumns.length === 0 || seenColumns.includes("digest"))
     ) {
       return; // nothing to write (a start on a full disk must not need to)
@@ -410,6 +419,7 @@ export class SqliteStorage implements Storage {
         if (seenColumns.length > 0 && !seenColumns.includes("digest")) {
           db.exec("ALTER TABLE seen ADD COLUMN digest BLOB");
         }
+        if (tokenless) db.exec("ALTER TABLE mailboxes ADD COLUMN deposit_token BLOB");
         db.exec(SCHEMA);
         if (legacy) {
           const insert = db.prepare(
@@ -446,9 +456,14 @@ export class SqliteStorage implements Storage {
       this.keys.erase(newSlots);
       throw e;
     }
+    if (!legacy && tokenless)
+      this.log?.info(`database brought to layout ${SCHEMA_VERSION}: mailboxes can hold a deposit token`);
     if (legacy) {
       db.pragma("wal_checkpoint(TRUNCATE)");
-      this.log?.info({ sealed: sealedRows }, "database brought to layout 1: waiting messages sealed");
+      this.log?.info(
+        { sealed: sealedRows },
+        `database brought to layout ${SCHEMA_VERSION}: waiting messages sealed`,
+      );
       try {
         // Rewritten once, so that it can give pages back to the file system from now on.
         db.pragma("auto_vacuum = INCREMENTAL");
@@ -624,6 +639,10 @@ export class SqliteStorage implements Storage {
     return owner ? new Uint8Array(owner) : null;
   }
 
+  setDepositToken(address: Uint8Array, tokenHash: Uint8Array): Promise<boolean> {
+    return this.write(() => this.q.setToken.run(tokenHash, address).changes > 0);
+  }
+
   deleteMailbox(address: Uint8Array): Promise<boolean> {
     return this.write((batch) => {
       batch.freedSlots.push(...(this.q.mailboxSlots.all(address) as number[]));
@@ -637,8 +656,11 @@ export class SqliteStorage implements Storage {
 
   deposit(r: DepositRequest, limits: MailboxLimits): Promise<DepositResult> {
     return this.write((batch): DepositResult => {
-      const usage = this.q.usage.get(r.address) as { count: number; bytes: number } | undefined;
+      const usage = this.q.usage.get(r.address) as
+        | { count: number; bytes: number; token: Buffer | null }
+        | undefined;
       if (!usage) return { status: "unknown-mailbox" };
+      if (!tokenAdmits(usage.token, r.tokenHash ?? null)) return { status: "token" };
       const digest = depositDigest(r.ciphertext);
       const seen = this.q.seen.get(r.address, r.clientMessageId) as Buffer | null | undefined;
       if (seen !== undefined) {

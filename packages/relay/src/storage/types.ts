@@ -1,6 +1,6 @@
 // The relay's storage, behind one small asynchronous interface so that an in-process backend
 // (SQLite, memory) and a networked one (Redis) fit the same server.
-import { createHash } from "node:crypto";
+import { createHash, timingSafeEqual } from "node:crypto";
 
 /** Bytes of the ciphertext digest remembered with a client message id (see `depositDigest`). */
 export const DIGEST_LENGTH = 16;
@@ -11,6 +11,16 @@ export const DIGEST_LENGTH = 16;
  */
 export function depositDigest(ciphertext: Uint8Array): Buffer {
   return createHash("sha256").update(ciphertext).digest().subarray(0, DIGEST_LENGTH);
+}
+
+/**
+ * Whether a deposit may enter a mailbox whose owner set the deposit-token hash `required` (null:
+ * none set, so any deposit may). `presented` is the hash of the token the deposit carried (null:
+ * a plain deposit). Compared in constant time.
+ */
+export function tokenAdmits(required: Uint8Array | null, presented: Uint8Array | null): boolean {
+  if (required === null) return true;
+  return presented !== null && presented.length === required.length && timingSafeEqual(presented, required);
 }
 
 /** One stored message. Exactly what the transparency statement says is kept. */
@@ -39,6 +49,8 @@ export interface DepositRequest {
   readonly expiresAt: number;
   /** Relay-assigned id for a new message. */
   readonly id: Uint8Array;
+  /** depositTokenHash of the token the deposit carried (a tokenDeposit frame); absent or null: none. */
+  readonly tokenHash?: Uint8Array | null;
 }
 
 export interface MailboxLimits {
@@ -75,6 +87,8 @@ export type DepositResult =
   /** This client message id is remembered in this mailbox with another ciphertext. */
   | { readonly status: "id-reused" }
   | { readonly status: "quota" }
+  /** The mailbox takes deposits with its deposit token only, and this one had none or another. */
+  | { readonly status: "token" }
   | { readonly status: "unknown-mailbox" };
 
 export type CreateResult = "created" | "exists" | "conflict" | "full";
@@ -132,8 +146,14 @@ export interface Storage {
    */
   createMailbox(address: Uint8Array, ownerKey: Uint8Array): Promise<CreateResult>;
   mailboxOwner(address: Uint8Array): Promise<Uint8Array | null>;
+  /**
+   * Sets (or replaces) the hash of the mailbox's deposit token: from then on only deposits with
+   * that token enter it. False if there is no such mailbox.
+   */
+  setDepositToken(address: Uint8Array, tokenHash: Uint8Array): Promise<boolean>;
   /** Deletes the mailbox and every message in it. False if there was none. */
   deleteMailbox(address: Uint8Array): Promise<boolean>;
+  /** Checks, in this order: the mailbox exists, its deposit token (`tokenAdmits`), a retry, quotas. */
   deposit(request: DepositRequest, limits: MailboxLimits): Promise<DepositResult>;
   /**
    * Messages waiting in a mailbox that have not expired at `now`, oldest first, at most `limit`,
