@@ -5,154 +5,37 @@
 import { chmodSync, existsSync, linkSync, mkdirSync, rmSync } from "node:fs";
 import Database from "better-sqlite3";
 import { ClientError } from "./errors.js";
+import { ContactsTable } from "./store/contacts.js";
+import { InvitationsTable } from "./store/invitations.js";
+import { type MessageRow, MessagesTable } from "./store/messages.js";
+import { type OutboxRow, OutboxTable } from "./store/outbox.js";
+import { ReceiptsTable } from "./store/receipts.js";
+import type {
+  ContactRecord,
+  IdentityRecord,
+  InvitationRecord,
+  MessageRecord,
+  OutboxRecord,
+  PendingReceipt,
+  RelayRecord,
+  Row,
+} from "./store/records.js";
+import { RelaysTable } from "./store/relays.js";
+import { randomKey } from "./store/table.js";
 import { type KdfParams, newKdfParams, parseKdfParams, Vault } from "./vault.js";
 
-export type MessageStatus = "queued" | "stored" | "delivered" | "read" | "expired" | "failed" | "received";
-
-/**
- * Why a relay did not take an outgoing message (on a "queued" one: still retried; on a "failed"
- * one: given up). Words are made when it is shown, with the contact's name as it is then.
- * - too-large: over the relay's ciphertext limit (`detail`: that limit in bytes);
- * - mailbox-gone: the relay has no mailbox at the address (UNKNOWN_MAILBOX);
- * - mailbox-full: the mailbox is at its quota (QUOTA);
- * - refused: another refusal (`detail`: the relay's error code);
- * - relay-policy: this client will not use the relay (`detail`: why, e.g. its retention).
- */
-export interface DeliveryFailure {
-  code: "too-large" | "mailbox-gone" | "mailbox-full" | "refused" | "relay-policy";
-  detail?: string;
-}
-
-export interface IdentityRecord {
-  name: string;
-  /** hex of Identity.serialize() */
-  secret: string;
-  createdAt: number;
-}
-
-export interface ContactRecord {
-  name: string;
-  /** "user": chosen locally; "peer": announced by the contact; "auto": a placeholder. */
-  nameSource: "user" | "peer" | "auto";
-  /** hex of the 64-byte public identity */
-  identity: string;
-  /** hex of Session.serialize() */
-  session: string;
-  verified: boolean;
-  /** The identity key differs from the one this contact had: nothing is sent until confirmed. */
-  keyChanged: boolean;
-  previousFingerprint?: string;
-  /** My mailbox for this contact: where they write. */
-  inbox: { relay: string; key: string };
-  /**
-   * Their mailbox: where I write; `token` (hex): its deposit token, from their intro, without which
-   * the relay refuses my deposits there once they have set it.
-   */
-  outbox: { relay: string; address: string; token?: string };
-  /**
-   * The invitation's mailbox, which I (the inviter) still read with the current session until
-   * the contact writes to `inbox`, announced in my intro, with nothing of theirs missing before
-   * it; then, or at `until` (ms), it is deleted on the relay. Anyone who saw the invitation code
-   * knows its address.
-   */
-  firstContact?: { relay: string; key: string; until: number; moved?: boolean };
-  createdAt: number;
-  lastActivity: number;
-  unread: number;
-  /**
-   * Earlier conversations (replaced by a renewed session or a key change): their mailboxes are
-   * still read, with their own sessions, until `until` (ms), when the relay has surely dropped
-   * anything sent to them.
-   */
-  previous?: { inbox: { relay: string; key: string }; session: string; until: number }[];
-  /**
-   * Digests (hex, first 16 bytes of SHA-256 of the wire bytes) of the Accept-wrapped messages from
-   * this contact already processed, newest last, at most 64: one delivered again is a replay,
-   * dropped silently, not a second acceptance. Absent in stores made before it.
-   */
-  accepts?: string[];
-  /**
-   * The current session has delivered nothing yet: its first message may be the contact's intro,
-   * which then names them. An intro later in a session renames no one.
-   */
-  introExpected?: boolean;
-  /** Sent messages stored on a relay and not yet acknowledged by a receipt: message seq and deadline (ms). */
-  awaiting: { seq: number; deadline: number }[];
-  /**
-   * Deposits to this mailbox address of theirs have been refused (no such mailbox, or an
-   * unexpected error) since `since` (ms), with no deposit taken there after. Once the relay's
-   * retention has passed too, the entries for it are given up. Absent in stores made before it.
-   */
-  refused?: { address: string; since: number };
-}
-
-export interface MessageRecord {
-  /** hex, 16 bytes: the payload's message id */
-  id: string;
-  direction: "in" | "out";
-  text: string;
-  sentAt: number;
-  /** When it reached this client (in), or was written (out). */
-  receivedAt: number;
-  status: MessageStatus;
-  /** Outgoing: why the relay did not take it (absent when nothing is known against it). */
-  failure?: DeliveryFailure;
-}
-
-export interface OutboxRecord {
-  kind: "message" | "receipt" | "accept" | "intro";
-  relay: string;
-  address: string;
-  /** hex: the deposit token of `address` (the contact's outbox token when queued or moved). */
-  token?: string;
-  clientMessageId: string;
-  /** base64 of the envelope */
-  ciphertext: string;
-  /** The history row this entry delivers (outgoing texts). */
-  messageSeq?: number;
-  createdAt: number;
-  attempts: number;
-  nextAttemptAt: number;
-  lastError?: string;
-  /** The refusal last recorded for this entry, so that a repeated one is not reported again. */
-  failure?: DeliveryFailure["code"];
-}
-
-export interface InvitationRecord {
-  /** hex of PendingInvitation.serialize() */
-  pending: string;
-  /** hex of MailboxKey.serialize(): the first-contact mailbox */
-  mailboxKey: string;
-  /**
-   * hex of MailboxKey.serialize(): the contact's own inbox, created with the invitation and
-   * announced in my intro once it is accepted, so the first-contact mailbox (whose address
-   * anyone who saw the code knows) can be deleted. Absent in invitations made before it.
-   */
-  inboxKey?: string;
-  /** hex: the inbox's deposit token, sent in my intro (absent when the relay does not take tokens). */
-  inboxToken?: string;
-  relay: string;
-  expiresAt: number;
-}
-
-export interface RelayRecord {
-  url: string;
-  retentionSeconds: number;
-  /** How often the relay deletes expired messages (its transparency statement). */
-  sweepSeconds?: number;
-  checkedAt: number;
-}
-
-export interface PendingReceipt {
-  kind: "delivered" | "read";
-  /** hex message id */
-  id: string;
-}
-
-export interface Row<T> {
-  readonly key: string;
-  readonly value: T;
-}
+export type {
+  ContactRecord,
+  DeliveryFailure,
+  IdentityRecord,
+  InvitationRecord,
+  MessageRecord,
+  MessageStatus,
+  OutboxRecord,
+  PendingReceipt,
+  RelayRecord,
+  Row,
+} from "./store/records.js";
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
@@ -172,16 +55,35 @@ CREATE TABLE IF NOT EXISTS relays (tag BLOB PRIMARY KEY, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS used_invitations (tag BLOB PRIMARY KEY);
 `;
 
-const randomKey = () => Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString("hex");
-
 /** How long a command waits for another parley process to finish its transaction. */
 const BUSY_TIMEOUT_MS = 10_000;
 
+/** The store's tables, each handed to the one module of the client core that owns it. */
+export interface Tables {
+  readonly contacts: ContactsTable;
+  readonly messages: MessagesTable;
+  readonly outbox: OutboxTable;
+  readonly receipts: ReceiptsTable;
+  readonly invitations: InvitationsTable;
+  readonly relays: RelaysTable;
+}
+
 export class Store {
+  readonly tables: Tables;
+
   private constructor(
     private readonly db: Database.Database,
     readonly vault: Vault,
-  ) {}
+  ) {
+    this.tables = {
+      contacts: new ContactsTable(db, vault),
+      messages: new MessagesTable(db, vault),
+      outbox: new OutboxTable(db, vault),
+      receipts: new ReceiptsTable(db, vault),
+      invitations: new InvitationsTable(db, vault),
+      relays: new RelaysTable(db, vault),
+    };
+  }
 
   static exists(path: string): boolean {
     return existsSync(path);
@@ -297,276 +199,131 @@ export class Store {
       .run(this.vault.seal("meta", "identity", value));
   }
 
-  // contacts -------------------------------------------------------------------------------
+  // records, for tools and tests that open a store directly (the client core uses `tables`) ---
 
   contacts(): Row<ContactRecord>[] {
-    return this.db
-      .prepare<[], { id: string; data: Buffer }>("SELECT id, data FROM contacts")
-      .all()
-      .map((r) => ({ key: r.id, value: this.vault.open<ContactRecord>("contacts", r.id, r.data) }));
+    return this.tables.contacts.all();
   }
 
   contact(id: string): ContactRecord | null {
-    const r = this.db.prepare<[string], { data: Buffer }>("SELECT data FROM contacts WHERE id = ?").get(id);
-    return r ? this.vault.open<ContactRecord>("contacts", id, r.data) : null;
+    return this.tables.contacts.get(id);
   }
 
   putContact(id: string | null, value: ContactRecord): string {
-    const key = id ?? randomKey();
-    this.db
-      .prepare("INSERT OR REPLACE INTO contacts (id, data) VALUES (?, ?)")
-      .run(key, this.vault.seal("contacts", key, value));
-    return key;
-  }
-
-  // messages -------------------------------------------------------------------------------
-
-  private messageTag(contact: string, id: string): Buffer {
-    return this.vault.tag("message", contact, id);
+    return this.tables.contacts.put(id, value);
   }
 
   /** Inserts a message unless one with the same id is already there; returns its seq, or null. */
   addMessage(contact: string, value: MessageRecord): number | null {
-    const tag = this.messageTag(contact, value.id);
-    const exists = this.db.prepare("SELECT 1 FROM messages WHERE contact = ? AND tag = ?").get(contact, tag);
-    if (exists) return null;
-    const seq = this.nextSeq("messages");
-    this.db
-      .prepare("INSERT INTO messages (seq, contact, tag, data) VALUES (?, ?, ?, ?)")
-      .run(seq, contact, tag, this.vault.seal("messages", `${contact}/${seq}`, value));
-    return seq;
-  }
-
-  /**
-   * The seq a new row of `table` gets. It is part of the record's associated data, so it is
-   * allotted before the insert, never reusing one (AUTOINCREMENT's counter is consulted too).
-   * Callers are inside a transaction.
-   */
-  private nextSeq(table: "messages" | "outbox" | "receipts"): number {
-    const max = this.db.prepare<[], { s: number | null }>(`SELECT max(seq) AS s FROM ${table}`).get()!.s ?? 0;
-    const used = this.db
-      .prepare<[string], { seq: number }>("SELECT seq FROM sqlite_sequence WHERE name = ?")
-      .get(table);
-    return Math.max(max, used?.seq ?? 0) + 1;
+    return this.tables.messages.add(contact, value);
   }
 
   messageBySeq(contact: string, seq: number): MessageRecord | null {
-    const r = this.db
-      .prepare<[number, string], { data: Buffer }>("SELECT data FROM messages WHERE seq = ? AND contact = ?")
-      .get(seq, contact);
-    return r ? this.vault.open<MessageRecord>("messages", `${contact}/${seq}`, r.data) : null;
+    return this.tables.messages.bySeq(contact, seq);
   }
 
-  messageById(contact: string, id: string): { seq: number; value: MessageRecord } | null {
-    const r = this.db
-      .prepare<[string, Buffer], { seq: number; data: Buffer }>(
-        "SELECT seq, data FROM messages WHERE contact = ? AND tag = ?",
-      )
-      .get(contact, this.messageTag(contact, id));
-    if (!r) return null;
-    return {
-      seq: r.seq,
-      value: this.vault.open<MessageRecord>("messages", `${contact}/${r.seq}`, r.data),
-    };
+  messageById(contact: string, id: string): MessageRow | null {
+    return this.tables.messages.byId(contact, id);
   }
 
   putMessage(contact: string, seq: number, value: MessageRecord): void {
-    this.db
-      .prepare("UPDATE messages SET data = ? WHERE seq = ? AND contact = ?")
-      .run(this.vault.seal("messages", `${contact}/${seq}`, value), seq, contact);
+    this.tables.messages.put(contact, seq, value);
   }
 
   /** The last `limit` messages of a contact, oldest first. */
-  history(contact: string, limit: number): { seq: number; value: MessageRecord }[] {
-    return this.messagesBefore(contact, undefined, limit);
+  history(contact: string, limit: number): MessageRow[] {
+    return this.tables.messages.before(contact, undefined, limit);
   }
 
-  /**
-   * Up to `limit` messages of a contact older than `before` (the newest when it is undefined),
-   * oldest first. Keyed by seq on the (contact, seq) index, so any depth costs the same.
-   */
-  messagesBefore(
-    contact: string,
-    before: number | undefined,
-    limit: number,
-  ): { seq: number; value: MessageRecord }[] {
-    return this.db
-      .prepare<[string, number, number], { seq: number; data: Buffer }>(
-        "SELECT seq, data FROM messages WHERE contact = ? AND seq < ? ORDER BY seq DESC LIMIT ?",
-      )
-      .all(contact, before ?? Number.MAX_SAFE_INTEGER, limit)
-      .reverse()
-      .map((r) => this.openMessage(contact, r));
+  messagesBefore(contact: string, before: number | undefined, limit: number): MessageRow[] {
+    return this.tables.messages.before(contact, before, limit);
   }
 
-  /** Up to `limit` messages of a contact from `from` (its seq) on, oldest first. */
-  messagesFrom(contact: string, from: number, limit: number): { seq: number; value: MessageRecord }[] {
-    return this.db
-      .prepare<[string, number, number], { seq: number; data: Buffer }>(
-        "SELECT seq, data FROM messages WHERE contact = ? AND seq >= ? ORDER BY seq ASC LIMIT ?",
-      )
-      .all(contact, from, limit)
-      .map((r) => this.openMessage(contact, r));
-  }
-
-  private openMessage(
-    contact: string,
-    r: { seq: number; data: Buffer },
-  ): { seq: number; value: MessageRecord } {
-    return { seq: r.seq, value: this.vault.open<MessageRecord>("messages", `${contact}/${r.seq}`, r.data) };
+  messagesFrom(contact: string, from: number, limit: number): MessageRow[] {
+    return this.tables.messages.from(contact, from, limit);
   }
 
   deleteHistory(contact: string): void {
-    this.db.prepare("DELETE FROM messages WHERE contact = ?").run(contact);
+    this.tables.messages.removeAll(contact);
   }
 
   deleteContactData(contact: string): void {
-    this.db.prepare("DELETE FROM messages WHERE contact = ?").run(contact);
-    this.db.prepare("DELETE FROM outbox WHERE contact = ?").run(contact);
-    this.db.prepare("DELETE FROM receipts WHERE contact = ?").run(contact);
-    this.db.prepare("DELETE FROM contacts WHERE id = ?").run(contact);
+    this.tables.messages.removeAll(contact);
+    this.tables.outbox.removeAll(contact);
+    this.tables.receipts.removeAll(contact);
+    this.tables.contacts.remove(contact);
   }
-
-  // outbox ---------------------------------------------------------------------------------
 
   enqueue(contact: string, value: OutboxRecord): number {
-    const seq = this.nextSeq("outbox");
-    this.db
-      .prepare("INSERT INTO outbox (seq, contact, data) VALUES (?, ?, ?)")
-      .run(seq, contact, this.vault.seal("outbox", `${contact}/${seq}`, value));
-    return seq;
+    return this.tables.outbox.add(contact, value);
   }
 
-  outbox(): { seq: number; contact: string; value: OutboxRecord }[] {
-    return this.db
-      .prepare<[], { seq: number; contact: string; data: Buffer }>(
-        "SELECT seq, contact, data FROM outbox ORDER BY seq",
-      )
-      .all()
-      .map((r) => ({
-        seq: r.seq,
-        contact: r.contact,
-        value: this.vault.open<OutboxRecord>("outbox", `${r.contact}/${r.seq}`, r.data),
-      }));
+  outbox(): OutboxRow[] {
+    return this.tables.outbox.all();
   }
 
-  /** The outbox's entry numbers, oldest first (nothing decrypted). */
   outboxSeqs(): number[] {
-    return this.db
-      .prepare<[], { seq: number }>("SELECT seq FROM outbox ORDER BY seq")
-      .all()
-      .map((r) => r.seq);
+    return this.tables.outbox.seqs();
   }
 
   outboxEntry(seq: number): { contact: string; value: OutboxRecord } | null {
-    const r = this.db
-      .prepare<[number], { contact: string; data: Buffer }>("SELECT contact, data FROM outbox WHERE seq = ?")
-      .get(seq);
-    return r
-      ? { contact: r.contact, value: this.vault.open<OutboxRecord>("outbox", `${r.contact}/${seq}`, r.data) }
-      : null;
+    return this.tables.outbox.get(seq);
   }
 
   outboxSize(contact?: string): number {
-    const r = contact
-      ? this.db
-          .prepare<[string], { n: number }>("SELECT count(*) AS n FROM outbox WHERE contact = ?")
-          .get(contact)
-      : this.db.prepare<[], { n: number }>("SELECT count(*) AS n FROM outbox").get();
-    return r!.n;
+    return this.tables.outbox.size(contact);
   }
 
   putOutbox(seq: number, contact: string, value: OutboxRecord): void {
-    this.db
-      .prepare("UPDATE outbox SET data = ? WHERE seq = ?")
-      .run(this.vault.seal("outbox", `${contact}/${seq}`, value), seq);
+    this.tables.outbox.put(seq, contact, value);
   }
 
   removeOutbox(seq: number): void {
-    this.db.prepare("DELETE FROM outbox WHERE seq = ?").run(seq);
+    this.tables.outbox.remove(seq);
   }
 
-  // receipts waiting to be encrypted ------------------------------------------------------
-
   addReceipt(contact: string, value: PendingReceipt): void {
-    const seq = this.nextSeq("receipts");
-    this.db
-      .prepare("INSERT INTO receipts (seq, contact, data) VALUES (?, ?, ?)")
-      .run(seq, contact, this.vault.seal("receipts", `${contact}/${seq}`, value));
+    this.tables.receipts.add(contact, value);
   }
 
   receipts(): { seq: number; contact: string; value: PendingReceipt }[] {
-    return this.db
-      .prepare<[], { seq: number; contact: string; data: Buffer }>(
-        "SELECT seq, contact, data FROM receipts ORDER BY seq",
-      )
-      .all()
-      .map((r) => ({
-        seq: r.seq,
-        contact: r.contact,
-        value: this.vault.open<PendingReceipt>("receipts", `${r.contact}/${r.seq}`, r.data),
-      }));
+    return this.tables.receipts.all();
   }
 
   removeReceipt(seq: number): void {
-    this.db.prepare("DELETE FROM receipts WHERE seq = ?").run(seq);
+    this.tables.receipts.remove(seq);
   }
 
-  // invitations ----------------------------------------------------------------------------
-
   invitations(): Row<InvitationRecord>[] {
-    return this.db
-      .prepare<[], { id: string; data: Buffer }>("SELECT id, data FROM invitations")
-      .all()
-      .map((r) => ({ key: r.id, value: this.vault.open<InvitationRecord>("invitations", r.id, r.data) }));
+    return this.tables.invitations.all();
   }
 
   invitation(id: string): InvitationRecord | null {
-    const r = this.db
-      .prepare<[string], { data: Buffer }>("SELECT data FROM invitations WHERE id = ?")
-      .get(id);
-    return r ? this.vault.open<InvitationRecord>("invitations", id, r.data) : null;
+    return this.tables.invitations.get(id);
   }
 
   addInvitation(value: InvitationRecord): string {
-    const key = randomKey();
-    this.db
-      .prepare("INSERT INTO invitations (id, data) VALUES (?, ?)")
-      .run(key, this.vault.seal("invitations", key, value));
-    return key;
+    return this.tables.invitations.add(value);
   }
 
   removeInvitation(id: string): void {
-    this.db.prepare("DELETE FROM invitations WHERE id = ?").run(id);
+    this.tables.invitations.remove(id);
   }
 
-  /** Remembers an accepted invitation (by keyed tag only); false if it was already used. */
   useInvitation(id: string): boolean {
-    const r = this.db
-      .prepare("INSERT OR IGNORE INTO used_invitations (tag) VALUES (?)")
-      .run(this.vault.tag("invitation", id));
-    return r.changes === 1;
+    return this.tables.invitations.use(id);
   }
 
   invitationUsed(id: string): boolean {
-    return !!this.db
-      .prepare("SELECT 1 FROM used_invitations WHERE tag = ?")
-      .get(this.vault.tag("invitation", id));
+    return this.tables.invitations.used(id);
   }
 
-  // relays ---------------------------------------------------------------------------------
-
   relay(url: string): RelayRecord | null {
-    const tag = this.vault.tag("relay", url);
-    const r = this.db.prepare<[Buffer], { data: Buffer }>("SELECT data FROM relays WHERE tag = ?").get(tag);
-    return r ? this.vault.open<RelayRecord>("relays", tag.toString("hex"), r.data) : null;
+    return this.tables.relays.get(url);
   }
 
   putRelay(value: RelayRecord): void {
-    const tag = this.vault.tag("relay", value.url);
-    this.db
-      .prepare("INSERT OR REPLACE INTO relays (tag, data) VALUES (?, ?)")
-      .run(tag, this.vault.seal("relays", tag.toString("hex"), value));
+    this.tables.relays.put(value);
   }
 }
 

@@ -1,0 +1,150 @@
+// The records the store keeps, one interface per table. Each is sealed as JSON (vault.ts), so a
+// field may only be added as optional, never renamed or given a new meaning: stores written by
+// earlier versions must open unchanged.
+
+export type MessageStatus = "queued" | "stored" | "delivered" | "read" | "expired" | "failed" | "received";
+
+/**
+ * Why a relay did not take an outgoing message (on a "queued" one: still retried; on a "failed"
+ * one: given up). Words are made when it is shown, with the contact's name as it is then.
+ * - too-large: over the relay's ciphertext limit (`detail`: that limit in bytes);
+ * - mailbox-gone: the relay has no mailbox at the address (UNKNOWN_MAILBOX);
+ * - mailbox-full: the mailbox is at its quota (QUOTA);
+ * - refused: another refusal (`detail`: the relay's error code);
+ * - relay-policy: this client will not use the relay (`detail`: why, e.g. its retention).
+ */
+export interface DeliveryFailure {
+  code: "too-large" | "mailbox-gone" | "mailbox-full" | "refused" | "relay-policy";
+  detail?: string;
+}
+
+export interface IdentityRecord {
+  name: string;
+  /** hex of Identity.serialize() */
+  secret: string;
+  createdAt: number;
+}
+
+export interface ContactRecord {
+  name: string;
+  /** "user": chosen locally; "peer": announced by the contact; "auto": a placeholder. */
+  nameSource: "user" | "peer" | "auto";
+  /** hex of the 64-byte public identity */
+  identity: string;
+  /** hex of Session.serialize() */
+  session: string;
+  verified: boolean;
+  /** The identity key differs from the one this contact had: nothing is sent until confirmed. */
+  keyChanged: boolean;
+  previousFingerprint?: string;
+  /** My mailbox for this contact: where they write. */
+  inbox: { relay: string; key: string };
+  /**
+   * Their mailbox: where I write; `token` (hex): its deposit token, from their intro, without which
+   * the relay refuses my deposits there once they have set it.
+   */
+  outbox: { relay: string; address: string; token?: string };
+  /**
+   * The invitation's mailbox, which I (the inviter) still read with the current session until
+   * the contact writes to `inbox`, announced in my intro, with nothing of theirs missing before
+   * it; then, or at `until` (ms), it is deleted on the relay. Anyone who saw the invitation code
+   * knows its address.
+   */
+  firstContact?: { relay: string; key: string; until: number; moved?: boolean };
+  createdAt: number;
+  lastActivity: number;
+  unread: number;
+  /**
+   * Earlier conversations (replaced by a renewed session or a key change): their mailboxes are
+   * still read, with their own sessions, until `until` (ms), when the relay has surely dropped
+   * anything sent to them.
+   */
+  previous?: { inbox: { relay: string; key: string }; session: string; until: number }[];
+  /**
+   * Digests (hex, first 16 bytes of SHA-256 of the wire bytes) of the Accept-wrapped messages from
+   * this contact already processed, newest last, at most 64: one delivered again is a replay,
+   * dropped silently, not a second acceptance. Absent in stores made before it.
+   */
+  accepts?: string[];
+  /**
+   * The current session has delivered nothing yet: its first message may be the contact's intro,
+   * which then names them. An intro later in a session renames no one.
+   */
+  introExpected?: boolean;
+  /** Sent messages stored on a relay and not yet acknowledged by a receipt: message seq and deadline (ms). */
+  awaiting: { seq: number; deadline: number }[];
+  /**
+   * Deposits to this mailbox address of theirs have been refused (no such mailbox, or an
+   * unexpected error) since `since` (ms), with no deposit taken there after. Once the relay's
+   * retention has passed too, the entries for it are given up. Absent in stores made before it.
+   */
+  refused?: { address: string; since: number };
+}
+
+export interface MessageRecord {
+  /** hex, 16 bytes: the payload's message id */
+  id: string;
+  direction: "in" | "out";
+  text: string;
+  sentAt: number;
+  /** When it reached this client (in), or was written (out). */
+  receivedAt: number;
+  status: MessageStatus;
+  /** Outgoing: why the relay did not take it (absent when nothing is known against it). */
+  failure?: DeliveryFailure;
+}
+
+export interface OutboxRecord {
+  kind: "message" | "receipt" | "accept" | "intro";
+  relay: string;
+  address: string;
+  /** hex: the deposit token of `address` (the contact's outbox token when queued or moved). */
+  token?: string;
+  clientMessageId: string;
+  /** base64 of the envelope */
+  ciphertext: string;
+  /** The history row this entry delivers (outgoing texts). */
+  messageSeq?: number;
+  createdAt: number;
+  attempts: number;
+  nextAttemptAt: number;
+  lastError?: string;
+  /** The refusal last recorded for this entry, so that a repeated one is not reported again. */
+  failure?: DeliveryFailure["code"];
+}
+
+export interface InvitationRecord {
+  /** hex of PendingInvitation.serialize() */
+  pending: string;
+  /** hex of MailboxKey.serialize(): the first-contact mailbox */
+  mailboxKey: string;
+  /**
+   * hex of MailboxKey.serialize(): the contact's own inbox, created with the invitation and
+   * announced in my intro once it is accepted, so the first-contact mailbox (whose address
+   * anyone who saw the code knows) can be deleted. Absent in invitations made before it.
+   */
+  inboxKey?: string;
+  /** hex: the inbox's deposit token, sent in my intro (absent when the relay does not take tokens). */
+  inboxToken?: string;
+  relay: string;
+  expiresAt: number;
+}
+
+export interface RelayRecord {
+  url: string;
+  retentionSeconds: number;
+  /** How often the relay deletes expired messages (its transparency statement). */
+  sweepSeconds?: number;
+  checkedAt: number;
+}
+
+export interface PendingReceipt {
+  kind: "delivered" | "read";
+  /** hex message id */
+  id: string;
+}
+
+export interface Row<T> {
+  readonly key: string;
+  readonly value: T;
+}
