@@ -2,7 +2,6 @@
 // receipts. The scripting CLI and the terminal UI both drive it. Every change to a session, the
 // history and the outbox happens in one store transaction, before anything leaves the machine.
 import { EventEmitter } from "node:events";
-import { sha256 } from "@noble/hashes/sha2.js";
 import { randomBytes } from "@noble/hashes/utils.js";
 import {
   acceptInvitation,
@@ -33,13 +32,54 @@ import {
   toHex,
   verifySafetyNumber,
 } from "@parley/protocol";
+import { encryptTo, keyChangedError, uniqueName } from "./core/contacts.js";
+import {
+  backoffMs,
+  type DepositOutcome,
+  depositOutcome,
+  failureWords,
+  KIND_WORDS,
+  sameFailure,
+  unreachableReason,
+} from "./core/deposits.js";
+import { DROPPED_REPORT_MS, droppedWarning } from "./core/dropped.js";
+import { byInvitation, changed, type Effects, type InternalEvent } from "./core/events.js";
+import {
+  digestOf,
+  isAccept,
+  rememberAccept,
+  secondAccept,
+  settleFirstContact,
+} from "./core/first-contact.js";
+import { introPayload, retire } from "./core/invitations.js";
+import {
+  clearAddresses,
+  inboxSlot,
+  indexInboxes,
+  mailboxesByRelay,
+  type Owner,
+  relaysInUse,
+} from "./core/mailboxes.js";
+import { advances } from "./core/messages.js";
+import { outboxEntry } from "./core/outbox.js";
+import { groupReceipts } from "./core/receipts.js";
+import type {
+  ClientEvent,
+  ClientEvents,
+  ContactView,
+  ConversationEntry,
+  FlushReport,
+  LiveOptions,
+  MessageView,
+  RelayLinkState,
+  RelayState,
+} from "./core/types.js";
 import { ClientError } from "./errors.js";
-import { decodeIntro, encodeIntro, isControlText } from "./intro.js";
+import { decodeIntro, isControlText } from "./intro.js";
 import { ensureLocalRelay, isLocalRelayUrl, localRelayPid } from "./local-relay.js";
 import type { Paths } from "./paths.js";
 import {
   isLoopbackRelay,
-  networkProblem,
   probeRelay,
   RelayConnection,
   RelayRequestError,
@@ -55,102 +95,21 @@ import {
   type OutboxRecord,
   Store,
 } from "./store.js";
-import { cleanName, humanDuration, MAX_NAME_LENGTH, nameProblem, nameSkeleton } from "./text.js";
+import { cleanName, humanDuration, nameProblem, nameSkeleton } from "./text.js";
 
-export interface ContactView {
-  readonly contact: string;
-  readonly fingerprint: string;
-  readonly verified: boolean;
-  readonly keyChanged: boolean;
-  readonly relay: string;
-  readonly unread: number;
-  readonly lastActivity: number;
-  readonly outbox: number;
-}
-
-export interface MessageView {
-  readonly contact: string;
-  readonly id: string;
-  readonly direction: "in" | "out";
-  readonly text: string;
-  readonly sentAt: number;
-  readonly receivedAt: number;
-  readonly status: MessageStatus;
-  /**
-   * Why an outgoing message is not delivered, in words ("Bob's mailbox no longer exists"), or null.
-   * With status "failed" it never will be; with "queued" the client still retries (the obstacle is
-   * a refusal, a full mailbox or a held key; being offline is not one: see status().relays); with
-   * "expired" the relay dropped it unread. It clears once the message gets through. Always set by
-   * the client; optional only so that views made by hand need not name it.
-   */
-  readonly failure?: string | null;
-}
-
-/** One message of a conversation window, with its place in the conversation. */
-export interface ConversationEntry {
-  readonly seq: number;
-  readonly message: MessageView;
-}
-
-export type ClientEvent =
-  | ({ readonly type: "message" } & MessageView)
-  | {
-      readonly type: "status";
-      readonly contact: string;
-      readonly id: string;
-      readonly status: MessageStatus;
-      /** As MessageView.failure: why it is not delivered, or null. */
-      readonly failure: string | null;
-    }
-  | ({
-      readonly type: "contact";
-      readonly event: ContactChange;
-      readonly previousName?: string;
-      /**
-       * True when this contact came from someone accepting an invitation this identity issued
-       * ("added", or "renewed" for a known contact): the inviter's "Bob accepted your invitation".
-       */
-      readonly invitationAccepted?: boolean;
-    } & ContactView);
-
-export type ContactChange = "added" | "renamed" | "key-changed" | "renewed";
-
-/** An event as produced inside a transaction; a contact's is completed from the store once committed. */
-type InternalEvent =
-  | Exclude<ClientEvent, { type: "contact" }>
-  | {
-      readonly type: "contact-ref";
-      readonly id: string;
-      readonly event: ContactChange;
-      readonly previousName?: string;
-      readonly invitationAccepted?: boolean;
-    };
-
-const changed = (id: string, event: ContactChange, previousName?: string): InternalEvent =>
-  previousName === undefined
-    ? { type: "contact-ref", id, event }
-    : { type: "contact-ref", id, event, previousName };
-
-/** A contact added or renewed by someone accepting one of my invitations. */
-const byInvitation = (id: string, event: "added" | "renewed"): InternalEvent => ({
-  type: "contact-ref",
-  id,
-  event,
-  invitationAccepted: true,
-});
-
-/** connected; connecting (an attempt is under way); offline (the next one is due at nextRetryAt). */
-export type RelayLinkState = "connected" | "connecting" | "offline";
-
-/** One relay as this process sees it (the "relay" event, and status().relays). */
-export interface RelayState {
-  readonly url: string;
-  readonly state: RelayLinkState;
-  /** When offline in live mode: when the next attempt is due (ms since the epoch); else null. */
-  readonly nextRetryAt: number | null;
-  /** Why the last attempt failed or the connection ended, in words; null while connected. */
-  readonly lastError: string | null;
-}
+export { backoffMs } from "./core/deposits.js";
+export type {
+  ClientEvent,
+  ClientEvents,
+  ContactChange,
+  ContactView,
+  ConversationEntry,
+  FlushReport,
+  LiveOptions,
+  MessageView,
+  RelayLinkState,
+  RelayState,
+} from "./core/types.js";
 
 /** A relay's connection in live mode, kept up by retry(). */
 interface Link {
@@ -177,35 +136,6 @@ interface Live {
   /** The environment that locates the personal relay (its port and data directory). */
   readonly env: NodeJS.ProcessEnv;
   stopped: boolean;
-}
-
-export interface LiveOptions {
-  /** Locates the personal relay, which is restarted if it dies (default: process.env). */
-  readonly env?: NodeJS.ProcessEnv;
-}
-
-export interface ClientEvents {
-  event: [ClientEvent];
-  relay: [RelayState];
-  /** Something the user should know that is not an event (a dropped message, a relay problem). */
-  warning: [string];
-}
-
-/** Order of outgoing statuses: a status only ever moves forward (expired can still become delivered). */
-const RANK: Record<MessageStatus, number> = {
-  queued: 0,
-  stored: 1,
-  expired: 2,
-  delivered: 3,
-  read: 4,
-  received: 0,
-  failed: 5,
-};
-
-/** Retry delays of the outbox in a long-running process: 1 s doubling to 5 min, with jitter. */
-export function backoffMs(attempts: number): number {
-  const base = Math.min(300_000, 1000 * 2 ** Math.min(attempts, 9));
-  return Math.round(base * (0.75 + Math.random() * 0.5));
 }
 
 /** ±20 % */
@@ -242,7 +172,6 @@ const REVIVE_GRACE_MS = 15_000;
 const EXPIRY_SLACK_MS = 5_000;
 /** Sweep interval assumed for a relay whose statement does not give one. */
 const DEFAULT_SWEEP_SECONDS = 60;
-const MAX_RECEIPT_IDS = 256;
 /** Most deliveries stored per transaction. */
 const RECEIVE_BATCH = 64;
 /**
@@ -255,28 +184,14 @@ const SLICE_MS = 8;
 const FAILED_BUDGET_MS = 4;
 /** Longest pause after a slice that met forgeries. */
 const MAX_PAUSE_MS = 20;
-/** In live mode, undecryptable deliveries are reported at most this often. */
-const DROPPED_REPORT_MS = 1000;
 /** A transparency statement is a few kilobytes; anything far larger is not one. */
 const MAX_STATEMENT_CHARS = 1 << 20;
-/** Earlier conversations of one contact whose mailboxes are still read. */
-const MAX_PREVIOUS = 3;
-/** inboxSlot of the first-contact mailbox: read with the current session (ContactRecord.firstContact). */
-const FIRST_CONTACT = -2;
 /** The first-contact mailbox stays open at least this long after the invitation is accepted. */
 const FIRST_CONTACT_MIN_MS = 60 * 60 * 1000;
 /** Longest a sync runs beyond its --wait, however busy its mailboxes are. */
 const SYNC_CAP_MS = 120_000;
 
-const b64 = (b: Uint8Array) => Buffer.from(b).toString("base64");
 const unb64 = (s: string) => new Uint8Array(Buffer.from(s, "base64"));
-
-export interface FlushReport {
-  /** Relays that could not be reached: their entries stay in the outbox. */
-  readonly unreachable: string[];
-  /** Why a reachable relay refused entries (they stay in the outbox, or fail when too large). */
-  readonly refused: string[];
-}
 
 export class Client extends EventEmitter<ClientEvents> {
   private readonly connections = new Map<string, Promise<RelayConnection>>();
@@ -298,7 +213,7 @@ export class Client extends EventEmitter<ClientEvents> {
   /** Deliveries waiting to be stored, oldest first. */
   private readonly inbound: { conn: RelayConnection; frame: DeliverFrame }[] = [];
   /** Cache of indexInboxes(), dropped whenever a mailbox changes hands. */
-  private inboxes: Map<string, { kind: "contact" | "invitation"; id: string }> | null = null;
+  private inboxes: Map<string, Owner> | null = null;
   /** Events published so far (sync waits for the first one). */
   private eventCount = 0;
 
@@ -342,7 +257,7 @@ export class Client extends EventEmitter<ClientEvents> {
     this.disconnect();
     this.identity.wipe();
     this.store.close();
-    addresses.clear();
+    clearAddresses();
   }
 
   // -------------------------------------------------------------------------------- contacts
@@ -424,11 +339,7 @@ export class Client extends EventEmitter<ClientEvents> {
     return { id: hit.key, contact: hit.value };
   }
 
-  /**
-   * A name that looks like no other contact's (nameSkeleton): the name itself, else with the
-   * first characters of the contact's fingerprint, "Name (ab12)", when one is given, else (or if
-   * that looks taken too) "name 2", "name 3", …
-   */
+  /** uniqueName() among every contact's name but `except`'s. */
   private uniqueName(wanted: string, except?: string, fp?: string): string {
     const taken = new Set(
       this.store
@@ -436,15 +347,7 @@ export class Client extends EventEmitter<ClientEvents> {
         .filter((r) => r.key !== except)
         .map((r) => nameSkeleton(r.value.name)),
     );
-    if (!taken.has(nameSkeleton(wanted))) return wanted;
-    if (fp) {
-      const candidate = `${[...wanted].slice(0, MAX_NAME_LENGTH - 7).join("")} (${fp.replace(/ /g, "").slice(0, 4)})`;
-      if (!taken.has(nameSkeleton(candidate))) return candidate;
-    }
-    for (let i = 2; ; i++) {
-      const candidate = `${[...wanted].slice(0, 60).join("")} ${i}`;
-      if (!taken.has(nameSkeleton(candidate))) return candidate;
-    }
+    return uniqueName(wanted, taken, fp);
   }
 
   /** Another contact whose name looks the same as `name` (nameSkeleton), if there is one. */
@@ -964,12 +867,7 @@ export class Client extends EventEmitter<ClientEvents> {
   }
 
   private introPayload(to: { inbox?: Uint8Array; token?: Uint8Array | undefined } = {}): Payload {
-    const text = encodeIntro({
-      name: this.name,
-      ...(to.inbox ? { inbox: to.inbox } : {}),
-      ...(to.token ? { token: to.token } : {}),
-    });
-    return { type: "text", id: newMessageId(), sentAt: Date.now(), text };
+    return introPayload(this.name, to);
   }
 
   /**
@@ -999,45 +897,17 @@ export class Client extends EventEmitter<ClientEvents> {
     ciphertext: Uint8Array,
     messageSeq?: number,
   ): OutboxRecord {
-    const now = Date.now();
-    return {
-      kind,
-      relay: to.relay,
-      address: to.address,
-      ...(to.token ? { token: to.token } : {}),
-      clientMessageId: toHex(newMessageId()),
-      ciphertext: b64(ciphertext),
-      ...(messageSeq === undefined ? {} : { messageSeq }),
-      createdAt: now,
-      attempts: 0,
-      nextAttemptAt: now,
-    };
+    return outboxEntry(kind, to, ciphertext, messageSeq);
   }
 
-  /**
-   * Keeps a contact's current conversation readable after a new one replaces it: messages already
-   * on their way to its mailbox still decrypt until the relay would have dropped them.
-   */
+  /** A contact's earlier conversations once a new one replaces the current (retire()). */
   private retire(old: ContactRecord, now: number): NonNullable<ContactRecord["previous"]> {
-    const kept = (old.previous ?? []).filter((p) => p.until > now);
-    const until = now + this.expiryDelayMs(old.inbox.relay);
-    // A first-contact mailbox still open belongs to the conversation being replaced.
-    const first = old.firstContact;
-    if (first) kept.push({ inbox: { relay: first.relay, key: first.key }, session: old.session, until });
-    kept.push({ inbox: old.inbox, session: old.session, until });
-    return kept.slice(-MAX_PREVIOUS);
+    return retire(old, now, now + this.expiryDelayMs(old.inbox.relay));
   }
 
   /** Encrypts one payload to a contact, advancing the session in `contact` (the caller saves it). */
   private encryptTo(contact: ContactRecord, payload: Payload): Uint8Array {
-    const session = Session.deserialize(fromHex(contact.session));
-    try {
-      const wire = session.encrypt(encodePayload(payload));
-      contact.session = toHex(session.serialize());
-      return wire;
-    } finally {
-      session.wipe();
-    }
+    return encryptTo(contact, payload);
   }
 
   // ------------------------------------------------------------------------------- sending
@@ -1390,32 +1260,19 @@ export class Client extends EventEmitter<ClientEvents> {
     this.store.tx(() => {
       const pending = this.store.receipts();
       if (pending.length === 0) return;
-      const groups = new Map<string, { delivered: string[]; read: string[]; seqs: number[] }>();
-      for (const r of pending) {
-        let g = groups.get(r.contact);
-        if (!g) {
-          g = { delivered: [], read: [], seqs: [] };
-          groups.set(r.contact, g);
-        }
-        g[r.value.kind].push(r.value.id);
-        g.seqs.push(r.seq);
-      }
-      for (const [contactId, g] of groups) {
-        const contact = this.store.contact(contactId);
+      for (const g of groupReceipts(pending)) {
+        const contact = this.store.contact(g.contact);
         if (contact) {
-          for (const kind of ["delivered", "read"] as const) {
-            for (let i = 0; i < g[kind].length; i += MAX_RECEIPT_IDS) {
-              const ids = g[kind].slice(i, i + MAX_RECEIPT_IDS).map((h) => fromHex(h));
-              const wire = this.encryptTo(contact, {
-                type: kind,
-                id: newMessageId(),
-                sentAt: Date.now(),
-                ids,
-              });
-              this.store.enqueue(contactId, this.outboxEntry("receipt", contact.outbox, wire));
-            }
+          for (const { kind, ids } of g.batches) {
+            const wire = this.encryptTo(contact, {
+              type: kind,
+              id: newMessageId(),
+              sentAt: Date.now(),
+              ids: ids.map((h) => fromHex(h)),
+            });
+            this.store.enqueue(g.contact, this.outboxEntry("receipt", contact.outbox, wire));
           }
-          this.store.putContact(contactId, contact);
+          this.store.putContact(g.contact, contact);
         }
         for (const seq of g.seqs) this.store.removeReceipt(seq);
       }
@@ -1426,24 +1283,7 @@ export class Client extends EventEmitter<ClientEvents> {
 
   /** My mailboxes, grouped by relay. */
   private mailboxes(): Map<string, MailboxKey[]> {
-    const boxes = new Map<string, MailboxKey[]>();
-    const add = (relay: string, key: string) => {
-      const list = boxes.get(relay) ?? [];
-      list.push(MailboxKey.deserialize(fromHex(key)));
-      boxes.set(relay, list);
-    };
-    for (const r of this.store.contacts()) {
-      // The first-contact mailbox before the inbox that replaces it: what waits there is older.
-      const first = r.value.firstContact;
-      if (first) add(first.relay, first.key);
-      add(r.value.inbox.relay, r.value.inbox.key);
-      for (const p of r.value.previous ?? []) add(p.inbox.relay, p.inbox.key);
-    }
-    for (const r of this.store.invitations()) {
-      add(r.value.relay, r.value.mailboxKey);
-      if (r.value.inboxKey) add(r.value.relay, r.value.inboxKey);
-    }
-    return boxes;
+    return mailboxesByRelay(this.store.contacts(), this.store.invitations());
   }
 
   /**
@@ -1561,14 +1401,7 @@ export class Client extends EventEmitter<ClientEvents> {
 
   /** Every relay this identity uses: its mailboxes', its contacts' and the default one. */
   private relaysInUse(): Set<string> {
-    const urls = new Set<string>();
-    for (const r of this.store.contacts()) {
-      urls.add(r.value.inbox.relay);
-      urls.add(r.value.outbox.relay);
-    }
-    for (const r of this.store.invitations()) urls.add(r.value.relay);
-    if (this.settings.relay) urls.add(this.settings.relay);
-    return urls;
+    return relaysInUse(this.store.contacts(), this.store.invitations(), this.settings.relay);
   }
 
   /** One relay's state as this process sees it now. */
@@ -1854,18 +1687,8 @@ export class Client extends EventEmitter<ClientEvents> {
   }
 
   /** Which contact or invitation each of my mailbox addresses (hex) belongs to. */
-  private indexInboxes(): Map<string, { kind: "contact" | "invitation"; id: string }> {
-    const index = new Map<string, { kind: "contact" | "invitation"; id: string }>();
-    for (const r of this.store.contacts()) {
-      const first = r.value.firstContact ? [r.value.firstContact] : [];
-      for (const inbox of [r.value.inbox, ...(r.value.previous ?? []).map((p) => p.inbox), ...first]) {
-        index.set(addressOf(inbox.key), { kind: "contact", id: r.key });
-      }
-    }
-    for (const r of this.store.invitations()) {
-      index.set(addressOf(r.value.mailboxKey), { kind: "invitation", id: r.key });
-    }
-    return index;
+  private indexInboxes(): Map<string, Owner> {
+    return indexInboxes(this.store.contacts(), this.store.invitations());
   }
 
   /** `slot` -1 is the current conversation, 0… an earlier one (ContactRecord.previous). */
@@ -1950,19 +1773,9 @@ export class Client extends EventEmitter<ClientEvents> {
     this.dropped.set(name, codes);
   }
 
-  /**
-   * The contact wrote to the inbox my intro named (`viaInbox`): once nothing they sent before is
-   * missing (no skipped keys), the first-contact mailbox is due for deletion. Messages are
-   * encrypted in the order they are sent, so a message still on its way to the first-contact
-   * mailbox leaves a skipped key behind.
-   */
+  /** See settleFirstContact(). */
   private settleFirstContact(contact: ContactRecord, viaInbox: boolean, skipped: number): void {
-    const first = contact.firstContact!;
-    if (viaInbox) first.moved = true;
-    if (!first.moved || skipped > 0) return;
-    const now = Date.now();
-    if (first.until > now) first.until = now;
-    this.firstContactDue = true;
+    if (settleFirstContact(contact.firstContact!, viaInbox, skipped, Date.now())) this.firstContactDue = true;
   }
 
   /**
@@ -2040,7 +1853,7 @@ export class Client extends EventEmitter<ClientEvents> {
     for (const raw of payload.ids) {
       const hit = this.store.messageById(id, toHex(raw));
       if (!hit) continue;
-      if (hit.value.direction !== "out" || RANK[hit.value.status] >= RANK[status]) continue;
+      if (hit.value.direction !== "out" || !advances(hit.value.status, status)) continue;
       const { failure: _gone, ...rest } = hit.value;
       this.store.putMessage(id, hit.seq, { ...rest, status });
       contact.awaiting = contact.awaiting.filter((a) => a.seq !== hit.seq);
@@ -2274,153 +2087,4 @@ export class Client extends EventEmitter<ClientEvents> {
     if (!this.live) this.disconnect();
     return { unreachable: [...unreachable], refused: [...refused] };
   }
-}
-
-function keyChangedError(name: string): ClientError {
-  return new ClientError(
-    "KEY_CHANGED",
-    `${name}'s identity key changed: nothing is sent until you compare safety numbers (parley verify ${JSON.stringify(name)}) and confirm with --confirm`,
-  );
-}
-
-/** Events and warnings a transaction produced, published once it committed. */
-interface Effects {
-  readonly events: InternalEvent[];
-  readonly warnings: string[];
-}
-
-/** How a failed deposit is handled. */
-type DepositOutcome =
-  /** The relay could not be reached: its link retries; nothing is recorded on the message. */
-  | { kind: "unreachable"; reason: string }
-  /** Refused for now (rate limit, busy, storage trouble, shutting down): retried, not shown. */
-  | { kind: "transient" }
-  /** Refused for as long as the relay says so (a full mailbox, its policy): retried, shown. */
-  | { kind: "waiting"; failure: DeliveryFailure }
-  /** Refused in a way that may be final (no such mailbox, unexpected): given up after the retention. */
-  | { kind: "lasting"; failure: DeliveryFailure }
-  /** It will never be taken (too large): given up now. */
-  | { kind: "permanent"; failure: DeliveryFailure };
-
-function depositOutcome(err: unknown, limit: number | null): DepositOutcome {
-  if (err instanceof RelayUnreachableError) return { kind: "unreachable", reason: err.reason };
-  if (err instanceof ClientError && err.code === "UNREACHABLE") {
-    return { kind: "unreachable", reason: unreachableReason(err) };
-  }
-  if (err instanceof ClientError && err.code === "RELAY_REFUSED") {
-    return { kind: "waiting", failure: { code: "relay-policy", detail: err.message } };
-  }
-  if (!(err instanceof RelayRequestError)) throw err;
-  switch (err.code) {
-    case "TOO_LARGE":
-      return {
-        kind: "permanent",
-        failure: { code: "too-large", ...(limit ? { detail: String(limit) } : {}) },
-      };
-    case "UNKNOWN_MAILBOX":
-      return { kind: "lasting", failure: { code: "mailbox-gone" } };
-    case "QUOTA":
-      return { kind: "waiting", failure: { code: "mailbox-full" } };
-    case "RATE_LIMITED":
-    case "INTERNAL":
-    case "SHUTTING_DOWN":
-      return { kind: "transient" };
-    default:
-      return { kind: "lasting", failure: { code: "refused", detail: err.code } };
-  }
-}
-
-/** Why a connection could not be made, in words, from what connect() threw. */
-function unreachableReason(e: unknown): string {
-  if (e instanceof RelayUnreachableError) return e.reason;
-  const cause = (e as { cause?: unknown }).cause;
-  if (cause instanceof RelayUnreachableError) return cause.reason;
-  // fetch() (the transparency statement) wraps the socket's error in its own cause.
-  const inner = (cause as { cause?: unknown } | undefined)?.cause;
-  if (inner) return networkProblem(inner);
-  if ((cause as Error | undefined)?.name === "TimeoutError") return "no answer in time";
-  return cause ? networkProblem(cause) : (e as Error).message;
-}
-
-const KIND_WORDS: Record<OutboxRecord["kind"], string> = {
-  message: "a message",
-  receipt: "a receipt",
-  accept: "your acceptance of their invitation",
-  intro: "your introduction",
-};
-
-const sameFailure = (a: DeliveryFailure | undefined, b: DeliveryFailure) =>
-  a !== undefined && a.code === b.code && a.detail === b.detail;
-
-/** A delivery failure in words, with the contact's name as it is now. */
-function failureWords(name: string, f: DeliveryFailure): string {
-  switch (f.code) {
-    case "too-large":
-      return `too large for ${name}'s relay${f.detail ? ` (it takes at most ${f.detail} bytes)` : ""}`;
-    case "mailbox-gone":
-      return `${name}'s mailbox no longer exists`;
-    case "mailbox-full":
-      return `${name}'s mailbox on the relay is full`;
-    case "refused":
-      return `${name}'s relay refused it${f.detail ? ` (${f.detail})` : ""}`;
-    case "relay-policy":
-      return f.detail ?? `this client will not use ${name}'s relay`;
-  }
-}
-
-const isAccept = (wire: Uint8Array) => wire[0] === 0x01;
-
-/** The digest an Accept-wrapped delivery is remembered by (ContactRecord.accepts). */
-const digestOf = (wire: Uint8Array) => toHex(sha256(wire).subarray(0, 16));
-
-/** Remembers an Accept-wrapped message as processed; the oldest are forgotten past the limit. */
-function rememberAccept(contact: ContactRecord, digest: string): void {
-  const accepts = (contact.accepts ?? []).filter((d) => d !== digest);
-  accepts.push(digest);
-  contact.accepts = accepts.slice(-MAX_REMEMBERED_ACCEPTS);
-}
-const MAX_REMEMBERED_ACCEPTS = 64;
-
-/** A second Accept for a used invitation is worth naming on its own; null for anything else. */
-function secondAccept(name: string, wire: Uint8Array, code: string): string | null {
-  if (isAccept(wire) && code === "AUTH") {
-    return `refused a second acceptance of the one-time invitation that opened your conversation with ${name}: someone else used the same code`;
-  }
-  return null;
-}
-
-/** One warning for a contact's undecryptable deliveries of one receive slice, counted by reason. */
-function droppedWarning(name: string, codes: Map<string, number>): string {
-  const total = [...codes.values()].reduce((a, b) => a + b, 0);
-  const why =
-    codes.size === 1 ? [...codes.keys()][0] : [...codes].map(([code, n]) => `${code} ${n}`).join(", ");
-  return `dropped ${total} undecryptable ${total === 1 ? "message" : "messages"} for ${name} (${why})`;
-}
-
-/**
- * Mailbox addresses, by a digest of their key (never the key itself): deriving one is an Ed25519
- * public-key computation, which every delivery would otherwise repeat for each inbox it checks.
- */
-const addresses = new Map<string, string>();
-const ADDRESS_CACHE_LIMIT = 4096;
-
-function addressOf(mailboxKey: string): string {
-  const tag = toHex(sha256(new TextEncoder().encode(mailboxKey)));
-  let address = addresses.get(tag);
-  if (address === undefined) {
-    const key = MailboxKey.deserialize(fromHex(mailboxKey));
-    address = key.addressHex;
-    key.wipe();
-    if (addresses.size >= ADDRESS_CACHE_LIMIT) addresses.clear();
-    addresses.set(tag, address);
-  }
-  return address;
-}
-
-/** Which of a contact's conversations reads the mailbox `address`: -1 the current, i an earlier, null none. */
-function inboxSlot(contact: ContactRecord, address: string): number | null {
-  if (addressOf(contact.inbox.key) === address) return -1;
-  if (contact.firstContact && addressOf(contact.firstContact.key) === address) return FIRST_CONTACT;
-  const i = (contact.previous ?? []).findIndex((p) => addressOf(p.inbox.key) === address);
-  return i >= 0 ? i : null;
 }

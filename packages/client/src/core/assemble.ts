@@ -1,0 +1,125 @@
+// Builds the client core from its modules: each is given the context, the store table it owns
+// and the narrow part of the others it uses. Construction follows the dependencies; the relay
+// pool and live mode report upward (a delivery, a connection up or down) through callbacks bound
+// to modules made after them.
+import type { Tables } from "../store.js";
+import { Contacts, contactView } from "./contacts.js";
+import type { Context } from "./context.js";
+import { Delivery } from "./delivery.js";
+import { Publisher } from "./events.js";
+import { FirstContact } from "./first-contact.js";
+import { Inbox } from "./inbox.js";
+import { Invitations } from "./invitations.js";
+import { Live } from "./live.js";
+import { Mailboxes } from "./mailboxes.js";
+import { Maintenance } from "./maintenance.js";
+import { Messages } from "./messages.js";
+import { Outbox } from "./outbox.js";
+import { Payloads } from "./payloads.js";
+import { Receipts } from "./receipts.js";
+import { RelayPool } from "./relays.js";
+import { Sending } from "./sending.js";
+
+export interface Core {
+  readonly publisher: Publisher;
+  readonly contacts: Contacts;
+  readonly messages: Messages;
+  readonly receipts: Receipts;
+  readonly outbox: Outbox;
+  readonly delivery: Delivery;
+  readonly sending: Sending;
+  readonly pool: RelayPool;
+  readonly live: Live;
+  readonly mailboxes: Mailboxes;
+  readonly invitations: Invitations;
+  readonly firstContact: FirstContact;
+  readonly inbox: Inbox;
+  readonly maintenance: Maintenance;
+}
+
+export function assemble(ctx: Context, tables: Tables): Core {
+  const contacts = new Contacts(ctx, tables.contacts);
+  const outbox = new Outbox(tables.outbox);
+  const publisher = new Publisher(ctx, (id) => {
+    const c = contacts.get(id);
+    return c ? contactView(c, outbox.size(id)) : null;
+  });
+  const pool = new RelayPool(ctx, tables.relays, {
+    deliver: (conn, frame) => inbox.onDeliver(conn, frame),
+    up: (url) => live.up(url),
+    down: (url, reason) => live.down(url, reason),
+  });
+  const receipts = new Receipts(ctx, tables.receipts, contacts);
+  const messages = new Messages(ctx, tables.messages, contacts, receipts, (url) =>
+    pool.retentionSeconds(url),
+  );
+  const mailboxes = new Mailboxes({
+    contacts: () => contacts.all(),
+    invitations: () => invitations.all(),
+    defaultRelay: () => ctx.settings.relay,
+  });
+  const live: Live = new Live(ctx, pool, {
+    mailboxes: () => mailboxes.byRelay(),
+    relaysInUse: () => mailboxes.relaysInUse(),
+    flush: (options) => delivery.flush(options),
+    flushing: () => delivery.busy,
+    maintain: () => {
+      delivery.checkExpired();
+      void maintenance.prune().catch(() => {});
+    },
+    listened: () => {
+      inbox.lastDelivery = Date.now();
+    },
+  });
+  const delivery: Delivery = new Delivery(ctx, outbox, contacts, messages, receipts, pool, live, publisher);
+  const sending = new Sending(ctx, contacts, messages, outbox, delivery);
+  const invitations: Invitations = new Invitations(
+    ctx,
+    tables.invitations,
+    contacts,
+    outbox,
+    pool,
+    delivery,
+    live,
+    publisher,
+  );
+  const payloads = new Payloads(contacts, messages, receipts, outbox);
+  const firstContact = new FirstContact(ctx, invitations, contacts, payloads, outbox, pool, mailboxes);
+  const inbox: Inbox = new Inbox(
+    ctx,
+    contacts,
+    invitations,
+    firstContact,
+    payloads,
+    mailboxes,
+    live,
+    publisher,
+  );
+  const maintenance: Maintenance = new Maintenance(
+    ctx,
+    contacts,
+    messages,
+    outbox,
+    receipts,
+    invitations,
+    firstContact,
+    mailboxes,
+    pool,
+  );
+  return {
+    publisher,
+    contacts,
+    messages,
+    receipts,
+    outbox,
+    delivery,
+    sending,
+    pool,
+    live,
+    mailboxes,
+    invitations,
+    firstContact,
+    inbox,
+    maintenance,
+  };
+}

@@ -1,0 +1,85 @@
+// What a decrypted payload does to a conversation: a text is added to the history (and a
+// delivered receipt queued), an intro names the contact and may move my outbox to the inbox and
+// deposit token it names, a receipt moves my messages' statuses forward.
+import { fingerprint, type Payload, toHex } from "@parley/protocol";
+import { decodeIntro, isControlText } from "../intro.js";
+import type { ContactRecord, MessageRecord } from "../store/records.js";
+import { cleanName } from "../text.js";
+import { type Contacts, identityOf } from "./contacts.js";
+import { changed, type InternalEvent } from "./events.js";
+import type { Messages } from "./messages.js";
+import type { Outbox } from "./outbox.js";
+import type { Receipts } from "./receipts.js";
+
+export class Payloads {
+  constructor(
+    private readonly contacts: Pick<Contacts, "uniqueName">,
+    private readonly messages: Messages,
+    private readonly receipts: Pick<Receipts, "queue">,
+    private readonly outbox: Pick<Outbox, "retarget">,
+  ) {}
+
+  /**
+   * Applies a decrypted payload to a contact (mutated; the caller saves it), inside the caller's
+   * transaction. `current`: it came in the contact's current conversation (an earlier one's
+   * messages are shown but not acknowledged).
+   */
+  apply(id: string, contact: ContactRecord, payload: Payload, current = true): InternalEvent[] {
+    const now = Date.now();
+    const sendReceipts = current;
+    // An intro names the contact only as the first message of a session.
+    const first = current && contact.introExpected === true;
+    if (current) delete contact.introExpected;
+    if (payload.type === "text") {
+      if (isControlText(payload.text)) {
+        const intro = first ? decodeIntro(payload.text) : null;
+        if (intro?.inbox || intro?.token) {
+          const address = intro.inbox ? toHex(intro.inbox) : contact.outbox.address;
+          this.moveOutbox(id, contact, address, intro.token && toHex(intro.token));
+        }
+        const name = intro ? cleanName(intro.name) : "";
+        if (name && contact.nameSource !== "user" && name !== contact.name) {
+          const previousName = contact.name;
+          contact.name = this.contacts.uniqueName(name, id, fingerprint(identityOf(contact)));
+          contact.nameSource = "peer";
+          return [changed(id, "renamed", previousName)];
+        }
+        return [];
+      }
+      const rec: MessageRecord = {
+        id: toHex(payload.id),
+        direction: "in",
+        text: payload.text,
+        sentAt: payload.sentAt,
+        receivedAt: now,
+        status: "received",
+      };
+      if (this.messages.add(id, rec) === null) return []; // shown once, whatever the relay repeats
+      contact.unread += 1;
+      contact.lastActivity = now;
+      if (sendReceipts) this.receipts.queue(id, "delivered", rec.id);
+      return [{ type: "message", ...this.messages.view(contact, rec) }];
+    }
+    const events: InternalEvent[] = [];
+    const status = payload.type;
+    for (const raw of payload.ids) {
+      const hit = this.messages.acknowledge(id, toHex(raw), status);
+      if (!hit) continue;
+      contact.awaiting = contact.awaiting.filter((a) => a.seq !== hit.seq);
+      events.push({ type: "status", contact: contact.name, id: hit.value.id, status, failure: null });
+    }
+    return events;
+  }
+
+  /**
+   * The contact's intro named a new inbox (on the same relay) or a deposit token: what I send from
+   * now on goes there, with that token, and so does everything still waiting in the outbox for the
+   * old address.
+   */
+  private moveOutbox(id: string, contact: ContactRecord, address: string, token: string | undefined): void {
+    const old = contact.outbox.address;
+    const { token: _old, ...rest } = contact.outbox;
+    contact.outbox = { ...rest, address, ...(token ? { token } : {}) };
+    this.outbox.retarget(id, old, { address, token });
+  }
+}
