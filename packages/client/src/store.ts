@@ -16,8 +16,6 @@ import type {
   InvitationRecord,
   MessageRecord,
   OutboxRecord,
-  PendingReceipt,
-  RelayRecord,
   Row,
 } from "./store/records.js";
 import { RelaysTable } from "./store/relays.js";
@@ -199,14 +197,11 @@ export class Store {
       .run(this.vault.seal("meta", "identity", value));
   }
 
-  // records, for tools and tests that open a store directly (the client core uses `tables`) ---
+  // Records, for tools, benchmarks and tests that open a store directly. The client core does not
+  // use these: each of its modules holds the one table it owns (`tables`).
 
   contacts(): Row<ContactRecord>[] {
     return this.tables.contacts.all();
-  }
-
-  contact(id: string): ContactRecord | null {
-    return this.tables.contacts.get(id);
   }
 
   putContact(id: string | null, value: ContactRecord): string {
@@ -218,40 +213,18 @@ export class Store {
     return this.tables.messages.add(contact, value);
   }
 
-  messageBySeq(contact: string, seq: number): MessageRecord | null {
-    return this.tables.messages.bySeq(contact, seq);
-  }
-
-  messageById(contact: string, id: string): MessageRow | null {
-    return this.tables.messages.byId(contact, id);
-  }
-
-  putMessage(contact: string, seq: number, value: MessageRecord): void {
-    this.tables.messages.put(contact, seq, value);
-  }
-
-  /** The last `limit` messages of a contact, oldest first. */
-  history(contact: string, limit: number): MessageRow[] {
-    return this.tables.messages.before(contact, undefined, limit);
-  }
-
+  /** Up to `limit` messages of a contact older than `before` (the newest when undefined), oldest first. */
   messagesBefore(contact: string, before: number | undefined, limit: number): MessageRow[] {
     return this.tables.messages.before(contact, before, limit);
   }
 
+  /** Up to `limit` messages of a contact from `from` (its seq) on, oldest first. */
   messagesFrom(contact: string, from: number, limit: number): MessageRow[] {
     return this.tables.messages.from(contact, from, limit);
   }
 
-  deleteHistory(contact: string): void {
-    this.tables.messages.removeAll(contact);
-  }
-
-  deleteContactData(contact: string): void {
-    this.tables.messages.removeAll(contact);
-    this.tables.outbox.removeAll(contact);
-    this.tables.receipts.removeAll(contact);
-    this.tables.contacts.remove(contact);
+  messageBySeq(contact: string, seq: number): MessageRecord | null {
+    return this.tables.messages.bySeq(contact, seq);
   }
 
   enqueue(contact: string, value: OutboxRecord): number {
@@ -262,68 +235,8 @@ export class Store {
     return this.tables.outbox.all();
   }
 
-  outboxSeqs(): number[] {
-    return this.tables.outbox.seqs();
-  }
-
-  outboxEntry(seq: number): { contact: string; value: OutboxRecord } | null {
-    return this.tables.outbox.get(seq);
-  }
-
-  outboxSize(contact?: string): number {
-    return this.tables.outbox.size(contact);
-  }
-
-  putOutbox(seq: number, contact: string, value: OutboxRecord): void {
-    this.tables.outbox.put(seq, contact, value);
-  }
-
-  removeOutbox(seq: number): void {
-    this.tables.outbox.remove(seq);
-  }
-
-  addReceipt(contact: string, value: PendingReceipt): void {
-    this.tables.receipts.add(contact, value);
-  }
-
-  receipts(): { seq: number; contact: string; value: PendingReceipt }[] {
-    return this.tables.receipts.all();
-  }
-
-  removeReceipt(seq: number): void {
-    this.tables.receipts.remove(seq);
-  }
-
   invitations(): Row<InvitationRecord>[] {
     return this.tables.invitations.all();
-  }
-
-  invitation(id: string): InvitationRecord | null {
-    return this.tables.invitations.get(id);
-  }
-
-  addInvitation(value: InvitationRecord): string {
-    return this.tables.invitations.add(value);
-  }
-
-  removeInvitation(id: string): void {
-    this.tables.invitations.remove(id);
-  }
-
-  useInvitation(id: string): boolean {
-    return this.tables.invitations.use(id);
-  }
-
-  invitationUsed(id: string): boolean {
-    return this.tables.invitations.used(id);
-  }
-
-  relay(url: string): RelayRecord | null {
-    return this.tables.relays.get(url);
-  }
-
-  putRelay(value: RelayRecord): void {
-    this.tables.relays.put(value);
   }
 }
 
