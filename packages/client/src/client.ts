@@ -2035,6 +2035,9 @@ export class Client extends EventEmitter<ClientEvents> {
       if (sendReceipts) this.store.addReceipt(id, { kind: "delivered", id: rec.id });
       return [{ type: "message", ...this.messageView(contact, rec) }];
     }
+    // Group traffic (PROTOCOL.md §13) is not handled by this client yet: ignored, like an unknown
+    // control text.
+    if (payload.type === "group") return [];
     const events: InternalEvent[] = [];
     const status: MessageStatus = payload.type;
     for (const raw of payload.ids) {
