@@ -289,6 +289,8 @@ export class Client extends EventEmitter<ClientEvents> {
   private failedMs = 0;
   /** A first-contact mailbox became due for deletion while receiving. */
   private firstContactDue = false;
+  /** A contact's intro made one of my mailboxes' deposit tokens due at the relay (lockInboxes). */
+  private locksDue = false;
   /** Undecryptable deliveries of the current receive slice, by contact name and reason. */
   private dropped = new Map<string, Map<string, number>>();
   private droppedTimer: NodeJS.Timeout | null = null;
@@ -770,7 +772,8 @@ export class Client extends EventEmitter<ClientEvents> {
     const inbox = MailboxKey.generate();
     await this.request(relay, () => conn.createMailbox(key));
     await this.request(relay, () => conn.createMailbox(inbox));
-    const inboxToken = await this.lockMailbox(relay, conn, inbox);
+    // Its deposit token goes in my intro; the relay gets it once the contact shows it uses tokens.
+    const inboxToken = randomBytes(32);
     const { code, pending } = createInvitation(this.identity, {
       relayUrl: relay,
       mailbox: key.address,
@@ -781,7 +784,7 @@ export class Client extends EventEmitter<ClientEvents> {
         pending: toHex(pending.serialize()),
         mailboxKey: toHex(key.serialize()),
         inboxKey: toHex(inbox.serialize()),
-        ...(inboxToken ? { inboxToken: toHex(inboxToken) } : {}),
+        inboxToken: toHex(inboxToken),
         relay,
         expiresAt: pending.expiresAt,
       }),
@@ -865,7 +868,8 @@ export class Client extends EventEmitter<ClientEvents> {
     const conn = await this.connect(relay);
     const key = MailboxKey.generate();
     await this.request(relay, () => conn.createMailbox(key));
-    const token = await this.lockMailbox(relay, conn, key);
+    // Its deposit token goes in my intro; the relay gets it once the inviter shows it uses tokens.
+    const token = randomBytes(32);
 
     const pending = this.store.tx((): InternalEvent => {
       if (!this.store.useInvitation(invId)) {
@@ -910,7 +914,7 @@ export class Client extends EventEmitter<ClientEvents> {
           previousFingerprint: sameKey
             ? old.previousFingerprint
             : fingerprint(decodePublicIdentity(fromHex(old.identity))),
-          inbox: { relay, key: toHex(key.serialize()) },
+          inbox: { relay, key: toHex(key.serialize()), token: toHex(token) },
           outbox: { relay: inv.relayUrl, address: toHex(inv.mailbox) },
           firstContact: undefined,
           previous: this.retire(old, now),
@@ -928,7 +932,7 @@ export class Client extends EventEmitter<ClientEvents> {
           session: toHex(session.serialize()),
           verified: false,
           keyChanged: false,
-          inbox: { relay, key: toHex(key.serialize()) },
+          inbox: { relay, key: toHex(key.serialize()), token: toHex(token) },
           outbox: { relay: inv.relayUrl, address: toHex(inv.mailbox) },
           createdAt: now,
           lastActivity: now,
@@ -973,23 +977,34 @@ export class Client extends EventEmitter<ClientEvents> {
   }
 
   /**
-   * Gives a new mailbox of mine a random deposit token (PROTOCOL.md §8.1 step 8), for my intro to
-   * hand to the one contact who writes there; from then on the relay refuses deposits without it.
-   * Undefined when the relay does not know the frame (BAD_FRAME): the mailbox then stays open to
-   * anyone who knows its address, as before deposit tokens.
+   * Gives the relay the deposit tokens of my mailboxes whose contact showed it deposits with tokens
+   * (PROTOCOL.md §7.4 item 5): from then on the relay refuses deposits there without the token. A
+   * relay that does not know the frame (BAD_FRAME) leaves the mailbox open, which the user is told;
+   * an unreachable one is asked again at the next prune.
    */
-  private async lockMailbox(
-    relay: string,
-    conn: RelayConnection,
-    key: MailboxKey,
-  ): Promise<Uint8Array | undefined> {
-    const token = randomBytes(32);
-    try {
-      await conn.setDepositToken(key, token);
-      return token;
-    } catch (e) {
-      if (e instanceof RelayRequestError && e.code === "BAD_FRAME") return undefined;
-      return this.request(relay, () => Promise.reject(e));
+  private async lockInboxes(): Promise<void> {
+    const due = this.store.contacts().filter((r) => r.value.inbox.lock === "due" && r.value.inbox.token);
+    for (const { key: id, value } of due) {
+      const { relay, key, token } = value.inbox;
+      let outcome: "set" | "refused";
+      try {
+        const conn = await this.connect(relay);
+        await conn.setDepositToken(MailboxKey.deserialize(fromHex(key)), fromHex(token!));
+        outcome = "set";
+      } catch (e) {
+        if (!(e instanceof RelayRequestError && e.code === "BAD_FRAME")) continue;
+        outcome = "refused";
+        this.emit(
+          "warning",
+          `relay ${relay} does not take deposit tokens: anyone who learns the address of your mailbox for ${value.name} can fill it`,
+        );
+      }
+      this.store.tx(() => {
+        const contact = this.store.contact(id);
+        if (contact?.inbox.key !== key || contact.inbox.lock !== "due") return;
+        contact.inbox = { ...contact.inbox, lock: outcome };
+        this.store.putContact(id, contact);
+      });
     }
   }
 
@@ -1179,12 +1194,20 @@ export class Client extends EventEmitter<ClientEvents> {
         if (ciphertext.length > limit) {
           throw new RelayRequestError("TOO_LARGE", `${ciphertext.length} bytes, above its ${limit}`);
         }
-        await conn.deposit(
-          fromHex(e.address),
-          fromHex(e.clientMessageId),
-          ciphertext,
-          e.token === undefined ? undefined : fromHex(e.token),
-        );
+        const [address, clientMessageId] = [fromHex(e.address), fromHex(e.clientMessageId)];
+        try {
+          await conn.deposit(
+            address,
+            clientMessageId,
+            ciphertext,
+            e.token === undefined ? undefined : fromHex(e.token),
+          );
+        } catch (err) {
+          // A relay that does not know tokenDeposit (BAD_FRAME) enforces no tokens: a plain deposit.
+          if (!(e.token !== undefined && err instanceof RelayRequestError && err.code === "BAD_FRAME"))
+            throw err;
+          await conn.deposit(address, clientMessageId, ciphertext);
+        }
       } catch (err) {
         const outcome = depositOutcome(err, limit);
         if (outcome.kind === "unreachable") {
@@ -1753,6 +1776,12 @@ export class Client extends EventEmitter<ClientEvents> {
     } catch (e) {
       if (!(e instanceof RelayRequestError && e.code === "UNKNOWN_MAILBOX")) throw e;
       await conn.createMailbox(key);
+      // A mailbox that had a deposit token gets it again: re-created, it would take anyone's.
+      const hex = toHex(key.serialize());
+      const locked = this.store
+        .contacts()
+        .find((r) => r.value.inbox.key === hex && r.value.inbox.lock === "set");
+      if (locked) await conn.setDepositToken(key, fromHex(locked.value.inbox.token!));
       await conn.subscribe(key);
       this.emit("warning", `relay ${conn.url} had lost one of your mailboxes; it was re-created`);
     }
@@ -1816,6 +1845,10 @@ export class Client extends EventEmitter<ClientEvents> {
       if (this.firstContactDue) {
         this.firstContactDue = false;
         void this.deleteFirstContacts().catch(() => {});
+      }
+      if (this.locksDue) {
+        this.locksDue = false;
+        void this.lockInboxes().catch(() => {});
       }
       // Let the event loop run (input, rendering, sockets) before the next slice. A slice that met
       // forgeries is followed by a pause as long as itself: a flood gets at most half the thread,
@@ -2008,6 +2041,11 @@ export class Client extends EventEmitter<ClientEvents> {
           const address = intro.inbox ? toHex(intro.inbox) : contact.outbox.address;
           this.moveOutbox(id, contact, address, intro.token && toHex(intro.token));
         }
+        // Their intro carried a token: they deposit with tokens, so mine can be given to the relay.
+        if (intro?.token && contact.inbox.token && contact.inbox.lock === undefined) {
+          contact.inbox = { ...contact.inbox, lock: "due" };
+          this.locksDue = true;
+        }
         const name = intro ? cleanName(intro.name) : "";
         if (name && contact.nameSource !== "user" && name !== contact.name) {
           const previousName = contact.name;
@@ -2102,7 +2140,11 @@ export class Client extends EventEmitter<ClientEvents> {
     const base = {
       identity: toHex(encodePublicIdentity(accepted.identity)),
       session: toHex(accepted.session.serialize()),
-      inbox: { relay: inv.relay, key: inv.inboxKey ?? inv.mailboxKey },
+      inbox: {
+        relay: inv.relay,
+        key: inv.inboxKey ?? inv.mailboxKey,
+        ...(inv.inboxKey && inv.inboxToken ? { token: inv.inboxToken } : {}),
+      },
       outbox: { relay: accepted.relayUrl, address: toHex(accepted.mailbox) },
       firstContact: moving
         ? {
@@ -2211,6 +2253,7 @@ export class Client extends EventEmitter<ClientEvents> {
       return keys;
     });
     await this.deleteFirstContacts(now);
+    await this.lockInboxes();
     if (gone.length > 0) this.inboxes = null;
     for (const { relay, key } of gone) {
       try {

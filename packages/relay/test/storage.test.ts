@@ -158,6 +158,27 @@ for (const [name, makeStorage] of Object.entries(backends)) {
       expect((await s.deposit(request(b), limits)).status).toBe("stored");
     });
 
+    it("keeps a deposit token across a repeated create, drops it with the mailbox, and refuses before the quota", async () => {
+      const s = make();
+      const a = address();
+      const owner = randomBytes(32);
+      const token = randomBytes(32);
+      await s.createMailbox(a, owner);
+      await s.setDepositToken(a, token);
+      expect(await s.createMailbox(a, owner)).toBe("exists");
+      expect((await s.deposit(request(a), limits)).status).toBe("token");
+      // Full: a deposit without the token still hears AUTH ("token"), not how full the mailbox is.
+      for (let i = 0; i < limits.maxMessages; i++)
+        expect((await s.deposit({ ...request(a), tokenHash: token }, limits)).status).toBe("stored");
+      expect((await s.deposit({ ...request(a), tokenHash: token }, limits)).status).toBe("quota");
+      expect((await s.deposit(request(a), limits)).status).toBe("token");
+      expect((await s.deposit({ ...request(a), tokenHash: randomBytes(32) }, limits)).status).toBe("token");
+      // Deleted and created again: no token.
+      expect(await s.deleteMailbox(a)).toBe(true);
+      expect(await s.createMailbox(a, owner)).toBe("created");
+      expect((await s.deposit(request(a), limits)).status).toBe("stored");
+    });
+
     it("hides expired messages at once and sweeps them, forgetting their client ids", async () => {
       const s = make();
       const a = address();
