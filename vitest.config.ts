@@ -28,7 +28,11 @@ export default defineConfig({
         extends: true,
         test: { name: "client", root: "packages/client", include: ["test/**/*.test.{ts,tsx}"] },
       },
-      { extends: true, test: { name: "tests", root: "tests", include: ["**/*.test.ts"] } },
+      {
+        extends: true,
+        // global-setup.ts bundles the client once, for the end-to-end tests to run.
+        test: { name: "tests", root: "tests", include: ["**/*.test.ts"], globalSetup: ["./global-setup.ts"] },
+      },
     ],
     testTimeout: 60_000,
   },
