@@ -1,6 +1,8 @@
 import { fileURLToPath } from "node:url";
 import { defineConfig } from "vitest/config";
 
+// Bundles the client and the relay once per run, for the tests that start them as processes.
+const BUNDLES = fileURLToPath(new URL("./tests/global-setup.ts", import.meta.url));
 const src = (pkg: string) => fileURLToPath(new URL(`./packages/${pkg}/src/index.ts`, import.meta.url));
 
 export default defineConfig({
@@ -22,16 +24,25 @@ export default defineConfig({
       },
       {
         extends: true,
-        test: { name: "relay", root: "packages/relay", include: ["test/**/*.test.ts"] },
+        test: {
+          name: "relay",
+          root: "packages/relay",
+          include: ["test/**/*.test.ts"],
+          globalSetup: [BUNDLES],
+        },
       },
       {
         extends: true,
-        test: { name: "client", root: "packages/client", include: ["test/**/*.test.{ts,tsx}"] },
+        test: {
+          name: "client",
+          root: "packages/client",
+          include: ["test/**/*.test.{ts,tsx}"],
+          globalSetup: [BUNDLES],
+        },
       },
       {
         extends: true,
-        // global-setup.ts bundles the client once, for the end-to-end tests to run.
-        test: { name: "tests", root: "tests", include: ["**/*.test.ts"], globalSetup: ["./global-setup.ts"] },
+        test: { name: "tests", root: "tests", include: ["**/*.test.ts"], globalSetup: [BUNDLES] },
       },
     ],
     testTimeout: 60_000,
