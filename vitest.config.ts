@@ -1,3 +1,4 @@
+import { availableParallelism } from "node:os";
 import { fileURLToPath } from "node:url";
 import { defineConfig } from "vitest/config";
 
@@ -46,5 +47,10 @@ export default defineConfig({
       },
     ],
     testTimeout: 60_000,
+    // vitest's default is one file at a time on two cores (CI's machine), where most of the
+    // end-to-end tests' time is spent waiting for processes they started (relays, the CLI, tmux,
+    // redis-server), their timers and their sockets: two files at a time keep both cores busy.
+    // Every test takes free ports, temporary directories and tmux sockets of its own.
+    maxWorkers: Math.max(2, availableParallelism() - 1),
   },
 });
