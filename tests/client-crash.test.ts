@@ -8,10 +8,10 @@ import { afterAll, describe, expect, it } from "vitest";
 import {
   aliceAndBob,
   allDelivered,
-  CLI,
   cleanup,
   history,
   newDir,
+  PARLEY,
   PASSPHRASE,
   parley,
   ROOT,
@@ -39,21 +39,17 @@ async function killMidway(
   atLeast: number,
 ): Promise<string | number | null> {
   const xdg = await newDir("parley-xdg-");
-  const proc = spawn(
-    process.execPath,
-    ["--conditions=source", "--import", "tsx", CLI, "--home", home, ...args],
-    {
-      cwd: ROOT,
-      env: {
-        ...process.env,
-        PARLEY_PASSPHRASE: PASSPHRASE,
-        PARLEY_SCRYPT_LOG_N: "10",
-        XDG_DATA_HOME: join(xdg, "d"),
-        XDG_CONFIG_HOME: join(xdg, "c"),
-      },
-      stdio: ["pipe", "ignore", "ignore"],
+  const proc = spawn(PARLEY[0]!, [...PARLEY.slice(1), "--home", home, ...args], {
+    cwd: ROOT,
+    env: {
+      ...process.env,
+      PARLEY_PASSPHRASE: PASSPHRASE,
+      PARLEY_SCRYPT_LOG_N: "10",
+      XDG_DATA_HOME: join(xdg, "d"),
+      XDG_CONFIG_HOME: join(xdg, "c"),
     },
-  );
+    stdio: ["pipe", "ignore", "ignore"],
+  });
   proc.stdin.end(input);
   const ended = new Promise<string | number | null>((resolve) =>
     proc.once("exit", (c, s) => resolve(s ?? c)),

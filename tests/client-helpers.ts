@@ -7,11 +7,17 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { expect } from "vitest";
+import { expect, inject } from "vitest";
 import { type RelayProcess, startRelay as startRelayProcess } from "../packages/relay/test/helpers.js";
 
 export const ROOT = fileURLToPath(new URL("..", import.meta.url));
+/** The client's entry point in TypeScript (run it with `node --conditions=source --import tsx`). */
 export const CLI = join(ROOT, "packages/client/src/cli.ts");
+/**
+ * The command that runs `parley` as `npm start` and the bin do: node and the client's bundle, which
+ * global-setup.ts built from the source above at the start of this run.
+ */
+export const PARLEY: readonly string[] = [process.execPath, inject("parleyBundle")];
 export const PASSPHRASE = `pass-${randomBytes(6).toString("hex")}`;
 
 /** One JSON Lines object printed by `parley --json`. */
@@ -130,7 +136,7 @@ export async function runParley(home: string, args: string[], options: RunOption
     else env[k] = v;
   }
   const fullArgs = ["--home", home, ...args];
-  const proc = spawn(process.execPath, ["--conditions=source", "--import", "tsx", CLI, ...fullArgs], {
+  const proc = spawn(PARLEY[0]!, [...PARLEY.slice(1), ...fullArgs], {
     cwd: ROOT,
     env,
     stdio: ["pipe", "pipe", "pipe"],

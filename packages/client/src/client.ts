@@ -8,12 +8,11 @@
 // maintenance. The modules share a small context (transactions, identity, settings, this emitter)
 // and each owns its own store tables.
 import { EventEmitter } from "node:events";
-import { fromHex, Identity, type Payload, toHex } from "@parley/protocol";
+import { fromHex, Identity, toHex } from "@parley/protocol";
 import { assemble, type Core } from "./core/assemble.js";
-import { contactView, encryptTo } from "./core/contacts.js";
+import { contactView } from "./core/contacts.js";
 import type { Context } from "./core/context.js";
 import { clearAddresses } from "./core/mailboxes.js";
-import { type Destination, outboxEntry } from "./core/outbox.js";
 import type {
   ClientEvent,
   ClientEvents,
@@ -28,7 +27,7 @@ import { ClientError } from "./errors.js";
 import type { Paths } from "./paths.js";
 import type { RelayConnection } from "./relay-connection.js";
 import type { Settings } from "./settings.js";
-import { type ContactRecord, type MessageStatus, type OutboxRecord, Store } from "./store.js";
+import { type ContactRecord, type MessageStatus, Store } from "./store.js";
 import { nameProblem } from "./text.js";
 
 export { backoffMs } from "./core/deposits.js";
@@ -342,22 +341,5 @@ export class Client extends EventEmitter<ClientEvents> {
     // Outside live mode a sync is a visit: once done, nothing more is received (or acknowledged).
     if (!this.core.live.on) this.core.pool.disconnect();
     return { unreachable: [...unreachable], refused: [...refused] };
-  }
-
-  // Kept for test/display-names.test.ts, which plays a modified client by reaching these two past
-  // `private`: encrypting to a contact and making an outbox entry.
-  // biome-ignore lint/correctness/noUnusedPrivateClassMembers: used by test/display-names.test.ts
-  private encryptTo(contact: ContactRecord, payload: Payload): Uint8Array {
-    return encryptTo(contact, payload);
-  }
-
-  // biome-ignore lint/correctness/noUnusedPrivateClassMembers: used by test/display-names.test.ts
-  private outboxEntry(
-    kind: OutboxRecord["kind"],
-    to: Destination,
-    ciphertext: Uint8Array,
-    messageSeq?: number,
-  ): OutboxRecord {
-    return outboxEntry(kind, to, ciphertext, messageSeq);
   }
 }

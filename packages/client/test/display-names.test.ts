@@ -4,6 +4,8 @@
 import { newMessageId } from "@parley/protocol";
 import { afterEach, describe, expect, it } from "vitest";
 import type { Client, ClientEvent } from "../src/client.js";
+import { encryptTo } from "../src/core/contacts.js";
+import { outboxEntry } from "../src/core/outbox.js";
 import { encodeIntro } from "../src/intro.js";
 import { cleanupLive, client, pair, relay } from "./live-helpers.js";
 
@@ -22,24 +24,21 @@ async function connect(alice: Client, bob: Client): Promise<void> {
   await alice.sync();
 }
 
-/** Sends an intro in the middle of a conversation, as a modified client could (send() refuses it). */
+/**
+ * Sends an intro in the middle of a conversation, as a modified client could (send() refuses it),
+ * with the client core's own encryption and queueing; returns once the relay has stored it.
+ */
 async function sendIntro(from: Client, to: string, name: string): Promise<void> {
-  // The client's own queueing, reached past TypeScript's `private` as such a client would.
-  const internals = from as unknown as {
-    encryptTo(contact: unknown, payload: unknown): Uint8Array;
-    outboxEntry(kind: string, relay: string, address: string, wire: Uint8Array): unknown;
-  };
   from.store.tx(() => {
     const { id, contact } = from.findContact(to);
     const text = encodeIntro({ name });
-    const wire = internals.encryptTo(contact, { type: "text", id: newMessageId(), sentAt: Date.now(), text });
+    const wire = encryptTo(contact, { type: "text", id: newMessageId(), sentAt: Date.now(), text });
     from.store.putContact(id, contact);
-    from.store.enqueue(
-      id,
-      internals.outboxEntry("message", contact.outbox.relay, contact.outbox.address, wire) as never,
-    );
+    from.store.enqueue(id, outboxEntry("message", contact.outbox, wire));
   });
   await from.sync();
+  // Deposited: nothing of it waits in the outbox (so the receiver really gets it).
+  expect(from.store.outbox()).toEqual([]);
 }
 
 const shortFp = (c: Client) => c.fingerprint.replace(/ /g, "").slice(0, 4);

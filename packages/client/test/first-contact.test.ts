@@ -5,8 +5,9 @@
 import { fromHex, MailboxKey, x25519KeyPair } from "@parley/protocol";
 import { afterEach, describe, expect, it } from "vitest";
 import type { Client } from "../src/client.js";
+import { introPayload } from "../src/core/invitations.js";
 import { RelayConnection, RelayRequestError } from "../src/relay-connection.js";
-import { cleanupLive, client, relay } from "./live-helpers.js";
+import { cleanupLive, client, freePort, relay } from "./live-helpers.js";
 
 afterEach(cleanupLive);
 
@@ -202,5 +203,58 @@ describe("deposit tokens (issue 18, item 7)", () => {
     await alice.sync();
     expect(alice.history("Bob").map((m) => m.text)).toEqual(["queued"]);
     expect(alice.store.contacts()[0]!.value.firstContact).toBeUndefined();
+  });
+
+  it("a contact whose intro carries no token (an older client) is never locked out", async () => {
+    const r = await relay();
+    const url = `ws://127.0.0.1:${r.port}`;
+    const alice = client("Alice", url);
+    const bob = client("Bob", url);
+    // Bob plays a client from before deposit tokens: his intro has none, and he keeps none.
+    const bobInvitations = (bob as unknown as { core: { invitations: { acceptIntro: unknown } } }).core
+      .invitations;
+    bobInvitations.acceptIntro = () => introPayload("Bob");
+    // Nor does he keep tokens: his mailbox has none, and he drops the one Alice's intro gives.
+    const forget = (c: Client, side: "inbox" | "outbox") => {
+      const [r0] = c.store.contacts();
+      const { token: _t, ...rest } = r0!.value[side];
+      c.store.tx(() => c.store.putContact(r0!.key, { ...r0!.value, [side]: rest }));
+    };
+    const { code } = await alice.invite();
+    await bob.accept(code, { name: "alice" });
+    forget(bob, "inbox");
+    await alice.sync();
+    await bob.sync();
+    forget(bob, "outbox");
+    expect(alice.store.contacts()[0]!.value.inbox.lock).toBeUndefined();
+    await bob.send("alice", ["plain deposits still arrive"]);
+    await alice.sync();
+    expect(alice.history("Bob").map((m) => m.text)).toEqual(["plain deposits still arrive"]);
+    // Bob's own mailbox is not locked either: Alice's intro had a token, but his had none, so
+    // Alice knows no token of his and writes plainly.
+    expect(alice.store.contacts()[0]!.value.outbox.token).toBeUndefined();
+    await alice.send("Bob", ["and back"]);
+    await bob.sync();
+    expect(bob.history("alice").map((m) => m.text)).toEqual(["plain deposits still arrive", "and back"]);
+  });
+
+  it("a mailbox the relay lost is created again with its deposit token", async () => {
+    const port = await freePort();
+    const args = ["--storage", "memory", "--port", String(port)];
+    let r = await relay(args);
+    const url = `ws://127.0.0.1:${port}`;
+    const { alice, bob, inbox } = await pair(url);
+    await alice.sync();
+    await bob.sync();
+    expect(alice.store.contacts()[0]!.value.inbox.lock).toBe("set");
+    expect(await depositAs(url, inbox.address, forged(0, 0))).toBe("AUTH");
+    // A memory relay restarts empty: Alice's next sync creates her mailboxes again, locked.
+    await r.stop();
+    r = await relay(args);
+    await alice.sync();
+    expect(await depositAs(url, inbox.address, forged(0, 0))).toBe("AUTH");
+    await bob.send("alice", ["after the restart"]);
+    await alice.sync();
+    expect(alice.history("Bob").map((m) => m.text)).toEqual(["after the restart"]);
   });
 });

@@ -38,6 +38,9 @@ export const LABELS = {
   mailboxAddress: "parley/v1/mailbox-address",
   mailboxProof: "parley/v1/mailbox-proof",
   depositToken: "parley/v1/deposit-token",
+  groupEntrySignature: "parley/v1/group-entry-signature",
+  groupEntryHash: "parley/v1/group-entry-hash",
+  groupMessage: "parley/v1/group-message",
 } as const;
 
 export const label = (name: keyof typeof LABELS): Uint8Array => utf8.encode(LABELS[name]);

@@ -91,3 +91,13 @@ export class PayloadError extends ParleyError {
     super(code, message);
   }
 }
+
+export type GroupErrorCode = "BAD_SIGNATURE";
+
+/** A group entry or group message whose author's signature does not verify. */
+export class GroupError extends ParleyError {
+  declare readonly code: GroupErrorCode;
+  constructor(code: GroupErrorCode, message: string) {
+    super(code, message);
+  }
+}

@@ -34,6 +34,8 @@ export {
 export {
   CryptoError,
   DecodeError,
+  GroupError,
+  type GroupErrorCode,
   HandshakeError,
   InvitationError,
   type InvitationErrorCode,
@@ -42,6 +44,7 @@ export {
   RatchetError,
 } from "./errors.js";
 export * from "./frames.js";
+export * from "./group.js";
 export {
   type AcceptedContact,
   type AcceptOptions,

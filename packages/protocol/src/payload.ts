@@ -1,7 +1,7 @@
 // The plaintext inside every ratchet message: versioned, typed, padded to a size bucket.
 // PROTOCOL.md §7.
-import { Reader, utf8, Writer } from "./_bytes.js";
-import { type RandomSource, systemRandom } from "./crypto.js";
+import { concat, Reader, utf8, Writer } from "./_bytes.js";
+import { label, type RandomSource, systemRandom, verify } from "./crypto.js";
 import { DecodeError, PayloadError } from "./errors.js";
 
 export const PAYLOAD_VERSION = 1;
@@ -18,8 +18,18 @@ const TEXT_OVERHEAD = 1 + 1 + MESSAGE_ID_LENGTH + 8 + 4;
 export const MAX_TEXT_BYTES = MAX_PADDED_LENGTH - 1 - TEXT_OVERHEAD;
 /** Most message ids one receipt may acknowledge. */
 export const MAX_RECEIPT_IDS = 256;
+const GROUP_ID_LENGTH = 16;
+/** Fixed bytes before a forwarded group text, the largest group body: so any group text can be forwarded. */
+const GROUP_TEXT_OVERHEAD = 1 + 1 + MESSAGE_ID_LENGTH + 8 + GROUP_ID_LENGTH + 1 + 32 + 32 + 4 + 4 + 64;
+/** The longest group text, in UTF-8 bytes: what still fits the largest bucket when forwarded. */
+export const MAX_GROUP_TEXT_BYTES = MAX_PADDED_LENGTH - 1 - GROUP_TEXT_OVERHEAD;
+/** The longest invitation code an introduction carries. */
+export const MAX_INTRODUCTION_CODE = 2048;
+/** The longest group entry a payload carries (group.ts MAX_GROUP_ENTRY_BYTES fits well inside). */
+const MAX_GROUP_ENTRY_PAYLOAD = 8192;
 
-export const PayloadType = { text: 1, delivered: 2, read: 3 } as const;
+export const PayloadType = { text: 1, delivered: 2, read: 3, group: 4 } as const;
+const GroupKind = { text: 1, entry: 2, introduce: 3, forward: 4 } as const;
 
 interface Common {
   /** Random, chosen by the sender; receipts refer to it. */
@@ -35,7 +45,64 @@ export interface ReceiptPayload extends Common {
   readonly type: "delivered" | "read";
   readonly ids: readonly Uint8Array[];
 }
-export type Payload = TextPayload | ReceiptPayload;
+/** A group's traffic over one pairwise session (PROTOCOL.md §13). Members are named by signing key. */
+export interface GroupPayload extends Common {
+  readonly type: "group";
+  readonly groupId: Uint8Array;
+  readonly body: GroupBody;
+}
+export type GroupBody =
+  /** A message by the sender of this payload; `signature` by its identity key (groupTextSignedBytes). */
+  | { readonly kind: "text"; readonly seq: number; readonly text: string; readonly signature: Uint8Array }
+  /** A membership entry (group.ts), as it travels. */
+  | { readonly kind: "entry"; readonly entry: Uint8Array }
+  /** `from`'s one-time invitation code for `to`, passed through an admin both have a session with. */
+  | { readonly kind: "introduce"; readonly from: Uint8Array; readonly to: Uint8Array; readonly code: string }
+  /** `author`'s message for `to`, passed on by a member with sessions to both; the id and sentAt are the author's. */
+  | {
+      readonly kind: "forward";
+      readonly author: Uint8Array;
+      readonly to: Uint8Array;
+      readonly seq: number;
+      readonly text: string;
+      readonly signature: Uint8Array;
+    };
+export type Payload = TextPayload | ReceiptPayload | GroupPayload;
+
+/**
+ * What a group message's author signs: "parley/v1/group-message" || group id (16) || message id (16)
+ * || sentAt (u64) || seq (u32) || text length (u32) || text (UTF-8).
+ */
+export function groupTextSignedBytes(m: {
+  groupId: Uint8Array;
+  id: Uint8Array;
+  sentAt: number;
+  seq: number;
+  text: string;
+}): Uint8Array {
+  if (m.groupId.length !== GROUP_ID_LENGTH) throw new RangeError("groupId: expected 16 bytes");
+  if (m.id.length !== MESSAGE_ID_LENGTH) throw new RangeError("id: expected 16 bytes");
+  const body = new Writer()
+    .bytes(m.groupId)
+    .bytes(m.id)
+    .u64(m.sentAt)
+    .u32(m.seq)
+    .varBytes(utf8.encode(m.text), 4);
+  return concat(label("groupMessage"), body.finish());
+}
+
+/** Whether `signature` is the author's (signing key) over a group message. Never throws on bad input. */
+export function verifyGroupText(
+  authorSigningKey: Uint8Array,
+  m: { groupId: Uint8Array; id: Uint8Array; sentAt: number; seq: number; text: string },
+  signature: Uint8Array,
+): boolean {
+  try {
+    return verify(authorSigningKey, groupTextSignedBytes(m), signature);
+  } catch {
+    return false;
+  }
+}
 
 export function newMessageId(random: RandomSource = systemRandom): Uint8Array {
   const id = random(MESSAGE_ID_LENGTH);
@@ -70,6 +137,8 @@ export function encodePayload(p: Payload): Uint8Array {
       );
     }
     w.varBytes(text, 4);
+  } else if (p.type === "group") {
+    writeGroup(w, p);
   } else {
     if (p.ids.length < 1 || p.ids.length > MAX_RECEIPT_IDS) {
       throw new PayloadError(
@@ -118,13 +187,113 @@ export function decodePayload(padded: Uint8Array): Payload {
   }
 }
 
+function writeGroup(w: Writer, p: GroupPayload): void {
+  if (p.groupId.length !== GROUP_ID_LENGTH) throw new RangeError("groupId: expected 16 bytes");
+  const b = p.body;
+  w.bytes(p.groupId).u8(GroupKind[b.kind]);
+  const key = (name: string, k: Uint8Array) => {
+    if (k.length !== 32) throw new RangeError(`${name}: expected a 32-byte signing key`);
+    w.bytes(k);
+  };
+  const text = (t: string) => {
+    const bytes = utf8.encode(t);
+    if (bytes.length > MAX_GROUP_TEXT_BYTES) {
+      throw new PayloadError(
+        "TOO_LARGE",
+        `text is ${bytes.length} bytes; the most one group message carries is ${MAX_GROUP_TEXT_BYTES}`,
+      );
+    }
+    w.varBytes(bytes, 4);
+  };
+  const signature = (sig: Uint8Array) => {
+    if (sig.length !== 64) throw new RangeError("signature: expected 64 bytes");
+    w.bytes(sig);
+  };
+  switch (b.kind) {
+    case "text":
+      w.u32(b.seq);
+      text(b.text);
+      signature(b.signature);
+      break;
+    case "entry":
+      if (b.entry.length < 1 || b.entry.length > MAX_GROUP_ENTRY_PAYLOAD)
+        throw new RangeError(`entry: 1..${MAX_GROUP_ENTRY_PAYLOAD} bytes`);
+      w.varBytes(b.entry, 2);
+      break;
+    case "introduce": {
+      key("from", b.from);
+      key("to", b.to);
+      const code = utf8.encode(b.code);
+      if (code.length < 1 || code.length > MAX_INTRODUCTION_CODE)
+        throw new RangeError(`code: 1..${MAX_INTRODUCTION_CODE} bytes`);
+      w.varBytes(code, 2);
+      break;
+    }
+    case "forward":
+      key("author", b.author);
+      key("to", b.to);
+      w.u32(b.seq);
+      text(b.text);
+      signature(b.signature);
+      break;
+  }
+}
+
+function parseGroup(r: Reader): { groupId: Uint8Array; body: GroupBody } {
+  const groupId = r.bytes(GROUP_ID_LENGTH, "group id");
+  const kind = r.u8("group kind");
+  switch (kind) {
+    case GroupKind.text:
+      return {
+        groupId,
+        body: {
+          kind: "text",
+          seq: r.u32("seq"),
+          text: r.string4("text", MAX_GROUP_TEXT_BYTES),
+          signature: r.bytes(64, "signature"),
+        },
+      };
+    case GroupKind.entry: {
+      const entry = r.varBytes(2, "entry", MAX_GROUP_ENTRY_PAYLOAD);
+      if (entry.length === 0) throw new DecodeError("payload: empty group entry");
+      return { groupId, body: { kind: "entry", entry } };
+    }
+    case GroupKind.introduce: {
+      const from = r.bytes(32, "from");
+      const to = r.bytes(32, "to");
+      const code = r.string(2, "code", MAX_INTRODUCTION_CODE);
+      if (code.length === 0) throw new DecodeError("payload: empty invitation code");
+      return { groupId, body: { kind: "introduce", from, to, code } };
+    }
+    case GroupKind.forward:
+      return {
+        groupId,
+        body: {
+          kind: "forward",
+          author: r.bytes(32, "author"),
+          to: r.bytes(32, "to"),
+          seq: r.u32("seq"),
+          text: r.string4("text", MAX_GROUP_TEXT_BYTES),
+          signature: r.bytes(64, "signature"),
+        },
+      };
+    default:
+      throw new DecodeError(`payload: unknown group kind ${kind}`);
+  }
+}
+
 function parse(bytes: Uint8Array): Payload {
   const r = new Reader(bytes, "payload");
   const version = r.u8("version");
   if (version !== PAYLOAD_VERSION)
     throw new DecodeError(`payload: unsupported version ${version}`, "UNSUPPORTED_VERSION");
   const type = r.u8("type");
-  if (type !== PayloadType.text && type !== PayloadType.delivered && type !== PayloadType.read) {
+  if (
+    type !== PayloadType.text &&
+    type !== PayloadType.delivered &&
+    type !== PayloadType.read &&
+    type !== PayloadType.group
+  ) {
     throw new PayloadError("UNSUPPORTED_TYPE", `payload type ${type} is not known to this version`);
   }
   const id = r.bytes(MESSAGE_ID_LENGTH, "message id");
@@ -132,6 +301,8 @@ function parse(bytes: Uint8Array): Payload {
   let payload: Payload;
   if (type === PayloadType.text) {
     payload = { type: "text", id, sentAt, text: r.string4("text", MAX_TEXT_BYTES) };
+  } else if (type === PayloadType.group) {
+    payload = { type: "group", id, sentAt, ...parseGroup(r) };
   } else {
     const count = r.u16("receipt count");
     if (count < 1 || count > MAX_RECEIPT_IDS) throw new DecodeError(`payload: receipt lists ${count} ids`);

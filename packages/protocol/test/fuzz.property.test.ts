@@ -534,8 +534,10 @@ const payloadArb: fc.Arbitrary<Payload> = fc.oneof(
 );
 
 /** Unpadded size: version, type, id, timestamp, then a u32-prefixed text or a u16-prefixed id list. */
-const rawLength = (p: Payload) =>
-  p.type === "text" ? 30 + utf8.encode(p.text).length : 28 + 16 * p.ids.length;
+const rawLength = (p: Payload) => {
+  if (p.type === "group") throw new Error("the 1:1 payload arbitrary makes no group payloads");
+  return p.type === "text" ? 30 + utf8.encode(p.text).length : 28 + 16 * p.ids.length;
+};
 
 /** Random content, properly padded to a bucket, so decoding gets past the padding check. */
 const paddedJunk = fc

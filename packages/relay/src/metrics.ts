@@ -124,6 +124,31 @@ export class RelayMetrics {
     help: "Ciphertext bytes waiting",
     registers: [this.registry],
   });
+  readonly storageBytes = new Gauge({
+    name: "parley_relay_storage_bytes",
+    help: "What counts against --max-storage now (SQLite: its files; memory, Redis: ciphertext plus fixed costs)",
+    registers: [this.registry],
+  });
+  readonly storageLimitBytes = new Gauge({
+    name: "parley_relay_storage_limit_bytes",
+    help: "--max-storage as resolved at start: beyond it deposits and new mailboxes get QUOTA",
+    registers: [this.registry],
+  });
+  readonly mailboxes = new Gauge({
+    name: "parley_relay_mailboxes",
+    help: "Mailboxes stored",
+    registers: [this.registry],
+  });
+  readonly mailboxLimit = new Gauge({
+    name: "parley_relay_mailbox_limit",
+    help: "--max-mailboxes as resolved at start: beyond it createMailbox gets QUOTA",
+    registers: [this.registry],
+  });
+  readonly storageWritable = new Gauge({
+    name: "parley_relay_storage_writable",
+    help: "0 while the storage refuses new data because its disk is nearly full (see /readyz), else 1",
+    registers: [this.registry],
+  });
   readonly depositLatency = new Histogram({
     name: "parley_relay_deposit_seconds",
     help: "Time from a deposit frame's arrival to its durable acknowledgement",

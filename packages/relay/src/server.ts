@@ -409,10 +409,15 @@ export class RelayServer {
     this.metrics.maxConnections.set(this.maxConnections);
     this.metrics.receiveBuffer.set(this.receiveHeld);
     this.metrics.sendBuffer.set(this.sendQueued);
+    this.metrics.storageLimitBytes.set(this.storage.capacity.maxBytes);
+    this.metrics.mailboxLimit.set(this.storage.capacity.maxMailboxes);
+    this.metrics.storageWritable.set(this.storage.writeProblem?.() ? 0 : 1);
     try {
       const stats = await this.storage.stats();
       this.metrics.storedMessages.set(stats.messages);
       this.metrics.storedBytes.set(stats.bytes);
+      this.metrics.mailboxes.set(stats.mailboxes);
+      if (stats.countedBytes !== undefined) this.metrics.storageBytes.set(stats.countedBytes);
       this.metrics.storageUp.set(1);
     } catch (e) {
       if (!(e instanceof StorageUnavailableError)) throw e;

@@ -84,6 +84,7 @@ export function transparencyStatement(
       "IP addresses (a connection's address is held in memory while it is open, to limit connections and ownership proofs per address)",
       "who deposited a message (deposits are anonymous)",
       "accounts, names, phone numbers, contact lists or identity keys",
+      "deposit tokens (only their hash is kept)",
       disclosure?.deletion ?? DELETION[kind] ?? "messages after acknowledgement or expiry",
     ],
     mailboxRetention: "a mailbox and its owner key are kept until the owner deletes the mailbox",

@@ -39,10 +39,13 @@ function probes(bytes: Uint8Array): Buffer[] {
 
 /**
  * Which of the byte strings (by name) occur in any file under `dir`, at any offset: a string counts
- * as found when any of its probes is. One pass per file, with a 4-byte prefilter.
+ * as found when any of its probes is. One pass per file, with a 4-byte prefilter, itself behind a
+ * table with a bit for each 3-byte prefix (the relay's reserve file alone is megabytes of random
+ * bytes: one table lookup turns away almost every offset, where a Map lookup each took seconds).
  */
 function scan(dir: string, wanted: Map<string, Uint8Array>): Map<string, string[]> {
   const byPrefix = new Map<number, { name: string; probe: Buffer }[]>();
+  const starts = new Uint8Array(1 << 21);
   for (const [name, bytes] of wanted) {
     for (const probe of probes(bytes)) {
       if (probe.length < 4) throw new Error("probe too short");
@@ -50,11 +53,15 @@ function scan(dir: string, wanted: Map<string, Uint8Array>): Map<string, string[
       const list = byPrefix.get(prefix) ?? [];
       list.push({ name, probe });
       byPrefix.set(prefix, list);
+      const three = prefix & 0xffffff;
+      starts[three >>> 3]! |= 1 << (three & 7);
     }
   }
   const found = new Map<string, string[]>();
   for (const { path, bytes } of files(dir)) {
     for (let off = 0; off + 4 <= bytes.length; off++) {
+      const three = bytes[off]! | (bytes[off + 1]! << 8) | (bytes[off + 2]! << 16);
+      if ((starts[three >>> 3]! & (1 << (three & 7))) === 0) continue;
       const list = byPrefix.get(bytes.readUInt32LE(off));
       if (!list) continue;
       for (const { name, probe } of list) {

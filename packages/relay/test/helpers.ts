@@ -11,7 +11,7 @@ import {
   MailboxAction,
   type MailboxKey,
 } from "@parley/protocol";
-import { expect } from "vitest";
+import { expect, inject } from "vitest";
 import WebSocket from "ws";
 import { loadConfig } from "../src/config.js";
 import { createLogger, type Logger } from "../src/log.js";
@@ -21,6 +21,15 @@ import { watch } from "./process.js";
 
 const CLI = fileURLToPath(new URL("../src/cli.ts", import.meta.url));
 const RELAY_DIR = fileURLToPath(new URL("..", import.meta.url));
+
+/**
+ * What node runs as the relay: under vitest, the bundle of src/cli.ts that tests/global-setup.ts
+ * built for this run; elsewhere (the benchmarks), src/cli.ts through the tsx loader.
+ */
+function relayProgram(): string[] {
+  const bundle = process.env.VITEST ? inject("relayBundle") : undefined;
+  return bundle ? [bundle] : ["--conditions=source", "--import", "tsx", CLI];
+}
 
 export interface RelayProcess {
   readonly port: number;
@@ -40,11 +49,11 @@ export async function startRelay(
   env: Record<string, string> = {},
   options: { openFiles?: number; umask?: number } = {},
 ): Promise<RelayProcess> {
-  // node with the tsx loader (not the tsx wrapper), so `proc` is the relay itself and a signal,
-  // SIGKILL included, reaches the relay and not a parent that would orphan it. With a file limit,
-  // prlimit sets it and then executes node in its own place (same process); a shell that sets the
-  // umask execs in its own place too.
-  let argv = [process.execPath, "--conditions=source", "--import", "tsx", CLI, "--port", "0", ...args];
+  // node itself (not a wrapper), so `proc` is the relay and a signal, SIGKILL included, reaches
+  // the relay and not a parent that would orphan it. With a file limit, prlimit sets it and then
+  // executes node in its own place (same process); a shell that sets the umask execs in its own
+  // place too.
+  let argv = [process.execPath, ...relayProgram(), "--port", "0", ...args];
   if (options.openFiles !== undefined)
     argv = ["prlimit", `--nofile=${options.openFiles}:${options.openFiles}`, "--", ...argv];
   if (options.umask !== undefined)

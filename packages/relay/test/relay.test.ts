@@ -378,14 +378,20 @@ describe("relay (SQLite, real process)", () => {
     expect((await http(relay.port, "/nope")).status).toBe(404);
   });
 
-  it("never logs mailbox addresses or ciphertext", async () => {
+  it("never logs mailbox addresses, ciphertext or deposit tokens", async () => {
     const owner = MailboxKey.generate();
     const c = await connect(relay.port);
     await c.createMailbox(owner);
     await c.deposit(owner.address, new TextEncoder().encode("SECRET-CIPHERTEXT-MARKER"), id(77));
+    const token = new Uint8Array(32).fill(0x6d);
+    await c.setDepositToken(owner, token);
+    await c.deposit(owner.address, blob(1), id(78), new Uint8Array(32).fill(0x6e));
+    await c.deposit(owner.address, blob(1), id(79), token);
     const out = relay.output();
     expect(out).not.toContain(owner.addressHex);
     expect(out).not.toContain("SECRET-CIPHERTEXT-MARKER");
+    for (const secret of [token, depositTokenHash(token), new Uint8Array(32).fill(0x6e)])
+      expect(out).not.toContain(toHex(secret));
     expect(out).not.toMatch(/remoteAddress|"ip"/);
   });
 });

@@ -7,11 +7,16 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { MemoryStorage } from "../src/storage/memory.js";
+import { MEMORY_DEFAULT_MAX_BYTES, MemoryStorage } from "../src/storage/memory.js";
 import { RedisStorage } from "../src/storage/redis.js";
 import { SqliteStorage, STATS_SQL } from "../src/storage/sqlite.js";
-import type { Storage } from "../src/storage/types.js";
-import { http, startInProcessRelay } from "./helpers.js";
+import {
+  ACCOUNTED_MAILBOX_BYTES,
+  ACCOUNTED_MESSAGE_BYTES,
+  type Storage,
+  type StorageStats,
+} from "../src/storage/types.js";
+import { http, metrics, startInProcessRelay } from "./helpers.js";
 import { type RedisServer, startRedis, stopAllRedis } from "./redis-server.js";
 
 const dirs: string[] = [];
@@ -50,6 +55,25 @@ const deposit = (address: Uint8Array, size: number, expiresAt: number) => ({
   id: randomBytes(16),
 });
 
+/**
+ * The stats equal the model's totals; what counts against --max-storage is the ciphertext plus the
+ * fixed costs for memory and Redis, and for SQLite at least the ciphertext (its files).
+ */
+function expectTotals(
+  name: string,
+  stats: StorageStats,
+  t: { mailboxes: number; messages: number; bytes: number },
+  note?: string,
+): void {
+  const { countedBytes, ...totals } = stats;
+  expect(totals, note).toEqual(t);
+  if (name === "sqlite") expect(countedBytes, note).toBeGreaterThan(t.bytes);
+  else
+    expect(countedBytes, note).toBe(
+      t.bytes + t.messages * ACCOUNTED_MESSAGE_BYTES + t.mailboxes * ACCOUNTED_MAILBOX_BYTES,
+    );
+}
+
 for (const [name, make] of Object.entries(backends)) {
   it(`${name}: the totals follow every change (create, deposit, ack, sweep, delete) and equal what is stored`, async () => {
     const s = make();
@@ -69,7 +93,7 @@ for (const [name, make] of Object.entries(backends)) {
       expect(await s.createMailbox(a, randomBytes(32))).toBe("created");
       model.set(a.toString("hex"), new Map());
     }
-    expect(await s.stats()).toEqual(totals());
+    expectTotals(name, await s.stats(), totals());
     // Seeded churn: deposits of many sizes, some expiring early; acks; sweeps; deletions.
     let seed = 7;
     const next = (n: number) => {
@@ -102,7 +126,7 @@ for (const [name, make] of Object.entries(backends)) {
         expect(await s.deleteMailbox(a)).toBe(true);
         model.delete(a.toString("hex"));
       }
-      expect(await s.stats(), `step ${step}`).toEqual(totals());
+      expectTotals(name, await s.stats(), totals(), `step ${step}`);
     }
   });
 }
@@ -135,7 +159,12 @@ describe("stats() reads no mailbox", () => {
         proto[n] = originals[i]!;
       });
     }
-    expect(stats).toEqual({ mailboxes: 5000, messages: 5000, bytes: 50_000 });
+    expect(stats).toEqual({
+      mailboxes: 5000,
+      messages: 5000,
+      bytes: 50_000,
+      countedBytes: 50_000 + 5000 * (ACCOUNTED_MESSAGE_BYTES + ACCOUNTED_MAILBOX_BYTES),
+    });
     expect(walks).toBe(0);
   });
 
@@ -164,11 +193,11 @@ describe("stats() reads no mailbox", () => {
     }
     const reopened = new SqliteStorage(dir);
     made.push(reopened);
-    expect(await reopened.stats()).toEqual({ mailboxes: 50, messages: 50, bytes: 5000 });
+    expect(await reopened.stats()).toMatchObject({ mailboxes: 50, messages: 50, bytes: 5000 });
     const a = randomBytes(32);
     await reopened.createMailbox(a, randomBytes(32));
     await reopened.deposit(deposit(a, 7, 10_000), roomy);
-    expect(await reopened.stats()).toEqual({ mailboxes: 51, messages: 51, bytes: 5007 });
+    expect(await reopened.stats()).toMatchObject({ mailboxes: 51, messages: 51, bytes: 5007 });
   });
 
   it("the relay: /metrics and /transparency ask the storage for its totals and nothing else", async () => {
@@ -194,6 +223,21 @@ describe("stats() reads no mailbox", () => {
         expect(JSON.parse(t.body).counters.mailboxes).toBe(200);
       }
       expect(Object.fromEntries(calls)).toEqual({ stats: 40 });
+      // How full the storage is, for an operator's alerts: the same totals, and the limits.
+      const m = await metrics(relay.port);
+      expect({
+        mailboxes: m.get("parley_relay_mailboxes"),
+        mailboxLimit: m.get("parley_relay_mailbox_limit"),
+        storage: m.get("parley_relay_storage_bytes"),
+        storageLimit: m.get("parley_relay_storage_limit_bytes"),
+        writable: m.get("parley_relay_storage_writable"),
+      }).toEqual({
+        mailboxes: 200,
+        mailboxLimit: storage.capacity.maxMailboxes,
+        storage: 200 * ACCOUNTED_MAILBOX_BYTES,
+        storageLimit: MEMORY_DEFAULT_MAX_BYTES,
+        writable: 1,
+      });
     } finally {
       await relay.stop();
     }

@@ -87,11 +87,11 @@ for (const [name, makeStorage] of Object.entries(backends)) {
       const after = await s.pending(a, 1500, 10, pending[0]!.seq);
       expect(after.map((m) => m.ciphertext.length)).toEqual([20]);
       expect(await s.pending(a, 1500, 10, pending[1]!.seq)).toEqual([]);
-      expect(await s.stats()).toEqual({ mailboxes: 1, messages: 2, bytes: 30 });
+      expect(await s.stats()).toMatchObject({ mailboxes: 1, messages: 2, bytes: 30 });
       expect(await s.ack(a, r1.id)).toBe(true);
       expect(await s.ack(a, r1.id)).toBe(false);
       expect(await s.ack(address(), r2.id)).toBe(false);
-      expect(await s.stats()).toEqual({ mailboxes: 1, messages: 1, bytes: 20 });
+      expect(await s.stats()).toMatchObject({ mailboxes: 1, messages: 1, bytes: 20 });
     });
 
     it("recognises a retried deposit, refuses unknown mailboxes and enforces both quotas", async () => {
@@ -158,6 +158,27 @@ for (const [name, makeStorage] of Object.entries(backends)) {
       expect((await s.deposit(request(b), limits)).status).toBe("stored");
     });
 
+    it("keeps a deposit token across a repeated create, drops it with the mailbox, and refuses before the quota", async () => {
+      const s = make();
+      const a = address();
+      const owner = randomBytes(32);
+      const token = randomBytes(32);
+      await s.createMailbox(a, owner);
+      await s.setDepositToken(a, token);
+      expect(await s.createMailbox(a, owner)).toBe("exists");
+      expect((await s.deposit(request(a), limits)).status).toBe("token");
+      // Full: a deposit without the token still hears AUTH ("token"), not how full the mailbox is.
+      for (let i = 0; i < limits.maxMessages; i++)
+        expect((await s.deposit({ ...request(a), tokenHash: token }, limits)).status).toBe("stored");
+      expect((await s.deposit({ ...request(a), tokenHash: token }, limits)).status).toBe("quota");
+      expect((await s.deposit(request(a), limits)).status).toBe("token");
+      expect((await s.deposit({ ...request(a), tokenHash: randomBytes(32) }, limits)).status).toBe("token");
+      // Deleted and created again: no token.
+      expect(await s.deleteMailbox(a)).toBe(true);
+      expect(await s.createMailbox(a, owner)).toBe("created");
+      expect((await s.deposit(request(a), limits)).status).toBe("stored");
+    });
+
     it("hides expired messages at once and sweeps them, forgetting their client ids", async () => {
       const s = make();
       const a = address();
@@ -202,7 +223,7 @@ for (const [name, makeStorage] of Object.entries(backends)) {
       expect(await s.deleteMailbox(a)).toBe(true);
       expect(await s.deleteMailbox(a)).toBe(false);
       expect(await s.pending(a, 0, 10)).toEqual([]);
-      expect(await s.stats()).toEqual({ mailboxes: 0, messages: 0, bytes: 0 });
+      expect(await s.stats()).toMatchObject({ mailboxes: 0, messages: 0, bytes: 0 });
     });
 
     it("takes concurrent deposits, each stored exactly once", async () => {

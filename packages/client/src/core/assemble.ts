@@ -6,6 +6,7 @@ import type { Tables } from "../store.js";
 import { Contacts, contactView } from "./contacts.js";
 import type { Context } from "./context.js";
 import { Delivery } from "./delivery.js";
+import { DepositTokens } from "./deposit-tokens.js";
 import { Publisher } from "./events.js";
 import { FirstContact } from "./first-contact.js";
 import { Inbox } from "./inbox.js";
@@ -35,6 +36,7 @@ export interface Core {
   readonly firstContact: FirstContact;
   readonly inbox: Inbox;
   readonly maintenance: Maintenance;
+  readonly tokens: DepositTokens;
 }
 
 export function assemble(ctx: Context, tables: Tables): Core {
@@ -44,11 +46,13 @@ export function assemble(ctx: Context, tables: Tables): Core {
     const c = contacts.get(id);
     return c ? contactView(c, outbox.size(id)) : null;
   });
-  const pool = new RelayPool(ctx, tables.relays, {
+  const pool: RelayPool = new RelayPool(ctx, tables.relays, {
     deliver: (conn, frame) => inbox.onDeliver(conn, frame),
     up: (url) => live.up(url),
     down: (url, reason) => live.down(url, reason),
+    lockedToken: (key): string | undefined => tokens.lockedToken(key),
   });
+  const tokens: DepositTokens = new DepositTokens(ctx, contacts, pool);
   const receipts = new Receipts(ctx, tables.receipts, contacts);
   const messages = new Messages(ctx, tables.messages, contacts, receipts, (url) =>
     pool.retentionSeconds(url),
@@ -83,7 +87,7 @@ export function assemble(ctx: Context, tables: Tables): Core {
     live,
     publisher,
   );
-  const payloads = new Payloads(contacts, messages, receipts, outbox);
+  const payloads = new Payloads(contacts, messages, receipts, outbox, tokens);
   const firstContact = new FirstContact(ctx, invitations, contacts, payloads, outbox, pool, mailboxes);
   const inbox: Inbox = new Inbox(
     ctx,
@@ -94,6 +98,7 @@ export function assemble(ctx: Context, tables: Tables): Core {
     mailboxes,
     live,
     publisher,
+    tokens,
   );
   const maintenance: Maintenance = new Maintenance(
     ctx,
@@ -105,6 +110,7 @@ export function assemble(ctx: Context, tables: Tables): Core {
     firstContact,
     mailboxes,
     pool,
+    tokens,
   );
   return {
     publisher,
@@ -121,5 +127,6 @@ export function assemble(ctx: Context, tables: Tables): Core {
     firstContact,
     inbox,
     maintenance,
+    tokens,
   };
 }

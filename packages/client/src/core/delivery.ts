@@ -95,12 +95,20 @@ export class Delivery {
         if (ciphertext.length > limit) {
           throw new RelayRequestError("TOO_LARGE", `${ciphertext.length} bytes, above its ${limit}`);
         }
-        await conn.deposit(
-          fromHex(e.address),
-          fromHex(e.clientMessageId),
-          ciphertext,
-          e.token === undefined ? undefined : fromHex(e.token),
-        );
+        const [address, clientMessageId] = [fromHex(e.address), fromHex(e.clientMessageId)];
+        try {
+          await conn.deposit(
+            address,
+            clientMessageId,
+            ciphertext,
+            e.token === undefined ? undefined : fromHex(e.token),
+          );
+        } catch (err) {
+          // A relay that does not know tokenDeposit (BAD_FRAME) enforces no tokens: a plain deposit.
+          if (!(e.token !== undefined && err instanceof RelayRequestError && err.code === "BAD_FRAME"))
+            throw err;
+          await conn.deposit(address, clientMessageId, ciphertext);
+        }
       } catch (err) {
         const outcome = depositOutcome(err, limit);
         if (outcome.kind === "unreachable") {

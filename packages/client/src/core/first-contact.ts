@@ -127,7 +127,11 @@ export class FirstContact {
     const base = {
       identity: toHex(encodePublicIdentity(accepted.identity)),
       session: toHex(accepted.session.serialize()),
-      inbox: { relay: inv.relay, key: inv.inboxKey ?? inv.mailboxKey },
+      inbox: {
+        relay: inv.relay,
+        key: inv.inboxKey ?? inv.mailboxKey,
+        ...(inv.inboxKey && inv.inboxToken ? { token: inv.inboxToken } : {}),
+      },
       outbox: { relay: accepted.relayUrl, address: toHex(accepted.mailbox) },
       firstContact: moving
         ? {

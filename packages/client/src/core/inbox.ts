@@ -16,6 +16,7 @@ import type { RelayConnection } from "../relay-connection.js";
 import type { ContactRecord } from "../store/records.js";
 import type { Contacts } from "./contacts.js";
 import { type Context, warn } from "./context.js";
+import type { DepositTokens } from "./deposit-tokens.js";
 import { DroppedReport } from "./dropped.js";
 import type { InternalEvent, Publisher } from "./events.js";
 import {
@@ -76,6 +77,7 @@ export class Inbox {
     private readonly mailboxes: Pick<Mailboxes, "owner" | "invalidate">,
     private readonly live: Pick<Live, "on">,
     private readonly publisher: Publisher,
+    private readonly tokens: Pick<DepositTokens, "due" | "lockDue">,
   ) {
     this.dropped = new DroppedReport(ctx);
   }
@@ -140,6 +142,7 @@ export class Inbox {
         this.firstContactDue = false;
         void this.firstContact.deleteDue().catch(() => {});
       }
+      if (this.tokens.due) void this.tokens.lockDue().catch(() => {});
       // Let the event loop run (input, rendering, sockets) before the next slice. A slice that met
       // forgeries is followed by a pause as long as itself: a flood gets at most half the thread,
       // and a keypress the several turns it needs to reach the screen.

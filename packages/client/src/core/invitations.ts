@@ -2,6 +2,8 @@
 // code names (and the contact's own inbox) and keeps the pending invitation; accept() opens a
 // conversation from someone's code and queues the Accept. The inviter's side of an Accept
 // arriving is first-contact.ts. Owns the invitations and used-invitations tables.
+
+import { randomBytes } from "@noble/hashes/utils.js";
 import {
   acceptInvitation,
   checkInvitationKeys,
@@ -99,6 +101,11 @@ export class Invitations {
     return retire(old, now, now + this.pool.expiryDelayMs(old.inbox.relay));
   }
 
+  /** The intro inside my Accept: my name and my mailbox's deposit token. */
+  acceptIntro(token: Uint8Array): Payload {
+    return introPayload(this.ctx.name, { token });
+  }
+
   async invite(options: { relay?: string; ttlSeconds?: number } = {}): Promise<{
     code: string;
     expiresAt: number;
@@ -116,7 +123,8 @@ export class Invitations {
     const inbox = MailboxKey.generate();
     await this.pool.request(relay, () => conn.createMailbox(key));
     await this.pool.request(relay, () => conn.createMailbox(inbox));
-    const inboxToken = await this.pool.lockMailbox(relay, conn, inbox);
+    // Its deposit token goes in my intro; the relay gets it once the contact shows it uses tokens.
+    const inboxToken = randomBytes(32);
     const { code, pending } = createInvitation(this.ctx.identity, {
       relayUrl: relay,
       mailbox: key.address,
@@ -127,7 +135,7 @@ export class Invitations {
         pending: toHex(pending.serialize()),
         mailboxKey: toHex(key.serialize()),
         inboxKey: toHex(inbox.serialize()),
-        ...(inboxToken ? { inboxToken: toHex(inboxToken) } : {}),
+        inboxToken: toHex(inboxToken),
         relay,
         expiresAt: pending.expiresAt,
       }),
@@ -198,7 +206,8 @@ export class Invitations {
     const conn = await this.pool.connect(relay);
     const key = MailboxKey.generate();
     await this.pool.request(relay, () => conn.createMailbox(key));
-    const token = await this.pool.lockMailbox(relay, conn, key);
+    // Its deposit token goes in my intro; the relay gets it once the inviter shows it uses tokens.
+    const token = randomBytes(32);
 
     const pending = this.ctx.tx((): InternalEvent => {
       if (!this.table.use(invId)) throw alreadyUsed();
@@ -213,7 +222,7 @@ export class Invitations {
         target.value.name = options.name;
         target.value.nameSource = "user";
       }
-      const intro = introPayload(this.ctx.name, { token });
+      const intro = this.acceptIntro(token);
       const { session, message } = acceptInvitation(this.ctx.identity, inv, {
         mailbox: key.address,
         relayUrl: relay,
@@ -234,7 +243,7 @@ export class Invitations {
           verified: sameKey ? old.verified : false,
           keyChanged,
           previousFingerprint: sameKey ? old.previousFingerprint : fingerprint(identityOf(old)),
-          inbox: { relay, key: toHex(key.serialize()) },
+          inbox: { relay, key: toHex(key.serialize()), token: toHex(token) },
           outbox: { relay: inv.relayUrl, address: toHex(inv.mailbox) },
           firstContact: undefined,
           previous: this.retire(old, now),
@@ -252,7 +261,7 @@ export class Invitations {
           session: toHex(session.serialize()),
           verified: false,
           keyChanged: false,
-          inbox: { relay, key: toHex(key.serialize()) },
+          inbox: { relay, key: toHex(key.serialize()), token: toHex(token) },
           outbox: { relay: inv.relayUrl, address: toHex(inv.mailbox) },
           createdAt: now,
           lastActivity: now,

@@ -3,6 +3,7 @@
 // relay, best effort: an abandoned mailbox holds nothing past the relay's retention anyway.
 import type { Contacts } from "./contacts.js";
 import type { Context } from "./context.js";
+import type { DepositTokens } from "./deposit-tokens.js";
 import type { FirstContact } from "./first-contact.js";
 import type { Invitations } from "./invitations.js";
 import type { Mailboxes } from "./mailboxes.js";
@@ -22,6 +23,7 @@ export class Maintenance {
     private readonly firstContact: Pick<FirstContact, "deleteDue">,
     private readonly mailboxes: Pick<Mailboxes, "invalidate">,
     private readonly pool: Pick<RelayPool, "expiryDelayMs" | "forgetMailbox">,
+    private readonly tokens: Pick<DepositTokens, "lockDue">,
   ) {}
 
   /** Deletes a contact, its history and its outbox; its mailboxes are deleted on the relay (best effort). */
@@ -62,6 +64,7 @@ export class Maintenance {
       return keys;
     });
     await this.firstContact.deleteDue(now);
+    await this.tokens.lockDue();
     if (gone.length > 0) this.mailboxes.invalidate();
     for (const { relay, key } of gone) await this.pool.forgetMailbox(relay, key);
   }

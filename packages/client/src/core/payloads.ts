@@ -6,6 +6,7 @@ import { decodeIntro, isControlText } from "../intro.js";
 import type { ContactRecord, MessageRecord } from "../store/records.js";
 import { cleanName } from "../text.js";
 import { type Contacts, identityOf } from "./contacts.js";
+import type { DepositTokens } from "./deposit-tokens.js";
 import { changed, type InternalEvent } from "./events.js";
 import type { Messages } from "./messages.js";
 import type { Outbox } from "./outbox.js";
@@ -17,6 +18,7 @@ export class Payloads {
     private readonly messages: Messages,
     private readonly receipts: Pick<Receipts, "queue">,
     private readonly outbox: Pick<Outbox, "retarget">,
+    private readonly tokens: Pick<DepositTokens, "due">,
   ) {}
 
   /**
@@ -36,6 +38,11 @@ export class Payloads {
         if (intro?.inbox || intro?.token) {
           const address = intro.inbox ? toHex(intro.inbox) : contact.outbox.address;
           this.moveOutbox(id, contact, address, intro.token && toHex(intro.token));
+        }
+        // Their intro carried a token: they deposit with tokens, so mine can be given to the relay.
+        if (intro?.token && contact.inbox.token && contact.inbox.lock === undefined) {
+          contact.inbox = { ...contact.inbox, lock: "due" };
+          this.tokens.due = true;
         }
         const name = intro ? cleanName(intro.name) : "";
         if (name && contact.nameSource !== "user" && name !== contact.name) {
@@ -60,6 +67,9 @@ export class Payloads {
       if (sendReceipts) this.receipts.queue(id, "delivered", rec.id);
       return [{ type: "message", ...this.messages.view(contact, rec) }];
     }
+    // Group traffic (PROTOCOL.md §13) is not handled by this client yet: ignored, like an unknown
+    // control text.
+    if (payload.type === "group") return [];
     const events: InternalEvent[] = [];
     const status = payload.type;
     for (const raw of payload.ids) {

@@ -3,8 +3,7 @@
 // first use; requests whose failures become ClientErrors; subscriptions to my mailboxes. Owns the
 // relays table. Live mode (live.ts) keeps the connections up; this module only opens them and
 // says when one comes or goes.
-import { randomBytes } from "@noble/hashes/utils.js";
-import { type DeliverFrame, fromHex, MailboxKey, relayUrlProblem } from "@parley/protocol";
+import { type DeliverFrame, fromHex, MailboxKey, relayUrlProblem, toHex } from "@parley/protocol";
 import { ClientError } from "../errors.js";
 import {
   RelayConnection,
@@ -35,6 +34,8 @@ export interface PoolEvents {
   up(url: string): void;
   /** The connection to `url` ended, `reason` in words. */
   down(url: string, reason: string): void;
+  /** The deposit token the relay held for my mailbox `key` (hex of its serialization), if any. */
+  lockedToken(key: string): string | undefined;
 }
 
 /** Why subscribing on a relay failed, in words; "ok" when it did not. */
@@ -211,23 +212,6 @@ export class RelayPool {
   }
 
   /**
-   * Gives a new mailbox of mine a random deposit token (PROTOCOL.md §8.1 step 8), for my intro to
-   * hand to the one contact who writes there; from then on the relay refuses deposits without it.
-   * Undefined when the relay does not know the frame (BAD_FRAME): the mailbox then stays open to
-   * anyone who knows its address, as before deposit tokens.
-   */
-  async lockMailbox(relay: string, conn: RelayConnection, key: MailboxKey): Promise<Uint8Array | undefined> {
-    const token = randomBytes(32);
-    try {
-      await conn.setDepositToken(key, token);
-      return token;
-    } catch (e) {
-      if (e instanceof RelayRequestError && e.code === "BAD_FRAME") return undefined;
-      return this.request(relay, () => Promise.reject(e));
-    }
-  }
-
-  /**
    * Subscribes to one of my mailboxes. A relay that lost it (wiped, or a memory relay restarted)
    * gets it back: the address derives from the key, so re-creating it restores the same mailbox.
    */
@@ -237,6 +221,9 @@ export class RelayPool {
     } catch (e) {
       if (!(e instanceof RelayRequestError && e.code === "UNKNOWN_MAILBOX")) throw e;
       await conn.createMailbox(key);
+      // A mailbox that had a deposit token gets it again: re-created, it would take anyone's.
+      const token = this.events.lockedToken(toHex(key.serialize()));
+      if (token) await conn.setDepositToken(key, fromHex(token));
       await conn.subscribe(key);
       warn(this.ctx, `relay ${conn.url} had lost one of your mailboxes; it was re-created`);
     }

@@ -37,8 +37,13 @@ export interface ContactRecord {
   /** The identity key differs from the one this contact had: nothing is sent until confirmed. */
   keyChanged: boolean;
   previousFingerprint?: string;
-  /** My mailbox for this contact: where they write. */
-  inbox: { relay: string; key: string };
+  /**
+   * My mailbox for this contact: where they write. `token` (hex): its deposit token, sent in my
+   * intro; `lock`: "due" once their intro showed they deposit with tokens (it carried one of
+   * theirs), "set" once the relay took it (and then the mailbox takes nothing without it), "refused"
+   * if the relay does not take deposit tokens.
+   */
+  inbox: { relay: string; key: string; token?: string; lock?: "due" | "set" | "refused" };
   /**
    * Their mailbox: where I write; `token` (hex): its deposit token, from their intro, without which
    * the relay refuses my deposits there once they have set it.

@@ -169,7 +169,12 @@ export class MemoryStorage implements Storage {
   }
 
   async stats(): Promise<StorageStats> {
-    return { mailboxes: this.boxes.size, messages: this.messages, bytes: this.bytes };
+    return {
+      mailboxes: this.boxes.size,
+      messages: this.messages,
+      bytes: this.bytes,
+      countedBytes: this.accounted,
+    };
   }
 
   async close(): Promise<void> {

@@ -892,7 +892,14 @@ export class RedisStorage implements Storage {
     const [mailboxes, messages, bytes] = await this.run("HMGET", () =>
       this.redis.hmget(this.global.stats, "mailboxes", "messages", "bytes"),
     );
-    return { mailboxes: Number(mailboxes ?? 0), messages: Number(messages ?? 0), bytes: Number(bytes ?? 0) };
+    const totals = {
+      mailboxes: Number(mailboxes ?? 0),
+      messages: Number(messages ?? 0),
+      bytes: Number(bytes ?? 0),
+    };
+    const countedBytes =
+      totals.bytes + totals.messages * ACCOUNTED_MESSAGE_BYTES + totals.mailboxes * ACCOUNTED_MAILBOX_BYTES;
+    return { ...totals, countedBytes };
   }
 
   async ready(): Promise<boolean> {

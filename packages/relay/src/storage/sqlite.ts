@@ -775,7 +775,9 @@ export class SqliteStorage implements Storage {
   }
 
   async stats(): Promise<StorageStats> {
-    return this.q.stats.get() as StorageStats;
+    const totals = this.q.stats.get() as StorageStats;
+    const files = this.pagesInUse() + this.keys.bytes + KEY_LENGTH + this.reserve.bytes + 2 * this.allowance;
+    return { ...totals, countedBytes: files };
   }
 
   async close(): Promise<void> {

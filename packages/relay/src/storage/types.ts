@@ -97,6 +97,11 @@ export interface StorageStats {
   readonly mailboxes: number;
   readonly messages: number;
   readonly bytes: number;
+  /**
+   * What counts against `capacity.maxBytes` now (see StorageCapacity): for SQLite its files as
+   * `fits` counts them, for memory and Redis the ciphertext plus the fixed costs. Absent: not known.
+   */
+  readonly countedBytes?: number;
 }
 
 /**

@@ -1,0 +1,94 @@
+// What to do with a group item that arrived over the session with `from` (PROTOCOL.md §13.3,
+// §13.4): every rule that decides whether it is shown, applied, passed on or dropped, without the
+// store. The caller holds the group's state (null: a group I do not hold) and acts on the verdict.
+import {
+  decodeGroupEntry,
+  type GroupEntry,
+  type GroupPayload,
+  type GroupState,
+  ParleyError,
+  toHex,
+  verifyGroupText,
+} from "@parley/protocol";
+
+export type Verdict =
+  /** A message by `author` (signing key hex), signature checked; `forwarded` if another member passed it on. */
+  | {
+      readonly kind: "message";
+      readonly author: string;
+      readonly seq: number;
+      readonly text: string;
+      readonly forwarded: boolean;
+    }
+  /** A membership entry, signature checked (the log decides whether it applies). */
+  | { readonly kind: "entry"; readonly entry: GroupEntry }
+  /** `from`'s invitation code, for me: accept it if the code's identity is `identity`. */
+  | { readonly kind: "introduction"; readonly from: string; readonly code: string }
+  /** Pass the item on, unchanged, to `to` over my session with it. */
+  | { readonly kind: "pass-on"; readonly to: string }
+  | { readonly kind: "drop"; readonly reason: string };
+
+const drop = (reason: string): Verdict => ({ kind: "drop", reason });
+
+/**
+ * `state` is my current state of the group (null if I hold none), `me` my signing key, `from` the
+ * session peer's, `hasSession` whether I have a session with a member. An entry is accepted from
+ * anyone holding a session with me, even before I hold the group (a new member receives the log
+ * that way): whether it applies is the log's business.
+ */
+export function judge(
+  p: GroupPayload,
+  ctx: { state: GroupState | null; me: string; from: string; hasSession: (member: string) => boolean },
+): Verdict {
+  const b = p.body;
+  if (b.kind === "entry") {
+    try {
+      return { kind: "entry", entry: decodeGroupEntry(b.entry) };
+    } catch (e) {
+      if (e instanceof ParleyError) return drop(`a malformed membership entry (${e.code})`);
+      throw e;
+    }
+  }
+  const { state, me, from } = ctx;
+  if (!state) return drop("a group I am not in");
+  if (!state.members.has(from)) return drop("from someone who is not a member");
+  if (!state.members.has(me)) return drop("I am no longer a member");
+  const signed = { groupId: p.groupId, id: p.id, sentAt: p.sentAt };
+  switch (b.kind) {
+    case "text":
+      if (!verifyGroupText(hexKey(from), { ...signed, seq: b.seq, text: b.text }, b.signature))
+        return drop("a message whose signature is not its sender's");
+      return { kind: "message", author: from, seq: b.seq, text: b.text, forwarded: false };
+    case "forward": {
+      const author = toHex(b.author);
+      const to = toHex(b.to);
+      if (!state.members.has(author)) return drop("a forwarded message by someone who is not a member");
+      if (!verifyGroupText(b.author, { ...signed, seq: b.seq, text: b.text }, b.signature))
+        return drop("a forwarded message whose signature is not its author's");
+      if (to === me) return { kind: "message", author, seq: b.seq, text: b.text, forwarded: from !== author };
+      // Passed on once, from its author only, to a member I have a session with.
+      if (from !== author) return drop("a forwarded message not from its author, for someone else");
+      if (!state.members.has(to)) return drop("a forwarded message for someone who is not a member");
+      if (!ctx.hasSession(to)) return drop("a forwarded message for a member I have no session with");
+      return { kind: "pass-on", to };
+    }
+    case "introduce": {
+      const fromKey = toHex(b.from);
+      const to = toHex(b.to);
+      if (!state.members.has(fromKey) || !state.members.has(to))
+        return drop("an introduction between people who are not both members");
+      if (to === me) {
+        if (fromKey === me) return drop("an introduction to myself");
+        return { kind: "introduction", from: fromKey, code: b.code };
+      }
+      // The new member sends its code to its introducer, who passes it on.
+      if (from !== fromKey) return drop("an introduction for someone else, not from its maker");
+      if (!ctx.hasSession(to)) return drop("an introduction for a member I have no session with");
+      return { kind: "pass-on", to };
+    }
+  }
+}
+
+function hexKey(hex: string): Uint8Array {
+  return Uint8Array.from(Buffer.from(hex, "hex"));
+}

@@ -1,0 +1,199 @@
+// The client's group rules without the store (PROTOCOL.md §13.3, §13.4): routing, what an
+// arriving group item means, and per-author sequence numbers.
+import {
+  GroupLog,
+  type GroupOp,
+  type GroupPayload,
+  type GroupState,
+  groupTextSignedBytes,
+  Identity,
+  signGroupEntry,
+  toHex,
+} from "@parley/protocol";
+import { describe, expect, it } from "vitest";
+import { judge } from "../src/groups/incoming.js";
+import { introducer, routes } from "../src/groups/routing.js";
+import { emptySeqs, missingSeqs, noteSeq } from "../src/groups/sequence.js";
+
+const [ann, ben, cat, dan, eve] = Array.from({ length: 5 }, () => Identity.generate()) as [
+  Identity,
+  Identity,
+  Identity,
+  Identity,
+  Identity,
+];
+const k = (i: Identity) => toHex(i.publicIdentity.signingKey);
+const groupId = new Uint8Array(16).fill(1);
+
+/** Ann creates the group with Ben and Cat; Ben (made admin) adds Dan. */
+function group(): { log: GroupLog; state: GroupState } {
+  const log = new GroupLog(groupId);
+  const e = (author: Identity, op: GroupOp, parent?: Uint8Array) =>
+    signGroupEntry(author, { groupId, op, createdAt: 1, ...(parent ? { parent } : {}) });
+  const create = e(ann, {
+    op: "create",
+    name: "g",
+    members: [
+      { identity: ben.publicIdentity, admin: true },
+      { identity: cat.publicIdentity, admin: false },
+    ],
+  });
+  log.add(create);
+  log.add(e(ben, { op: "add", member: dan.publicIdentity }, create.hash));
+  return { log, state: log.state()! };
+}
+
+function text(author: Identity, seq: number, body = "hi"): GroupPayload {
+  const m = { groupId, id: new Uint8Array(16).fill(seq), sentAt: 1000 + seq, seq, text: body };
+  return {
+    type: "group",
+    id: m.id,
+    sentAt: m.sentAt,
+    groupId,
+    body: { kind: "text", seq, text: body, signature: author.sign(groupTextSignedBytes(m)) },
+  };
+}
+
+function forward(author: Identity, to: Identity, seq: number): GroupPayload {
+  const t = text(author, seq);
+  if (t.body.kind !== "text") throw new Error("text");
+  return {
+    ...t,
+    body: {
+      kind: "forward",
+      author: author.publicIdentity.signingKey,
+      to: to.publicIdentity.signingKey,
+      seq,
+      text: t.body.text,
+      signature: t.body.signature,
+    },
+  };
+}
+
+describe("routing (§13.4)", () => {
+  it("goes direct where there is a session, else through the introducer of the pair", () => {
+    const { state } = group();
+    // Cat has sessions with Ann (the creator) only; Dan was added by Ben.
+    const catSessions = new Set([k(ann)]);
+    expect(introducer(state, k(cat), k(dan))).toBe(k(ben));
+    expect(introducer(state, k(ben), k(cat))).toBe(k(ann));
+    const r = routes(state, k(cat), (m) => catSessions.has(m));
+    expect(r).toEqual([
+      { to: k(ann), via: null },
+      // Ben joined with Cat in the create: the creator introduces them, and Cat has her session.
+      { to: k(ben), via: k(ann) },
+      // Dan's introducer is Ben, with whom Cat has no session yet: Dan cannot be reached for now.
+      { to: k(dan), via: undefined },
+    ]);
+    catSessions.add(k(ben));
+    expect(routes(state, k(cat), (m) => catSessions.has(m)).at(-1)).toEqual({ to: k(dan), via: k(ben) });
+  });
+});
+
+describe("an arriving group item (§13.3)", () => {
+  const { state } = group();
+  const all = () => true;
+
+  it("a text is its sender's, checked by signature; a non-member's, or a forged one, is dropped", () => {
+    expect(judge(text(ben, 1), { state, me: k(cat), from: k(ben), hasSession: all })).toEqual({
+      kind: "message",
+      author: k(ben),
+      seq: 1,
+      text: "hi",
+      forwarded: false,
+    });
+    // Ann's signature arriving over Ben's session: nobody can speak as another member.
+    expect(judge(text(ann, 1), { state, me: k(cat), from: k(ben), hasSession: all }).kind).toBe("drop");
+    expect(judge(text(eve, 1), { state, me: k(cat), from: k(eve), hasSession: all })).toMatchObject({
+      kind: "drop",
+      reason: "from someone who is not a member",
+    });
+    expect(judge(text(ben, 1), { state: null, me: k(cat), from: k(ben), hasSession: all }).kind).toBe("drop");
+  });
+
+  it("a forward is its author's; it is passed on once, only when it came from its author", () => {
+    const f = forward(ann, dan, 3);
+    // Dan gets Ann's message through Ben.
+    expect(judge(f, { state, me: k(dan), from: k(ben), hasSession: all })).toMatchObject({
+      kind: "message",
+      author: k(ann),
+      forwarded: true,
+    });
+    // Ben, the introducer, gets it from Ann herself and passes it on to Dan.
+    expect(judge(f, { state, me: k(ben), from: k(ann), hasSession: all })).toEqual({
+      kind: "pass-on",
+      to: k(dan),
+    });
+    // Not twice: from anyone but the author, a forward for someone else is dropped.
+    expect(judge(f, { state, me: k(ben), from: k(cat), hasSession: all }).kind).toBe("drop");
+    // Nor without a session to pass it on over, nor with the signature of someone else.
+    expect(judge(f, { state, me: k(ben), from: k(ann), hasSession: () => false }).kind).toBe("drop");
+    const forged = { ...f, body: { ...f.body, author: ben.publicIdentity.signingKey } } as GroupPayload;
+    expect(judge(forged, { state, me: k(dan), from: k(ben), hasSession: all }).kind).toBe("drop");
+  });
+
+  it("an introduction goes from the new member to its introducer, and on to the member it is for", () => {
+    const intro: GroupPayload = {
+      type: "group",
+      id: new Uint8Array(16),
+      sentAt: 1,
+      groupId,
+      body: {
+        kind: "introduce",
+        from: dan.publicIdentity.signingKey,
+        to: cat.publicIdentity.signingKey,
+        code: "CODE",
+      },
+    };
+    expect(judge(intro, { state, me: k(ben), from: k(dan), hasSession: all })).toEqual({
+      kind: "pass-on",
+      to: k(cat),
+    });
+    expect(judge(intro, { state, me: k(cat), from: k(ben), hasSession: all })).toEqual({
+      kind: "introduction",
+      from: k(dan),
+      code: "CODE",
+    });
+    // Someone passing on another's introduction is not its maker: dropped.
+    expect(judge(intro, { state, me: k(ben), from: k(ann), hasSession: all }).kind).toBe("drop");
+  });
+
+  it("entries are taken from any session (a new member learns the log that way); junk is dropped", () => {
+    const { log } = group();
+    const entry = log.all()[0]!;
+    const p: GroupPayload = {
+      type: "group",
+      id: new Uint8Array(16),
+      sentAt: 1,
+      groupId,
+      body: { kind: "entry", entry: entry.bytes },
+    };
+    expect(judge(p, { state: null, me: k(dan), from: k(ben), hasSession: all })).toMatchObject({
+      kind: "entry",
+    });
+    const bad = Uint8Array.from(entry.bytes);
+    bad[bad.length - 1]! ^= 1;
+    expect(
+      judge(
+        { ...p, body: { kind: "entry", entry: bad } },
+        { state: null, me: k(dan), from: k(ben), hasSession: all },
+      ),
+    ).toMatchObject({ kind: "drop", reason: "a malformed membership entry (BAD_SIGNATURE)" });
+  });
+});
+
+describe("per-author sequence numbers", () => {
+  it("drops repeats and counts the gap below the highest that arrived", () => {
+    const r = emptySeqs();
+    expect(noteSeq(r, 1)).toBe(true);
+    expect(noteSeq(r, 4)).toBe(true);
+    expect(missingSeqs(r)).toBe(2);
+    expect(noteSeq(r, 4)).toBe(false);
+    expect(noteSeq(r, 1)).toBe(false);
+    expect(noteSeq(r, 0)).toBe(false);
+    expect(noteSeq(r, 3)).toBe(true);
+    expect(noteSeq(r, 2)).toBe(true);
+    expect(r).toEqual({ through: 4, above: [] });
+    expect(missingSeqs(r)).toBe(0);
+  });
+});
