@@ -160,7 +160,7 @@ export class RelayConnection extends EventEmitter<RelayConnectionEvents> {
       const timer = setTimeout(() => fail(`no welcome within ${duration(timeoutMs)}`), timeoutMs);
       ws.once("error", (e) => fail(networkProblem(e), e));
       ws.once("close", () => fail("connection closed before welcome"));
-      ws.once("unexpected-response", (_req, res) => fail(`HTTP ${res.statusCode} instead of a WebSocket`));
+      ws.once("unexpected-response", (_req, res) => fail(upgradeRefused(res.statusCode ?? 0)));
       ws.once("open", () => ws.send(encodeFrame({ type: "hello", requestId: 1, maxVersion: FRAME_VERSION })));
       ws.once("message", (data) => {
         let frame: Frame;
@@ -386,4 +386,16 @@ export function transparencyUrl(relayUrl: string): string {
   u.pathname = `${u.pathname.replace(/\/+$/, "")}/transparency`;
   u.search = "";
   return u.toString();
+}
+
+/**
+ * Why a relay answered the WebSocket upgrade with HTTP `status`, in words: the reference relay
+ * answers 503 when it takes no more connections or is shutting down, and 429 when it takes no more
+ * from this address (PROTOCOL.md §8.4). Either way the relay is tried again later.
+ */
+export function upgradeRefused(status: number): string {
+  if (status === 429)
+    return "HTTP 429: the relay takes no more connections from this network address for now";
+  if (status === 503) return "HTTP 503: the relay takes no more connections for now (full, or shutting down)";
+  return `HTTP ${status} instead of a WebSocket`;
 }

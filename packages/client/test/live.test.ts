@@ -5,7 +5,7 @@ import { fromHex, MailboxKey } from "@parley/protocol";
 import { afterEach, describe, expect, it } from "vitest";
 import type { ClientEvent } from "../src/client.js";
 import { ClientError } from "../src/errors.js";
-import { RelayConnection } from "../src/relay-connection.js";
+import { RelayConnection, RelayUnreachableError } from "../src/relay-connection.js";
 import { cleanupLive, client, eventually, freePort, pair, relay, tmp } from "./live-helpers.js";
 
 afterEach(cleanupLive);
@@ -182,5 +182,29 @@ describe("contacts over time", () => {
     bob.confirm("alice", theirs.safetyNumber);
     expect(bob.safety("alice").verified).toBe(true);
     expect(bob.contacts()[0]).toMatchObject({ contact: "alice", verified: true });
+  });
+});
+
+describe("a relay that refuses the connection", () => {
+  it("says so when it takes no more from this address (HTTP 429), and the client tries again later", async () => {
+    const r = await relay([
+      "--storage",
+      "memory",
+      "--max-connections-per-source",
+      "1",
+      "--trust-proxy",
+      "none",
+    ]);
+    const url = `ws://127.0.0.1:${r.port}`;
+    const first = await RelayConnection.open(url);
+    try {
+      const refused = await RelayConnection.open(url).catch((e: unknown) => e);
+      expect(refused).toBeInstanceOf(RelayUnreachableError);
+      expect((refused as RelayUnreachableError).reason).toBe(
+        "HTTP 429: the relay takes no more connections from this network address for now",
+      );
+    } finally {
+      first.close();
+    }
   });
 });

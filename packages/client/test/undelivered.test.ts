@@ -86,7 +86,10 @@ describe("a message that cannot be delivered says why", () => {
     const e = await alice.send("Bob", ["three"]).catch((x: unknown) => x);
     expect((e as ClientError).code).toBe("RELAY_REFUSED");
     const three = last(alice, "Bob");
-    expect(three).toMatchObject({ status: "queued", failure: "Bob's mailbox on the relay is full" });
+    expect(three).toMatchObject({
+      status: "queued",
+      failure: "Bob's mailbox, or their relay, is full for now",
+    });
 
     await bob.sync(); // reads (and so empties) the mailbox
     const cleared = eventually(

@@ -85,7 +85,8 @@ export function failureWords(name: string, f: DeliveryFailure): string {
     case "mailbox-gone":
       return `${name}'s mailbox no longer exists`;
     case "mailbox-full":
-      return `${name}'s mailbox on the relay is full`;
+      // QUOTA is either: that mailbox's quota, or the relay's storage cap (PROTOCOL.md §8.4).
+      return `${name}'s mailbox, or their relay, is full for now`;
     case "refused":
       return `${name}'s relay refused it${f.detail ? ` (${f.detail})` : ""}`;
     case "relay-policy":

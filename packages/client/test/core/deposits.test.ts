@@ -76,7 +76,9 @@ describe("failureWords", () => {
       "too large for Bob's relay (it takes at most 4096 bytes)",
     );
     expect(failureWords("Bob", { code: "mailbox-gone" })).toBe("Bob's mailbox no longer exists");
-    expect(failureWords("Bob", { code: "mailbox-full" })).toBe("Bob's mailbox on the relay is full");
+    expect(failureWords("Bob", { code: "mailbox-full" })).toBe(
+      "Bob's mailbox, or their relay, is full for now",
+    );
     expect(failureWords("Bob", { code: "refused", detail: "AUTH" })).toBe("Bob's relay refused it (AUTH)");
     expect(failureWords("Bob", { code: "relay-policy" })).toBe("this client will not use Bob's relay");
     expect(failureWords("Bob", { code: "relay-policy", detail: "it keeps 90 days" })).toBe(
