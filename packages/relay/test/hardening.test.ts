@@ -58,6 +58,15 @@ async function baseline(r: RelayProcess) {
   };
 }
 
+/** Waits until no connection, no source and no stored message is left from an attack. */
+function drained(r: RelayProcess): Promise<void> {
+  return until("the connections, sources and stored messages to be back to the baseline", async () => {
+    const now = await baseline(r);
+    const stored = await metric(r.port, "parley_relay_stored_messages");
+    return now.connections === 0 && now.sources === 0 && stored === 0;
+  });
+}
+
 const mib = (n: number) => `${(n / MiB).toFixed(1)} MiB`;
 
 describe("hostile load against the real relay (issue 18)", () => {
@@ -111,11 +120,7 @@ describe("hostile load against the real relay (issue 18)", () => {
     const { bytes, held, codes } = await attack;
     const during = watch.stop();
     const honestResult = await honest.finish();
-    await until("the connections, sources and stored messages to be back to the baseline", async () => {
-      const now = await baseline(r);
-      const stored = await metric(r.port, "parley_relay_stored_messages");
-      return now.connections === 0 && now.sources === 0 && stored === 0;
-    });
+    await drained(r);
     const after = await baseline(r);
     const rssAfter = rss(pid);
     const { asked, failed } = await livez;
@@ -216,11 +221,7 @@ describe("hostile load against the real relay (issue 18)", () => {
     const { asked, failed } = await livez;
     watch.stop();
     const honestResult = await honest.finish();
-    await until("the connections, sources and stored messages to be back to the baseline", async () => {
-      const now = await baseline(r);
-      const stored = await metric(r.port, "parley_relay_stored_messages");
-      return now.connections === 0 && now.sources === 0 && stored === 0;
-    });
+    await drained(r);
     const after = await baseline(r);
     const closed = await metrics(r.port);
     console.log(
@@ -321,11 +322,7 @@ describe("hostile load against the real relay (issue 18)", () => {
     );
     const honestResult = await honest.finish();
     for (const w of wires.splice(0)) w.close();
-    await until("the connections, sources and stored messages to be back to the baseline", async () => {
-      const now = await baseline(r);
-      const stored = await metric(r.port, "parley_relay_stored_messages");
-      return now.connections === 0 && now.sources === 0 && stored === 0;
-    });
+    await drained(r);
     const after = await baseline(r);
     console.log(
       `sources: one source asked 30, got ${one.accepted} (refused ${one.refused.length} with ${[...new Set(one.refused)]}); proxied ${proxied.accepted}/10; ` +
@@ -487,11 +484,7 @@ describe("hostile load against the real relay (issue 18)", () => {
       signature: open.prove(MailboxAction.delete, openOwner.challenge),
     });
     for (const w of wires.splice(0)) w.close();
-    await until("the connections, sources and stored messages to be back to the baseline", async () => {
-      const now = await baseline(r);
-      const stored = await metric(r.port, "parley_relay_stored_messages");
-      return now.connections === 0 && now.sources === 0 && stored === 0;
-    });
+    await drained(r);
     const after = await baseline(r);
     console.log(
       `deposit tokens: 800 deposits at a mailbox without a token: ${JSON.stringify(atOpen)}; ` +
