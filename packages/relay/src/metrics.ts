@@ -14,141 +14,98 @@ export type CloseReason =
 
 export class RelayMetrics {
   readonly registry = new Registry();
-  readonly connections = new Gauge({
-    name: "parley_relay_connections",
-    help: "Open WebSocket connections",
-    registers: [this.registry],
-  });
-  readonly connectionsTotal = new Counter({
-    name: "parley_relay_connections_total",
-    help: "WebSocket connections accepted",
-    registers: [this.registry],
-  });
-  readonly rejectedConnections = new Counter({
-    name: "parley_relay_rejected_connections_total",
-    help: "WebSocket upgrades refused, by reason: limit (--max-connections), source (--max-connections-per-source), draining",
-    labelNames: ["reason"] as const,
-    registers: [this.registry],
-  });
-  readonly sockets = new Gauge({
-    name: "parley_relay_sockets",
-    help: "Open TCP connections, HTTP and WebSocket",
-    registers: [this.registry],
-  });
-  readonly refusedSockets = new Counter({
-    name: "parley_relay_refused_sockets_total",
-    help: "TCP connections destroyed on arrival, by reason: limit (--max-connections plus --http-reserve), source (one peer's share)",
-    labelNames: ["reason"] as const,
-    registers: [this.registry],
-  });
-  readonly maxConnections = new Gauge({
-    name: "parley_relay_max_connections",
-    help: "WebSocket connections allowed: --max-connections, or fewer when file descriptors are short",
-    registers: [this.registry],
-  });
-  readonly sources = new Gauge({
-    name: "parley_relay_sources",
-    help: "Distinct sources (IP addresses, IPv6 /64s) with WebSocket connections or proofs pending",
-    registers: [this.registry],
-  });
-  readonly closedConnections = new Counter({
-    name: "parley_relay_closed_connections_total",
-    help: "WebSocket connections the relay closed, by reason",
-    labelNames: ["reason"] as const,
-    registers: [this.registry],
-  });
-  readonly receiveBuffer = new Gauge({
-    name: "parley_relay_receive_buffer_bytes",
-    help: "Unfinished incoming messages held, with their bookkeeping (bounded by --max-receive-buffer)",
-    registers: [this.registry],
-  });
-  readonly sendBuffer = new Gauge({
-    name: "parley_relay_send_buffer_bytes",
-    help: "Bytes queued to connections as last seen (bounded by --max-send-buffer)",
-    registers: [this.registry],
-  });
-  readonly proofs = new Counter({
-    name: "parley_relay_proofs_total",
-    help: "Ownership proofs, by result: valid, invalid, throttled (answered RATE_LIMITED unchecked)",
-    labelNames: ["result"] as const,
-    registers: [this.registry],
-  });
-  readonly proofSecondOpinions = new Counter({
-    name: "parley_relay_proof_second_opinions_total",
-    help: "Proofs OpenSSL refused that were checked again with noble (the cofactored equation)",
-    registers: [this.registry],
-  });
-  readonly deposits = new Counter({
-    name: "parley_relay_deposits_total",
-    help: "Messages stored",
-    registers: [this.registry],
-  });
-  readonly duplicateDeposits = new Counter({
-    name: "parley_relay_duplicate_deposits_total",
-    help: "Retried deposits recognised by client message id and stored once",
-    registers: [this.registry],
-  });
-  readonly deliveries = new Counter({
-    name: "parley_relay_deliveries_total",
-    help: "Messages pushed to a subscribed owner",
-    registers: [this.registry],
-  });
-  readonly acks = new Counter({
-    name: "parley_relay_acks_total",
-    help: "Messages deleted on ack",
-    registers: [this.registry],
-  });
-  readonly expirations = new Counter({
-    name: "parley_relay_expirations_total",
-    help: "Messages deleted at the end of their retention",
-    registers: [this.registry],
-  });
-  readonly errors = new Counter({
-    name: "parley_relay_errors_total",
-    help: "Error frames sent, by code",
-    labelNames: ["code"] as const,
-    registers: [this.registry],
-  });
-  readonly storedMessages = new Gauge({
-    name: "parley_relay_stored_messages",
-    help: "Messages waiting",
-    registers: [this.registry],
-  });
-  readonly storageUp = new Gauge({
-    name: "parley_relay_storage_up",
-    help: "1 while the storage answered the last read of its totals, 0 while it is unavailable",
-    registers: [this.registry],
-  });
-  readonly storedBytes = new Gauge({
-    name: "parley_relay_stored_bytes",
-    help: "Ciphertext bytes waiting",
-    registers: [this.registry],
-  });
-  readonly storageBytes = new Gauge({
-    name: "parley_relay_storage_bytes",
-    help: "What counts against --max-storage now (SQLite: its files; memory, Redis: ciphertext plus fixed costs)",
-    registers: [this.registry],
-  });
-  readonly storageLimitBytes = new Gauge({
-    name: "parley_relay_storage_limit_bytes",
-    help: "--max-storage as resolved at start: beyond it deposits and new mailboxes get QUOTA",
-    registers: [this.registry],
-  });
-  readonly mailboxes = new Gauge({
-    name: "parley_relay_mailboxes",
-    help: "Mailboxes stored",
-    registers: [this.registry],
-  });
-  readonly mailboxLimit = new Gauge({
-    name: "parley_relay_mailbox_limit",
-    help: "--max-mailboxes as resolved at start: beyond it createMailbox gets QUOTA",
-    registers: [this.registry],
-  });
-  readonly storageWritable = new Gauge({
-    name: "parley_relay_storage_writable",
-    help: "0 while the storage refuses new data because its disk is nearly full (see /readyz), else 1",
-    registers: [this.registry],
-  });
+  private counter<L extends string = never>(name: string, help: string, labelNames?: readonly L[]) {
+    return new Counter<L>({ name, help, registers: [this.registry], ...(labelNames ? { labelNames } : {}) });
+  }
+  private gauge(name: string, help: string) {
+    return new Gauge({ name, help, registers: [this.registry] });
+  }
+  readonly connections = this.gauge("parley_relay_connections", "Open WebSocket connections");
+  readonly connectionsTotal = this.counter(
+    "parley_relay_connections_total",
+    "WebSocket connections accepted",
+  );
+  readonly rejectedConnections = this.counter(
+    "parley_relay_rejected_connections_total",
+    "WebSocket upgrades refused, by reason: limit (--max-connections), source (--max-connections-per-source), draining",
+    ["reason"] as const,
+  );
+  readonly sockets = this.gauge("parley_relay_sockets", "Open TCP connections, HTTP and WebSocket");
+  readonly refusedSockets = this.counter(
+    "parley_relay_refused_sockets_total",
+    "TCP connections destroyed on arrival, by reason: limit (--max-connections plus --http-reserve), source (one peer's share)",
+    ["reason"] as const,
+  );
+  readonly maxConnections = this.gauge(
+    "parley_relay_max_connections",
+    "WebSocket connections allowed: --max-connections, or fewer when file descriptors are short",
+  );
+  readonly sources = this.gauge(
+    "parley_relay_sources",
+    "Distinct sources (IP addresses, IPv6 /64s) with WebSocket connections or proofs pending",
+  );
+  readonly closedConnections = this.counter(
+    "parley_relay_closed_connections_total",
+    "WebSocket connections the relay closed, by reason",
+    ["reason"] as const,
+  );
+  readonly receiveBuffer = this.gauge(
+    "parley_relay_receive_buffer_bytes",
+    "Unfinished incoming messages held, with their bookkeeping (bounded by --max-receive-buffer)",
+  );
+  readonly sendBuffer = this.gauge(
+    "parley_relay_send_buffer_bytes",
+    "Bytes queued to connections as last seen (bounded by --max-send-buffer)",
+  );
+  readonly proofs = this.counter(
+    "parley_relay_proofs_total",
+    "Ownership proofs, by result: valid, invalid, throttled (answered RATE_LIMITED unchecked)",
+    ["result"] as const,
+  );
+  readonly proofSecondOpinions = this.counter(
+    "parley_relay_proof_second_opinions_total",
+    "Proofs OpenSSL refused that were checked again with noble (the cofactored equation)",
+  );
+  readonly deposits = this.counter("parley_relay_deposits_total", "Messages stored");
+  readonly duplicateDeposits = this.counter(
+    "parley_relay_duplicate_deposits_total",
+    "Retried deposits recognised by client message id and stored once",
+  );
+  readonly deliveries = this.counter(
+    "parley_relay_deliveries_total",
+    "Messages pushed to a subscribed owner",
+  );
+  readonly acks = this.counter("parley_relay_acks_total", "Messages deleted on ack");
+  readonly expirations = this.counter(
+    "parley_relay_expirations_total",
+    "Messages deleted at the end of their retention",
+  );
+  readonly errors = this.counter("parley_relay_errors_total", "Error frames sent, by code", [
+    "code",
+  ] as const);
+  readonly storedMessages = this.gauge("parley_relay_stored_messages", "Messages waiting");
+  readonly storageUp = this.gauge(
+    "parley_relay_storage_up",
+    "1 while the storage answered the last read of its totals, 0 while it is unavailable",
+  );
+  readonly storedBytes = this.gauge("parley_relay_stored_bytes", "Ciphertext bytes waiting");
+  readonly storageBytes = this.gauge(
+    "parley_relay_storage_bytes",
+    "What counts against --max-storage now (SQLite: its files; memory, Redis: ciphertext plus fixed costs)",
+  );
+  readonly storageLimitBytes = this.gauge(
+    "parley_relay_storage_limit_bytes",
+    "--max-storage as resolved at start: beyond it deposits and new mailboxes get QUOTA",
+  );
+  readonly mailboxes = this.gauge("parley_relay_mailboxes", "Mailboxes stored");
+  readonly mailboxLimit = this.gauge(
+    "parley_relay_mailbox_limit",
+    "--max-mailboxes as resolved at start: beyond it createMailbox gets QUOTA",
+  );
+  readonly storageWritable = this.gauge(
+    "parley_relay_storage_writable",
+    "0 while the storage refuses new data because its disk is nearly full (see /readyz), else 1",
+  );
   readonly depositLatency = new Histogram({
     name: "parley_relay_deposit_seconds",
     help: "Time from a deposit frame's arrival to its durable acknowledgement",

@@ -363,6 +363,11 @@ describe("relay (SQLite, real process)", () => {
   });
 
   it("serves /livez, /readyz, /metrics and a transparency statement", async () => {
+    // One deposit of its own, so that the counters below count something whichever tests ran.
+    const owner = MailboxKey.generate();
+    const c = await connect(relay.port);
+    await c.createMailbox(owner);
+    expect(await c.deposit(owner.address, blob(9), id(90))).toMatchObject({ type: "ok" });
     expect(await http(relay.port, "/livez")).toEqual({ status: 200, body: "ok\n" });
     expect(await http(relay.port, "/readyz")).toEqual({ status: 200, body: "ready\n" });
     const metrics = await http(relay.port, "/metrics");
