@@ -41,6 +41,7 @@ export const LABELS = {
   groupEntrySignature: "parley/v1/group-entry-signature",
   groupEntryHash: "parley/v1/group-entry-hash",
   groupMessage: "parley/v1/group-message",
+  fileChunks: "parley/v1/file-chunks",
 } as const;
 
 export const label = (name: keyof typeof LABELS): Uint8Array => utf8.encode(LABELS[name]);

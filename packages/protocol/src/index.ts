@@ -43,6 +43,7 @@ export {
   PayloadError,
   RatchetError,
 } from "./errors.js";
+export * from "./file.js";
 export * from "./frames.js";
 export * from "./group.js";
 export {

@@ -3,6 +3,7 @@ import { ed25519 } from "@noble/curves/ed25519.js";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { describe, expect, it } from "vitest";
 import { buildEdgeCases, type Ed25519Case, type RelayUrlCase } from "../scripts/kat-edge-cases.js";
+import { buildFiles } from "../scripts/kat-files.js";
 import { buildGroups } from "../scripts/kat-groups.js";
 import { buildTranscript, katValue } from "../scripts/kat-transcript.js";
 import { concat } from "../src/_bytes.js";
@@ -92,7 +93,9 @@ const draws =
 describe("known-answer vectors (vectors/kat.json)", () => {
   it("the implementation reproduces the committed transcript byte for byte", () => {
     expect(
-      JSON.parse(JSON.stringify({ ...buildTranscript(), ...buildEdgeCases(), ...buildGroups() })),
+      JSON.parse(
+        JSON.stringify({ ...buildTranscript(), ...buildEdgeCases(), ...buildGroups(), ...buildFiles() }),
+      ),
     ).toEqual(committed);
   });
 
