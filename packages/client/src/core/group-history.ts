@@ -35,7 +35,8 @@ export class GroupHistory {
   view(g: GroupRecord, name: (author: string) => string, m: MessageRecord): MessageView {
     const v = groupMessageView(g, m, name(m.group!.author));
     if (m.direction === "out") return v;
-    const missing = missingBefore(g.seqs[m.group!.author], m.group!.seq);
+    const author = m.group!.author;
+    const missing = missingBefore(g.seqs[author], m.group!.seq, g.floors?.[author]);
     return missing > 0 ? { ...v, missing } : v;
   }
 

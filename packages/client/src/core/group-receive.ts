@@ -6,7 +6,14 @@
 // over my session with it. Items from someone who is no longer a member are dropped; an item that
 // may make sense once more entries arrive (for a group I do not hold yet, from someone the log has
 // not named yet) is kept in the group_items table, which this module owns, and judged again then.
-import { decodePayload, encodePayload, fromHex, type GroupPayload, toHex } from "@parley/protocol";
+import {
+  decodePayload,
+  encodePayload,
+  fromHex,
+  type GroupPayload,
+  type GroupState,
+  toHex,
+} from "@parley/protocol";
 import { judge, type Verdict } from "../groups/incoming.js";
 import { emptySeqs, noteSeq } from "../groups/sequence.js";
 import type { WaitingItemsTable } from "../store/groups.js";
@@ -125,6 +132,8 @@ export class GroupReceive {
       },
     };
     if (this.messages.add(row.key, m) === null) return [];
+    if (!g.seqs[v.author] && joinedBefore(this.groups.state(g), v.author, this.groups.me))
+      g.floors = { ...g.floors, [v.author]: v.seq - 1 };
     g.seqs[v.author] = seqs;
     g.unread += 1;
     g.lastActivity = now;
@@ -134,4 +143,19 @@ export class GroupReceive {
     const name = this.history.namer(this.groups.state(g), peers);
     return [{ type: "message", ...this.history.view(g, name, m) }];
   }
+}
+
+/**
+ * Whether `author` was a member before I was added (by an add, not in the create): what it wrote
+ * before then never reaches me.
+ */
+function joinedBefore(state: GroupState | null, author: string, me: string): boolean {
+  const a = state?.members.get(author);
+  const mine = state?.members.get(me);
+  const create = state?.applied[0];
+  if (!a || !mine || create?.op.op !== "create") return false;
+  const founding =
+    toHex(create.author.signingKey) === me ||
+    create.op.members.some((m) => toHex(m.identity.signingKey) === me);
+  return !founding && a.joined < mine.joined;
 }

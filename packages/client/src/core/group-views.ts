@@ -5,11 +5,14 @@ import type { GroupRecord, MessageRecord } from "../store/records.js";
 import type { StatusEvent } from "./messages.js";
 import type { MessageView } from "./types.js";
 
-/** How many of an author's messages before `seq` have not arrived (the gap shown before it). */
-export function missingBefore(r: SeqRecord | undefined, seq: number): number {
-  const through = r?.through ?? 0;
-  if (seq <= through + 1) return 0;
-  return seq - through - 1 - (r?.above.filter((s) => s < seq).length ?? 0);
+/**
+ * How many of an author's messages before `seq` have not arrived (the gap shown before it);
+ * those up to `floor` were sent before I joined and are not counted.
+ */
+export function missingBefore(r: SeqRecord | undefined, seq: number, floor = 0): number {
+  const low = Math.max(floor, r?.through ?? 0);
+  if (seq <= low + 1) return 0;
+  return seq - low - 1 - (r?.above.filter((s) => s > low && s < seq).length ?? 0);
 }
 
 /** Counts of an outgoing group message: members it was for, and how many said delivered / read. */

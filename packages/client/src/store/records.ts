@@ -161,6 +161,11 @@ export interface GroupRecord {
   mySeq: number;
   /** Per author (signing key hex): which of their seqs have arrived. */
   seqs: Record<string, SeqRecord>;
+  /**
+   * Per author who was a member before I was added: the seq before their first message that
+   * reached me; their messages up to it were sent before I joined, and are not shown as missing.
+   */
+  floors?: Record<string, number>;
   unread: number;
   createdAt: number;
   lastActivity: number;

@@ -100,6 +100,9 @@ describe("group views", () => {
     expect(missingBefore(undefined, 3)).toBe(2);
     expect(missingBefore({ through: 1, above: [3, 5] }, 5)).toBe(2);
     expect(missingBefore({ through: 1, above: [3, 5] }, 2)).toBe(0);
+    // Below the floor (sent before I joined) nothing counts.
+    expect(missingBefore({ through: 0, above: [6] }, 6, 5)).toBe(0);
+    expect(missingBefore({ through: 0, above: [6, 9] }, 9, 5)).toBe(2);
   });
 });
 

@@ -165,6 +165,9 @@ describe("membership changes", () => {
     const [dan] = members("Dan") as [Member];
     befriend(ann, dan);
     befriend(cat, dan);
+    await ann.core.groupSend.send("G", ["before Dan"]);
+    await deliver([ann, ben, cat]);
+    drain(cat);
     await ann.core.groupChanges.rename("G", "Club");
     await ann.core.groupChanges.add("Club", "Dan");
     // Dan hears of it before Cat does, and writes: his message reaches Cat before Ann's add.
@@ -186,6 +189,14 @@ describe("membership changes", () => {
     );
     expect(catSaw).toContainEqual(expect.objectContaining({ event: "added", member: "Dan", by: "Ann" }));
     expect(groupTexts(catSaw)).toEqual(["Dan: hi all"]);
+    // What Ann wrote before Dan joined never reaches him, and is not shown to him as missing.
+    await ann.core.groupSend.send("Club", ["after Dan"]);
+    await deliver([ann, ben, cat, dan]);
+    expect(dan.core.groupHistory.history("Club")).toEqual([
+      expect.objectContaining({ contact: "Dan", text: "hi all" }),
+      expect.not.objectContaining({ missing: expect.anything() }),
+    ]);
+    expect(dan.core.groupHistory.history("Club")[1]).toMatchObject({ text: "after Dan", authorSeq: 2 });
   });
 
   it("cut a removed member off: nothing more is sent to it, and what it sends is dropped", async () => {
