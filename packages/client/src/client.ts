@@ -12,6 +12,7 @@ import { fromHex, Identity, toHex } from "@parley/protocol";
 import { assemble, type Core } from "./core/assemble.js";
 import { contactView } from "./core/contacts.js";
 import type { Context } from "./core/context.js";
+import type { GroupSentStatus } from "./core/group-send.js";
 import { clearAddresses } from "./core/mailboxes.js";
 import type {
   ClientEvent,
@@ -19,7 +20,9 @@ import type {
   ContactView,
   ConversationEntry,
   FlushReport,
+  GroupView,
   LiveOptions,
+  MemberView,
   MessageView,
   RelayState,
 } from "./core/types.js";
@@ -31,6 +34,7 @@ import { type ContactRecord, type MessageStatus, Store } from "./store.js";
 import { nameProblem } from "./text.js";
 
 export { backoffMs } from "./core/deposits.js";
+export type { GroupSentStatus } from "./core/group-send.js";
 export type {
   ClientEvent,
   ClientEvents,
@@ -38,7 +42,10 @@ export type {
   ContactView,
   ConversationEntry,
   FlushReport,
+  GroupChange,
+  GroupView,
   LiveOptions,
+  MemberView,
   MessageView,
   RelayLinkState,
   RelayState,
@@ -107,10 +114,12 @@ export class Client extends EventEmitter<ClientEvents> {
 
   // -------------------------------------------------------------------------------- contacts
 
+  /** My contacts (not the sessions set up only for a group). */
   contacts(): ContactView[] {
     const { contacts, outbox } = this.core;
     return contacts
       .all()
+      .filter((r) => !r.value.groupScoped)
       .map((r) => contactView(r.value, outbox.size(r.key)))
       .sort((a, b) => b.lastActivity - a.lastActivity || a.contact.localeCompare(b.contact));
   }
@@ -120,8 +129,12 @@ export class Client extends EventEmitter<ClientEvents> {
     return this.core.contacts.find(name);
   }
 
-  /** The conversation, oldest first. Shown messages are marked read and read receipts queued. */
+  /**
+   * The conversation (with a contact, or a group: each author's messages in sequence order),
+   * oldest first. Shown messages are marked read and read receipts queued.
+   */
   history(name: string, limit = 50): MessageView[] {
+    if (this.core.groups.lookup(name)) return this.core.groupHistory.history(name, limit);
     return this.core.messages.history(name, limit);
   }
 
@@ -136,12 +149,14 @@ export class Client extends EventEmitter<ClientEvents> {
     at: { readonly before?: number } | { readonly from: number },
     limit: number,
   ): ConversationEntry[] {
+    if (this.core.groups.lookup(name)) return this.core.groupHistory.conversation(name, at, limit);
     return this.core.messages.conversation(name, at, limit);
   }
 
   /** Marks every shown message of a conversation read (queuing read receipts) and clears its unread count. */
   markRead(name: string): void {
-    this.core.messages.markRead(name);
+    if (this.core.groups.lookup(name)) this.core.groupHistory.markRead(name);
+    else this.core.messages.markRead(name);
   }
 
   /** Renames a contact locally. */
@@ -205,6 +220,51 @@ export class Client extends EventEmitter<ClientEvents> {
     return this.core.contacts.matchesSafety(name, candidate);
   }
 
+  // -------------------------------------------------------------------------------- groups
+
+  /** The groups I am or was a member of, most recently active first. */
+  groups(): GroupView[] {
+    return this.core.groups.list();
+  }
+
+  /** A group's members, in the order they joined, with whether I have a session with each. */
+  groupMembers(name: string): MemberView[] {
+    return this.core.groups.members(name);
+  }
+
+  /**
+   * Creates a group of my contacts (`members`, by name), named `name` for everyone: the create
+   * entry goes to each over our session. Resolves with the "created" event once it is delivered.
+   */
+  createGroup(name: string, members: readonly string[]): Promise<ClientEvent[]> {
+    return this.core.groupChanges.create(name, members);
+  }
+
+  /** Adds a contact to a group (admins only); it gets the whole membership log. */
+  addToGroup(group: string, contact: string): Promise<ClientEvent[]> {
+    return this.core.groupChanges.add(group, contact);
+  }
+
+  /** Removes a member (admins only): nothing of the group is sent to it any more. */
+  removeFromGroup(group: string, member: string): Promise<ClientEvent[]> {
+    return this.core.groupChanges.remove(group, member);
+  }
+
+  /** Leaves a group: its history stays here; nothing more is sent or received. */
+  leaveGroup(group: string): Promise<ClientEvent[]> {
+    return this.core.groupChanges.leave(group);
+  }
+
+  /** Renames a group for every member (admins only). */
+  renameGroup(group: string, newName: string): Promise<ClientEvent[]> {
+    return this.core.groupChanges.rename(group, newName);
+  }
+
+  /** Makes a member an admin (admins only). */
+  promoteInGroup(group: string, member: string): Promise<ClientEvent[]> {
+    return this.core.groupChanges.promote(group, member);
+  }
+
   // ------------------------------------------------------------------------------- relays
 
   /** The open connection to a relay (vetted first), shared by everything this process does. */
@@ -245,14 +305,18 @@ export class Client extends EventEmitter<ClientEvents> {
   // ------------------------------------------------------------------------------- sending
 
   /**
-   * Queues texts to a contact (history and outbox in the same transaction as the ratchet step),
-   * then tries to deliver the outbox. Resolves with each message's status; throws UNREACHABLE
-   * when they stay queued.
+   * Queues texts to a contact or a group (history and outbox in the same transaction as the
+   * ratchet steps), then tries to deliver the outbox. Resolves with each message's status (for a
+   * group, with how many members it is for and how many received it); throws UNREACHABLE when
+   * they stay queued, KEY_CHANGED while a member's key is in doubt.
    */
   send(
     name: string,
     texts: string[],
-  ): Promise<{ contact: string; id: string; status: MessageStatus; failure: string | null }[]> {
+  ): Promise<
+    ({ contact: string; id: string; status: MessageStatus; failure: string | null } | GroupSentStatus)[]
+  > {
+    if (this.core.groups.lookup(name)) return this.core.groupSend.send(name, texts);
     return this.core.sending.send(name, texts);
   }
 

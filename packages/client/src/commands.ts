@@ -5,65 +5,15 @@ import { parseArgs } from "node:util";
 import { relayUrlProblem } from "@parley/protocol";
 import QRCode from "qrcode";
 import { firstLine, usage, type Values } from "./args.js";
-import { Client, type ClientEvent, type MessageView } from "./client.js";
+import { Client } from "./client.js";
 import { ClientError } from "./errors.js";
+import { checkGroupArgs, listGroups, runGroup } from "./group-commands.js";
+import { formatMessage, type Output, output, printEvent, shellQuote, statusLine, time } from "./output.js";
 import { readPassphrase } from "./passphrase.js";
 import { type Paths, resolvePaths } from "./paths.js";
 import { loadSettings, type Settings, saveSettings } from "./settings.js";
 import { Store } from "./store.js";
-import { displayText, parseDuration, printable } from "./text.js";
-
-interface Output {
-  json: boolean;
-  data(obj: object, text: string): void;
-  note(text: string): void;
-}
-
-function output(json: boolean): Output {
-  return {
-    json,
-    data(obj, text) {
-      process.stdout.write(json ? `${JSON.stringify(obj)}\n` : `${text}\n`);
-    },
-    note(text) {
-      process.stderr.write(`parley: ${text}\n`);
-    },
-  };
-}
-
-/** A name as it would be typed in a shell command. */
-const shellQuote = (name: string) => (/^[\w.@+-]+$/.test(name) ? name : `'${name.replace(/'/g, "'\\''")}'`);
-
-const time = (ms: number) => new Date(ms).toISOString().replace("T", " ").slice(0, 19);
-
-function printEvent(out: Output, ev: ClientEvent): void {
-  switch (ev.type) {
-    case "message":
-      out.data(ev, formatMessage(ev));
-      return;
-    case "status":
-      out.data(ev, `${ev.contact}\t${ev.id}\t${ev.status}`);
-      return;
-    case "contact": {
-      const what = {
-        added: `new contact ${ev.contact} (${ev.fingerprint}): compare safety numbers with \`parley verify ${shellQuote(ev.contact)}\``,
-        renamed: `contact ${ev.previousName} is now called ${ev.contact}`,
-        renewed: `new conversation with ${ev.contact} (same identity key)`,
-        "key-changed": `WARNING: ${ev.contact}'s identity key CHANGED (now ${ev.fingerprint}); nothing is sent until you verify and confirm`,
-      }[ev.event];
-      out.data(ev, `* ${what}`);
-    }
-  }
-}
-
-function formatMessage(m: MessageView): string {
-  const who = m.direction === "in" ? m.contact : "me";
-  const why = m.failure ? `: ${printable(m.failure)}` : "";
-  const status = m.direction === "out" ? `  [${m.status}${why}]` : "";
-  // Continuation lines are indented, so a message cannot pass for several.
-  const text = displayText(m.text).replace(/\n/g, "\n    ");
-  return `${time(m.direction === "in" ? m.receivedAt : m.sentAt)}  ${displayText(who)}: ${text}${status}`;
-}
+import { displayText, parseDuration } from "./text.js";
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
@@ -101,6 +51,8 @@ export const COMMANDS: Record<string, Record<string, { type: "string" | "boolean
   contacts: {},
   history: { limit: { type: "string" } },
   verify: { confirm: { type: "boolean" }, number: { type: "string" } },
+  group: { members: { type: "string" } },
+  groups: {},
 };
 
 /** Runs one command; `globals` are the options given before it (--home, --json). */
@@ -137,6 +89,7 @@ export async function runCommand(command: string, rest: string[], globals: Value
   switch (command) {
     case "invite":
     case "contacts":
+    case "groups":
     case "sync":
       expect(0, "no arguments");
       break;
@@ -150,6 +103,7 @@ export async function runCommand(command: string, rest: string[], globals: Value
         throw usage("send: expected CONTACT TEXT, CONTACT -, or CONTACT --lines");
       }
   }
+  const groupMembers = command === "group" ? checkGroupArgs(positionals, values) : [];
   const waitSeconds =
     command === "sync" ? positiveInt("--wait", values.wait as string | undefined, 3600) : undefined;
   const limit =
@@ -206,7 +160,10 @@ export async function runCommand(command: string, rest: string[], globals: Value
           if (ev.type !== "status") printEvent(out, ev);
         });
         const statuses = await client.send(positionals[0]!, texts!);
-        for (const s of statuses) out.data({ type: "status", ...s }, `${s.contact}\t${s.id}\t${s.status}`);
+        for (const s of statuses) {
+          out.data({ type: "status", ...s }, statusLine(s));
+          if ("group" in s && s.failure) out.note(`${s.group}: ${s.failure}`);
+        }
         return 0;
       }
       case "sync": {
@@ -236,6 +193,10 @@ export async function runCommand(command: string, rest: string[], globals: Value
         }
         return 0;
       }
+      case "groups":
+        return listGroups(client, out);
+      case "group":
+        return await runGroup(client, positionals, groupMembers, out);
       case "history": {
         for (const m of client.history(positionals[0]!, limit ?? 50))
           out.data({ type: "message", ...m }, formatMessage(m));

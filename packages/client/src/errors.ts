@@ -17,6 +17,7 @@ export const EXIT = {
   KEY_CHANGED: 11,
   RELAY_REFUSED: 12,
   SAFETY_MISMATCH: 13,
+  NOT_ALLOWED: 14,
   UNREACHABLE: 75,
 } as const;
 

@@ -50,9 +50,9 @@ export const COMMAND_HELP: Readonly<Record<string, CommandHelp>> = {
     forms: ["send CONTACT TEXT", "send CONTACT -", "send CONTACT --lines"],
     summary: "send a message (TEXT, or from stdin)",
     about:
-      "Sends a message; exit 0 once the relay has durably stored it. If no relay can be reached the message stays in the outbox, exit 75, and a later command delivers it.",
+      "Sends a message to a contact or a group; exit 0 once the relay has durably stored it (for a group, every member's copy). If no relay can be reached the message stays in the outbox, exit 75, and a later command delivers it.",
     options: [
-      ["CONTACT", "the contact's name, as `parley contacts` lists it"],
+      ["CONTACT", "the contact's name, as `parley contacts` lists it, or a group's (`parley groups`)"],
       ["TEXT", "the message (`-`: read one message from stdin)"],
       ["--lines", "send each line of stdin as a message of its own"],
     ],
@@ -75,9 +75,9 @@ export const COMMAND_HELP: Readonly<Record<string, CommandHelp>> = {
     forms: ["history CONTACT [--limit N]"],
     summary: "show a conversation (marks it read)",
     about:
-      "Prints a conversation, oldest first, with each outgoing message's status; marks the incoming messages read and queues read receipts.",
+      "Prints a conversation with a contact or a group, oldest first (in a group, each author's messages in the order they wrote them), with each outgoing message's status; marks the incoming messages read and queues read receipts.",
     options: [
-      ["CONTACT", "the contact's name"],
+      ["CONTACT", "the contact's name, or a group's"],
       ["--limit N", "the last N messages (default 50)"],
     ],
   },
@@ -91,6 +91,34 @@ export const COMMAND_HELP: Readonly<Record<string, CommandHelp>> = {
       ["--confirm", "mark the contact verified"],
       ["--number N", "the number the other person has (digits or compact): must match, else exit 13"],
     ],
+  },
+  group: {
+    forms: [
+      "group create NAME --members CONTACT,CONTACT,...",
+      "group add NAME CONTACT",
+      "group remove NAME MEMBER",
+      "group promote NAME MEMBER",
+      "group rename NAME NEW-NAME",
+      "group leave NAME",
+      "group members NAME",
+    ],
+    summary: "create a group, change or list its members",
+    about:
+      "Creates a group of your contacts, and changes it: each change is signed by you and sent to every member, who all apply the same changes in the same order. Only an admin (the creator, or a member made one with promote) adds, removes, promotes or renames; anyone may leave. A removed member gets nothing sent after its removal. members lists each member's name, fingerprint, whether you verified it, whether it is an admin, and whether you have a session with it yet.",
+    options: [
+      ["NAME", "the group's name, as `parley groups` lists it (unique among contacts and groups)"],
+      ["--members A,B,...", "create: the contacts who are its first members, comma-separated"],
+      ["CONTACT", "add: a contact to make a member (it gets the group's whole history of changes)"],
+      ["MEMBER", "remove, promote: a member, as `parley group members NAME` names it"],
+      ["NEW-NAME", "rename: the group's new name, for every member"],
+    ],
+  },
+  groups: {
+    forms: ["groups"],
+    summary: "list groups",
+    about:
+      "Lists your groups: name, members, your role (admin, member, or left), unread count, last activity, and how many members you have no session with yet.",
+    options: [],
   },
 };
 

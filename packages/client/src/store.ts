@@ -6,6 +6,7 @@ import { chmodSync, existsSync, linkSync, mkdirSync, rmSync } from "node:fs";
 import Database from "better-sqlite3";
 import { ClientError } from "./errors.js";
 import { ContactsTable } from "./store/contacts.js";
+import { GroupsTable, WaitingItemsTable } from "./store/groups.js";
 import { InvitationsTable } from "./store/invitations.js";
 import { type MessageRow, MessagesTable } from "./store/messages.js";
 import { type OutboxRow, OutboxTable } from "./store/outbox.js";
@@ -25,6 +26,8 @@ import { type KdfParams, newKdfParams, parseKdfParams, Vault } from "./vault.js"
 export type {
   ContactRecord,
   DeliveryFailure,
+  GroupMessageFields,
+  GroupRecord,
   IdentityRecord,
   InvitationRecord,
   MessageRecord,
@@ -51,6 +54,9 @@ CREATE TABLE IF NOT EXISTS receipts (seq INTEGER PRIMARY KEY AUTOINCREMENT, cont
 CREATE TABLE IF NOT EXISTS invitations (id TEXT PRIMARY KEY, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS relays (tag BLOB PRIMARY KEY, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS used_invitations (tag BLOB PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS groups (id TEXT PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS group_items (seq INTEGER PRIMARY KEY AUTOINCREMENT, grp BLOB NOT NULL, data BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS group_items_grp ON group_items (grp, seq);
 `;
 
 /** How long a command waits for another parley process to finish its transaction. */
@@ -64,6 +70,8 @@ export interface Tables {
   readonly receipts: ReceiptsTable;
   readonly invitations: InvitationsTable;
   readonly relays: RelaysTable;
+  readonly groups: GroupsTable;
+  readonly groupItems: WaitingItemsTable;
 }
 
 export class Store {
@@ -80,6 +88,8 @@ export class Store {
       receipts: new ReceiptsTable(db, vault),
       invitations: new InvitationsTable(db, vault),
       relays: new RelaysTable(db, vault),
+      groups: new GroupsTable(db, vault),
+      groupItems: new WaitingItemsTable(db, vault),
     };
   }
 

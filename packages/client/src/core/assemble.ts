@@ -9,6 +9,11 @@ import { Delivery } from "./delivery.js";
 import { DepositTokens } from "./deposit-tokens.js";
 import { Publisher } from "./events.js";
 import { FirstContact } from "./first-contact.js";
+import { GroupChanges } from "./group-changes.js";
+import { GroupHistory } from "./group-history.js";
+import { GroupReceive } from "./group-receive.js";
+import { GroupSend } from "./group-send.js";
+import { Groups } from "./groups.js";
 import { Inbox } from "./inbox.js";
 import { Invitations } from "./invitations.js";
 import { Live } from "./live.js";
@@ -37,14 +42,21 @@ export interface Core {
   readonly inbox: Inbox;
   readonly maintenance: Maintenance;
   readonly tokens: DepositTokens;
+  readonly groups: Groups;
+  readonly groupSend: GroupSend;
+  readonly groupChanges: GroupChanges;
+  readonly groupHistory: GroupHistory;
 }
 
 export function assemble(ctx: Context, tables: Tables): Core {
-  const contacts = new Contacts(ctx, tables.contacts);
+  // Names are unique across contacts and groups.
+  const contacts = new Contacts(ctx, tables.contacts, () => groups.names());
+  const groups: Groups = new Groups(ctx, tables.groups, contacts);
   const outbox = new Outbox(tables.outbox);
+  // A session set up for a group is not a contact: nothing about it is published as one.
   const publisher = new Publisher(ctx, (id) => {
     const c = contacts.get(id);
-    return c ? contactView(c, outbox.size(id)) : null;
+    return c && !c.groupScoped ? contactView(c, outbox.size(id)) : null;
   });
   const pool: RelayPool = new RelayPool(ctx, tables.relays, {
     deliver: (conn, frame) => inbox.onDeliver(conn, frame),
@@ -75,8 +87,27 @@ export function assemble(ctx: Context, tables: Tables): Core {
       inbox.lastDelivery = Date.now();
     },
   });
-  const delivery: Delivery = new Delivery(ctx, outbox, contacts, messages, receipts, pool, live, publisher);
+  const delivery: Delivery = new Delivery(ctx, outbox, contacts, messages, receipts, pool, live, publisher, {
+    release: () => groupSend.release(),
+    stored: (conversation, row, member) => groupSend.stored(conversation, row, member),
+  });
   const sending = new Sending(ctx, contacts, messages, outbox, delivery);
+  const groupSend: GroupSend = new GroupSend(ctx, groups, messages, outbox, delivery);
+  const groupChanges = new GroupChanges(ctx, groups, contacts, groupSend, delivery, publisher);
+  const groupHistory = new GroupHistory(ctx, groups, messages, receipts);
+  const groupReceive = new GroupReceive(
+    ctx,
+    tables.groupItems,
+    groups,
+    groupChanges,
+    groupSend,
+    groupHistory,
+    messages,
+    receipts,
+    {
+      introduced: () => {},
+    },
+  );
   const invitations: Invitations = new Invitations(
     ctx,
     tables.invitations,
@@ -87,7 +118,10 @@ export function assemble(ctx: Context, tables: Tables): Core {
     live,
     publisher,
   );
-  const payloads = new Payloads(contacts, messages, receipts, outbox, tokens);
+  const payloads = new Payloads(contacts, messages, receipts, outbox, tokens, {
+    receive: (id, contact, payload) => groupReceive.receive(id, contact, payload),
+    acknowledge: (contact, id, status) => groupHistory.acknowledge(contact, id, status),
+  });
   const firstContact = new FirstContact(ctx, invitations, contacts, payloads, outbox, pool, mailboxes);
   const inbox: Inbox = new Inbox(
     ctx,
@@ -128,5 +162,9 @@ export function assemble(ctx: Context, tables: Tables): Core {
     inbox,
     maintenance,
     tokens,
+    groups,
+    groupSend,
+    groupChanges,
+    groupHistory,
   };
 }

@@ -81,6 +81,8 @@ export class Contacts {
   constructor(
     private readonly ctx: Context,
     private readonly table: ContactsTable,
+    /** The names of my other conversations (groups): a contact's name looks like none of them. */
+    private readonly otherNames: () => string[] = () => [],
   ) {}
 
   all(): Row<ContactRecord>[] {
@@ -120,21 +122,32 @@ export class Contacts {
     return this.table.all().find((r) => samePublicIdentity(identityOf(r.value), identity));
   }
 
-  /** uniqueName() among every contact's name but `except`'s. */
+  /** uniqueName() among every conversation's name (contacts' and groups') but contact `except`'s. */
   uniqueName(wanted: string, except?: string, fp?: string): string {
     const taken = new Set(
-      this.table
-        .all()
-        .filter((r) => r.key !== except)
-        .map((r) => nameSkeleton(r.value.name)),
+      [
+        ...this.table
+          .all()
+          .filter((r) => r.key !== except)
+          .map((r) => r.value.name),
+        ...this.otherNames(),
+      ].map(nameSkeleton),
     );
     return uniqueName(wanted, taken, fp);
   }
 
-  /** Another contact whose name looks the same as `name` (nameSkeleton), if there is one. */
-  lookAlike(name: string, except?: string): ContactRecord | undefined {
+  /**
+   * Another conversation (a contact but `except`, or a group) whose name looks the same as `name`
+   * (nameSkeleton), if there is one: its name and what it is.
+   */
+  lookAlike(name: string, except?: string): { name: string; kind: "contact" | "group" } | undefined {
     const skeleton = nameSkeleton(name);
-    return this.table.all().find((r) => r.key !== except && nameSkeleton(r.value.name) === skeleton)?.value;
+    const contact = this.table
+      .all()
+      .find((r) => r.key !== except && nameSkeleton(r.value.name) === skeleton)?.value;
+    if (contact) return { name: contact.name, kind: "contact" };
+    const group = this.otherNames().find((n) => nameSkeleton(n) === skeleton);
+    return group === undefined ? undefined : { name: group, kind: "group" };
   }
 
   /** Renames a contact locally. */
@@ -145,11 +158,11 @@ export class Contacts {
       const { id, contact } = this.find(name);
       const other = this.lookAlike(newName, id);
       if (other?.name.toLowerCase() === newName.toLowerCase())
-        throw new ClientError("USAGE", `another contact is already called ${JSON.stringify(newName)}`);
+        throw new ClientError("USAGE", `another ${other.kind} is already called ${JSON.stringify(newName)}`);
       if (other)
         throw new ClientError(
           "USAGE",
-          `${JSON.stringify(newName)} looks the same as another contact's name, ${JSON.stringify(other.name)}`,
+          `${JSON.stringify(newName)} looks the same as another ${other.kind}'s name, ${JSON.stringify(other.name)}`,
         );
       this.table.put(id, { ...contact, name: newName, nameSource: "user" });
       return newName;

@@ -17,6 +17,17 @@ import type { FlushReport } from "./types.js";
 
 const unb64 = (s: string) => new Uint8Array(Buffer.from(s, "base64"));
 
+/** What a flush asks of the groups (group-send.ts), bound once they are built. */
+export interface GroupCopies {
+  /** Before each flush: queues what waited for a session with a member that is now up. */
+  release(): void;
+  /**
+   * A relay stored the copy of a group message (the row `messageSeq` of the group's conversation)
+   * for `member`: the message's status event if that moved it. Inside a transaction.
+   */
+  stored(conversation: string, messageSeq: number, member: string): InternalEvent | null;
+}
+
 interface Entry {
   seq: number;
   contact: string;
@@ -35,6 +46,7 @@ export class Delivery {
     private readonly pool: Pick<RelayPool, "connect" | "expiryDelayMs">,
     private readonly links: Pick<Live, "isDown" | "unreachable">,
     private readonly publisher: Publisher,
+    private readonly groups: GroupCopies,
   ) {}
 
   /** A flush is under way. */
@@ -62,6 +74,7 @@ export class Delivery {
   }
 
   private async flushOnce(force: boolean): Promise<FlushReport> {
+    this.groups.release();
     this.receipts.seal((contactId, contact, wire) =>
       this.outbox.enqueue(contactId, "receipt", contact.outbox, wire),
     );
@@ -202,7 +215,7 @@ export class Delivery {
     const e = entry.value;
     const contact = this.contacts.get(entry.contact);
     if (!contact) return;
-    if (e.messageSeq === undefined) {
+    if (e.messageSeq === undefined || e.group) {
       if (e.failure === failure.code) return;
       this.outbox.put(entry.seq, entry.contact, { ...e, failure: failure.code });
       if (e.kind !== "receipt") {
@@ -224,6 +237,12 @@ export class Delivery {
       if (!contact) return null;
       // The mailbox takes deposits again: whatever was refused there is forgotten.
       if (contact.refused?.address === e.address) delete contact.refused;
+      if (e.group) {
+        this.contacts.put(contactId, contact);
+        return e.messageSeq === undefined
+          ? null
+          : this.groups.stored(e.group.conversation, e.messageSeq, e.group.member);
+      }
       const stored = e.messageSeq === undefined ? null : this.messages.markStored(contactId, e.messageSeq);
       if (!stored || e.messageSeq === undefined) {
         this.contacts.put(contactId, contact);
@@ -267,7 +286,7 @@ export class Delivery {
     this.outbox.remove(seq);
     const contact = this.contacts.get(contactId);
     const name = contact?.name ?? "a deleted contact";
-    if (e.messageSeq !== undefined) {
+    if (e.messageSeq !== undefined && !e.group) {
       const failed = contact ? this.messages.markFailed(contactId, e.messageSeq, failure) : null;
       if (contact && failed) out.events.push(this.messages.statusEvent(contact, failed));
       return;

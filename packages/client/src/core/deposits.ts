@@ -72,6 +72,7 @@ export const KIND_WORDS: Record<OutboxRecord["kind"], string> = {
   receipt: "a receipt",
   accept: "your acceptance of their invitation",
   intro: "your introduction",
+  group: "group traffic",
 };
 
 export const sameFailure = (a: DeliveryFailure | undefined, b: DeliveryFailure) =>

@@ -191,7 +191,7 @@ export class Invitations {
         if (other)
           throw new ClientError(
             "USAGE",
-            `--name: ${JSON.stringify(options.name)} looks the same as another contact's name, ${JSON.stringify(other.name)}`,
+            `--name: ${JSON.stringify(options.name)} looks the same as another ${other.kind}'s name, ${JSON.stringify(other.name)}`,
           );
       }
     }

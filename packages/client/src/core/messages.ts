@@ -151,6 +151,27 @@ export class Messages {
     return this.table.bySeq(contactId, seq);
   }
 
+  /** A message of a conversation (a contact's or a group's) by its id (hex), with its seq. */
+  byId(conversation: string, id: string): MessageRow | null {
+    return this.table.byId(conversation, id);
+  }
+
+  /** Rewrites a message of a conversation. */
+  update(conversation: string, seq: number, value: MessageRecord): void {
+    this.table.put(conversation, seq, value);
+  }
+
+  /** A window of a conversation, oldest first (see conversation()). */
+  rows(
+    conversation: string,
+    at: { readonly before?: number } | { readonly from: number },
+    limit: number,
+  ): MessageRow[] {
+    return "from" in at
+      ? this.table.from(conversation, at.from, limit)
+      : this.table.before(conversation, at.before, limit);
+  }
+
   removeAll(contactId: string): void {
     this.table.removeAll(contactId);
   }

@@ -14,12 +14,13 @@ export interface Destination {
   readonly token?: string;
 }
 
-/** A new outbox entry, due at once. */
+/** A new outbox entry, due at once; `group`: a group item's group and member (OutboxRecord.group). */
 export function outboxEntry(
   kind: OutboxRecord["kind"],
   to: Destination,
   ciphertext: Uint8Array,
   messageSeq?: number,
+  group?: OutboxRecord["group"],
 ): OutboxRecord {
   const now = Date.now();
   return {
@@ -30,6 +31,7 @@ export function outboxEntry(
     clientMessageId: toHex(newMessageId()),
     ciphertext: b64(ciphertext),
     ...(messageSeq === undefined ? {} : { messageSeq }),
+    ...(group ? { group } : {}),
     createdAt: now,
     attempts: 0,
     nextAttemptAt: now,
@@ -40,15 +42,19 @@ export function outboxEntry(
 export class Outbox {
   constructor(private readonly table: OutboxTable) {}
 
-  /** Queues `ciphertext` for a contact's mailbox; `messageSeq`: the history row it delivers. */
+  /**
+   * Queues `ciphertext` for a contact's mailbox; `messageSeq`: the history row it delivers (in the
+   * group's conversation when `group` is given).
+   */
   enqueue(
     contactId: string,
     kind: OutboxRecord["kind"],
     to: Destination,
     ciphertext: Uint8Array,
     messageSeq?: number,
+    group?: OutboxRecord["group"],
   ): number {
-    return this.table.add(contactId, outboxEntry(kind, to, ciphertext, messageSeq));
+    return this.table.add(contactId, outboxEntry(kind, to, ciphertext, messageSeq, group));
   }
 
   /** Entry numbers, oldest first (nothing decrypted). */

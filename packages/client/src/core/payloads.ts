@@ -1,6 +1,7 @@
 // What a decrypted payload does to a conversation: a text is added to the history (and a
 // delivered receipt queued), an intro names the contact and may move my outbox to the inbox and
-// deposit token it names, a receipt moves my messages' statuses forward.
+// deposit token it names, a receipt moves my messages' statuses forward (in our conversation or in
+// a group), and a group item goes to the groups (group-receive.ts).
 import { fingerprint, type Payload, toHex } from "@parley/protocol";
 import { decodeIntro, isControlText } from "../intro.js";
 import type { ContactRecord, MessageRecord } from "../store/records.js";
@@ -8,6 +9,8 @@ import { cleanName } from "../text.js";
 import { type Contacts, identityOf } from "./contacts.js";
 import type { DepositTokens } from "./deposit-tokens.js";
 import { changed, type InternalEvent } from "./events.js";
+import type { GroupHistory } from "./group-history.js";
+import type { GroupReceive } from "./group-receive.js";
 import type { Messages } from "./messages.js";
 import type { Outbox } from "./outbox.js";
 import type { Receipts } from "./receipts.js";
@@ -19,6 +22,11 @@ export class Payloads {
     private readonly receipts: Pick<Receipts, "queue">,
     private readonly outbox: Pick<Outbox, "retarget">,
     private readonly tokens: Pick<DepositTokens, "due">,
+    /** Group items and receipts for group messages (bound once the groups are built). */
+    private readonly groups: {
+      receive: GroupReceive["receive"];
+      acknowledge: GroupHistory["acknowledge"];
+    },
   ) {}
 
   /**
@@ -67,14 +75,17 @@ export class Payloads {
       if (sendReceipts) this.receipts.queue(id, "delivered", rec.id);
       return [{ type: "message", ...this.messages.view(contact, rec) }];
     }
-    // Group traffic (PROTOCOL.md §13) is not handled by this client yet: ignored, like an unknown
-    // control text.
-    if (payload.type === "group") return [];
+    if (payload.type === "group") return this.groups.receive(id, contact, payload);
     const events: InternalEvent[] = [];
     const status = payload.type;
     for (const raw of payload.ids) {
       const hit = this.messages.acknowledge(id, toHex(raw), status);
-      if (!hit) continue;
+      if (!hit) {
+        // Not a message of ours with this contact: perhaps mine in a group they are in.
+        const ev = this.groups.acknowledge(contact, toHex(raw), status);
+        if (ev) events.push(ev);
+        continue;
+      }
       contact.awaiting = contact.awaiting.filter((a) => a.seq !== hit.seq);
       events.push({ type: "status", contact: contact.name, id: hit.value.id, status, failure: null });
     }

@@ -29,7 +29,71 @@ export interface MessageView {
    * the client; optional only so that views made by hand need not name it.
    */
   readonly failure?: string | null;
+  /** A group message: my name for the group (and `contact` is its author's name: mine if outgoing). */
+  readonly group?: string;
+  /** A group message: its author's sequence number in the group. */
+  readonly authorSeq?: number;
+  /** An incoming group message another member passed on (its author had no session with me). */
+  readonly forwarded?: boolean;
+  /** An incoming group message: how many of its author's earlier messages have not arrived yet. */
+  readonly missing?: number;
+  /** An outgoing group message: how many members it was for, and how many said delivered / read. */
+  readonly recipients?: number;
+  readonly delivered?: number;
+  readonly read?: number;
 }
+
+/** A group as the CLI and the UI show it (PROTOCOL.md §13). */
+export interface GroupView {
+  /** My name for the group, unique among my conversations. */
+  readonly group: string;
+  /** The group's id (32 hex digits), the same for every member. */
+  readonly id: string;
+  readonly members: number;
+  /** I am an admin (I may add, remove, rename, promote). */
+  readonly admin: boolean;
+  /** I am a member (false once I left or was removed: the history stays, nothing is sent). */
+  readonly active: boolean;
+  /** Members I have no session with yet: their messages are passed on by the member who introduced us. */
+  readonly pending: number;
+  readonly unread: number;
+  readonly lastActivity: number;
+  /** Changes that lost to a concurrent one (a fork), and changes refused as not allowed. */
+  readonly forks: number;
+  readonly rejected: number;
+}
+
+/** One member of a group (`parley group members`). */
+export interface MemberView {
+  readonly group: string;
+  /** The member's name: its contact name, else one made from its fingerprint. */
+  readonly member: string;
+  readonly fingerprint: string;
+  readonly verified: boolean;
+  readonly keyChanged: boolean;
+  readonly admin: boolean;
+  /** This is me. */
+  readonly me: boolean;
+  /** Listed among my contacts (not only reached for this group). */
+  readonly contact: boolean;
+  /** I have no session with this member yet (its messages and mine go through another member). */
+  readonly pendingSession: boolean;
+}
+
+/**
+ * What changed in a group: I created or joined it; a member was added, removed, left or made an
+ * admin; it was renamed; a change lost to a concurrent one (fork) or was refused (rejected).
+ */
+export type GroupChange =
+  | "created"
+  | "joined"
+  | "added"
+  | "removed"
+  | "left"
+  | "renamed"
+  | "promoted"
+  | "fork"
+  | "rejected";
 
 /** One message of a conversation window, with its place in the conversation. */
 export interface ConversationEntry {
@@ -46,7 +110,26 @@ export type ClientEvent =
       readonly status: MessageStatus;
       /** As MessageView.failure: why it is not delivered, or null. */
       readonly failure: string | null;
+      /** A group message: as in MessageView (`contact` is then my name, its author's). */
+      readonly group?: string;
+      readonly recipients?: number;
+      readonly delivered?: number;
+      readonly read?: number;
     }
+  | ({
+      readonly type: "group";
+      readonly event: GroupChange;
+      /** The member the change is about (added, removed, left, promoted). */
+      readonly member?: string;
+      /** The member who made the change. */
+      readonly by?: string;
+      /** renamed: my name for the group before. */
+      readonly previousName?: string;
+      /** fork, rejected: the change that was not applied (create, add, remove, leave, rename, promote). */
+      readonly op?: string;
+      /** rejected: why, in words. */
+      readonly reason?: string;
+    } & GroupView)
   | ({
       readonly type: "contact";
       readonly event: ContactChange;

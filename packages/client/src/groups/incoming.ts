@@ -1,6 +1,6 @@
 // What to do with a group item that arrived over the session with `from` (PROTOCOL.md §13.3,
-// §13.4): every rule that decides whether it is shown, applied, passed on or dropped, without the
-// store. The caller holds the group's state (null: a group I do not hold) and acts on the verdict.
+// §13.4): every rule that decides whether it is shown, applied, passed on, kept for later or
+// dropped, without the store. The caller holds the group's state (null: a group I do not hold) and acts on the verdict.
 import {
   decodeGroupEntry,
   type GroupEntry,
@@ -26,9 +26,30 @@ export type Verdict =
   | { readonly kind: "introduction"; readonly from: string; readonly code: string }
   /** Pass the item on, unchanged, to `to` over my session with it. */
   | { readonly kind: "pass-on"; readonly to: string }
+  /**
+   * Keep it and judge it again once more entries arrive: it names a group I do not hold yet, or
+   * someone the log has never named, who may be a member in entries on their way over another
+   * session (a new member's first message can overtake the entry that adds it).
+   */
+  | { readonly kind: "wait"; readonly reason: string }
   | { readonly kind: "drop"; readonly reason: string };
 
 const drop = (reason: string): Verdict => ({ kind: "drop", reason });
+const wait = (reason: string): Verdict => ({ kind: "wait", reason });
+
+/** Whether the log's chain ever named `member`: as an author, in the create, or added. */
+export function everNamed(state: GroupState, member: string): boolean {
+  return state.applied.some(
+    (e) =>
+      toHex(e.author.signingKey) === member ||
+      (e.op.op === "create" && e.op.members.some((m) => toHex(m.identity.signingKey) === member)) ||
+      (e.op.op === "add" && toHex(e.op.member.signingKey) === member),
+  );
+}
+
+/** Someone not a member now: dropped if the log named them before (removed, gone), else kept. */
+const notMember = (state: GroupState, member: string, what: string): Verdict =>
+  everNamed(state, member) ? drop(`${what} who is no longer a member`) : wait(`${what} not (yet) a member`);
 
 /**
  * `state` is my current state of the group (null if I hold none), `me` my signing key, `from` the
@@ -50,9 +71,10 @@ export function judge(
     }
   }
   const { state, me, from } = ctx;
-  if (!state) return drop("a group I am not in");
-  if (!state.members.has(from)) return drop("from someone who is not a member");
-  if (!state.members.has(me)) return drop("I am no longer a member");
+  if (!state) return wait("a group I do not hold (yet)");
+  if (!state.members.has(me))
+    return everNamed(state, me) ? drop("I am no longer a member") : wait("I am not (yet) a member");
+  if (!state.members.has(from)) return notMember(state, from, "from someone");
   const signed = { groupId: p.groupId, id: p.id, sentAt: p.sentAt };
   switch (b.kind) {
     case "text":
@@ -62,7 +84,7 @@ export function judge(
     case "forward": {
       const author = toHex(b.author);
       const to = toHex(b.to);
-      if (!state.members.has(author)) return drop("a forwarded message by someone who is not a member");
+      if (!state.members.has(author)) return notMember(state, author, "a forwarded message by someone");
       if (!verifyGroupText(b.author, { ...signed, seq: b.seq, text: b.text }, b.signature))
         return drop("a forwarded message whose signature is not its author's");
       if (to === me) return { kind: "message", author, seq: b.seq, text: b.text, forwarded: from !== author };
@@ -75,8 +97,8 @@ export function judge(
     case "introduce": {
       const fromKey = toHex(b.from);
       const to = toHex(b.to);
-      if (!state.members.has(fromKey) || !state.members.has(to))
-        return drop("an introduction between people who are not both members");
+      if (!state.members.has(fromKey)) return notMember(state, fromKey, "an introduction from someone");
+      if (!state.members.has(to)) return notMember(state, to, "an introduction for someone");
       if (to === me) {
         if (fromKey === me) return drop("an introduction to myself");
         return { kind: "introduction", from: fromKey, code: b.code };

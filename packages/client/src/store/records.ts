@@ -1,6 +1,7 @@
 // The records the store keeps, one interface per table. Each is sealed as JSON (vault.ts), so a
 // field may only be added as optional, never renamed or given a new meaning: stores written by
 // earlier versions must open unchanged.
+import type { SeqRecord } from "../groups/sequence.js";
 
 export type MessageStatus = "queued" | "stored" | "delivered" | "read" | "expired" | "failed" | "received";
 
@@ -84,6 +85,11 @@ export interface ContactRecord {
    * retention has passed too, the entries for it are given up. Absent in stores made before it.
    */
   refused?: { address: string; since: number };
+  /**
+   * A session set up for a group (an introduction, PROTOCOL.md §13.4), not a conversation of its
+   * own: not listed among contacts until the user makes it one. Absent for an ordinary contact.
+   */
+  groupScoped?: true;
 }
 
 export interface MessageRecord {
@@ -97,10 +103,82 @@ export interface MessageRecord {
   status: MessageStatus;
   /** Outgoing: why the relay did not take it (absent when nothing is known against it). */
   failure?: DeliveryFailure;
+  /** A group message's own fields (absent in a conversation with one contact). */
+  group?: GroupMessageFields;
+}
+
+/**
+ * A group message (PROTOCOL.md §13.3). Members are named by signing key (hex); in the lists of an
+ * outgoing message by its first 16 hex digits, which is enough to tell them apart and keeps the
+ * record small.
+ */
+export interface GroupMessageFields {
+  /** The author's signing key (hex): mine for an outgoing message. */
+  author: string;
+  /** The author's sequence number in this group, from 1. */
+  seq: number;
+  /** hex: the author's signature (groupTextSignedBytes), kept so it can be sent again or passed on. */
+  signature: string;
+  /** Incoming: another member passed it on (a forward item). */
+  forwarded?: boolean;
+  /** Outgoing: the members it was for when it was sent. */
+  to?: string[];
+  /** Outgoing: the members whose copy (direct, or forwarded through another member) was queued. */
+  queued?: string[];
+  /** Outgoing: the members whose copy a relay stored. */
+  stored?: string[];
+  /** Outgoing: the members whose receipt said delivered (or read), and read. */
+  delivered?: string[];
+  read?: string[];
+}
+
+/**
+ * A group item kept until entries arrive that make sense of it (groups/incoming.ts "wait"): one
+ * for a group I do not hold yet, or from someone its log has not named yet.
+ */
+export interface WaitingGroupItem {
+  /** The signing key (hex) of the member whose session carried it. */
+  from: string;
+  /** hex of the payload (encodePayload). */
+  payload: string;
+  receivedAt: number;
+}
+
+/** A group this identity holds (PROTOCOL.md §13): its membership log and my side of it. */
+export interface GroupRecord {
+  /** hex, 16 bytes: the group's id, the same for every member. */
+  groupId: string;
+  /**
+   * My name for the group: its name (`groupName`) made unique among my conversations; "" while
+   * I hold entries of the group but am not (yet) a member.
+   */
+  name: string;
+  /** The name the group's log gives it, which `name` was made from. */
+  groupName: string;
+  /** Every entry held (hex of its bytes), in the order received. */
+  entries: string[];
+  /** The seq of my last text in this group (0: none yet). */
+  mySeq: number;
+  /** Per author (signing key hex): which of their seqs have arrived. */
+  seqs: Record<string, SeqRecord>;
+  /**
+   * Per author who was a member before I was added: the seq before their first message that
+   * reached me; their messages up to it were sent before I joined, and are not shown as missing.
+   */
+  floors?: Record<string, number>;
+  unread: number;
+  createdAt: number;
+  lastActivity: number;
+  /** Hashes (hex) of my entries that lost a fork and were dealt with: issued again, or found invalid. */
+  reissued?: string[];
+  /** My texts (messages row seq) not yet sent to a member (signing key hex) I have no route to. */
+  held?: { member: string; row: number }[];
+  /** Members (signing key hex) owed every entry of the log once I have a session with them. */
+  unsynced?: string[];
 }
 
 export interface OutboxRecord {
-  kind: "message" | "receipt" | "accept" | "intro";
+  kind: "message" | "receipt" | "accept" | "intro" | "group";
   relay: string;
   address: string;
   /** hex: the deposit token of `address` (the contact's outbox token when queued or moved). */
@@ -110,6 +188,11 @@ export interface OutboxRecord {
   ciphertext: string;
   /** The history row this entry delivers (outgoing texts). */
   messageSeq?: number;
+  /**
+   * A group item: the group's row key (whose conversation `messageSeq` is in, for a text) and the
+   * member (signing key hex) the copy is for (for a forward, not the member it is deposited with).
+   */
+  group?: { conversation: string; member: string };
   createdAt: number;
   attempts: number;
   nextAttemptAt: number;

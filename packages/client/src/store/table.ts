@@ -17,7 +17,7 @@ export abstract class Table {
    * allotted before the insert, never reusing one (AUTOINCREMENT's counter is consulted too).
    * Callers are inside a transaction.
    */
-  protected nextSeq(table: "messages" | "outbox" | "receipts"): number {
+  protected nextSeq(table: "messages" | "outbox" | "receipts" | "group_items"): number {
     const max = this.db.prepare<[], { s: number | null }>(`SELECT max(seq) AS s FROM ${table}`).get()!.s ?? 0;
     const used = this.db
       .prepare<[string], { seq: number }>("SELECT seq FROM sqlite_sequence WHERE name = ?")

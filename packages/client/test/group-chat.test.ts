@@ -1,0 +1,172 @@
+// Groups through the Client API against the real relay process (PROTOCOL.md §13): a group of
+// contacts is created, everyone talks, receipts count per member, a member added later gets the
+// whole log, a removed member receives nothing after its removal, and a member whose key changed
+// blocks sending.
+import { afterEach, describe, expect, it } from "vitest";
+import type { Client, ClientEvent } from "../src/client.js";
+import { cleanupLive, client, relay } from "./live-helpers.js";
+
+afterEach(cleanupLive);
+
+/** `a` invites, `b` accepts naming `a` by `aName`; both sync. */
+async function connect(a: Client, b: Client, aName: string): Promise<void> {
+  const { code } = await a.invite();
+  await b.accept(code, { name: aName });
+  await a.sync();
+  await b.sync();
+}
+
+/** Syncs and returns the events of that sync. */
+async function synced(c: Client): Promise<ClientEvent[]> {
+  const events: ClientEvent[] = [];
+  const on = (e: ClientEvent) => events.push(e);
+  c.on("event", on);
+  try {
+    await c.sync();
+  } finally {
+    c.off("event", on);
+  }
+  return events;
+}
+
+const texts = (events: ClientEvent[]) =>
+  events.flatMap((e) => (e.type === "message" && e.group ? [`${e.contact}: ${e.text}`] : []));
+
+describe("groups of contacts", () => {
+  it("are created, everyone talks, and each message says how many members received it", async () => {
+    const r = await relay();
+    const url = `ws://127.0.0.1:${r.port}`;
+    const ann = client("Ann", url);
+    const ben = client("Ben", url);
+    const cat = client("Cat", url);
+    await connect(ann, ben, "Ann");
+    await connect(ann, cat, "Ann");
+    await connect(ben, cat, "Ben");
+    expect(
+      cat
+        .contacts()
+        .map((c) => c.contact)
+        .sort(),
+    ).toEqual(["Ann", "Ben"]);
+
+    const created = await ann.createGroup("Friends", ["Ben", "Cat"]);
+    expect(created).toMatchObject([
+      { type: "group", event: "created", group: "Friends", members: 3, admin: true },
+    ]);
+    const joined = await synced(ben);
+    expect(joined).toContainEqual(
+      expect.objectContaining({ type: "group", event: "joined", group: "Friends", by: "Ann" }),
+    );
+    await synced(cat);
+    expect(ben.groupMembers("Friends").map((m) => [m.member, m.admin, m.me])).toEqual([
+      ["Ann", true, false],
+      ["Ben", false, true],
+      ["Cat", false, false],
+    ]);
+
+    const [sent] = await ann.send("Friends", ["hello all"]);
+    expect(sent).toMatchObject({ group: "Friends", status: "stored", recipients: 2, delivered: 0 });
+    await ben.send("Friends", ["hi Ann"]);
+    // Between authors, arrival order is each mailbox's: compared as a set.
+    expect(texts(await synced(cat)).sort()).toEqual(["Ann: hello all", "Ben: hi Ann"]);
+    expect(texts(await synced(ben))).toEqual(["Ann: hello all"]);
+    // Delivered receipts come back pairwise: Ben's and Cat's each count once.
+    const statuses = (await synced(ann)).filter((e) => e.type === "status" && e.id === sent!.id);
+    expect(statuses.at(-1)).toMatchObject({ status: "delivered", delivered: 2, recipients: 2 });
+    expect(ann.history("Friends").map((m) => `${m.contact}: ${m.text}`)).toEqual([
+      "Ann: hello all",
+      "Ben: hi Ann",
+    ]);
+  });
+
+  it("give a member added later the whole log; a removed member receives nothing after its removal", async () => {
+    const r = await relay();
+    const url = `ws://127.0.0.1:${r.port}`;
+    const [ann, ben, cat, dan] = ["Ann", "Ben", "Cat", "Dan"].map((n) => client(n, url)) as [
+      Client,
+      Client,
+      Client,
+      Client,
+    ];
+    for (const other of [ben, cat, dan]) await connect(ann, other, "Ann");
+    await connect(ben, cat, "Ben");
+    await connect(ben, dan, "Ben");
+    await connect(cat, dan, "Cat");
+    await ann.createGroup("Club", ["Ben", "Cat"]);
+    await ann.renameGroup("Club", "Book club");
+    await ann.promoteInGroup("Book club", "Ben");
+    for (const c of [ben, cat]) await c.sync();
+    expect(cat.groups().map((g) => [g.group, g.members])).toEqual([["Book club", 3]]);
+    // Cat is offline while Ben (now an admin) adds Dan and everyone writes.
+    await ben.addToGroup("Book club", "Dan");
+    // Ann learns of Dan (the add Ben sent her) before she writes.
+    expect(await synced(ann)).toContainEqual(expect.objectContaining({ event: "added", member: "Dan" }));
+    await ann.send("Book club", ["a1", "a2"]);
+    await ben.send("Book club", ["b1"]);
+    const danEvents = await synced(dan);
+    expect(danEvents).toContainEqual(
+      expect.objectContaining({ type: "group", event: "joined", by: "Ben", members: 4 }),
+    );
+    expect(texts(danEvents).sort()).toEqual(["Ann: a1", "Ann: a2", "Ben: b1"]);
+    await dan.send("Book club", ["d1"]);
+    await ann.sync();
+    const catEvents = await synced(cat);
+    expect(catEvents).toContainEqual(
+      expect.objectContaining({ type: "group", event: "added", member: "Dan", by: "Ben" }),
+    );
+    expect(
+      cat
+        .history("Book club")
+        .map((m) => `${m.contact}: ${m.text}`)
+        .filter((t) => t.startsWith("Ann")),
+    ).toEqual(["Ann: a1", "Ann: a2"]);
+    expect(texts(catEvents).sort()).toEqual(["Ann: a1", "Ann: a2", "Ben: b1", "Dan: d1"]);
+
+    // Ann removes Cat: Cat learns it, and nothing sent after reaches her.
+    const removed = await ann.removeFromGroup("Book club", "Cat");
+    expect(removed).toMatchObject([{ event: "removed", member: "Cat", by: "Ann", members: 3 }]);
+    for (const c of [ben, dan]) await c.sync();
+    await ben.send("Book club", ["after"]);
+    await dan.send("Book club", ["after too"]);
+    const last = await synced(cat);
+    expect(last).toContainEqual(
+      expect.objectContaining({ type: "group", event: "removed", member: "Cat", active: false }),
+    );
+    expect(texts(last)).toEqual([]);
+    await expect(cat.send("Book club", ["still here?"])).rejects.toThrow(/no longer a member/);
+    // What she might still send (a client that ignores the removal) is dropped by everyone.
+    expect(texts(await synced(ann)).sort()).toEqual(["Ben: after", "Dan: after too"]);
+  });
+
+  it("refuse changes from a member who is not an admin, and names that look like another conversation's", async () => {
+    const r = await relay();
+    const url = `ws://127.0.0.1:${r.port}`;
+    const [ann, ben, cat] = ["Ann", "Ben", "Cat"].map((n) => client(n, url)) as [Client, Client, Client];
+    await connect(ann, ben, "Ann");
+    await connect(ann, cat, "Ann");
+    await connect(ben, cat, "Ben");
+    await expect(ann.createGroup("ben", ["Ben"])).rejects.toThrow(/looks the same as a contact's, "Ben"/);
+    await ann.createGroup("Team", ["Ben"]);
+    await ben.sync();
+    await expect(ben.addToGroup("Team", "Cat")).rejects.toMatchObject({ code: "NOT_ALLOWED" });
+    await expect(ben.removeFromGroup("Team", "Ann")).rejects.toThrow(
+      /only an admin may remove members from Team; ask Ann/,
+    );
+    expect(() => ann.rename("Ben", "team")).toThrow(/another group is already called "team"/);
+    // Someone else's group may take a name I use already: mine stays, theirs gets a suffix.
+    await ann.createGroup("Reading", ["Cat"]);
+    await cat.sync();
+    await ben.createGroup("Reading", ["Cat"]);
+    await cat.sync();
+    expect(
+      cat
+        .groups()
+        .map((g) => g.group)
+        .sort(),
+    ).toEqual(["Reading", "Reading 2"]);
+    await ann.leaveGroup("Team");
+    await ben.sync();
+    // The last admin left: the member who joined first becomes one.
+    expect(ben.groups().find((g) => g.group === "Team")).toMatchObject({ members: 1, admin: true });
+  });
+});

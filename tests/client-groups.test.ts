@@ -1,0 +1,187 @@
+// Groups with the `parley` CLI end to end (PROTOCOL.md §13), on two real relay processes: Alice
+// creates a group with Bob and Carol; everyone talks; Dave is added while Carol is offline, and
+// she catches up with each author's messages in order; Bob is removed and nothing sent after
+// reaches him; a member whose key changed blocks sending until it is confirmed.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  cleanup,
+  connect,
+  fails,
+  history,
+  init,
+  type MessageEvent,
+  newHome,
+  type ParleyEvent,
+  parley,
+  type Relay,
+  runParley,
+  startRelay,
+  syncUntil,
+} from "./client-helpers.js";
+
+/** "Author: text" of the messages of `group` among `events`, in the order printed. */
+const said = (events: ParleyEvent[], group: string) =>
+  events
+    .filter((e): e is MessageEvent => e.type === "message" && e.group === group)
+    .map((m) => `${m.contact}: ${m.text}`);
+
+const groupEvent = (events: ParleyEvent[], event: string, fields: Record<string, unknown> = {}) =>
+  events.some(
+    (e) => e.type === "group" && e.event === event && Object.entries(fields).every(([k, v]) => e[k] === v),
+  );
+
+/** Syncs until every one of `lines` ("Author: text") has arrived in `group`. */
+const hears = (home: string, group: string, lines: string[]) =>
+  syncUntil(home, (e) => lines.every((l) => said(e, group).includes(l)));
+
+/** `send GROUP --lines` (one message per text); returns the status objects. */
+async function say(home: string, group: string, ...texts: string[]): Promise<ParleyEvent[]> {
+  const r = await parley(home, ["send", group, "--lines", "--json"], { input: `${texts.join("\n")}\n` });
+  const statuses = r.events.filter((e) => e.type === "status");
+  expect(statuses, r.stdout).toHaveLength(texts.length);
+  for (const s of statuses) expect(s, r.stdout).toMatchObject({ group, status: "stored" });
+  return statuses;
+}
+
+describe("parley groups", () => {
+  let r1: Relay;
+  let r2: Relay;
+  beforeAll(async () => {
+    [r1, r2] = await Promise.all([startRelay(), startRelay()]);
+  });
+  afterAll(cleanup);
+
+  it("create, talk, add while a member is offline, remove, and a key change that blocks", {
+    timeout: 600_000,
+  }, async () => {
+    const [alice, bob, carol, dave, erin] = await Promise.all([1, 2, 3, 4, 5].map(() => newHome()));
+    await init(alice!, "Alice", r1.url);
+    await init(bob!, "Bob", r2.url);
+    await init(carol!, "Carol", r1.url);
+    await init(dave!, "Dave", r2.url);
+    await init(erin!, "Erin", r1.url);
+    const people = { alice: alice!, bob: bob!, carol: carol!, dave: dave!, erin: erin! };
+    const { alice: a, bob: b, carol: c, dave: d, erin: e } = people;
+    for (const [x, y, xName, yName] of [
+      [a, b, "Alice", "Bob"],
+      [a, c, "Alice", "Carol"],
+      [b, c, "Bob", "Carol"],
+      [a, d, "Alice", "Dave"],
+      [b, d, "Bob", "Dave"],
+      [c, d, "Carol", "Dave"],
+      [a, e, "Alice", "Erin"],
+    ] as const)
+      await connect(x, y, xName, yName);
+
+    // Alice creates the group; Bob and Carol join it.
+    const created = await parley(a, ["group", "create", "Friends", "--members", "Bob,Carol", "--json"]);
+    expect(created.events).toMatchObject([{ type: "group", event: "created", group: "Friends", members: 3 }]);
+    for (const home of [b, c]) {
+      const joined = await syncUntil(home, (ev) => groupEvent(ev, "joined"));
+      expect(joined).toContainEqual(
+        expect.objectContaining({
+          type: "group",
+          event: "joined",
+          group: "Friends",
+          by: "Alice",
+          admin: false,
+        }),
+      );
+    }
+    const members = await parley(c, ["group", "members", "Friends", "--json"]);
+    expect(members.events.map((m) => [m.type, m.member, m.admin, m.me, m.pendingSession])).toEqual([
+      ["member", "Alice", true, false, false],
+      ["member", "Bob", false, false, false],
+      ["member", "Carol", false, true, false],
+    ]);
+
+    // Everyone talks.
+    const [a1] = await say(a, "Friends", "a1");
+    expect(a1).toMatchObject({ contact: "Alice", recipients: 2 });
+    await say(b, "Friends", "b1");
+    await say(c, "Friends", "c1");
+    const heard = await hears(c, "Friends", ["Alice: a1", "Bob: b1"]);
+    expect(heard.find((ev) => ev.type === "message" && ev.text === "a1")).toMatchObject({
+      type: "message",
+      group: "Friends",
+      contact: "Alice",
+      direction: "in",
+      authorSeq: 1,
+    });
+    await hears(b, "Friends", ["Alice: a1", "Carol: c1"]);
+    // Alice hears both, and learns that both received her message: receipts stay pairwise.
+    const aEvents = await syncUntil(a, (ev) =>
+      ev.some((s) => s.type === "status" && s.id === a1!.id && s.delivered === 2),
+    );
+    expect(said(aEvents, "Friends").sort()).toEqual(["Bob: b1", "Carol: c1"]);
+
+    // Carol is offline while Alice adds Dave and everyone else writes.
+    const added = await parley(a, ["group", "add", "Friends", "Dave", "--json"]);
+    expect(added.events).toMatchObject([
+      { type: "group", event: "added", member: "Dave", by: "Alice", members: 4 },
+    ]);
+    await say(a, "Friends", "a2", "a3");
+    await syncUntil(b, (ev) => groupEvent(ev, "added", { member: "Dave" }));
+    await say(b, "Friends", "b2");
+    const dEvents = await hears(d, "Friends", ["Alice: a2", "Alice: a3", "Bob: b2"]);
+    expect(groupEvent(dEvents, "joined", { by: "Alice", members: 4 })).toBe(true);
+    await say(d, "Friends", "d1");
+    // Carol comes back and catches up: Dave's arrival, and each author's messages in order.
+    const cEvents = await hears(c, "Friends", ["Alice: a2", "Alice: a3", "Bob: b2", "Dave: d1"]);
+    expect(groupEvent(cEvents, "added", { member: "Dave", by: "Alice" })).toBe(true);
+    const cHistory = (await history(c, "Friends")).map((m) => `${m.contact}: ${m.text}`);
+    expect(cHistory.filter((l) => l.startsWith("Alice"))).toEqual(["Alice: a1", "Alice: a2", "Alice: a3"]);
+    expect(cHistory.filter((l) => l.startsWith("Bob"))).toEqual(["Bob: b1", "Bob: b2"]);
+    expect(cHistory).toHaveLength(7);
+    const groups = await parley(c, ["groups", "--json"]);
+    expect(groups.events).toMatchObject([
+      { type: "group", event: "listed", group: "Friends", members: 4, admin: false, active: true, unread: 0 },
+    ]);
+
+    // Only an admin changes the group.
+    expect(fails(await runParley(c, ["group", "remove", "Friends", "Bob"]), 14)).toMatch(
+      /only an admin may remove members from Friends; ask Alice/,
+    );
+
+    // Alice removes Bob: everything sent after is for the others only.
+    const removed = await parley(a, ["group", "remove", "Friends", "Bob", "--json"]);
+    expect(removed.events).toMatchObject([{ event: "removed", member: "Bob", by: "Alice", members: 3 }]);
+    await syncUntil(b, (ev) => groupEvent(ev, "removed", { member: "Bob", active: false }));
+    for (const home of [c, d]) await syncUntil(home, (ev) => groupEvent(ev, "removed", { member: "Bob" }));
+    const [after] = await say(a, "Friends", "after the removal");
+    expect(after).toMatchObject({ recipients: 2 });
+    expect((await say(c, "Friends", "Carol after"))[0]).toMatchObject({ recipients: 2 });
+    await hears(d, "Friends", ["Alice: after the removal", "Carol: Carol after"]);
+    const bobAfter = await runParley(b, ["sync", "--json"]);
+    expect(said(bobAfter.events, "Friends")).toEqual([]);
+    expect(fails(await runParley(b, ["send", "Friends", "still here?"]), 14)).toMatch(
+      /no longer a member of Friends/,
+    );
+    expect((await history(b, "Friends")).map((m) => m.text)).not.toContain("after the removal");
+
+    // Erin joins; then someone with another key is accepted under her name: sending blocks.
+    await parley(a, ["group", "add", "Friends", "Erin"]);
+    await syncUntil(e, (ev) => groupEvent(ev, "joined"));
+    const other = await newHome();
+    await init(other, "Erin", r2.url);
+    const code = (await parley(other, ["invite", "--json"])).events[0]!.code as string;
+    await parley(a, ["accept", code, "--name", "Erin"]);
+    expect(fails(await runParley(a, ["send", "Friends", "blocked"]), 11)).toMatch(
+      /Erin's identity key changed: nothing is sent to Friends until you compare safety numbers/,
+    );
+    await parley(a, ["verify", "Erin", "--confirm"]);
+    // Confirmed: the group goes on; the member with Erin's old key has no session any more.
+    const [unblocked] = await say(a, "Friends", "unblocked");
+    expect(unblocked).toMatchObject({ recipients: 3 });
+    const aMembers = (await parley(a, ["group", "members", "Friends", "--json"])).events;
+    expect(aMembers.filter((m) => m.pendingSession).map((m) => m.fingerprint)).toHaveLength(1);
+
+    // Errors: an unknown group or member, a bad subcommand.
+    expect(fails(await runParley(a, ["history", "Nope"]), 5)).toMatch(/no contact named "Nope"/);
+    expect(fails(await runParley(a, ["group", "remove", "Friends", "Zed"]), 5)).toMatch(
+      /no member named "Zed"/,
+    );
+    expect(fails(await runParley(a, ["group", "explode", "Friends"]), 2)).toMatch(/unknown subcommand/);
+    expect(fails(await runParley(a, ["group", "create", "X"]), 2)).toMatch(/--members/);
+  });
+});
