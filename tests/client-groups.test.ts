@@ -184,4 +184,58 @@ describe("parley groups", () => {
     expect(fails(await runParley(a, ["group", "explode", "Friends"]), 2)).toMatch(/unknown subcommand/);
     expect(fails(await runParley(a, ["group", "create", "X"]), 2)).toMatch(/--members/);
   });
+
+  it("members who are not contacts are introduced: forwarded through the creator until their own session is up", {
+    timeout: 300_000,
+  }, async () => {
+    const [a, b, c] = (await Promise.all([1, 2, 3].map(() => newHome()))) as [string, string, string];
+    await init(a, "Alice", r1.url);
+    await init(b, "Bob", r2.url);
+    await init(c, "Carol", r1.url);
+    await connect(a, b, "Alice", "Bob");
+    await connect(a, c, "Alice", "Carol");
+    await parley(a, ["group", "create", "Club", "--members", "Bob,Carol"]);
+    await syncUntil(b, (ev) => groupEvent(ev, "joined"));
+    // Carol joined after Bob: her sync makes an invitation for him, sent to Alice.
+    await syncUntil(c, (ev) => groupEvent(ev, "joined"));
+    const pending = (await parley(c, ["group", "members", "Club", "--json"])).events;
+    expect(pending.map((m) => m.pendingSession)).toEqual([false, true, false]);
+    // Bob writes before they have a session: Alice passes it on.
+    await say(b, "Club", "through Alice");
+    await syncUntil(a, (ev) => said(ev, "Club").includes("Bob: through Alice"));
+    const heard = await syncUntil(c, (ev) =>
+      ev.some((m) => m.type === "message" && m.text === "through Alice"),
+    );
+    expect(heard.find((m) => m.type === "message")).toMatchObject({ group: "Club", forwarded: true });
+    // Bob accepts Carol's invitation (it came through Alice); Carol gets his acceptance.
+    const deadline = Date.now() + 120_000;
+    for (;;) {
+      for (const home of [b, c]) await parley(home, ["sync"]);
+      const members = (await parley(c, ["group", "members", "Club", "--json"])).events;
+      if (members.every((m) => m.pendingSession === false)) {
+        expect(members.map((m) => [m.member, m.contact])).toEqual([
+          ["Alice", true],
+          ["Bob", false],
+          ["Carol", false],
+        ]);
+        break;
+      }
+      if (Date.now() > deadline)
+        throw new Error(`no session between Bob and Carol: ${JSON.stringify(members)}`);
+    }
+    // Now directly; and the session is the group's only: not among Carol's contacts.
+    await say(b, "Club", "directly");
+    const direct = await syncUntil(c, (ev) => said(ev, "Club").includes("Bob: directly"));
+    expect(direct.find((m) => m.type === "message" && m.text === "directly")).not.toHaveProperty("forwarded");
+    const listed = (await parley(c, ["contacts", "--json"])).events.map((e) => e.contact);
+    expect(listed).toEqual(["Alice"]);
+    expect(fails(await runParley(c, ["send", "Bob", "hi"]), 5)).toMatch(/parley group contact GROUP Bob/);
+    const made = await parley(c, ["group", "contact", "Club", "Bob", "--json"]);
+    expect(made.events).toMatchObject([{ type: "contact", event: "added", contact: "Bob" }]);
+    await parley(c, ["send", "Bob", "hi"]);
+    const bobSide = await syncUntil(b, (ev) => ev.some((m) => m.type === "message" && m.text === "hi"));
+    expect(bobSide).toContainEqual(
+      expect.objectContaining({ type: "contact", event: "added", contact: "Carol" }),
+    );
+  });
 });

@@ -12,6 +12,7 @@ import { fromHex, Identity, toHex } from "@parley/protocol";
 import { assemble, type Core } from "./core/assemble.js";
 import { contactView } from "./core/contacts.js";
 import type { Context } from "./core/context.js";
+import { changed } from "./core/events.js";
 import type { GroupSentStatus } from "./core/group-send.js";
 import { clearAddresses } from "./core/mailboxes.js";
 import type {
@@ -260,6 +261,15 @@ export class Client extends EventEmitter<ClientEvents> {
     return this.core.groupChanges.rename(group, newName);
   }
 
+  /**
+   * Lists among my contacts a member I was introduced to for a group (its session was only the
+   * group's until now); resolves with its "added" contact event.
+   */
+  makeContact(group: string, member: string): ClientEvent {
+    const id = this.store.tx(() => this.core.groups.makeContact(group, member));
+    return this.core.publisher.emit(changed(id, "added"))!;
+  }
+
   /** Makes a member an admin (admins only). */
   promoteInGroup(group: string, member: string): Promise<ClientEvent[]> {
     return this.core.groupChanges.promote(group, member);
@@ -298,8 +308,9 @@ export class Client extends EventEmitter<ClientEvents> {
    * handshake held) until confirmed. Throws UNREACHABLE once everything is saved but the
    * handshake could not be deposited yet.
    */
-  accept(code: string, options: { name?: string; relay?: string } = {}): Promise<ClientEvent> {
-    return this.core.invitations.accept(code, options);
+  async accept(code: string, options: { name?: string; relay?: string } = {}): Promise<ClientEvent> {
+    // Never group-scoped here: the user's own accept always makes (or renews) a contact.
+    return (await this.core.invitations.accept(code, options))!;
   }
 
   // ------------------------------------------------------------------------------- sending
@@ -397,6 +408,8 @@ export class Client extends EventEmitter<ClientEvents> {
       await new Promise((r) => setTimeout(r, 25));
     }
     await inbox.processing;
+    // Invitations owed to group members, and their codes to accept (they talk to relays).
+    await this.core.introductions.run();
     const last = await this.flush({ force: true });
     for (const r of last.unreachable) unreachable.add(r);
     for (const r of last.refused) refused.add(r);

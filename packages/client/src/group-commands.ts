@@ -14,6 +14,7 @@ export const GROUP_SUBCOMMANDS: Record<string, string> = {
   rename: "NAME NEW-NAME",
   leave: "NAME",
   members: "NAME",
+  contact: "NAME MEMBER",
 };
 
 /** Checks `group` arguments (before any passphrase); returns the member list of a create. */
@@ -44,7 +45,11 @@ function groupLine(g: GroupView): string {
 
 function memberLine(m: MemberView): string {
   const trust = m.me ? "you" : m.keyChanged ? "KEY CHANGED" : m.verified ? "verified" : "unverified";
-  const session = m.pendingSession ? "\tno session yet (reached through another member)" : "";
+  const session = m.pendingSession
+    ? "\tno session yet (reached through another member)"
+    : m.me || m.contact
+      ? ""
+      : "\tnot a contact (a session for the group only)";
   return `${displayText(m.member)}\t${m.fingerprint}\t${trust}\t${m.admin ? "admin" : "member"}${session}`;
 }
 
@@ -64,6 +69,10 @@ export async function runGroup(
   const [sub, name, arg] = positionals as [string, string, string | undefined];
   if (sub === "members") {
     for (const m of client.groupMembers(name)) out.data({ type: "member", ...m }, memberLine(m));
+    return 0;
+  }
+  if (sub === "contact") {
+    printEvent(out, client.makeContact(name, arg!));
     return 0;
   }
   // The change's own events are printed as they are published; others that the sync brings too.

@@ -101,15 +101,16 @@ export const COMMAND_HELP: Readonly<Record<string, CommandHelp>> = {
       "group rename NAME NEW-NAME",
       "group leave NAME",
       "group members NAME",
+      "group contact NAME MEMBER",
     ],
     summary: "create a group, change or list its members",
     about:
-      "Creates a group of your contacts, and changes it: each change is signed by you and sent to every member, who all apply the same changes in the same order. Only an admin (the creator, or a member made one with promote) adds, removes, promotes or renames; anyone may leave. A removed member gets nothing sent after its removal. members lists each member's name, fingerprint, whether you verified it, whether it is an admin, and whether you have a session with it yet.",
+      "Creates a group of your contacts, and changes it: each change is signed by you and sent to every member, who all apply the same changes in the same order. Only an admin (the creator, or a member made one with promote) adds, removes, promotes or renames; anyone may leave. A removed member gets nothing sent after its removal. members lists each member's name, fingerprint, whether you verified it, whether it is an admin, and whether you have a session with it yet. Members who are not your contacts are introduced to you through the group; contact lists one of them among your contacts.",
     options: [
       ["NAME", "the group's name, as `parley groups` lists it (unique among contacts and groups)"],
       ["--members A,B,...", "create: the contacts who are its first members, comma-separated"],
       ["CONTACT", "add: a contact to make a member (it gets the group's whole history of changes)"],
-      ["MEMBER", "remove, promote: a member, as `parley group members NAME` names it"],
+      ["MEMBER", "remove, promote, contact: a member, as `parley group members NAME` names it"],
       ["NEW-NAME", "rename: the group's new name, for every member"],
     ],
   },

@@ -169,4 +169,66 @@ describe("groups of contacts", () => {
     // The last admin left: the member who joined first becomes one.
     expect(ben.groups().find((g) => g.group === "Team")).toMatchObject({ members: 1, admin: true });
   });
+
+  it("introduce members who are not contacts: forwarded until their own session is up, which is not a contact", async () => {
+    const r = await relay();
+    const url = `ws://127.0.0.1:${r.port}`;
+    const [ann, ben, cat] = ["Ann", "Ben", "Cat"].map((n) => client(n, url)) as [Client, Client, Client];
+    await connect(ann, ben, "Ann");
+    await connect(ann, cat, "Ann");
+    await ann.createGroup("G", ["Ben", "Cat"]);
+    await ben.sync();
+    // Cat joined after Ben: she makes an invitation for him and sends it to Ann.
+    await cat.sync();
+    expect(cat.groupMembers("G").find((m) => !m.me && !m.admin)).toMatchObject({ pendingSession: true });
+    // Meanwhile Ben writes: his copy for Cat goes through Ann.
+    const [viaAnn] = await ben.send("G", ["through Ann"]);
+    expect(viaAnn).toMatchObject({ status: "stored", recipients: 2 });
+    await ann.sync(); // passes on Ben's message and Cat's introduction
+    const benSaw = await synced(ben); // accepts Cat's invitation: a session for the group
+    expect(benSaw.filter((e) => e.type === "contact")).toEqual([]);
+    const catSaw = await synced(cat); // Ben's message, forwarded; and Ben's acceptance
+    expect(catSaw).toContainEqual(
+      expect.objectContaining({ type: "message", text: "through Ann", forwarded: true }),
+    );
+    expect(catSaw.filter((e) => e.type === "contact")).toEqual([]);
+    await ben.sync(); // Cat's intro names her
+    // Each now has a session with the other, named by what the other announced, and not listed.
+    expect(cat.groupMembers("G").map((m) => [m.member, m.pendingSession, m.contact])).toEqual([
+      ["Ann", false, true],
+      ["Ben", false, false],
+      ["Cat", false, false],
+    ]);
+    expect(ben.groupMembers("G").map((m) => [m.member, m.pendingSession, m.contact])).toEqual([
+      ["Ann", false, true],
+      ["Ben", false, false],
+      ["Cat", false, false],
+    ]);
+    expect(cat.contacts().map((c) => c.contact)).toEqual(["Ann"]);
+    // From now on Ben reaches Cat directly.
+    await ben.send("G", ["direct"]);
+    const direct = await synced(cat);
+    expect(direct.find((e) => e.type === "message" && e.text === "direct")).toMatchObject({
+      contact: "Ben",
+      group: "G",
+    });
+    expect(direct.find((e) => e.type === "message" && e.text === "direct")).not.toHaveProperty("forwarded");
+    // Not a conversation of its own until Cat makes Ben a contact; then he is one on both sides.
+    await expect(cat.send("Ben", ["hello"])).rejects.toThrow(
+      /not one of your contacts.*parley group contact/,
+    );
+    expect(cat.makeContact("G", "Ben")).toMatchObject({ type: "contact", event: "added", contact: "Ben" });
+    expect(
+      cat
+        .contacts()
+        .map((c) => c.contact)
+        .sort(),
+    ).toEqual(["Ann", "Ben"]);
+    await cat.send("Ben", ["hello"]);
+    const benContacts = await synced(ben);
+    expect(benContacts).toContainEqual(
+      expect.objectContaining({ type: "contact", event: "added", contact: "Cat" }),
+    );
+    expect(ben.history("Cat").map((m) => m.text)).toEqual(["hello"]);
+  });
 });

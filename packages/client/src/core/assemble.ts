@@ -11,6 +11,7 @@ import { Publisher } from "./events.js";
 import { FirstContact } from "./first-contact.js";
 import { GroupChanges } from "./group-changes.js";
 import { GroupHistory } from "./group-history.js";
+import { GroupIntroductions } from "./group-introductions.js";
 import { GroupReceive } from "./group-receive.js";
 import { GroupSend } from "./group-send.js";
 import { Groups } from "./groups.js";
@@ -46,6 +47,7 @@ export interface Core {
   readonly groupSend: GroupSend;
   readonly groupChanges: GroupChanges;
   readonly groupHistory: GroupHistory;
+  readonly introductions: GroupIntroductions;
 }
 
 export function assemble(ctx: Context, tables: Tables): Core {
@@ -92,8 +94,19 @@ export function assemble(ctx: Context, tables: Tables): Core {
     stored: (conversation, row, member) => groupSend.stored(conversation, row, member),
   });
   const sending = new Sending(ctx, contacts, messages, outbox, delivery);
+  const invitations: Invitations = new Invitations(
+    ctx,
+    tables.invitations,
+    contacts,
+    outbox,
+    pool,
+    delivery,
+    live,
+    publisher,
+  );
   const groupSend: GroupSend = new GroupSend(ctx, groups, messages, outbox, delivery);
-  const groupChanges = new GroupChanges(ctx, groups, contacts, groupSend, delivery, publisher);
+  const introductions = new GroupIntroductions(ctx, groups, invitations, groupSend);
+  const groupChanges = new GroupChanges(ctx, groups, contacts, groupSend, delivery, publisher, introductions);
   const groupHistory = new GroupHistory(ctx, groups, messages, receipts);
   const groupReceive = new GroupReceive(
     ctx,
@@ -104,19 +117,7 @@ export function assemble(ctx: Context, tables: Tables): Core {
     groupHistory,
     messages,
     receipts,
-    {
-      introduced: () => {},
-    },
-  );
-  const invitations: Invitations = new Invitations(
-    ctx,
-    tables.invitations,
-    contacts,
-    outbox,
-    pool,
-    delivery,
-    live,
-    publisher,
+    introductions,
   );
   const payloads = new Payloads(contacts, messages, receipts, outbox, tokens, {
     receive: (id, contact, payload) => groupReceive.receive(id, contact, payload),
@@ -133,6 +134,7 @@ export function assemble(ctx: Context, tables: Tables): Core {
     live,
     publisher,
     tokens,
+    introductions,
   );
   const maintenance: Maintenance = new Maintenance(
     ctx,
@@ -166,5 +168,6 @@ export function assemble(ctx: Context, tables: Tables): Core {
     groupSend,
     groupChanges,
     groupHistory,
+    introductions,
   };
 }

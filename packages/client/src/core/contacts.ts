@@ -117,6 +117,20 @@ export class Contacts {
     return { id: hit.key, contact: hit.value };
   }
 
+  /**
+   * find(), for a conversation of the user's own: a session set up only for a group (one of its
+   * members I was introduced to) is refused until the user makes it a contact.
+   */
+  findListed(name: string): { id: string; contact: ContactRecord } {
+    const hit = this.find(name);
+    if (hit.contact.groupScoped)
+      throw new ClientError(
+        "UNKNOWN_CONTACT",
+        `${hit.contact.name} is not one of your contacts, only a member of a group you are in (\`parley group contact GROUP ${hit.contact.name}\` makes them one)`,
+      );
+    return hit;
+  }
+
   /** The contact with this identity key, if there is one. */
   byIdentity(identity: PublicIdentity): Row<ContactRecord> | undefined {
     return this.table.all().find((r) => samePublicIdentity(identityOf(r.value), identity));

@@ -160,6 +160,8 @@ export class FirstContact {
         createdAt: now,
         unread: 0,
         awaiting: [],
+        // An invitation made for a group member opens a session for the group only.
+        ...(inv.group ? { groupScoped: true as const } : {}),
       };
       id = this.contacts.put(null, contact);
     }

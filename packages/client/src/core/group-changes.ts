@@ -22,6 +22,7 @@ import { type Context, warn } from "./context.js";
 import type { Delivery } from "./delivery.js";
 import type { InternalEvent, Publisher } from "./events.js";
 import { changeEvents, identities } from "./group-events.js";
+import type { GroupIntroductions } from "./group-introductions.js";
 import { memberKeyOf, type Peers } from "./group-peers.js";
 import { type GroupSend, wholeLog } from "./group-send.js";
 import { type Found, type Groups, MAX_GROUP_ENTRIES } from "./groups.js";
@@ -44,6 +45,7 @@ export class GroupChanges {
     private readonly send: Pick<GroupSend, "entries">,
     private readonly delivery: Pick<Delivery, "flush">,
     private readonly publisher: Publisher,
+    private readonly introductions: Pick<GroupIntroductions, "owe">,
   ) {}
 
   // ------------------------------------------------------- entries (inside a transaction)
@@ -100,6 +102,7 @@ export class GroupChanges {
     g.held = (g.held ?? []).filter((h) => members.has(h.member));
     g.unsynced = (g.unsynced ?? []).filter((m) => members.has(m));
     if (!members.has(me)) g.held = [];
+    this.introductions.owe(peers, g, after);
     this.groups.put(key, g);
     const ids = identities(before, after);
     const name = (k: string) => {

@@ -190,6 +190,27 @@ export class Groups {
       });
   }
 
+  /**
+   * Makes a member I reach only for a group (a group-scoped session) one of my contacts; returns
+   * its contact id. Inside the caller's transaction.
+   */
+  makeContact(group: string, memberName: string): string {
+    const found = this.find(group);
+    const m = this.member(found, memberName);
+    const peer = this.peers().get(m.key);
+    if (m.key === this.me) throw new ClientError("USAGE", "that is you");
+    if (!peer)
+      throw new ClientError(
+        "USAGE",
+        `you have no session with ${m.name} yet: it is made when you are introduced (see \`parley group members ${found.group.name}\`)`,
+      );
+    if (!peer.contact.groupScoped)
+      throw new ClientError("USAGE", `${m.name} is already one of your contacts`);
+    const { groupScoped: _scoped, ...contact } = peer.contact;
+    this.contacts.put(peer.id, contact);
+    return peer.id;
+  }
+
   /** A member of a group by name (as members() names them), or by a unique case-insensitive match. */
   member(found: Found, name: string): { key: string; name: string } {
     const peers = this.peers();

@@ -78,6 +78,8 @@ export class Inbox {
     private readonly live: Pick<Live, "on">,
     private readonly publisher: Publisher,
     private readonly tokens: Pick<DepositTokens, "due" | "lockDue">,
+    /** Group introductions owed after what was received (group-introductions.ts). */
+    private readonly introductions: { readonly due: boolean; run(): Promise<void> },
   ) {
     this.dropped = new DroppedReport(ctx);
   }
@@ -143,6 +145,10 @@ export class Inbox {
         void this.firstContact.deleteDue().catch(() => {});
       }
       if (this.tokens.due) void this.tokens.lockDue().catch(() => {});
+      if (this.introductions.due)
+        void this.introductions
+          .run()
+          .catch((e: unknown) => warn(this.ctx, `group introductions: ${(e as Error).message}`));
       // Let the event loop run (input, rendering, sockets) before the next slice. A slice that met
       // forgeries is followed by a pause as long as itself: a flood gets at most half the thread,
       // and a keypress the several turns it needs to reach the screen.

@@ -106,7 +106,10 @@ export class Invitations {
     return introPayload(this.ctx.name, { token });
   }
 
-  async invite(options: { relay?: string; ttlSeconds?: number } = {}): Promise<{
+  /** See Client.invite(); `group`: an invitation for a member of a group (InvitationRecord.group). */
+  async invite(
+    options: { relay?: string; ttlSeconds?: number; group?: InvitationRecord["group"] } = {},
+  ): Promise<{
     code: string;
     expiresAt: number;
     relay: string;
@@ -138,6 +141,7 @@ export class Invitations {
         inboxToken: toHex(inboxToken),
         relay,
         expiresAt: pending.expiresAt,
+        ...(options.group ? { group: options.group } : {}),
       }),
     );
     if (this.live.on) {
@@ -147,8 +151,14 @@ export class Invitations {
     return { code, expiresAt: pending.expiresAt * 1000, relay };
   }
 
-  /** See Client.accept(). */
-  async accept(code: string, options: { name?: string; relay?: string } = {}): Promise<ClientEvent> {
+  /**
+   * See Client.accept(). With `groupScoped`, a code a group member sent me through the group: the
+   * contact it makes is group-scoped, and no event is published for it (null).
+   */
+  async accept(
+    code: string,
+    options: { name?: string; relay?: string; groupScoped?: boolean } = {},
+  ): Promise<ClientEvent | null> {
     if (options.name !== undefined) {
       const problem = nameProblem(options.name);
       if (problem) throw new ClientError("USAGE", `--name: ${problem}`);
@@ -268,6 +278,7 @@ export class Invitations {
           unread: 0,
           awaiting: [],
           introExpected: true,
+          ...(options.groupScoped ? { groupScoped: true as const } : {}),
         });
         ev = changed(contactId, "added");
       }
@@ -275,19 +286,22 @@ export class Invitations {
       this.outbox.enqueue(contactId, "accept", { relay: inv.relayUrl, address: toHex(inv.mailbox) }, message);
       return ev;
     });
-    const event = this.publisher.emit(pending)!;
+    // Null for a group-scoped contact: it is no contact of the user's (see Publisher).
+    const event = this.publisher.emit(pending);
     if (this.live.on) await this.pool.subscribe(conn, key).catch(() => {});
     const { unreachable, refused } = await this.delivery.flush({ force: true });
-    if (refused.length > 0 && event.type === "contact" && event.event !== "key-changed") {
+    const who = event?.type === "contact" ? `contact ${event.contact}` : "a group member's session";
+    const held = event?.type === "contact" && event.event === "key-changed";
+    if (refused.length > 0 && !held) {
       throw new ClientError(
         "RELAY_REFUSED",
-        `contact ${event.contact} added, but ${refused.join("; ")}; the handshake waits in the outbox`,
+        `${who} added, but ${refused.join("; ")}; the handshake waits in the outbox`,
       );
     }
-    if (unreachable.length > 0 && event.type === "contact" && event.event !== "key-changed") {
+    if (unreachable.length > 0 && !held) {
       throw new ClientError(
         "UNREACHABLE",
-        `contact ${event.contact} added, but relay ${unreachable.join(", ")} is unreachable: the handshake waits in the outbox`,
+        `${who} added, but relay ${unreachable.join(", ")} is unreachable: the handshake waits in the outbox`,
       );
     }
     return event;

@@ -29,7 +29,7 @@ export class Messages {
   constructor(
     private readonly ctx: Context,
     private readonly table: MessagesTable,
-    private readonly contacts: Pick<Contacts, "find" | "put">,
+    private readonly contacts: Pick<Contacts, "findListed" | "put">,
     private readonly receipts: Pick<Receipts, "queue">,
     /** The retention a relay announced, in seconds, if known (for the words of an expiry). */
     private readonly retentionOf: (relay: string) => number | undefined,
@@ -85,7 +85,7 @@ export class Messages {
   /** The conversation, oldest first. Shown messages are marked read and read receipts queued. */
   history(name: string, limit = 50): MessageView[] {
     return this.ctx.tx(() => {
-      const { id, contact } = this.contacts.find(name);
+      const { id, contact } = this.contacts.findListed(name);
       const rows = this.table.before(id, undefined, limit);
       let shown = 0;
       for (const row of rows) {
@@ -111,7 +111,7 @@ export class Messages {
     at: { readonly before?: number } | { readonly from: number },
     limit: number,
   ): ConversationEntry[] {
-    const { id, contact } = this.contacts.find(name);
+    const { id, contact } = this.contacts.findListed(name);
     const rows = "from" in at ? this.table.from(id, at.from, limit) : this.table.before(id, at.before, limit);
     return rows.map((r) => ({ seq: r.seq, message: this.view(contact, r.value) }));
   }
@@ -119,7 +119,7 @@ export class Messages {
   /** Marks every shown message of a conversation read (queuing read receipts) and clears its unread count. */
   markRead(name: string): void {
     this.ctx.tx(() => {
-      const { id, contact } = this.contacts.find(name);
+      const { id, contact } = this.contacts.findListed(name);
       if (contact.unread === 0) return;
       for (const row of this.table.before(id, undefined, contact.unread)) {
         if (row.value.direction === "in" && row.value.status === "received") {
@@ -134,7 +134,7 @@ export class Messages {
   /** Deletes a conversation's local history (the contact stays). */
   deleteHistory(name: string): void {
     this.ctx.tx(() => {
-      const { id, contact } = this.contacts.find(name);
+      const { id, contact } = this.contacts.findListed(name);
       this.table.removeAll(id);
       this.contacts.put(id, { ...contact, unread: 0, awaiting: [] });
     });

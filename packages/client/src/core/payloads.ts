@@ -73,7 +73,14 @@ export class Payloads {
       contact.unread += 1;
       contact.lastActivity = now;
       if (sendReceipts) this.receipts.queue(id, "delivered", rec.id);
-      return [{ type: "message", ...this.messages.view(contact, rec) }];
+      const events: InternalEvent[] = [];
+      // A member I know through a group writes to me directly: now a contact of mine.
+      if (contact.groupScoped) {
+        delete contact.groupScoped;
+        events.push(changed(id, "added"));
+      }
+      events.push({ type: "message", ...this.messages.view(contact, rec) });
+      return events;
     }
     if (payload.type === "group") return this.groups.receive(id, contact, payload);
     const events: InternalEvent[] = [];

@@ -33,7 +33,7 @@ export interface SentStatus {
 export class Sending {
   constructor(
     private readonly ctx: Context,
-    private readonly contacts: Pick<Contacts, "find" | "get" | "put">,
+    private readonly contacts: Pick<Contacts, "findListed" | "get" | "put">,
     private readonly messages: Messages,
     private readonly outbox: Pick<Outbox, "enqueue">,
     private readonly delivery: Pick<Delivery, "flush">,
@@ -46,7 +46,7 @@ export class Sending {
       if (problem) throw new ClientError("USAGE", problem);
     }
     const queued = this.ctx.tx(() => {
-      const { id, contact } = this.contacts.find(name);
+      const { id, contact } = this.contacts.findListed(name);
       if (contact.keyChanged) throw keyChangedError(contact.name);
       const now = Date.now();
       const out: { seq: number; id: string }[] = [];

@@ -175,6 +175,14 @@ export interface GroupRecord {
   held?: { member: string; row: number }[];
   /** Members (signing key hex) owed every entry of the log once I have a session with them. */
   unsynced?: string[];
+  /**
+   * Introductions (PROTOCOL.md §13.4). `invites`: members who joined before me and with whom I
+   * have no session, each owed a one-time invitation through the admin who added me (`expiresAt`,
+   * ms, once it is sent: made again after it, if still no session). `accepts`: invitation codes
+   * members sent me that way, to accept.
+   */
+  invites?: { member: string; expiresAt?: number }[];
+  accepts?: { member: string; code: string }[];
 }
 
 export interface OutboxRecord {
@@ -216,6 +224,11 @@ export interface InvitationRecord {
   inboxToken?: string;
   relay: string;
   expiresAt: number;
+  /**
+   * Made for a member of a group I have no session with (PROTOCOL.md §13.4): the session it opens
+   * is group-scoped (ContactRecord.groupScoped). `groupId` hex, `member` its signing key hex.
+   */
+  group?: { groupId: string; member: string };
 }
 
 export interface RelayRecord {

@@ -1,11 +1,13 @@
 // The group modules (core/groups.ts, group-changes.ts, group-send.ts, group-receive.ts,
-// group-history.ts) over real stores and real pairwise sessions, carried by an in-memory wire
+// group-history.ts, group-introductions.ts) over real stores and real pairwise sessions, carried by an in-memory wire
 // through each core's own receiving path.
 import {
+  createInvitation,
   encodePublicIdentity,
   fingerprint,
   fromHex,
   Identity,
+  MailboxKey,
   signGroupEntry,
   toHex,
 } from "@parley/protocol";
@@ -273,5 +275,28 @@ describe("membership changes", () => {
       /only an admin may rename G; ask Ann/,
     );
     await expect(ben.core.groupChanges.remove("G", "Ben")).rejects.toMatchObject({ code: "NOT_ALLOWED" });
+  });
+});
+
+describe("introductions (PROTOCOL.md §13.4)", () => {
+  it("are owed by the later of two members without a session, and a code is taken only from its member", async () => {
+    const [ann, ben, cat] = await trio(true);
+    const key = (m: Member) => m.core.groups.find("G").key;
+    // Cat joined after Ben: she owes him an invitation; he owes nothing, and Ann has sessions.
+    expect(cat.core.groups.get(key(cat))!.invites).toEqual([{ member: ben.key }]);
+    expect(ben.core.groups.get(key(ben))!.invites).toEqual([]);
+    expect(ann.core.groups.get(key(ann))!.invites).toEqual([]);
+    expect(cat.core.introductions.due).toBe(true);
+    // A code made by someone else, claiming to be Cat's, is dropped; Cat's own is kept to accept.
+    const relayUrl = "ws://relay.example";
+    const mailbox = MailboxKey.generate().address;
+    const other = createInvitation(Identity.generate(), { relayUrl, mailbox }).code;
+    const own = createInvitation(cat.h.ctx.identity, { relayUrl, mailbox }).code;
+    ben.h.store.tx(() => ben.core.introductions.introduced(key(ben), cat.key, other));
+    expect(ben.h.warnings.at(-1)).toMatch(/its code is not the member's own/);
+    expect(ben.core.groups.get(key(ben))!.accepts ?? []).toEqual([]);
+    ben.h.store.tx(() => ben.core.introductions.introduced(key(ben), cat.key, own));
+    expect(ben.core.groups.get(key(ben))!.accepts).toEqual([{ member: cat.key, code: own }]);
+    expect(ben.core.introductions.due).toBe(true);
   });
 });
