@@ -795,26 +795,13 @@ export class RelayServer {
       case "tokenDeposit":
         return this.deposit(conn, f, arrived);
       case "setDepositToken": {
-        const owner = await this.storage.mailboxOwner(f.address);
-        if (!owner) return this.error(conn, f.requestId, "UNKNOWN_MAILBOX", "no such mailbox");
-        const proof = await this.checkProof(
-          conn,
-          owner,
-          MailboxAction.setDepositToken,
-          f.address,
-          f.signature,
-          f.tokenHash,
-        );
-        if (proof !== "valid") return this.refuseProof(conn, f.requestId, proof);
+        if (!(await this.ownerProves(conn, f, MailboxAction.setDepositToken, f.tokenHash))) return;
         if (!(await this.storage.setDepositToken(f.address, f.tokenHash)))
           return this.error(conn, f.requestId, "UNKNOWN_MAILBOX", "no such mailbox");
         return ok();
       }
       case "subscribe": {
-        const owner = await this.storage.mailboxOwner(f.address);
-        if (!owner) return this.error(conn, f.requestId, "UNKNOWN_MAILBOX", "no such mailbox");
-        const proof = await this.checkProof(conn, owner, MailboxAction.subscribe, f.address, f.signature);
-        if (proof !== "valid") return this.refuseProof(conn, f.requestId, proof);
+        if (!(await this.ownerProves(conn, f, MailboxAction.subscribe))) return;
         if (conn.cut || conn.ws.readyState !== conn.ws.OPEN) return;
         const key = toHex(f.address);
         conn.subscriptions.add(key);
@@ -850,10 +837,7 @@ export class RelayServer {
         return;
       }
       case "deleteMailbox": {
-        const owner = await this.storage.mailboxOwner(f.address);
-        if (!owner) return this.error(conn, f.requestId, "UNKNOWN_MAILBOX", "no such mailbox");
-        const proof = await this.checkProof(conn, owner, MailboxAction.delete, f.address, f.signature);
-        if (proof !== "valid") return this.refuseProof(conn, f.requestId, proof);
+        if (!(await this.ownerProves(conn, f, MailboxAction.delete))) return;
         await this.storage.deleteMailbox(f.address);
         const key = toHex(f.address);
         for (const c of this.subscribers.get(key) ?? []) this.unsubscribe(c, key);
@@ -904,6 +888,27 @@ export class RelayServer {
     }
     this.metrics.proofs.inc({ result: verdict });
     return verdict;
+  }
+
+  /**
+   * Whether the frame's proof is the stored owner's, for `action`; if not, the frame is answered
+   * (UNKNOWN_MAILBOX, AUTH or RATE_LIMITED) and false returned.
+   */
+  private async ownerProves(
+    conn: Connection,
+    f: { requestId: number; address: Uint8Array; signature: Uint8Array },
+    action: MailboxAction,
+    tokenHash?: Uint8Array,
+  ): Promise<boolean> {
+    const owner = await this.storage.mailboxOwner(f.address);
+    if (!owner) {
+      this.error(conn, f.requestId, "UNKNOWN_MAILBOX", "no such mailbox");
+      return false;
+    }
+    const proof = await this.checkProof(conn, owner, action, f.address, f.signature, tokenHash);
+    if (proof === "valid") return true;
+    this.refuseProof(conn, f.requestId, proof);
+    return false;
   }
 
   private refuseProof(conn: Connection, requestId: number, proof: "invalid" | "throttled"): void {

@@ -4,29 +4,18 @@
 // certificates and paths are changed from the files as shipped.
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { http, type RelayProcess, startRelay, until } from "./helpers.js";
+import { freePort } from "./redis-server.js";
 
 const DEPLOY = new URL("../deploy/", import.meta.url);
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** A self-signed certificate for relay.example.org, with openssl (as an operator's test would). */
 function certificate(dir: string): { cert: string; key: string } {

@@ -77,8 +77,11 @@ export async function stopAllRedis(): Promise<void> {
   await Promise.all(exits);
 }
 
-/** A port that was free a moment ago (redis-server is retried if another process takes it). */
-function freePort(): Promise<number> {
+/**
+ * A port that was free a moment ago, on 127.0.0.1 (redis-server is retried if another process
+ * takes it; the proxies of proxy.test.ts use it too).
+ */
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createServer();
     s.once("error", reject);
