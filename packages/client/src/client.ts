@@ -44,6 +44,7 @@ export type {
   ConversationEntry,
   FlushReport,
   GroupChange,
+  GroupNote,
   GroupView,
   LiveOptions,
   MemberView,

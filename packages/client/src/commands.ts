@@ -199,7 +199,12 @@ export async function runCommand(command: string, rest: string[], globals: Value
         return await runGroup(client, positionals, groupMembers, out);
       case "history": {
         for (const m of client.history(positionals[0]!, limit ?? 50))
-          out.data({ type: "message", ...m }, formatMessage(m));
+          out.data(
+            m.note
+              ? { type: "group", group: m.group, at: m.receivedAt, ...m.note }
+              : { type: "message", ...m },
+            formatMessage(m),
+          );
         // Read receipts go out with the next network command (history itself stays offline).
         return 0;
       }

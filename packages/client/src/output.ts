@@ -1,6 +1,7 @@
 // What the scripting commands print: data on stdout (JSON Lines with --json, else one line of
 // text per object), messages on stderr; and how each event, message and group change reads.
 import type { ClientEvent, MessageView } from "./client.js";
+import { groupChangeWords, groupCounts } from "./group-words.js";
 import { displayText, printable } from "./text.js";
 
 export interface Output {
@@ -41,11 +42,6 @@ export function statusLine(s: {
   return `${displayText(s.group)}\t${s.id}\t${s.status}\t${groupCounts(s)}`;
 }
 
-/** "delivered to 1 of 2, read by 0": an outgoing group message's counts. */
-function groupCounts(s: { recipients?: number; delivered?: number; read?: number }): string {
-  return `delivered to ${s.delivered ?? 0} of ${s.recipients ?? 0}, read by ${s.read ?? 0}`;
-}
-
 export function printEvent(out: Output, ev: ClientEvent): void {
   switch (ev.type) {
     case "message":
@@ -65,38 +61,16 @@ export function printEvent(out: Output, ev: ClientEvent): void {
       return;
     }
     case "group":
-      out.data(ev, `* ${displayText(ev.group)}: ${groupChangeWords(ev)}`);
+      out.data(ev, `* ${displayText(ev.group)}: ${groupChangeWords(ev)}${joinedHint(ev)}`);
   }
 }
 
-/** A group change in words. */
-export function groupChangeWords(ev: Extract<ClientEvent, { type: "group" }>): string {
-  const by = displayText(ev.by ?? "someone");
-  const member = displayText(ev.member ?? "someone");
-  const change = `${ev.op ?? "change"}${ev.member === undefined ? "" : ` ${member}`}`;
-  switch (ev.event) {
-    case "created":
-      return `group created, ${ev.members} members`;
-    case "joined":
-      return `${by} added you (${ev.members} members): see \`parley group members ${shellQuote(ev.group)}\``;
-    case "added":
-      return `${by} added ${member}`;
-    case "removed":
-      return ev.active ? `${by} removed ${member}` : `${by} removed you: nothing more is sent or received`;
-    case "left":
-      return ev.active ? `${member} left` : "you left: nothing more is sent or received";
-    case "renamed":
-      return `${by} renamed the group${ev.previousName === undefined ? "" : ` (was ${displayText(ev.previousName)})`}`;
-    case "promoted":
-      return `${by} made ${member} an admin`;
-    case "fork":
-      return `${by}'s ${change} lost to a change made at the same time`;
-    case "rejected":
-      return `${by}'s ${change} was refused: ${ev.reason ?? "not allowed"}`;
-  }
-}
+/** Where a member who was just added finds who else is in the group. */
+const joinedHint = (ev: { event: string; group: string }) =>
+  ev.event === "joined" ? `: see \`parley group members ${shellQuote(ev.group)}\`` : "";
 
 export function formatMessage(m: MessageView): string {
+  if (m.note) return `${time(m.receivedAt)}  [${displayText(m.group ?? "")}] * ${groupChangeWords(m.note)}`;
   const who = m.direction === "in" ? m.contact : "me";
   const why = m.failure ? `: ${printable(m.failure)}` : "";
   const counts = m.group !== undefined && m.direction === "out" ? `, ${groupCounts(m)}` : "";

@@ -73,10 +73,10 @@ describe("groups of contacts", () => {
     // Delivered receipts come back pairwise: Ben's and Cat's each count once.
     const statuses = (await synced(ann)).filter((e) => e.type === "status" && e.id === sent!.id);
     expect(statuses.at(-1)).toMatchObject({ status: "delivered", delivered: 2, recipients: 2 });
-    expect(ann.history("Friends").map((m) => `${m.contact}: ${m.text}`)).toEqual([
-      "Ann: hello all",
-      "Ben: hi Ann",
-    ]);
+    // The conversation holds the group's changes too, as lines of their own.
+    expect(
+      ann.history("Friends").map((m) => (m.note ? `* ${m.note.event}` : `${m.contact}: ${m.text}`)),
+    ).toEqual(["* created", "Ann: hello all", "Ben: hi Ann"]);
   });
 
   it("give a member added later the whole log; a removed member receives nothing after its removal", async () => {

@@ -106,7 +106,16 @@ export function assemble(ctx: Context, tables: Tables): Core {
   );
   const groupSend: GroupSend = new GroupSend(ctx, groups, messages, outbox, delivery);
   const introductions = new GroupIntroductions(ctx, groups, invitations, groupSend);
-  const groupChanges = new GroupChanges(ctx, groups, contacts, groupSend, delivery, publisher, introductions);
+  const groupChanges = new GroupChanges(
+    ctx,
+    groups,
+    contacts,
+    groupSend,
+    delivery,
+    publisher,
+    introductions,
+    messages,
+  );
   const groupHistory = new GroupHistory(ctx, groups, messages, receipts);
   const groupReceive = new GroupReceive(
     ctx,

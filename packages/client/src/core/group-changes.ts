@@ -15,7 +15,7 @@ import {
   toHex,
 } from "@parley/protocol";
 import { ClientError } from "../errors.js";
-import type { GroupRecord } from "../store/records.js";
+import type { GroupNote, GroupRecord } from "../store/records.js";
 import { cleanName, nameProblem, nameSkeleton } from "../text.js";
 import { type Contacts, identityOf, keyChangedError } from "./contacts.js";
 import { type Context, warn } from "./context.js";
@@ -26,7 +26,12 @@ import type { GroupIntroductions } from "./group-introductions.js";
 import { memberKeyOf, type Peers } from "./group-peers.js";
 import { type GroupSend, wholeLog } from "./group-send.js";
 import { type Found, type Groups, MAX_GROUP_ENTRIES } from "./groups.js";
+import type { Messages } from "./messages.js";
 import type { ClientEvent } from "./types.js";
+
+/** The fields that are set (a sealed record keeps no `undefined`). */
+const dropUndefined = <T extends object>(o: T): Partial<T> =>
+  Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 
 const notAllowed = (text: string) => new ClientError("NOT_ALLOWED", text);
 
@@ -46,6 +51,7 @@ export class GroupChanges {
     private readonly delivery: Pick<Delivery, "flush">,
     private readonly publisher: Publisher,
     private readonly introductions: Pick<GroupIntroductions, "owe">,
+    private readonly messages: Pick<Messages, "add">,
   ) {}
 
   // ------------------------------------------------------- entries (inside a transaction)
@@ -111,7 +117,32 @@ export class GroupChanges {
       return id ? peers.name(id) : `member-${k.slice(0, 8)}`;
     };
     const view = this.groups.view(g, after, peers);
-    return changeEvents(before, after, me, name, view, previousName === g.name ? undefined : previousName);
+    const events = changeEvents(
+      before,
+      after,
+      me,
+      name,
+      view,
+      previousName === g.name ? undefined : previousName,
+    );
+    // Each change is also a line of the conversation, as it read when it happened.
+    const now = Date.now();
+    for (const e of events) {
+      const { event, member, by, previousName: was, op, reason, active, members } = e;
+      const note: GroupNote = { event, active, members };
+      Object.assign(note, dropUndefined({ member, by, previousName: was, op, reason }));
+      const id = toHex(randomBytes(16));
+      this.messages.add(key, {
+        id,
+        direction: "in",
+        text: "",
+        sentAt: now,
+        receivedAt: now,
+        status: "read",
+        note,
+      });
+    }
+    return events;
   }
 
   /** Issues again, on the head, each entry of mine that lost a fork, if still valid there. */

@@ -9,7 +9,7 @@ import { identities } from "./group-events.js";
 import { memberKeyOf, type Peers, short } from "./group-peers.js";
 import { groupMessageView, groupStatusEvent, inAuthorOrder, missingBefore } from "./group-views.js";
 import type { Groups } from "./groups.js";
-import { advances, type Messages } from "./messages.js";
+import { advances, type Messages, unreadRows } from "./messages.js";
 import type { Receipts } from "./receipts.js";
 import type { ConversationEntry, MessageView } from "./types.js";
 
@@ -33,6 +33,10 @@ export class GroupHistory {
 
   /** A group message as shown, with the gap before it in its author's sequence. */
   view(g: GroupRecord, name: (author: string) => string, m: MessageRecord): MessageView {
+    if (m.note) {
+      const { id, direction, text, sentAt, receivedAt, status, note } = m;
+      return { contact: "", group: g.name, id, direction, text, sentAt, receivedAt, status, note };
+    }
     const v = groupMessageView(g, m, name(m.group!.author));
     if (m.direction === "out") return v;
     const author = m.group!.author;
@@ -74,7 +78,11 @@ export class GroupHistory {
       const { key, group: g } = this.groups.find(name);
       if (g.unread === 0) return;
       const peers = this.groups.peers();
-      for (const row of this.messages.rows(key, {}, g.unread)) this.read(key, row, peers);
+      const table = {
+        before: (c: string, before: number | undefined, limit: number) =>
+          this.messages.rows(c, { before }, limit),
+      };
+      for (const row of [...unreadRows(table, key, g.unread)]) this.read(key, row, peers);
       this.groups.put(key, { ...g, unread: 0 });
     });
   }

@@ -121,11 +121,9 @@ export class Messages {
     this.ctx.tx(() => {
       const { id, contact } = this.contacts.findListed(name);
       if (contact.unread === 0) return;
-      for (const row of this.table.before(id, undefined, contact.unread)) {
-        if (row.value.direction === "in" && row.value.status === "received") {
-          this.table.put(id, row.seq, { ...row.value, status: "read" });
-          this.receipts.queue(id, "read", row.value.id);
-        }
+      for (const row of unreadRows(this.table, id, contact.unread)) {
+        this.table.put(id, row.seq, { ...row.value, status: "read" });
+        this.receipts.queue(id, "read", row.value.id);
       }
       this.contacts.put(id, { ...contact, unread: 0 });
     });
@@ -225,5 +223,28 @@ export class Messages {
     const updated: MessageRecord = { ...rest, status };
     this.table.put(contactId, hit.seq, updated);
     return { seq: hit.seq, value: updated };
+  }
+}
+
+/**
+ * The newest `count` unread messages of a conversation, newest first: found by walking back from
+ * its end, since my own messages and a group's notes may come after them.
+ */
+export function* unreadRows(
+  table: { before(conversation: string, before: number | undefined, limit: number): MessageRow[] },
+  conversation: string,
+  count: number,
+): Generator<MessageRow> {
+  let left = count;
+  let before: number | undefined;
+  while (left > 0) {
+    const rows = table.before(conversation, before, Math.max(left, 32));
+    if (rows.length === 0) return;
+    for (const row of rows.reverse()) {
+      if (row.value.direction !== "in" || row.value.status !== "received") continue;
+      yield row;
+      if (--left === 0) return;
+    }
+    before = rows.at(-1)!.seq;
   }
 }

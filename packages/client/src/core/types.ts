@@ -1,6 +1,8 @@
 // The types the client core shows the world: what the CLI and the terminal UI read (views of
 // contacts and messages, events, relay states). client.ts re-exports them.
-import type { MessageStatus } from "../store/records.js";
+import type { GroupNote, MessageStatus } from "../store/records.js";
+
+export type { GroupNote };
 
 export interface ContactView {
   readonly contact: string;
@@ -41,6 +43,8 @@ export interface MessageView {
   readonly recipients?: number;
   readonly delivered?: number;
   readonly read?: number;
+  /** A line of a group's conversation that is a membership change, not a message (text is empty). */
+  readonly note?: Readonly<GroupNote>;
 }
 
 /** A group as the CLI and the UI show it (PROTOCOL.md §13). */
@@ -84,16 +88,7 @@ export interface MemberView {
  * What changed in a group: I created or joined it; a member was added, removed, left or made an
  * admin; it was renamed; a change lost to a concurrent one (fork) or was refused (rejected).
  */
-export type GroupChange =
-  | "created"
-  | "joined"
-  | "added"
-  | "removed"
-  | "left"
-  | "renamed"
-  | "promoted"
-  | "fork"
-  | "rejected";
+export type GroupChange = GroupNote["event"];
 
 /** One message of a conversation window, with its place in the conversation. */
 export interface ConversationEntry {

@@ -105,6 +105,27 @@ export interface MessageRecord {
   failure?: DeliveryFailure;
   /** A group message's own fields (absent in a conversation with one contact). */
   group?: GroupMessageFields;
+  /**
+   * A line of a group's conversation that no member wrote: a membership change, as it read when it
+   * was applied (direction "in", status "read", text empty; the words are made when it is shown).
+   */
+  note?: GroupNote;
+}
+
+/** A membership change as a line of the group's conversation (see ClientEvent "group"). */
+export interface GroupNote {
+  event: "created" | "joined" | "added" | "removed" | "left" | "renamed" | "promoted" | "fork" | "rejected";
+  /** The member the change is about, and the member who made it, by the names they had then. */
+  member?: string;
+  by?: string;
+  /** renamed: my name for the group before. */
+  previousName?: string;
+  /** fork, rejected: the change that was not applied, and why. */
+  op?: string;
+  reason?: string;
+  /** Whether I was still a member after it, and how many members there were. */
+  active: boolean;
+  members: number;
 }
 
 /**

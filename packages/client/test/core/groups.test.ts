@@ -13,6 +13,7 @@ import {
 } from "@parley/protocol";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { identityOf } from "../../src/core/contacts.js";
+import { groupChangeWords } from "../../src/group-words.js";
 import { befriend, deliver, drain, groupTexts, type Member, members } from "./group-helpers.js";
 import { cleanupStores } from "./helpers.js";
 
@@ -46,8 +47,13 @@ function markKeyChanged(m: Member, name: string): void {
   });
 }
 
+/** The conversation as lines: a message as "Author: text", a membership change as "* words". */
 const history = (m: Member, group = "G") =>
-  m.core.groupHistory.history(group).map((v) => `${v.contact}: ${v.text}`);
+  m.core.groupHistory
+    .history(group)
+    .map((v) => (v.note ? `* ${groupChangeWords(v.note)}` : `${v.contact}: ${v.text}`));
+/** The messages of the conversation, without its membership changes. */
+const said = (m: Member, group = "G") => m.core.groupHistory.history(group).filter((v) => !v.note);
 
 describe("creating a group", () => {
   it("sends the create to each member, who joins it under the same name", async () => {
@@ -106,13 +112,13 @@ describe("group messages", () => {
     expect(statuses[0]).toEqual(["stored", 0, 0]);
     expect(statuses.at(-1)).toEqual(["delivered", 2, 0]);
     // Ben reads it: his read receipt counts, and once Cat reads it too, it is read by 2 of 2.
-    expect(history(ben)).toEqual(["Ann: hello"]);
+    expect(history(ben)).toEqual(["* Ann added you (3 members)", "Ann: hello"]);
     await deliver([ann, ben, cat]);
     expect(drain(ann).at(-1)).toMatchObject({ type: "status", status: "delivered", read: 1, recipients: 2 });
     cat.core.groupHistory.markRead("G");
     await deliver([ann, ben, cat]);
     expect(drain(ann).at(-1)).toMatchObject({ type: "status", status: "read", read: 2 });
-    expect(ann.core.groupHistory.history("G")).toMatchObject([{ text: "hello", status: "read", read: 2 }]);
+    expect(said(ann, "G")).toMatchObject([{ text: "hello", status: "read", read: 2 }]);
     expect(ben.core.groups.list()[0]).toMatchObject({ unread: 0 });
     expect(cat.core.groups.list()[0]).toMatchObject({ unread: 0 });
   });
@@ -124,7 +130,7 @@ describe("group messages", () => {
     expect(ben.core.outbox.size()).toBe(2);
     await deliver([ann, ben, cat]);
     expect(groupTexts(drain(cat))).toEqual([`${placeholder(ben)}: from Ben`]);
-    expect(cat.core.groupHistory.history("G")).toMatchObject([{ text: "from Ben", forwarded: true }]);
+    expect(said(cat, "G")).toMatchObject([{ text: "from Ben", forwarded: true }]);
     expect(groupTexts(drain(ann))).toEqual(["Ben: from Ben"]);
     // Ann passed it on once: nothing more moves.
     expect(await deliver([ann, ben, cat])).toBe(0);
@@ -143,8 +149,8 @@ describe("group messages", () => {
     });
     await ann.core.groupSend.send("G", ["a2"]);
     await deliver([ann, ben, cat]);
-    expect(ben.core.groupHistory.history("G")).toMatchObject([{ text: "a2", authorSeq: 2, missing: 1 }]);
-    expect(history(cat)).toEqual(["Ann: a1", "Ann: a2"]);
+    expect(said(ben, "G")).toMatchObject([{ text: "a2", authorSeq: 2, missing: 1 }]);
+    expect(history(cat)).toEqual(["* Ann added you (3 members)", "Ann: a1", "Ann: a2"]);
   });
 
   it("are refused while a member's key changed, and once I am no longer a member", async () => {
@@ -194,11 +200,11 @@ describe("membership changes", () => {
     // What Ann wrote before Dan joined never reaches him, and is not shown to him as missing.
     await ann.core.groupSend.send("Club", ["after Dan"]);
     await deliver([ann, ben, cat, dan]);
-    expect(dan.core.groupHistory.history("Club")).toEqual([
+    expect(said(dan, "Club")).toEqual([
       expect.objectContaining({ contact: "Dan", text: "hi all" }),
       expect.not.objectContaining({ missing: expect.anything() }),
     ]);
-    expect(dan.core.groupHistory.history("Club")[1]).toMatchObject({ text: "after Dan", authorSeq: 2 });
+    expect(said(dan, "Club")[1]).toMatchObject({ text: "after Dan", authorSeq: 2 });
   });
 
   it("cut a removed member off: nothing more is sent to it, and what it sends is dropped", async () => {

@@ -105,4 +105,25 @@ describe("Messages", () => {
       { kind: "read", id: incoming(2).id },
     ]);
   });
+
+  it("marks unread messages read even when my own replies (more than the unread count) came after them", () => {
+    const { store, contacts, messages, id } = setup();
+    const incoming = (n: number): MessageRecord => ({ ...out(n, "received"), direction: "in" });
+    store.tx(() => {
+      messages.add(id, incoming(1));
+      messages.add(id, incoming(2));
+      for (let n = 3; n < 40; n++) messages.add(id, out(n, "stored"));
+      contacts.put(id, { ...contacts.get(id)!, unread: 2 });
+    });
+    messages.markRead("Bob");
+    expect(contacts.get(id)?.unread).toBe(0);
+    const statuses = messages.conversation("Bob", {}, 100).map((e) => e.message.status);
+    expect(statuses.slice(0, 2)).toEqual(["read", "read"]);
+    expect(
+      store.tables.receipts
+        .all()
+        .map((r) => r.value.id)
+        .sort(),
+    ).toEqual([incoming(1).id, incoming(2).id].sort());
+  });
 });
