@@ -82,7 +82,7 @@ describe("desktop notifications in tmux", () => {
     await waitForScreen("bob", /Parley is locked/, "the unlock screen");
     keys("bob", PASSPHRASE);
     enter("bob");
-    await waitForScreen("bob", /Contacts[\s\S]*Carol/, "the chat screen with both contacts");
+    await waitForScreen("bob", /Chats[\s\S]*Carol/, "the chat screen with both contacts");
     await waitForScreen("bob", /warm-up from Alice/, "Alice's conversation on screen");
 
     // 1. Carol writes while Alice's conversation is on screen: Carol's name, not her words.

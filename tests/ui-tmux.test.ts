@@ -62,7 +62,7 @@ describe("the terminal UI in tmux", () => {
       expect(pane(who)).not.toMatch(/alice|Bob/);
       keys(who, PASSPHRASE);
       enter(who);
-      await waitFor(who, /Contacts/, "the chat screen");
+      await waitFor(who, /Chats/, "the chat screen");
     }
     await waitFor("alice", /Bob/, "Bob in Alice's contacts");
     await typeLine("alice", "hello through tmux");
@@ -163,7 +163,7 @@ describe("the terminal UI in tmux", () => {
     expect(pane("solo")).toContain(home.replace(/^.*\//, ""));
     keys("solo", PASSPHRASE);
     enter("solo");
-    await waitFor("solo", /Contacts[\s\S]*none yet/, "the chat screen");
+    await waitFor("solo", /Chats[\s\S]*none yet/, "the chat screen");
     tmux("send-keys", "-t", "solo", "C-c");
     for (let i = 0; i < 100 && !gone("solo"); i++) await new Promise((r) => setTimeout(r, 100));
     expect(gone("solo")).toBe(true);

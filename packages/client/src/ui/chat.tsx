@@ -4,12 +4,13 @@ import { relayUrlProblem } from "@parley/protocol/relay-url";
 import { Box, Text, useStdout } from "ink";
 import QRCode from "qrcode";
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
-import type { Client, ClientEvent, ContactView } from "../client.js";
+import type { Client, ClientEvent, GroupView } from "../client.js";
 import { ClientError } from "../errors.js";
 import { nameProblem } from "../text.js";
-import { ContactList } from "./contact-list.js";
 import { Conversation } from "./conversation.js";
+import { type ConversationItem, ConversationList, conversationItems } from "./conversation-list.js";
 import { day } from "./format.js";
+import { runGroupCommand } from "./group-commands.js";
 import { actionFor, typed } from "./keys.js";
 import {
   back,
@@ -74,6 +75,13 @@ function conversationSource(client: Client, name: string): Source {
   };
 }
 
+/** A group's title: its name, its size, and what is not yet right with it. */
+function groupTitle(name: string, g: GroupView): string {
+  if (!g.active) return `# ${name} (you are no longer a member)`;
+  const pending = g.pending > 0 ? ` · ${g.pending} without a session yet` : "";
+  return `# ${name} · ${g.members} members${pending} · /members`;
+}
+
 export function Chat({ client, localOnly, onQuit, onRelay, notifier }: ChatProps) {
   const { columns, rows } = useTerminalSize();
   // One row short of the terminal: a frame as tall as the screen would scroll it by a line.
@@ -81,7 +89,15 @@ export function Chat({ client, localOnly, onQuit, onRelay, notifier }: ChatProps
   const { stdout } = useStdout();
   const keyQueue = useKeyQueue();
   const [tick, setTick] = useState(0);
-  const [selected, setSelected] = useState<string | null>(() => client.contacts()[0]?.contact ?? null);
+  const [selected, setSelectedState] = useState<string | null>(
+    () => conversationItems(client.contacts(), client.groups())[0]?.name ?? null,
+  );
+  // Events are judged against the conversation on screen now, not as of the last render.
+  const selectedRef = useRef(selected);
+  const setSelected = useCallback((name: string | null) => {
+    selectedRef.current = name;
+    setSelectedState(name);
+  }, []);
   // Null follows the newest message; an anchor holds the view still while messages arrive. It
   // belongs to one contact: another contact's conversation opens at its newest. `newest` is the
   // newest message's seq when scrolling back began: what came after it is "new below".
@@ -117,11 +133,23 @@ export function Chat({ client, localOnly, onQuit, onRelay, notifier }: ChatProps
     const onEvent = (ev: ClientEvent) => {
       // A message the person is not looking at: a notification (sender only, unless they opted in).
       if (ev.type === "message" && ev.direction === "in") {
-        const onScreen = ev.contact === selected;
-        if (shouldNotify({ focused: keyQueue?.focused ?? true, onScreen })) {
-          if (notifier) notifier.message(ev.contact, ev.text);
+        // A group message is on screen when its group is, whoever wrote it.
+        const where = ev.group ?? ev.contact;
+        if (shouldNotify({ focused: keyQueue?.focused ?? true, onScreen: where === selectedRef.current })) {
+          if (notifier)
+            notifier.message(where, ev.group === undefined ? ev.text : `${ev.contact}: ${ev.text}`);
           else stdout.write(BEL);
         }
+      }
+      if (ev.type === "group") {
+        if (ev.event === "renamed" && ev.previousName === selectedRef.current) setSelected(ev.group);
+        if (ev.event === "joined")
+          setNotice({ text: `${ev.by ?? "someone"} added you to ${ev.group}`, error: false });
+        if ((ev.event === "removed" || ev.event === "left") && !ev.active && ev.group === selectedRef.current)
+          setNotice({
+            text: `you are no longer a member of ${ev.group}; its messages stay here`,
+            error: false,
+          });
       }
       if (ev.type === "contact" && ev.invitationAccepted) {
         // Someone accepted my invitation: say so, and open the new conversation.
@@ -133,7 +161,7 @@ export function Chat({ client, localOnly, onQuit, onRelay, notifier }: ChatProps
         });
         setOverlay((o) => (o?.kind === "invite" ? null : o));
       }
-      if (ev.type === "contact" && ev.event === "renamed" && ev.previousName === selected)
+      if (ev.type === "contact" && ev.event === "renamed" && ev.previousName === selectedRef.current)
         setSelected(ev.contact);
       refresh();
     };
@@ -149,7 +177,7 @@ export function Chat({ client, localOnly, onQuit, onRelay, notifier }: ChatProps
       client.off("warning", onWarning);
       clearInterval(timer);
     };
-  }, [client, selected, stdout, refresh, keyQueue, notifier, setNotice]);
+  }, [client, stdout, refresh, keyQueue, notifier, setNotice, setSelected]);
 
   // A conversation on screen: what the notifier held back for it is dropped.
   useEffect(() => {
@@ -157,17 +185,17 @@ export function Chat({ client, localOnly, onQuit, onRelay, notifier }: ChatProps
   }, [notifier, selected]);
 
   // biome-ignore lint/correctness/useExhaustiveDependencies: tick is the signal to re-read the store
-  const contacts = useMemo(() => client.contacts(), [client, tick]);
-  const current: ContactView | null = contacts.find((c) => c.contact === selected) ?? null;
-  // The selected contact is gone (deleted here, or renamed elsewhere): show the first one.
+  const items = useMemo(() => conversationItems(client.contacts(), client.groups()), [client, tick]);
+  const current: ConversationItem | null = items.find((c) => c.name === selected) ?? null;
+  // The selected conversation is gone (deleted here, or renamed elsewhere): show the first one.
   useEffect(() => {
-    if (selected !== null && !current) setSelected(contacts[0]?.contact ?? null);
-    if (selected === null && contacts.length > 0) setSelected(contacts[0]!.contact);
-  }, [selected, current, contacts]);
-  const bannerShown = current?.keyChanged ?? false;
+    if (selected !== null && !current) setSelected(items[0]?.name ?? null);
+    if (selected === null && items.length > 0) setSelected(items[0]!.name);
+  }, [selected, current, items, setSelected]);
+  const bannerShown = current?.contact?.keyChanged ?? false;
   const bodyHeight = Math.max(3, height - 3 - (bannerShown ? 1 : 0) - (notice ? 1 : 0));
   const convWidth = Math.max(20, columns - CONTACTS_WIDTH - 1);
-  const shownName = current?.contact ?? null;
+  const shownName = current?.name ?? null;
   const back_ = scrolledBack && scrolledBack.contact === shownName ? scrolledBack : null;
   const anchor = back_?.at ?? null;
   const source = useMemo<Source | null>(
@@ -214,7 +242,7 @@ export function Chat({ client, localOnly, onQuit, onRelay, notifier }: ChatProps
   useEffect(() => {
     if (current && current.unread > 0 && !view.scrolled) {
       try {
-        client.markRead(current.contact);
+        client.markRead(current.name);
       } catch (e) {
         if (!(e instanceof ClientError && e.code === "UNKNOWN_CONTACT")) throw e;
       }
@@ -223,10 +251,10 @@ export function Chat({ client, localOnly, onQuit, onRelay, notifier }: ChatProps
   }, [client, current, view.scrolled, refresh]);
 
   const select = (delta: number) => {
-    if (contacts.length === 0) return;
-    const i = contacts.findIndex((c) => c.contact === selected);
-    const next = contacts[(i + delta + contacts.length) % contacts.length]!;
-    setSelected(next.contact);
+    if (items.length === 0) return;
+    const i = items.findIndex((c) => c.name === selected);
+    const next = items[(i + delta + items.length) % items.length]!;
+    setSelected(next.name);
     setScrolledBack(null);
   };
 
@@ -257,6 +285,18 @@ export function Chat({ client, localOnly, onQuit, onRelay, notifier }: ChatProps
     const [command, ...rest] = text.trim().split(/\s+/);
     const arg = rest.join(" ");
     try {
+      const groupCommand = {
+        client,
+        current,
+        select: (name: string) => {
+          setSelected(name);
+          setScrolledBack(null);
+        },
+        notice: (t: string, error: boolean) => setNotice({ text: t, error }),
+        overlay: setOverlay,
+        refresh,
+      };
+      if (await runGroupCommand(groupCommand, command!, text.trim().slice(command!.length))) return;
       switch (command) {
         case "/quit":
           return onQuit();
@@ -302,8 +342,16 @@ export function Chat({ client, localOnly, onQuit, onRelay, notifier }: ChatProps
           });
         }
         case "/verify": {
-          if (!current) return setNotice({ text: "select a contact first", error: true });
-          const s = client.safety(current.contact);
+          // A name verifies that contact (or group member); alone, the contact on screen.
+          const who = arg !== "" ? arg : current?.contact?.contact;
+          if (who === undefined)
+            return setNotice({
+              text: current?.group
+                ? "in a group: /verify NAME (/members lists them)"
+                : "select a contact first",
+              error: true,
+            });
+          const s = client.safety(who);
           const qr = await QRCode.toString(s.compact, { type: "utf8", errorCorrectionLevel: "L", margin: 2 });
           return setOverlay({
             kind: "verify",
@@ -316,14 +364,14 @@ export function Chat({ client, localOnly, onQuit, onRelay, notifier }: ChatProps
         }
         case "/rename": {
           if (!current) return setNotice({ text: "select a contact first", error: true });
-          const name = client.rename(current.contact, arg);
+          const name = client.rename(current.name, arg);
           setSelected(name);
           setNotice({ text: `renamed to ${name}`, error: false });
           return refresh();
         }
         case "/delete": {
           if (!current) return setNotice({ text: "select a contact first", error: true });
-          const name = current.contact;
+          const name = current.name;
           if (arg === "history") {
             client.deleteHistory(name);
             setScrolledBack(null);
@@ -360,11 +408,13 @@ export function Chat({ client, localOnly, onQuit, onRelay, notifier }: ChatProps
   const send = async (text: string) => {
     if (!current)
       return setNotice({ text: "no contact selected: /invite someone, or /accept a code", error: true });
-    if (current.keyChanged)
-      return setNotice({ text: `${current.contact}'s key changed: /verify first`, error: true });
+    if (current.contact?.keyChanged)
+      return setNotice({ text: `${current.name}'s key changed: /verify first`, error: true });
+    if (current.group && !current.group.active)
+      return setNotice({ text: `you are no longer a member of ${current.name}`, error: true });
     try {
       setScrolledBack(null);
-      const sending = client.send(current.contact, [text]);
+      const sending = client.send(current.name, [text]);
       refresh();
       await sending;
     } catch (e) {
@@ -461,21 +511,25 @@ export function Chat({ client, localOnly, onQuit, onRelay, notifier }: ChatProps
     { joinable: (k) => typed(k) && actionFor(k) === null },
   );
 
-  const title = current ? `${current.contact}${current.verified ? " ✓ verified" : ""}` : "Parley";
+  const title = !current
+    ? "Parley"
+    : current.group
+      ? groupTitle(current.name, current.group)
+      : `${current.name}${current.contact?.verified ? " ✓ verified" : ""}`;
   const label = question ? `${question.label} ` : "> ";
   const input = lineView(line, columns - label.length - 1);
   return (
     <Box flexDirection="column" width={columns} height={height}>
       {bannerShown ? (
         <Text inverse color={colour("red")} wrap="truncate-end">
-          {` ${current!.contact}'s identity key CHANGED: sending is blocked until you /verify and confirm `}
+          {` ${current!.name}'s identity key CHANGED: sending is blocked until you /verify and confirm `}
         </Text>
       ) : null}
       {overlay ? (
         <Overlay state={overlay} width={columns} height={bodyHeight} />
       ) : (
         <Box height={bodyHeight}>
-          <ContactList contacts={contacts} selected={selected} width={CONTACTS_WIDTH} height={bodyHeight} />
+          <ConversationList items={items} selected={selected} width={CONTACTS_WIDTH} height={bodyHeight} />
           <Conversation
             rows={view.rows}
             height={bodyHeight}

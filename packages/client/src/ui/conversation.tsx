@@ -2,7 +2,7 @@
 // conversation of any length draws and scrolls in constant time.
 import { Box, Text } from "ink";
 import type { Row } from "./format.js";
-import { colour } from "./theme.js";
+import { authorColour, colour } from "./theme.js";
 
 export function Conversation(props: {
   readonly rows: readonly Row[];
@@ -22,12 +22,19 @@ export function Conversation(props: {
         {props.scrolled ? <Text color={colour("yellow")}> (scrolled back: {marker})</Text> : null}
       </Text>
       {visible.map((r) =>
-        r.kind === "day" ? (
-          <Text key={r.key} color={colour("gray")}>
+        r.kind === "day" || r.kind === "note" || r.kind === "gap" ? (
+          <Text key={r.key} color={colour("gray")} italic={r.kind !== "day"} wrap="truncate-end">
             {r.text}
           </Text>
         ) : r.kind === "head" ? (
-          <Text key={r.key} bold color={r.mine ? colour("green") : colour("cyan")} wrap="truncate-end">
+          <Text
+            key={r.key}
+            bold
+            color={
+              r.mine ? colour("green") : r.author !== undefined ? authorColour(r.author) : colour("cyan")
+            }
+            wrap="truncate-end"
+          >
             {r.text}
           </Text>
         ) : (

@@ -1,5 +1,6 @@
 // Turning messages into terminal rows: word-aware wrapping, day separators, grouping, status marks.
 import type { MessageView } from "../client.js";
+import { groupChangeWords, groupCounts } from "../group-words.js";
 import type { MessageStatus } from "../store.js";
 import { displayText } from "../text.js";
 import { graphemes, graphemeWidth, textWidth } from "./width.js";
@@ -16,10 +17,13 @@ export const STATUS_MARK: Record<MessageStatus, string> = {
 
 export interface Row {
   readonly key: string;
-  readonly kind: "day" | "head" | "body" | "mark";
+  /** note: a group's membership change; gap: earlier messages of an author that have not arrived. */
+  readonly kind: "day" | "head" | "body" | "mark" | "note" | "gap";
   readonly text: string;
   readonly mine?: boolean;
   readonly status?: MessageStatus;
+  /** A group message's author (not mine): its heading takes the author's colour. */
+  readonly author?: string;
 }
 
 const pad = (n: number) => String(n).padStart(2, "0");
@@ -85,7 +89,9 @@ export const GROUP_MS = 5 * 60_000;
 
 /** Whether `m` continues the group of `previous` (same side, same day, within GROUP_MS). */
 export function continues(m: MessageView, previous: MessageView | undefined): boolean {
-  if (!previous || previous.direction !== m.direction) return false;
+  if (!previous || previous.direction !== m.direction || previous.note || m.note) return false;
+  // In a group, "theirs" is several people: each author's messages get their own heading.
+  if (m.direction === "in" && previous.contact !== m.contact) return false;
   const a = shownAt(previous);
   const b = shownAt(m);
   return day(a) === day(b) && b - a >= 0 && b - a <= GROUP_MS;
@@ -101,6 +107,13 @@ export function mark(m: MessageView): string {
   }
   // Queued for a reason other than being offline (a full mailbox, a held key): say so.
   if (m.status === "queued" && m.failure) return `[queued: ${displayText(m.failure).replace(/\s+/g, " ")}]`;
+  // A group message: how far it got among the members it was for.
+  const all = m.recipients ?? 0;
+  if (m.group !== undefined && all > 0) {
+    if (m.status === "read") return `[read by all ${all}]`;
+    if (m.status === "delivered") return `[delivered to all ${all}, read by ${m.read ?? 0}]`;
+    if (m.status === "stored") return `[sent · ${groupCounts(m)}]`;
+  }
   return `[${STATUS_MARK[m.status]}]`;
 }
 
@@ -126,9 +139,20 @@ export function rows(
     if (!before || day(shownAt(before)) !== day(at)) {
       out.push({ key: `day-${m.id}`, kind: "day", text: `── ${when(at, now, false)} ──` });
     }
-    if (!continues(m, before)) {
+    if (m.note) {
+      out.push({ key: `note-${m.id}`, kind: "note", text: `  · ${clock(at)} ${groupChangeWords(m.note)}` });
+      before = m;
+      continue;
+    }
+    if (m.missing) {
+      const text = `  (${m.missing} earlier message(s) from ${displayText(m.contact)} not yet received)`;
+      out.push({ key: `gap-${m.id}`, kind: "gap", text });
+    }
+    if (!continues(m, before) || m.missing) {
       const who = mine ? me : displayText(m.contact);
-      out.push({ key: `head-${m.id}`, kind: "head", text: `${clock(at)} ${who}`, mine, status: m.status });
+      const author = !mine && m.group !== undefined ? { author: m.contact } : {};
+      const text = `${clock(at)} ${who}${m.forwarded ? " (passed on by another member)" : ""}`;
+      out.push({ key: `head-${m.id}`, kind: "head", text, mine, status: m.status, ...author });
     }
     const lines = wrap(displayText(m.text), room);
     const status = mark(m);

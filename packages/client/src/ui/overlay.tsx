@@ -1,5 +1,7 @@
-// Panels drawn over the chat: the key bindings and commands, an invitation, a safety number.
+// Panels drawn over the chat: the key bindings and commands, an invitation, a safety number, a
+// group's members.
 import { Box, Text } from "ink";
+import type { MemberView } from "../client.js";
 import { when } from "./format.js";
 import { type Action, BINDINGS, COMMANDS } from "./keys.js";
 import { colour } from "./theme.js";
@@ -14,7 +16,8 @@ export type OverlayState =
       readonly qr: string;
       readonly verified: boolean;
       readonly keyChanged: boolean;
-    };
+    }
+  | { readonly kind: "members"; readonly group: string; readonly members: readonly MemberView[] };
 
 function fits(qr: string, height: number, width: number): boolean {
   const lines = qr.split("\n");
@@ -106,6 +109,61 @@ function Help({ scroll, width, height }: { scroll: number; width: number; height
   );
 }
 
+/** One member's line: verification mark, name, and what else is true of it. */
+export function memberLine(m: MemberView): { mark: string; text: string } {
+  const mark = m.me ? " " : m.keyChanged ? "!" : m.verified ? "✓" : "?";
+  const facts = [
+    m.me ? "you" : null,
+    m.admin ? "admin" : null,
+    m.keyChanged ? "KEY CHANGED: /verify before anything is sent" : null,
+    !m.me && !m.keyChanged && !m.verified ? "not verified" : null,
+    !m.me && !m.contact ? "not a contact" : null,
+    m.pendingSession ? "no session yet: messages pass through another member" : null,
+  ].filter((f) => f !== null);
+  return { mark, text: `${m.member}  ${m.fingerprint}${facts.length > 0 ? `  (${facts.join(", ")})` : ""}` };
+}
+
+function Members(props: { group: string; members: readonly MemberView[]; width: number; height: number }) {
+  const { group, members, width, height } = props;
+  // Inside the border: the heading, the legend and the last line take three rows.
+  const room = Math.max(1, height - 2 - 3);
+  const shown = members.slice(0, room);
+  return (
+    <Box
+      flexDirection="column"
+      borderStyle="round"
+      paddingX={1}
+      width={width}
+      height={height}
+      overflow="hidden"
+    >
+      <Text bold wrap="truncate-end">
+        {group}: {members.length} member{members.length === 1 ? "" : "s"}
+      </Text>
+      {shown.map((m) => {
+        const line = memberLine(m);
+        return (
+          <Text
+            key={m.fingerprint}
+            wrap="truncate-end"
+            color={m.keyChanged ? colour("red") : m.verified || m.me ? undefined : colour("yellow")}
+          >
+            {line.mark} {line.text}
+          </Text>
+        );
+      })}
+      {members.length > shown.length ? (
+        <Text color={colour("gray")}>
+          … and {members.length - shown.length} more (`parley group members` lists all)
+        </Text>
+      ) : null}
+      <Text color={colour("gray")} wrap="truncate-end">
+        ✓ verified · ? not verified · ! key changed. /verify NAME compares safety numbers · Esc closes
+      </Text>
+    </Box>
+  );
+}
+
 export function Overlay({
   state,
   width,
@@ -135,6 +193,8 @@ export function Overlay({
       </Box>
     );
   }
+  if (state.kind === "members")
+    return <Members group={state.group} members={state.members} width={width} height={height} />;
   return (
     <Box
       flexDirection="column"
