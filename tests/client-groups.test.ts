@@ -133,6 +133,13 @@ describe("parley groups", () => {
     expect(cHistory.filter((l) => l.startsWith("Alice"))).toEqual(["Alice: a1", "Alice: a2", "Alice: a3"]);
     expect(cHistory.filter((l) => l.startsWith("Bob"))).toEqual(["Bob: b1", "Bob: b2"]);
     expect(cHistory).toHaveLength(7);
+    // The history holds the changes too, where they happened, by the names members had then.
+    const cFull = await parley(c, ["history", "Friends", "--json"]);
+    expect(cFull.events.filter((e) => e.type === "group")).toMatchObject([
+      { type: "group", event: "joined", by: "Alice", group: "Friends" },
+      { type: "group", event: "added", member: "Dave", by: "Alice", group: "Friends" },
+    ]);
+    expect((await parley(c, ["history", "Friends"])).stdout).toMatch(/\[Friends\] \* Alice added Dave\n/);
     const groups = await parley(c, ["groups", "--json"]);
     expect(groups.events).toMatchObject([
       { type: "group", event: "listed", group: "Friends", members: 4, admin: false, active: true, unread: 0 },
