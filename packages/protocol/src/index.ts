@@ -44,6 +44,7 @@ export {
   RatchetError,
 } from "./errors.js";
 export * from "./file.js";
+export * from "./file-payload.js";
 export * from "./frames.js";
 export * from "./group.js";
 export {

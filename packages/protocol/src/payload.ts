@@ -3,6 +3,7 @@
 import { concat, Reader, utf8, Writer } from "./_bytes.js";
 import { label, type RandomSource, systemRandom, verify } from "./crypto.js";
 import { DecodeError, PayloadError } from "./errors.js";
+import { type FileManifest, readFileManifest, writeFileManifest } from "./file-payload.js";
 
 export const PAYLOAD_VERSION = 1;
 /**
@@ -28,7 +29,7 @@ export const MAX_INTRODUCTION_CODE = 2048;
 /** The longest group entry a payload carries (group.ts MAX_GROUP_ENTRY_BYTES fits well inside). */
 const MAX_GROUP_ENTRY_PAYLOAD = 8192;
 
-export const PayloadType = { text: 1, delivered: 2, read: 3, group: 4 } as const;
+export const PayloadType = { text: 1, delivered: 2, read: 3, group: 4, file: 5 } as const;
 const GroupKind = { text: 1, entry: 2, introduce: 3, forward: 4 } as const;
 
 interface Common {
@@ -67,7 +68,12 @@ export type GroupBody =
       readonly text: string;
       readonly signature: Uint8Array;
     };
-export type Payload = TextPayload | ReceiptPayload | GroupPayload;
+/** A file offered to this recipient (§14.3); the message id is the file's id. */
+export interface FilePayload extends Common {
+  readonly type: "file";
+  readonly file: FileManifest;
+}
+export type Payload = TextPayload | ReceiptPayload | GroupPayload | FilePayload;
 
 /**
  * What a group message's author signs: "parley/v1/group-message" || group id (16) || message id (16)
@@ -139,6 +145,8 @@ export function encodePayload(p: Payload): Uint8Array {
     w.varBytes(text, 4);
   } else if (p.type === "group") {
     writeGroup(w, p);
+  } else if (p.type === "file") {
+    writeFileManifest(w, p.file);
   } else {
     if (p.ids.length < 1 || p.ids.length > MAX_RECEIPT_IDS) {
       throw new PayloadError(
@@ -292,7 +300,8 @@ function parse(bytes: Uint8Array): Payload {
     type !== PayloadType.text &&
     type !== PayloadType.delivered &&
     type !== PayloadType.read &&
-    type !== PayloadType.group
+    type !== PayloadType.group &&
+    type !== PayloadType.file
   ) {
     throw new PayloadError("UNSUPPORTED_TYPE", `payload type ${type} is not known to this version`);
   }
@@ -303,6 +312,8 @@ function parse(bytes: Uint8Array): Payload {
     payload = { type: "text", id, sentAt, text: r.string4("text", MAX_TEXT_BYTES) };
   } else if (type === PayloadType.group) {
     payload = { type: "group", id, sentAt, ...parseGroup(r) };
+  } else if (type === PayloadType.file) {
+    payload = { type: "file", id, sentAt, file: readFileManifest(r) };
   } else {
     const count = r.u16("receipt count");
     if (count < 1 || count > MAX_RECEIPT_IDS) throw new DecodeError(`payload: receipt lists ${count} ids`);

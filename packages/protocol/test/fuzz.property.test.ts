@@ -535,7 +535,8 @@ const payloadArb: fc.Arbitrary<Payload> = fc.oneof(
 
 /** Unpadded size: version, type, id, timestamp, then a u32-prefixed text or a u16-prefixed id list. */
 const rawLength = (p: Payload) => {
-  if (p.type === "group") throw new Error("the 1:1 payload arbitrary makes no group payloads");
+  if (p.type === "group" || p.type === "file")
+    throw new Error("the 1:1 payload arbitrary makes no group or file payloads");
   return p.type === "text" ? 30 + utf8.encode(p.text).length : 28 + 16 * p.ids.length;
 };
 

@@ -83,6 +83,8 @@ export class Payloads {
       return events;
     }
     if (payload.type === "group") return this.groups.receive(id, contact, payload);
+    // Files (PROTOCOL.md §14.3) are not offered to the user yet: a manifest is dropped.
+    if (payload.type === "file") return [];
     const events: InternalEvent[] = [];
     const status = payload.type;
     for (const raw of payload.ids) {
