@@ -1,6 +1,7 @@
 // Regenerates vectors/kat.json. Run `pnpm vectors` only for a deliberate protocol change: the
 // committed file is what other implementations and test/kat.test.ts check against.
 import { writeFileSync } from "node:fs";
+import { buildBlobs } from "./kat-blobs.js";
 import { buildEdgeCases } from "./kat-edge-cases.js";
 import { buildFiles } from "./kat-files.js";
 import { buildGroups } from "./kat-groups.js";
@@ -10,7 +11,7 @@ const path = new URL("../vectors/kat.json", import.meta.url);
 // DEL, C1 controls and bidi controls (in the relay URL vectors) are written as \u escapes, so the
 // file shows no invisible or reordering characters; JSON.stringify already escapes C0 controls.
 const json = JSON.stringify(
-  { ...buildTranscript(), ...buildEdgeCases(), ...buildGroups(), ...buildFiles() },
+  { ...buildTranscript(), ...buildEdgeCases(), ...buildGroups(), ...buildFiles(), ...buildBlobs() },
   null,
   2,
 ).replace(

@@ -76,7 +76,8 @@ function legacyMessage(
   return { key, nonce, wire: cat(header, seal(key, nonce, plaintext, cat(ad, header))) };
 }
 
-const jsonable = (v: unknown): unknown => {
+/** Byte strings as hex, recursively: the form every vector is written in. */
+export const jsonable = (v: unknown): unknown => {
   if (v instanceof Uint8Array) return toHex(v);
   if (Array.isArray(v)) return v.map(jsonable);
   if (v && typeof v === "object")

@@ -42,6 +42,8 @@ export const LABELS = {
   groupEntryHash: "parley/v1/group-entry-hash",
   groupMessage: "parley/v1/group-message",
   fileChunks: "parley/v1/file-chunks",
+  blobToken: "parley/v1/blob-token",
+  groupFile: "parley/v1/group-file",
 } as const;
 
 export const label = (name: keyof typeof LABELS): Uint8Array => utf8.encode(LABELS[name]);

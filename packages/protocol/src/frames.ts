@@ -1,7 +1,14 @@
 // Relay wire protocol: binary frames over WebSocket. PROTOCOL.md §8.
 // Every frame: version (u8) || type (u8) || request id (u32) || body. Layouts are exact: a decoder
 // refuses unknown versions and types, short or long bodies, and out-of-range values.
-import { Reader, utf8, Writer } from "./_bytes.js";
+import { Reader, toHex, utf8, Writer } from "./_bytes.js";
+import {
+  BLOB_TOKEN_LENGTH,
+  blobSizeProblem,
+  MAX_BLOB_READERS,
+  MIN_SEALED_CHUNK_BYTES,
+  SEALED_CHUNK_BYTES,
+} from "./blob.js";
 import { DecodeError } from "./errors.js";
 
 export const FRAME_VERSION = 1;
@@ -23,6 +30,7 @@ export const RelayErrorCode = {
   NO_HELLO: 10,
   SHUTTING_DOWN: 12,
   INTERNAL: 13,
+  UNKNOWN_BLOB: 14,
 } as const;
 export type RelayErrorName = keyof typeof RelayErrorCode;
 const ERROR_NAMES = new Map<number, RelayErrorName>(
@@ -91,6 +99,52 @@ export interface TokenDepositFrame extends Base {
   readonly clientMessageId: Bytes;
   readonly ciphertext: Bytes;
 }
+/** Creates a blob (PROTOCOL.md §14.2); the whole `sealedSize` counts against quotas from now on. */
+export interface CreateBlobFrame extends Base {
+  readonly type: "createBlob";
+  /** 32 random bytes drawn by the uploader. */
+  readonly blobId: Bytes;
+  /** blobTokenHash(write token). */
+  readonly writeTokenHash: Bytes;
+  /** ≥ 1. */
+  readonly chunkCount: number;
+  /** The total of the sealed chunks: (chunkCount − 1) × 65 552 + (16 … 65 552). */
+  readonly sealedSize: number;
+  /** blobTokenHash of each recipient's read token: 1 … 64, all distinct and unlike the write token's. */
+  readonly readTokenHashes: readonly Bytes[];
+}
+export interface PutChunkFrame extends Base {
+  readonly type: "putChunk";
+  readonly blobId: Bytes;
+  readonly writeToken: Bytes;
+  /** Chunks are written in order: the next index stores, a lower one is a retry. */
+  readonly index: number;
+  /** 16 … 65 552 bytes, checked against that bound rather than maxCiphertext. */
+  readonly sealedChunk: Bytes;
+}
+export interface BlobStatusFrame extends Base {
+  readonly type: "blobStatus";
+  readonly blobId: Bytes;
+  /** The write token or a read token that has not completed. */
+  readonly token: Bytes;
+}
+export interface GetChunkFrame extends Base {
+  readonly type: "getChunk";
+  readonly blobId: Bytes;
+  readonly readToken: Bytes;
+  readonly index: number;
+}
+export interface BlobDoneFrame extends Base {
+  readonly type: "blobDone";
+  readonly blobId: Bytes;
+  /** Retired by this frame; the blob is deleted when it was the last read token. */
+  readonly readToken: Bytes;
+}
+export interface DeleteBlobFrame extends Base {
+  readonly type: "deleteBlob";
+  readonly blobId: Bytes;
+  readonly writeToken: Bytes;
+}
 export interface WelcomeFrame extends Base {
   readonly type: "welcome";
   readonly version: number;
@@ -111,6 +165,23 @@ export interface DeliverFrame extends Base {
   readonly receivedAt: number;
   readonly ciphertext: Bytes;
 }
+/** The answer to blobStatus. */
+export interface BlobInfoFrame extends Base {
+  readonly type: "blobInfo";
+  readonly chunkCount: number;
+  /** Chunks stored, from index 0 (≤ chunkCount): an uploader resumes here. */
+  readonly written: number;
+  /** Read tokens that have not completed (≤ 64). */
+  readonly readersLeft: number;
+  /** When the relay deletes the blob, complete or not: ms since the epoch. */
+  readonly expiresAt: number;
+}
+/** The answer to getChunk. */
+export interface ChunkFrame extends Base {
+  readonly type: "chunk";
+  readonly index: number;
+  readonly sealedChunk: Bytes;
+}
 export interface ErrorFrame extends Base {
   readonly type: "error";
   readonly code: RelayErrorName;
@@ -126,13 +197,23 @@ export type ClientFrame =
   | AckFrame
   | DeleteMailboxFrame
   | SetDepositTokenFrame
-  | TokenDepositFrame;
-export type ServerFrame = WelcomeFrame | OkFrame | DeliverFrame | ErrorFrame;
+  | TokenDepositFrame
+  | CreateBlobFrame
+  | PutChunkFrame
+  | BlobStatusFrame
+  | GetChunkFrame
+  | BlobDoneFrame
+  | DeleteBlobFrame;
+export type ServerFrame = WelcomeFrame | OkFrame | DeliverFrame | ErrorFrame | BlobInfoFrame | ChunkFrame;
 export type Frame = ClientFrame | ServerFrame;
 
-/** Field kinds: fixed-length byte strings, integers, the rest of the frame, or a u16-prefixed string. */
+/**
+ * Field kinds: fixed-length byte strings, integers, the rest of the frame (a ciphertext, bounded by
+ * maxCiphertext; a sealed chunk, bounded by 16 … 65 552), a u16-prefixed string, or a list of
+ * 32-byte hashes after a u8 count (1 … 64).
+ */
 type Field =
-  | readonly [name: string, kind: "u8" | "u16" | "u32" | "u64" | "rest" | "string"]
+  | readonly [name: string, kind: "u8" | "u16" | "u32" | "u64" | "rest" | "sealed" | "string" | "hashes"]
   | readonly [name: string, kind: "bytes", length: number];
 
 /** The frame table (PROTOCOL.md §8.2): type byte and body layout, in order. */
@@ -192,6 +273,54 @@ const LAYOUTS: Record<Frame["type"], { code: number; fields: readonly Field[] }>
       ["ciphertext", "rest"],
     ],
   },
+  createBlob: {
+    code: 0x0a,
+    fields: [
+      ["blobId", "bytes", 32],
+      ["writeTokenHash", "bytes", 32],
+      ["chunkCount", "u32"],
+      ["sealedSize", "u64"],
+      ["readTokenHashes", "hashes"],
+    ],
+  },
+  putChunk: {
+    code: 0x0b,
+    fields: [
+      ["blobId", "bytes", 32],
+      ["writeToken", "bytes", 32],
+      ["index", "u32"],
+      ["sealedChunk", "sealed"],
+    ],
+  },
+  blobStatus: {
+    code: 0x0c,
+    fields: [
+      ["blobId", "bytes", 32],
+      ["token", "bytes", 32],
+    ],
+  },
+  getChunk: {
+    code: 0x0d,
+    fields: [
+      ["blobId", "bytes", 32],
+      ["readToken", "bytes", 32],
+      ["index", "u32"],
+    ],
+  },
+  blobDone: {
+    code: 0x0e,
+    fields: [
+      ["blobId", "bytes", 32],
+      ["readToken", "bytes", 32],
+    ],
+  },
+  deleteBlob: {
+    code: 0x0f,
+    fields: [
+      ["blobId", "bytes", 32],
+      ["writeToken", "bytes", 32],
+    ],
+  },
   welcome: {
     code: 0x81,
     fields: [
@@ -216,6 +345,22 @@ const LAYOUTS: Record<Frame["type"], { code: number; fields: readonly Field[] }>
     fields: [
       ["code", "u16"],
       ["message", "string"],
+    ],
+  },
+  blobInfo: {
+    code: 0x85,
+    fields: [
+      ["chunkCount", "u32"],
+      ["written", "u32"],
+      ["readersLeft", "u8"],
+      ["expiresAt", "u64"],
+    ],
+  },
+  chunk: {
+    code: 0x86,
+    fields: [
+      ["index", "u32"],
+      ["sealedChunk", "sealed"],
     ],
   },
 };
@@ -258,6 +403,22 @@ export function encodeFrame(frame: Frame): Uint8Array {
           throw new RangeError(`${name}: expected non-empty bytes`);
         w.bytes(v);
         break;
+      case "sealed":
+        if (!(v instanceof Uint8Array) || v.length < MIN_SEALED_CHUNK_BYTES || v.length > SEALED_CHUNK_BYTES)
+          throw new RangeError(`${name}: expected ${MIN_SEALED_CHUNK_BYTES} … ${SEALED_CHUNK_BYTES} bytes`);
+        w.bytes(v);
+        break;
+      case "hashes": {
+        if (!Array.isArray(v) || v.length < 1 || v.length > MAX_BLOB_READERS)
+          throw new RangeError(`${name}: expected 1 … ${MAX_BLOB_READERS} hashes`);
+        w.u8(v.length);
+        for (const h of v as unknown[]) {
+          if (!(h instanceof Uint8Array) || h.length !== BLOB_TOKEN_LENGTH)
+            throw new RangeError(`${name}: expected ${BLOB_TOKEN_LENGTH}-byte hashes`);
+          w.bytes(h);
+        }
+        break;
+      }
       case "string": {
         const s = utf8.encode(String(v));
         if (s.length > MAX_ERROR_MESSAGE)
@@ -267,7 +428,41 @@ export function encodeFrame(frame: Frame): Uint8Array {
       }
     }
   }
+  const problem = valueProblem(frame);
+  if (problem) throw new RangeError(problem);
   return w.finish();
+}
+
+/**
+ * The rules between a frame's fields that its layout alone does not state (PROTOCOL.md §8.4 step
+ * 6, §14.2), shared by the encoder (RangeError) and the decoder (BAD_FRAME), so that whatever
+ * decodes re-encodes and the reverse.
+ */
+function valueProblem(frame: Frame): string | undefined {
+  switch (frame.type) {
+    case "hello":
+      return frame.maxVersion === 0 ? "hello maxVersion must be at least 1" : undefined;
+    case "welcome":
+      return frame.version === 0 ? "welcome version must be at least 1" : undefined;
+    case "createBlob": {
+      const size = blobSizeProblem(frame.chunkCount, frame.sealedSize);
+      if (size) return `createBlob: ${size}`;
+      const seen = new Set([toHex(frame.writeTokenHash)]);
+      for (const h of frame.readTokenHashes) {
+        const hex = toHex(h);
+        if (seen.has(hex)) return "createBlob: the token hashes (write and read) must be distinct";
+        seen.add(hex);
+      }
+      return undefined;
+    }
+    case "blobInfo":
+      if (frame.chunkCount < 1) return "blobInfo: chunkCount must be at least 1";
+      if (frame.written > frame.chunkCount) return "blobInfo: written is above chunkCount";
+      if (frame.readersLeft > MAX_BLOB_READERS) return `blobInfo: readersLeft is above ${MAX_BLOB_READERS}`;
+      return undefined;
+    default:
+      return undefined;
+  }
 }
 
 function checkInt(name: string, v: unknown, max: number): number {
@@ -327,6 +522,27 @@ export function decodeFrame(bytes: Uint8Array, options: DecodeFrameOptions = {})
         out[name] = rest;
         break;
       }
+      case "sealed": {
+        // A sealed chunk has a bound of its own (§14.1), whatever the relay's maxCiphertext.
+        const rest = r.rest();
+        if (rest.length < MIN_SEALED_CHUNK_BYTES)
+          throw new DecodeError(`frame: ${type} has a ${name} of ${rest.length} bytes, less than 16`);
+        if (rest.length > SEALED_CHUNK_BYTES) {
+          throw new DecodeError(
+            `frame: ${name} is ${rest.length} bytes, more than the limit of ${SEALED_CHUNK_BYTES}`,
+            "TOO_LARGE",
+          );
+        }
+        out[name] = rest;
+        break;
+      }
+      case "hashes": {
+        const count = r.u8(name);
+        if (count < 1 || count > MAX_BLOB_READERS)
+          throw new DecodeError(`frame: ${type} lists ${count} ${name}, not 1 … ${MAX_BLOB_READERS}`);
+        out[name] = Array.from({ length: count }, () => r.bytes(BLOB_TOKEN_LENGTH, name));
+        break;
+      }
       case "string":
         out[name] = r.string(2, name, MAX_ERROR_MESSAGE);
         break;
@@ -338,9 +554,8 @@ export function decodeFrame(bytes: Uint8Array, options: DecodeFrameOptions = {})
     if (!name) throw new DecodeError(`frame: unknown error code ${out.code}`);
     out.code = name;
   }
-  if (type === "hello" && out.maxVersion === 0)
-    throw new DecodeError("frame: hello maxVersion must be at least 1");
-  if (type === "welcome" && out.version === 0)
-    throw new DecodeError("frame: welcome version must be at least 1");
-  return out as unknown as Frame;
+  const frame = out as unknown as Frame;
+  const problem = valueProblem(frame);
+  if (problem) throw new DecodeError(`frame: ${problem}`);
+  return frame;
 }

@@ -4,6 +4,7 @@
  */
 export { fromHex, toHex } from "./_bytes.js";
 export { base32Decode, base32Encode } from "./base32.js";
+export * from "./blob.js";
 export {
   dh,
   hkdfSha256,

@@ -139,3 +139,13 @@ describe("file known answers (vectors/kat.json `files`)", () => {
     }
   });
 });
+
+describe("§14.3 the chunk count a manifest must carry", () => {
+  // The manifest's decoder (payload type 5) comes with the client half of file transfer and checks
+  // its chunkCount against this; here, the formula itself: max(1, ⌈size / 65 536⌉).
+  it("§14.3 fileChunkCount(size) is max(1, ⌈size / 65 536⌉)", () => {
+    for (const size of [0, 1, 65535, 65536, 65537, 3 * 65536, 3 * 65536 + 1, 100 * 2 ** 20]) {
+      expect(fileChunkCount(size)).toBe(Math.max(1, Math.ceil(size / 65536)));
+    }
+  });
+});

@@ -8,7 +8,7 @@
 import { readFileSync } from "node:fs";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { concat, fromHex, utf8 } from "../src/_bytes.js";
+import { concat, fromHex, toHex, utf8 } from "../src/_bytes.js";
 import type { RandomSource } from "../src/crypto.js";
 import {
   type Envelope,
@@ -318,7 +318,19 @@ const address = bytes(32);
 const signature = bytes(64);
 const ciphertext = fc.uint8Array({ minLength: 1, maxLength: 2048 });
 
-/** One arbitrary per frame type: the mapped type makes the compiler insist on all thirteen. */
+const blobId = bytes(32);
+const token = bytes(32);
+/** Sealed chunks of every length 16 … 65 552, the longest ones at their bounds only (to stay fast). */
+const sealedChunk = fc.oneof(
+  { arbitrary: fc.uint8Array({ minLength: 16, maxLength: 600 }), weight: 30 },
+  { arbitrary: fc.constantFrom(65551, 65552).map((n) => new Uint8Array(n).fill(0xa5)), weight: 1 },
+);
+/** A chunk count and a sealed size that fits it (PROTOCOL.md §14.2). */
+const blobShape = fc
+  .tuple(fc.integer({ min: 1, max: 0xffffffff }), fc.integer({ min: 16, max: 65552 }))
+  .map(([chunkCount, last]) => ({ chunkCount, sealedSize: (chunkCount - 1) * 65552 + last }));
+
+/** One arbitrary per frame type: the mapped type makes the compiler insist on all of them. */
 const frameArbs: { readonly [K in Frame["type"]]: fc.Arbitrary<Extract<Frame, { type: K }>> } = {
   hello: fc.record({
     type: fc.constant("hello" as const),
@@ -357,6 +369,48 @@ const frameArbs: { readonly [K in Frame["type"]]: fc.Arbitrary<Extract<Frame, { 
     clientMessageId: bytes(16),
     ciphertext,
   }),
+  createBlob: fc
+    .record({
+      requestId,
+      blobId,
+      writeTokenHash: bytes(32),
+      shape: blobShape,
+      readTokenHashes: fc.uniqueArray(bytes(32), { minLength: 1, maxLength: 64, selector: toHex }),
+    })
+    .filter((r) => r.readTokenHashes.every((h) => toHex(h) !== toHex(r.writeTokenHash)))
+    .map(({ shape, ...r }) => ({ type: "createBlob" as const, ...r, ...shape })),
+  putChunk: fc.record({
+    type: fc.constant("putChunk" as const),
+    requestId,
+    blobId,
+    writeToken: token,
+    index: u32,
+    sealedChunk,
+  }),
+  blobStatus: fc.record({ type: fc.constant("blobStatus" as const), requestId, blobId, token }),
+  getChunk: fc.record({
+    type: fc.constant("getChunk" as const),
+    requestId,
+    blobId,
+    readToken: token,
+    index: u32,
+  }),
+  blobDone: fc.record({ type: fc.constant("blobDone" as const), requestId, blobId, readToken: token }),
+  deleteBlob: fc.record({ type: fc.constant("deleteBlob" as const), requestId, blobId, writeToken: token }),
+  blobInfo: fc
+    .record({
+      requestId,
+      chunkCount: fc.integer({ min: 1, max: 0xffffffff }),
+      written: fc.double({ min: 0, max: 1, noNaN: true }),
+      readersLeft: fc.nat(64),
+      expiresAt: fc.maxSafeNat(),
+    })
+    .map(({ written, ...r }) => ({
+      type: "blobInfo" as const,
+      ...r,
+      written: Math.floor(written * r.chunkCount),
+    })),
+  chunk: fc.record({ type: fc.constant("chunk" as const), requestId, index: u32, sealedChunk }),
   welcome: fc.record({
     type: fc.constant("welcome" as const),
     requestId,
@@ -395,8 +449,31 @@ const anyFittingFrame: fc.Arbitrary<Frame> = fc.oneof(
     maxCiphertext: u32,
     retentionSeconds: u32,
   }),
+  // Sizes, counts and lists that need not agree: the encoder refuses what the decoder would.
+  fc.record({
+    type: fc.constant("createBlob" as const),
+    requestId,
+    blobId,
+    writeTokenHash: fc.constantFrom(new Uint8Array(32), new Uint8Array(32).fill(1)),
+    chunkCount: u32,
+    sealedSize: fc.oneof(fc.nat(200_000), fc.maxSafeNat()),
+    readTokenHashes: fc.array(fc.constantFrom(new Uint8Array(32), new Uint8Array(32).fill(2)), {
+      maxLength: 66,
+    }),
+  }),
+  fc.record({
+    type: fc.constant("blobInfo" as const),
+    requestId,
+    chunkCount: fc.nat(3),
+    written: fc.nat(3),
+    readersLeft: fc.nat(255),
+    expiresAt: fc.maxSafeNat(),
+  }),
 );
-const FRAME_CODES = [0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x81, 0x82, 0x83, 0x84];
+const FRAME_CODES = [
+  0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f, 0x81, 0x82, 0x83,
+  0x84, 0x85, 0x86,
+];
 
 describe("frames", () => {
   it("every frame encodeFrame accepts, decodeFrame accepts and returns unchanged", () => {

@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { ed25519 } from "@noble/curves/ed25519.js";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { describe, expect, it } from "vitest";
+import { buildBlobs } from "../scripts/kat-blobs.js";
 import { buildEdgeCases, type Ed25519Case, type RelayUrlCase } from "../scripts/kat-edge-cases.js";
 import { buildFiles } from "../scripts/kat-files.js";
 import { buildGroups } from "../scripts/kat-groups.js";
@@ -10,6 +11,7 @@ import { concat } from "../src/_bytes.js";
 import { verify } from "../src/crypto.js";
 import {
   acceptInvitation,
+  blobTokenHash,
   createInvitation,
   decodeEnvelope,
   decodeFrame,
@@ -18,6 +20,7 @@ import {
   depositTokenHash,
   encodeFrame,
   encodeInvitation,
+  FileCipher,
   fromHex,
   hkdfSha256,
   hmacSha256,
@@ -94,7 +97,13 @@ describe("known-answer vectors (vectors/kat.json)", () => {
   it("the implementation reproduces the committed transcript byte for byte", () => {
     expect(
       JSON.parse(
-        JSON.stringify({ ...buildTranscript(), ...buildEdgeCases(), ...buildGroups(), ...buildFiles() }),
+        JSON.stringify({
+          ...buildTranscript(),
+          ...buildEdgeCases(),
+          ...buildGroups(),
+          ...buildFiles(),
+          ...buildBlobs(),
+        }),
       ),
     ).toEqual(committed);
   });
@@ -420,5 +429,67 @@ describe("§4.3 relay URL vectors (kat.json relayUrls)", () => {
         acceptInvitation(bob, invitation, { mailbox, relayUrl: c.url, plaintext: new Uint8Array(1) }),
       ).toThrow(RangeError);
     }
+  });
+});
+
+describe("§14.2 blob vectors (kat.json blobs)", () => {
+  const blobs = (
+    JSON.parse(readFileSync(new URL("../vectors/kat.json", import.meta.url), "utf8")) as {
+      blobs: {
+        blobId: string;
+        writeToken: string;
+        writeTokenHash: string;
+        readTokens: string[];
+        readTokenHashes: string[];
+        sealedChunk: string;
+        frames: { frame: Record<string, unknown>; hex: string }[];
+      };
+    }
+  ).blobs;
+
+  it("§14.2 the tokens' hashes are SHA-256 of the blob-token label and the token", () => {
+    expect(blobs.blobId).toBe(toHex(katValue("blob/id")));
+    const h = (t: string) => toHex(sha256(concat(utf8("parley/v1/blob-token"), fromHex(t))));
+    expect(h(blobs.writeToken)).toBe(blobs.writeTokenHash);
+    expect(blobs.readTokens.map(h)).toEqual(blobs.readTokenHashes);
+    expect(blobs.readTokens.map((t) => toHex(blobTokenHash(fromHex(t))))).toEqual(blobs.readTokenHashes);
+  });
+
+  it("§8.2 every blob frame decodes to its recorded fields and re-encodes to the same bytes", () => {
+    expect(blobs.frames.map((f) => f.frame.type)).toEqual([
+      "createBlob",
+      "ok",
+      "putChunk",
+      "ok",
+      "blobStatus",
+      "blobInfo",
+      "getChunk",
+      "chunk",
+      "blobDone",
+      "ok",
+      "blobDone",
+      "ok",
+      "blobStatus",
+      "error",
+      "deleteBlob",
+    ]);
+    const hexed = (v: unknown): unknown =>
+      v instanceof Uint8Array
+        ? toHex(v)
+        : Array.isArray(v)
+          ? v.map(hexed)
+          : v && typeof v === "object"
+            ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, hexed(x)]))
+            : v;
+    for (const f of blobs.frames) {
+      const frame = decodeFrame(fromHex(f.hex));
+      expect(hexed(frame)).toEqual(f.frame);
+      expect(toHex(encodeFrame(frame))).toBe(f.hex);
+    }
+    // The chunk uploaded is the 3-byte file of `files`, opened with its file key.
+    const put = decodeFrame(fromHex(blobs.frames[2]!.hex));
+    if (put.type !== "putChunk") throw new Error("frame 3 is the putChunk");
+    expect(toHex(put.sealedChunk)).toBe(blobs.sealedChunk);
+    expect([...new FileCipher(katValue("file/key")).open(0, true, put.sealedChunk)]).toEqual([0, 1, 2]);
   });
 });
