@@ -13,6 +13,8 @@ import { assemble, type Core } from "./core/assemble.js";
 import { contactView } from "./core/contacts.js";
 import type { Context } from "./core/context.js";
 import { changed } from "./core/events.js";
+import type { FileFetched } from "./core/file-download.js";
+import type { FileSent } from "./core/file-upload.js";
 import type { GroupSentStatus } from "./core/group-send.js";
 import { clearAddresses } from "./core/mailboxes.js";
 import type {
@@ -20,11 +22,13 @@ import type {
   ClientEvents,
   ContactView,
   ConversationEntry,
+  FileView,
   FlushReport,
   GroupView,
   LiveOptions,
   MemberView,
   MessageView,
+  Progress,
   RelayState,
 } from "./core/types.js";
 import { ClientError } from "./errors.js";
@@ -35,6 +39,9 @@ import { type ContactRecord, type MessageStatus, Store } from "./store.js";
 import { nameProblem } from "./text.js";
 
 export { backoffMs } from "./core/deposits.js";
+export type { FileFetched } from "./core/file-download.js";
+export { sanitizeFileName } from "./core/file-names.js";
+export type { FileSent } from "./core/file-upload.js";
 export type { GroupSentStatus } from "./core/group-send.js";
 export type {
   ClientEvent,
@@ -42,13 +49,17 @@ export type {
   ContactChange,
   ContactView,
   ConversationEntry,
+  FileState,
+  FileView,
   FlushReport,
   GroupChange,
   GroupNote,
   GroupView,
   LiveOptions,
   MemberView,
+  MessageFile,
   MessageView,
+  Progress,
   RelayLinkState,
   RelayState,
 } from "./core/types.js";
@@ -330,6 +341,37 @@ export class Client extends EventEmitter<ClientEvents> {
   > {
     if (this.core.groups.lookup(name)) return this.core.groupSend.send(name, texts);
     return this.core.sending.send(name, texts);
+  }
+
+  /**
+   * Sends a file to a contact (PROTOCOL.md §14): its chunks, sealed, to a blob on the contact's
+   * relay (the file is read a chunk at a time, never whole), then its manifest as a message, with
+   * a text's outbox and receipts. An interrupted upload of the same file to the same contact
+   * resumes where the relay stopped. Throws UNREACHABLE when the relay cannot be reached (the
+   * upload resumes on the next try) or when the manifest waits in the outbox.
+   */
+  sendFile(name: string, path: string, progress?: Progress): Promise<FileSent> {
+    return this.core.fileUpload.send(name, path, progress);
+  }
+
+  /** Withdraws a file I sent: the relay deletes it, and its recipients find it gone. */
+  withdrawFile(id: string): Promise<void> {
+    return this.core.fileUpload.withdraw(id);
+  }
+
+  /** Files sent and received, oldest first; with `name`, only those with that contact. */
+  files(name?: string): FileView[] {
+    return this.core.files.list(name);
+  }
+
+  /**
+   * Downloads, decrypts and checks a file offered to me, then saves it under a name that replaces
+   * nothing (`out`: a directory, or a file path; the current directory by default). A download
+   * interrupted resumes from its partial file; one that fails its check leaves nothing behind
+   * (FILE_FAILED), as does a file the relay no longer has ("expired on the relay").
+   */
+  fetchFile(id: string, out?: string, progress?: Progress): Promise<FileFetched> {
+    return this.core.fileDownload.fetch(id, out, progress);
   }
 
   /**

@@ -18,6 +18,8 @@ export const EXIT = {
   RELAY_REFUSED: 12,
   SAFETY_MISMATCH: 13,
   NOT_ALLOWED: 14,
+  FILE_FAILED: 15,
+  UNKNOWN_FILE: 16,
   UNREACHABLE: 75,
 } as const;
 

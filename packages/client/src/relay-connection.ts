@@ -3,6 +3,7 @@
 import { EventEmitter } from "node:events";
 import { connect as tcpConnect } from "node:net";
 import {
+  blobTokenHash,
   DecodeError,
   type DeliverFrame,
   decodeFrame,
@@ -16,6 +17,7 @@ import {
   type WelcomeFrame,
 } from "@parley/protocol";
 import WebSocket from "ws";
+import type { BlobInfo, NewBlob } from "./core/blobs.js";
 import { printable } from "./text.js";
 
 /** The relay answered a request with an error frame. */
@@ -76,8 +78,13 @@ export function networkProblem(e: unknown): string {
   }
 }
 
-type Request = Exclude<Frame, { type: "welcome" | "ok" | "deliver" | "error" } | { type: "hello" }>;
-type Pending = { resolve: () => void; reject: (e: Error) => void; timer: NodeJS.Timeout };
+type Request = Exclude<
+  Frame,
+  { type: "welcome" | "ok" | "deliver" | "error" | "blobInfo" | "chunk" } | { type: "hello" }
+>;
+/** A reply that answers a request: ok, or a blob request's blobInfo or chunk. */
+type Reply = Extract<Frame, { type: "ok" | "blobInfo" | "chunk" }>;
+type Pending = { resolve: (reply: Reply) => void; reject: (e: Error) => void; timer: NodeJS.Timeout };
 
 export interface ConnectOptions {
   /** Connection and hello timeout (ms). */
@@ -255,19 +262,78 @@ export class RelayConnection extends EventEmitter<RelayConnectionEvents> {
     return this.request({ type: "ack", requestId: 0, address, messageId });
   }
 
+  // ------------------------------------------------------------ blobs (PROTOCOL.md §14.2)
+
+  /** Creates a blob; the relay keeps only the tokens' hashes. A repeat with the same fields is a retry. */
+  createBlob(blob: NewBlob): Promise<void> {
+    return this.request({
+      type: "createBlob",
+      requestId: 0,
+      blobId: blob.blobId,
+      writeTokenHash: blobTokenHash(blob.writeToken),
+      chunkCount: blob.chunkCount,
+      sealedSize: blob.sealedSize,
+      readTokenHashes: blob.readTokens.map(blobTokenHash),
+    });
+  }
+
+  putChunk(
+    blobId: Uint8Array,
+    writeToken: Uint8Array,
+    index: number,
+    sealedChunk: Uint8Array,
+  ): Promise<void> {
+    return this.request({ type: "putChunk", requestId: 0, blobId, writeToken, index, sealedChunk });
+  }
+
+  async blobStatus(blobId: Uint8Array, token: Uint8Array): Promise<BlobInfo> {
+    const reply = await this.ask({ type: "blobStatus", requestId: 0, blobId, token });
+    if (reply.type !== "blobInfo")
+      throw new RelayUnreachableError(`relay ${this.url}: answered blobStatus with ${reply.type}`);
+    return {
+      chunkCount: reply.chunkCount,
+      written: reply.written,
+      readersLeft: reply.readersLeft,
+      expiresAt: reply.expiresAt,
+    };
+  }
+
+  async getChunk(blobId: Uint8Array, readToken: Uint8Array, index: number): Promise<Uint8Array> {
+    const reply = await this.ask({ type: "getChunk", requestId: 0, blobId, readToken, index });
+    if (reply.type !== "chunk" || reply.index !== index)
+      throw new RelayUnreachableError(`relay ${this.url}: answered getChunk ${index} with something else`);
+    return reply.sealedChunk;
+  }
+
+  blobDone(blobId: Uint8Array, readToken: Uint8Array): Promise<void> {
+    return this.request({ type: "blobDone", requestId: 0, blobId, readToken });
+  }
+
+  deleteBlob(blobId: Uint8Array, writeToken: Uint8Array): Promise<void> {
+    return this.request({ type: "deleteBlob", requestId: 0, blobId, writeToken });
+  }
+
   close(): void {
     if (this.closedReason !== null) return;
     this.ws.close(1000);
     this.onClose("closed by the client");
   }
 
-  private request(frame: Request): Promise<void> {
+  /** A request answered by `ok`. */
+  private async request(frame: Request): Promise<void> {
+    const reply = await this.ask(frame);
+    if (reply.type !== "ok")
+      throw new RelayUnreachableError(`relay ${this.url}: answered ${frame.type} with ${reply.type}`);
+  }
+
+  /** Sends a request; resolves with its reply (ok, blobInfo, chunk), rejects on an error frame. */
+  private ask(frame: Request): Promise<Reply> {
     if (this.closedReason !== null) {
       return Promise.reject(new RelayUnreachableError(`relay ${this.url}: ${this.closedReason}`));
     }
     const requestId = this.nextId;
     this.nextId = this.nextId >= 0xffffffff ? 1 : this.nextId + 1;
-    return new Promise<void>((resolve, reject) => {
+    return new Promise<Reply>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(requestId);
         reject(new RelayUnreachableError(`relay ${this.url}: no reply within ${this.requestTimeoutMs} ms`));
@@ -291,13 +357,15 @@ export class RelayConnection extends EventEmitter<RelayConnectionEvents> {
         this.emit("deliver", frame);
         return;
       case "ok":
+      case "blobInfo":
+      case "chunk":
       case "error": {
         const p = this.pending.get(frame.requestId);
         if (!p) return;
         this.pending.delete(frame.requestId);
         clearTimeout(p.timer);
-        if (frame.type === "ok") p.resolve();
-        else p.reject(new RelayRequestError(frame.code, printable(frame.message)));
+        if (frame.type === "error") p.reject(new RelayRequestError(frame.code, printable(frame.message)));
+        else p.resolve(frame);
         return;
       }
       default:

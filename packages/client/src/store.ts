@@ -6,6 +6,7 @@ import { chmodSync, existsSync, linkSync, mkdirSync, rmSync } from "node:fs";
 import Database from "better-sqlite3";
 import { ClientError } from "./errors.js";
 import { ContactsTable } from "./store/contacts.js";
+import { FilesTable } from "./store/files.js";
 import { GroupsTable, WaitingItemsTable } from "./store/groups.js";
 import { InvitationsTable } from "./store/invitations.js";
 import { type MessageRow, MessagesTable } from "./store/messages.js";
@@ -26,6 +27,7 @@ import { type KdfParams, newKdfParams, parseKdfParams, Vault } from "./vault.js"
 export type {
   ContactRecord,
   DeliveryFailure,
+  FileRecord,
   GroupMessageFields,
   GroupRecord,
   IdentityRecord,
@@ -57,6 +59,7 @@ CREATE TABLE IF NOT EXISTS used_invitations (tag BLOB PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS groups (id TEXT PRIMARY KEY, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS group_items (seq INTEGER PRIMARY KEY AUTOINCREMENT, grp BLOB NOT NULL, data BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS group_items_grp ON group_items (grp, seq);
+CREATE TABLE IF NOT EXISTS files (tag BLOB PRIMARY KEY, data BLOB NOT NULL);
 `;
 
 /** How long a command waits for another parley process to finish its transaction. */
@@ -72,6 +75,7 @@ export interface Tables {
   readonly relays: RelaysTable;
   readonly groups: GroupsTable;
   readonly groupItems: WaitingItemsTable;
+  readonly files: FilesTable;
 }
 
 export class Store {
@@ -90,6 +94,7 @@ export class Store {
       relays: new RelaysTable(db, vault),
       groups: new GroupsTable(db, vault),
       groupItems: new WaitingItemsTable(db, vault),
+      files: new FilesTable(db, vault),
     };
   }
 

@@ -12,8 +12,7 @@ export const MAX_MEDIA_TYPE_BYTES = 127;
 /** Longest relay URL in a manifest (the §4.3 limit). */
 export const MAX_MANIFEST_URL_BYTES = 255;
 /** Blob ids, blob tokens and file keys are 32 bytes each (§14.1, §14.2). */
-export const BLOB_ID_LENGTH = 32;
-export const BLOB_TOKEN_LENGTH = 32;
+const KEY_BYTES = 32;
 /** The largest manifest payload before padding: it pads to 1024 (§14.3). */
 export const MAX_FILE_PAYLOAD_BYTES = 26 + 1 + 255 + 1 + 127 + 8 + 32 + 4 + 1 + 255 + 32 + 32 + 32 + 8;
 
@@ -59,7 +58,7 @@ export function writeFileManifest(w: Writer, f: FileManifest): void {
     ["readToken", f.readToken],
     ["fileKey", f.fileKey],
   ] as const) {
-    if (v.length !== 32) throw new RangeError(`${field}: expected 32 bytes`);
+    if (v.length !== KEY_BYTES) throw new RangeError(`${field}: expected 32 bytes`);
   }
   w.varBytes(name, 1)
     .varBytes(utf8.encode(f.mediaType), 1)
@@ -96,9 +95,9 @@ export function readFileManifest(r: Reader): FileManifest {
     sha256,
     chunkCount,
     relay,
-    blobId: r.bytes(BLOB_ID_LENGTH, "blob id"),
-    readToken: r.bytes(BLOB_TOKEN_LENGTH, "read token"),
-    fileKey: r.bytes(32, "file key"),
+    blobId: r.bytes(KEY_BYTES, "blob id"),
+    readToken: r.bytes(KEY_BYTES, "read token"),
+    fileKey: r.bytes(KEY_BYTES, "file key"),
     expiresAt: r.u64("expiresAt"),
   };
 }

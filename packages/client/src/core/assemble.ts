@@ -8,6 +8,9 @@ import type { Context } from "./context.js";
 import { Delivery } from "./delivery.js";
 import { DepositTokens } from "./deposit-tokens.js";
 import { Publisher } from "./events.js";
+import { FileDownload } from "./file-download.js";
+import { FileUpload } from "./file-upload.js";
+import { Files } from "./files.js";
 import { FirstContact } from "./first-contact.js";
 import { GroupChanges } from "./group-changes.js";
 import { GroupHistory } from "./group-history.js";
@@ -48,6 +51,9 @@ export interface Core {
   readonly groupChanges: GroupChanges;
   readonly groupHistory: GroupHistory;
   readonly introductions: GroupIntroductions;
+  readonly files: Files;
+  readonly fileUpload: FileUpload;
+  readonly fileDownload: FileDownload;
 }
 
 export function assemble(ctx: Context, tables: Tables): Core {
@@ -68,9 +74,15 @@ export function assemble(ctx: Context, tables: Tables): Core {
   });
   const tokens: DepositTokens = new DepositTokens(ctx, contacts, pool);
   const receipts = new Receipts(ctx, tables.receipts, contacts);
-  const messages = new Messages(ctx, tables.messages, contacts, receipts, (url) =>
-    pool.retentionSeconds(url),
+  const messages = new Messages(
+    ctx,
+    tables.messages,
+    contacts,
+    receipts,
+    (url) => pool.retentionSeconds(url),
+    (id) => files.summary(id),
   );
+  const files: Files = new Files(ctx, tables.files, contacts, messages, receipts);
   const mailboxes = new Mailboxes({
     contacts: () => contacts.all(),
     invitations: () => invitations.all(),
@@ -94,6 +106,10 @@ export function assemble(ctx: Context, tables: Tables): Core {
     stored: (conversation, row, member) => groupSend.stored(conversation, row, member),
   });
   const sending = new Sending(ctx, contacts, messages, outbox, delivery);
+  const fileUpload = new FileUpload(ctx, files, contacts, messages, outbox, delivery, (url) =>
+    pool.connect(url),
+  );
+  const fileDownload = new FileDownload(ctx, files, (url) => pool.connect(url));
   const invitations: Invitations = new Invitations(
     ctx,
     tables.invitations,
@@ -128,10 +144,18 @@ export function assemble(ctx: Context, tables: Tables): Core {
     receipts,
     introductions,
   );
-  const payloads = new Payloads(contacts, messages, receipts, outbox, tokens, {
-    receive: (id, contact, payload) => groupReceive.receive(id, contact, payload),
-    acknowledge: (contact, id, status) => groupHistory.acknowledge(contact, id, status),
-  });
+  const payloads = new Payloads(
+    contacts,
+    messages,
+    receipts,
+    outbox,
+    tokens,
+    {
+      receive: (id, contact, payload) => groupReceive.receive(id, contact, payload),
+      acknowledge: (contact, id, status) => groupHistory.acknowledge(contact, id, status),
+    },
+    files,
+  );
   const firstContact = new FirstContact(ctx, invitations, contacts, payloads, outbox, pool, mailboxes);
   const inbox: Inbox = new Inbox(
     ctx,
@@ -156,6 +180,7 @@ export function assemble(ctx: Context, tables: Tables): Core {
     mailboxes,
     pool,
     tokens,
+    files,
   );
   return {
     publisher,
@@ -178,5 +203,8 @@ export function assemble(ctx: Context, tables: Tables): Core {
     groupChanges,
     groupHistory,
     introductions,
+    files,
+    fileUpload,
+    fileDownload,
   };
 }

@@ -4,6 +4,7 @@
 import type { Contacts } from "./contacts.js";
 import type { Context } from "./context.js";
 import type { DepositTokens } from "./deposit-tokens.js";
+import type { Files } from "./files.js";
 import type { FirstContact } from "./first-contact.js";
 import type { Invitations } from "./invitations.js";
 import type { Mailboxes } from "./mailboxes.js";
@@ -24,6 +25,7 @@ export class Maintenance {
     private readonly mailboxes: Pick<Mailboxes, "invalidate">,
     private readonly pool: Pick<RelayPool, "expiryDelayMs" | "forgetMailbox">,
     private readonly tokens: Pick<DepositTokens, "lockDue">,
+    private readonly files: Pick<Files, "removeAll">,
   ) {}
 
   /** Deletes a contact, its history and its outbox; its mailboxes are deleted on the relay (best effort). */
@@ -33,6 +35,7 @@ export class Maintenance {
       this.messages.removeAll(id);
       this.outbox.removeAll(id);
       this.receipts.removeAll(id);
+      this.files.removeAll(id);
       this.contacts.remove(id);
       return [contact.inbox, ...(contact.previous ?? []).map((p) => p.inbox)];
     });

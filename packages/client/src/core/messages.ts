@@ -7,7 +7,9 @@ import type { Contacts } from "./contacts.js";
 import type { Context } from "./context.js";
 import { failureWords, sameFailure } from "./deposits.js";
 import type { Receipts } from "./receipts.js";
-import type { ClientEvent, ConversationEntry, MessageView } from "./types.js";
+import type { ClientEvent, ConversationEntry, MessageFile, MessageView } from "./types.js";
+
+const fileField = (file: MessageFile | null) => (file ? { file } : {});
 
 /** Order of outgoing statuses: a status only ever moves forward (expired can still become delivered). */
 const RANK: Record<MessageStatus, number> = {
@@ -33,6 +35,8 @@ export class Messages {
     private readonly receipts: Pick<Receipts, "queue">,
     /** The retention a relay announced, in seconds, if known (for the words of an expiry). */
     private readonly retentionOf: (relay: string) => number | undefined,
+    /** The file of a file message, by its id. */
+    private readonly fileOf: (id: string) => MessageFile | null = () => null,
   ) {}
 
   // ---------------------------------------------------------------------------- views
@@ -47,6 +51,7 @@ export class Messages {
       receivedAt: m.receivedAt,
       status: m.status,
       failure: this.failureOf(contact, m),
+      ...(m.file ? fileField(this.fileOf(m.file)) : {}),
     };
   }
 

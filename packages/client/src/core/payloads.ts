@@ -1,7 +1,8 @@
 // What a decrypted payload does to a conversation: a text is added to the history (and a
 // delivered receipt queued), an intro names the contact and may move my outbox to the inbox and
 // deposit token it names, a receipt moves my messages' statuses forward (in our conversation or in
-// a group), and a group item goes to the groups (group-receive.ts).
+// a group), a group item goes to the groups (group-receive.ts), and a file's manifest to the
+// files (files.ts).
 import { fingerprint, type Payload, toHex } from "@parley/protocol";
 import { decodeIntro, isControlText } from "../intro.js";
 import type { ContactRecord, MessageRecord } from "../store/records.js";
@@ -9,6 +10,7 @@ import { cleanName } from "../text.js";
 import { type Contacts, identityOf } from "./contacts.js";
 import type { DepositTokens } from "./deposit-tokens.js";
 import { changed, type InternalEvent } from "./events.js";
+import type { Files } from "./files.js";
 import type { GroupHistory } from "./group-history.js";
 import type { GroupReceive } from "./group-receive.js";
 import type { Messages } from "./messages.js";
@@ -27,6 +29,7 @@ export class Payloads {
       receive: GroupReceive["receive"];
       acknowledge: GroupHistory["acknowledge"];
     },
+    private readonly files: Pick<Files, "receive">,
   ) {}
 
   /**
@@ -83,8 +86,7 @@ export class Payloads {
       return events;
     }
     if (payload.type === "group") return this.groups.receive(id, contact, payload);
-    // Files (PROTOCOL.md §14.3) are not offered to the user yet: a manifest is dropped.
-    if (payload.type === "file") return [];
+    if (payload.type === "file") return this.files.receive(id, contact, payload, sendReceipts);
     const events: InternalEvent[] = [];
     const status = payload.type;
     for (const raw of payload.ids) {

@@ -1,8 +1,8 @@
 // The types the client core shows the world: what the CLI and the terminal UI read (views of
 // contacts and messages, events, relay states). client.ts re-exports them.
-import type { GroupNote, MessageStatus } from "../store/records.js";
+import type { FileState, GroupNote, MessageStatus } from "../store/records.js";
 
-export type { GroupNote };
+export type { FileState, GroupNote };
 
 export interface ContactView {
   readonly contact: string;
@@ -45,7 +45,35 @@ export interface MessageView {
   readonly read?: number;
   /** A line of a group's conversation that is a membership change, not a message (text is empty). */
   readonly note?: Readonly<GroupNote>;
+  /** A file message (text is empty): the file offered or sent, and where it stands. */
+  readonly file?: MessageFile;
 }
+
+/** The file of a file message (PROTOCOL.md §14.3). `id` is what `parley fetch` takes. */
+export interface MessageFile {
+  readonly id: string;
+  /** As the sender named it: a claim, made safe only when saved (show it with displayText). */
+  readonly name: string;
+  readonly size: number;
+  readonly mediaType: string;
+  readonly state: FileState;
+}
+
+/** A file sent or received (`parley files`). */
+export interface FileView extends MessageFile {
+  readonly contact: string;
+  readonly direction: "in" | "out";
+  readonly createdAt: number;
+  /** When the relay deletes it, ms since the epoch (null while not known). */
+  readonly expiresAt: number | null;
+  /** Where a fetched file was saved. */
+  readonly savedAs: string | null;
+  /** Why the last transfer failed, in words. */
+  readonly error: string | null;
+}
+
+/** How far a transfer is: bytes of plaintext done out of the file's size. */
+export type Progress = (done: number, total: number) => void;
 
 /** A group as the CLI and the UI show it (PROTOCOL.md §13). */
 export interface GroupView {

@@ -110,6 +110,8 @@ export interface MessageRecord {
    * was applied (direction "in", status "read", text empty; the words are made when it is shown).
    */
   note?: GroupNote;
+  /** A file message (text empty): the file's id (hex, the manifest's message id); its record is in the files table. */
+  file?: string;
 }
 
 /** A membership change as a line of the group's conversation (see ClientEvent "group"). */
@@ -228,6 +230,51 @@ export interface OutboxRecord {
   lastError?: string;
   /** The refusal last recorded for this entry, so that a repeated one is not reported again. */
   failure?: DeliveryFailure["code"];
+}
+
+/**
+ * Where a file stands: sending: "uploading" (chunks go to the relay), "sent" (stored there and
+ * the manifest queued or sent); receiving: "offered" (the manifest arrived), "fetched" (saved and
+ * checked), "failed" (a download that did not check out: `error` says why), "expired" (the relay
+ * no longer has it).
+ */
+export type FileState = "uploading" | "sent" | "offered" | "fetched" | "failed" | "expired";
+
+/** A file I sent or was offered (PROTOCOL.md §14). Bytes are hex. */
+export interface FileRecord {
+  /** The manifest's message id: the file's id. */
+  id: string;
+  direction: "in" | "out";
+  /** The row key of the contact it is with. */
+  conversation: string;
+  /** out: the name announced; in: the name as the sender gave it (sanitised when saved). */
+  name: string;
+  mediaType: string;
+  size: number;
+  chunkCount: number;
+  relay: string;
+  blobId: string;
+  fileKey: string;
+  /** SHA-256 of the plaintext: for an upload, known once every chunk was read. */
+  sha256?: string;
+  /** When the relay deletes the blob (its blobInfo), once known. */
+  expiresAt?: number;
+  state: FileState;
+  createdAt: number;
+  /** Why the last transfer failed, in words. */
+  error?: string;
+  /** out: the file read, and its size and modification time then, to notice a change before a resume. */
+  path?: string;
+  mtimeMs?: number;
+  writeToken?: string;
+  /** out: one per recipient (a contact: one). */
+  readTokens?: string[];
+  /** out: chunks the relay held at the last count (it says, on resume, how many it has). */
+  next?: number;
+  /** in: my read token. */
+  readToken?: string;
+  /** in: where it was saved. */
+  savedAs?: string;
 }
 
 export interface InvitationRecord {

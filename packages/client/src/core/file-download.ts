@@ -1,0 +1,179 @@
+// Fetching an offered file (PROTOCOL.md §14.3, §14.4): chunk by chunk into a temporary file beside
+// the destination (resuming from the chunks already there), each opened with the file key, the
+// size and SHA-256 checked, and only then given its final name, never replacing a file; then the
+// relay is told the download is complete (blobDone). A chunk that fails to open, a wrong hash or a
+// blob the relay no longer has leaves nothing behind.
+import { closeSync, fstatSync, openSync, readSync, statSync, truncateSync, unlinkSync } from "node:fs";
+import { type FileHandle, open } from "node:fs/promises";
+import { basename, dirname, join, resolve } from "node:path";
+import { sha256 } from "@noble/hashes/sha2.js";
+import { CryptoError, FILE_CHUNK_BYTES, FileCipher, fileChunkSize, fromHex, toHex } from "@parley/protocol";
+import { ClientError } from "../errors.js";
+import type { FileRecord } from "../store/records.js";
+import { type BlobLink, isUnknownBlob, transferError } from "./blobs.js";
+import { type Context, warn } from "./context.js";
+import { linkUnique, sanitizeFileName } from "./file-names.js";
+import type { Files } from "./files.js";
+import type { Progress } from "./types.js";
+
+export interface FileFetched {
+  readonly id: string;
+  /** Where it was saved. */
+  readonly path: string;
+  readonly size: number;
+  /** Chunks this run downloaded (fewer when it resumed an earlier download). */
+  readonly downloadedChunks: number;
+}
+
+/** The temporary name of a download in `dir`: hidden, and fixed per file, so a rerun finds it. */
+export const partialName = (dir: string, id: string) => join(dir, `.parley-${id}.part`);
+
+export class FileDownload {
+  constructor(
+    private readonly ctx: Context,
+    private readonly files: Pick<Files, "find" | "put">,
+    private readonly connect: (relay: string) => Promise<BlobLink>,
+  ) {}
+
+  /**
+   * See Client.fetchFile(). `out`: a directory to save into (under the file's sanitised name), or
+   * a file path (used as given, with a suffix if it exists); the current directory by default.
+   */
+  async fetch(id: string, out?: string, progress?: Progress): Promise<FileFetched> {
+    const rec = this.files.find(id);
+    if (rec.direction !== "in")
+      throw new ClientError("USAGE", `${rec.name} is a file you sent, not one to fetch`);
+    if (rec.state === "fetched")
+      throw new ClientError("USAGE", `${rec.name} was already fetched, to ${rec.savedAs}`);
+    if (rec.state === "expired") throw expired(rec);
+    const { dir, name } = destination(out, rec.name);
+    const part = partialName(dir, rec.id);
+    const what = `fetching ${rec.name}`;
+    const cipher = new FileCipher(fromHex(rec.fileKey));
+    const blobId = fromHex(rec.blobId);
+    const token = fromHex(rec.readToken!);
+    const { done, hash } = resumePartial(part, rec);
+    let handle: FileHandle | undefined;
+    let fetched = 0;
+    try {
+      const link = await this.connect(rec.relay);
+      handle = await open(part, "r+");
+      for (let i = done; i < rec.chunkCount; i++) {
+        const sealed = await link.getChunk(blobId, token, i);
+        let chunk: Uint8Array;
+        try {
+          chunk = cipher.open(i, i === rec.chunkCount - 1, sealed);
+        } catch (e) {
+          if (!(e instanceof CryptoError)) throw e;
+          throw this.fail(
+            rec,
+            part,
+            `chunk ${i + 1} of ${rec.chunkCount} failed its authentication check: the file was altered on the relay or on the way`,
+          );
+        }
+        if (chunk.length !== fileChunkSize(rec.size, i))
+          throw this.fail(rec, part, `chunk ${i + 1} is not the size the sender announced`);
+        await handle.write(chunk, 0, chunk.length, i * FILE_CHUNK_BYTES);
+        hash.update(chunk);
+        fetched++;
+        progress?.(Math.min(rec.size, (i + 1) * FILE_CHUNK_BYTES), rec.size);
+      }
+      await handle.sync();
+      const size = (await handle.stat()).size;
+      await handle.close();
+      handle = undefined;
+      if (size !== rec.size) throw this.fail(rec, part, `it is ${size} bytes, not the ${rec.size} announced`);
+      if (toHex(hash.digest()) !== rec.sha256)
+        throw this.fail(rec, part, "its SHA-256 does not match the one the sender announced");
+      const path = linkUnique(part, dir, name);
+      unlinkSync(part);
+      this.files.put({ ...rec, state: "fetched", savedAs: path, error: undefined });
+      try {
+        await link.blobDone(blobId, token);
+      } catch {
+        // The file is saved and checked; the relay deletes the blob at its retention anyway.
+        warn(
+          this.ctx,
+          `could not tell relay ${rec.relay} that ${rec.name} was fetched; it deletes it when it expires`,
+        );
+      }
+      return { id: rec.id, path, size: rec.size, downloadedChunks: fetched };
+    } catch (e) {
+      await handle?.close().catch(() => {});
+      if (isUnknownBlob(e)) {
+        removeQuietly(part);
+        this.files.put({ ...rec, state: "expired", error: "expired on the relay" });
+        throw expired(rec);
+      }
+      throw transferError(rec.relay, what, e);
+    } finally {
+      cipher.wipe();
+    }
+  }
+
+  /** Records a failed download, removes its partial file, and says why. */
+  private fail(rec: FileRecord, part: string, why: string): ClientError {
+    removeQuietly(part);
+    this.files.put({ ...rec, state: "failed", error: why });
+    return new ClientError("FILE_FAILED", `${rec.name}: ${why}; nothing was saved`);
+  }
+}
+
+const expired = (rec: FileRecord) =>
+  new ClientError(
+    "FILE_FAILED",
+    `${rec.name}: expired on the relay (it keeps files until ${new Date(rec.expiresAt ?? 0).toISOString()}, or until fetched); ask the sender to send it again`,
+  );
+
+/** The directory and name to save under (§14.4: a received name is sanitised; `out` is the user's). */
+function destination(out: string | undefined, offered: string): { dir: string; name: string } {
+  if (out === undefined) return { dir: process.cwd(), name: sanitizeFileName(offered) };
+  const abs = resolve(out);
+  let isDir = false;
+  try {
+    isDir = statSync(abs).isDirectory();
+  } catch {
+    // not there: a file path to create
+  }
+  if (isDir || out.endsWith("/")) return { dir: abs, name: sanitizeFileName(offered) };
+  return { dir: dirname(abs), name: basename(abs) };
+}
+
+/**
+ * Opens (creating it) the partial file of a download and counts the whole chunks already in it:
+ * they are hashed again (a chunk at a time) and anything after them is cut off.
+ */
+function resumePartial(
+  part: string,
+  rec: FileRecord,
+): { done: number; hash: ReturnType<typeof sha256.create> } {
+  const hash = sha256.create();
+  let fd: number;
+  try {
+    fd = openSync(part, "a+", 0o600);
+  } catch (e) {
+    throw new ClientError("USAGE", `cannot write ${part}: ${(e as NodeJS.ErrnoException).code}`);
+  }
+  try {
+    const have = fstatSync(fd).size;
+    // Only full chunks before the last are kept: the last is always fetched again.
+    const done = Math.min(Math.floor(have / FILE_CHUNK_BYTES), rec.chunkCount - 1);
+    const buf = Buffer.alloc(FILE_CHUNK_BYTES);
+    for (let i = 0; i < done; i++) {
+      readSync(fd, buf, 0, FILE_CHUNK_BYTES, i * FILE_CHUNK_BYTES);
+      hash.update(buf);
+    }
+    truncateSync(part, done * FILE_CHUNK_BYTES);
+    return { done, hash };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function removeQuietly(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch {
+    // already gone
+  }
+}
