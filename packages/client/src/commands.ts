@@ -5,15 +5,25 @@ import { parseArgs } from "node:util";
 import { relayUrlProblem } from "@parley/protocol";
 import QRCode from "qrcode";
 import { firstLine, usage, type Values } from "./args.js";
-import { Client } from "./client.js";
+import { Client, type FileFetched, type FileSent } from "./client.js";
 import { ClientError } from "./errors.js";
 import { checkGroupArgs, listGroups, runGroup } from "./group-commands.js";
-import { formatMessage, type Output, output, printEvent, shellQuote, statusLine, time } from "./output.js";
+import {
+  formatMessage,
+  humanSize,
+  type Output,
+  output,
+  printEvent,
+  progressMeter,
+  shellQuote,
+  statusLine,
+  time,
+} from "./output.js";
 import { readPassphrase } from "./passphrase.js";
 import { type Paths, resolvePaths } from "./paths.js";
 import { loadSettings, type Settings, saveSettings } from "./settings.js";
 import { Store } from "./store.js";
-import { displayText, parseDuration } from "./text.js";
+import { displayText, parseDuration, printable } from "./text.js";
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
@@ -47,6 +57,9 @@ export const COMMANDS: Record<string, Record<string, { type: "string" | "boolean
   invite: { relay: { type: "string" }, qr: { type: "boolean" }, ttl: { type: "string" } },
   accept: { name: { type: "string" }, relay: { type: "string" } },
   send: { lines: { type: "boolean" } },
+  "send-file": {},
+  files: {},
+  fetch: { out: { type: "string" } },
   sync: { wait: { type: "string" } },
   contacts: {},
   history: { limit: { type: "string" } },
@@ -97,6 +110,15 @@ export async function runCommand(command: string, rest: string[], globals: Value
     case "history":
     case "verify":
       expect(1, command === "accept" ? "CODE" : "CONTACT");
+      break;
+    case "send-file":
+      expect(2, "CONTACT PATH");
+      break;
+    case "fetch":
+      expect(1, "FILE-ID");
+      break;
+    case "files":
+      if (positionals.length > 1) throw usage("files: expected at most CONTACT");
       break;
     case "send":
       if (values.lines ? positionals.length !== 1 : positionals.length !== 2) {
@@ -164,6 +186,47 @@ export async function runCommand(command: string, rest: string[], globals: Value
           out.data({ type: "status", ...s }, statusLine(s));
           if ("group" in s && s.failure) out.note(`${s.group}: ${s.failure}`);
         }
+        return 0;
+      }
+      case "send-file": {
+        client.on("event", (ev) => {
+          if (ev.type !== "status") printEvent(out, ev);
+        });
+        const meter = progressMeter(positionals[1]!);
+        let sent: FileSent;
+        try {
+          sent = await client.sendFile(positionals[0]!, positionals[1]!, meter.update);
+        } finally {
+          meter.end();
+        }
+        out.data(
+          { type: "file", ...sent },
+          `${sent.contact}\t${sent.id}\t${sent.status}\t${displayText(sent.name)}\t${humanSize(sent.size)}`,
+        );
+        out.note(
+          `${sent.name} is on the relay until ${time(sent.expiresAt)} UTC, or until ${sent.contact} fetches it`,
+        );
+        return 0;
+      }
+      case "files": {
+        for (const f of client.files(positionals[0])) {
+          const where = f.savedAs ? `\t${f.savedAs}` : f.error ? `\t${printable(f.error)}` : "";
+          out.data(
+            { type: "file", ...f },
+            `${f.id}\t${displayText(f.contact)}\t${f.direction}\t${displayText(f.name)}\t${humanSize(f.size)}\t${f.state}${where}`,
+          );
+        }
+        return 0;
+      }
+      case "fetch": {
+        const meter = progressMeter(positionals[0]!);
+        let got: FileFetched;
+        try {
+          got = await client.fetchFile(positionals[0]!, values.out as string | undefined, meter.update);
+        } finally {
+          meter.end();
+        }
+        out.data({ type: "fetched", ...got }, got.path);
         return 0;
       }
       case "sync": {

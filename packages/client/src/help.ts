@@ -57,6 +57,33 @@ export const COMMAND_HELP: Readonly<Record<string, CommandHelp>> = {
       ["--lines", "send each line of stdin as a message of its own"],
     ],
   },
+  "send-file": {
+    forms: ["send-file CONTACT PATH"],
+    summary: "send a file, end-to-end encrypted",
+    about:
+      "Encrypts a file a chunk at a time into a blob on the contact's relay, then sends the contact an offer with what it needs to fetch and check it; exit 0 once the relay has stored the file and the offer. Progress shows on stderr when it is a terminal. If the relay becomes unreachable, exit 75: run the same command again to resume the upload where it stopped (or, once the file is uploaded, a later send or sync delivers the waiting offer).",
+    options: [
+      ["CONTACT", "the contact's name, as `parley contacts` lists it"],
+      ["PATH", "the file to send (the relay keeps it until it is fetched, at most its retention)"],
+    ],
+  },
+  files: {
+    forms: ["files [CONTACT]"],
+    summary: "list files sent and received, with their state",
+    about:
+      "Lists the files you sent and were offered, oldest first: id (what fetch takes), contact, direction, name, size, state (uploading, sent, offered, fetched, failed, expired) and where a fetched one was saved.",
+    options: [["CONTACT", "only the files with this contact"]],
+  },
+  fetch: {
+    forms: ["fetch FILE-ID [--out PATH]"],
+    summary: "download, decrypt and check a file you were offered",
+    about:
+      "Downloads a file offered to you into a temporary file beside its destination, decrypts each chunk, checks the size and SHA-256 the sender announced, and only then gives it its name (made safe, and never replacing a file: `name (1).ext`). A failed or tampered download leaves nothing behind (exit 15), as does a file the relay no longer has; an interrupted one resumes when run again.",
+    options: [
+      ["FILE-ID", "the file's id, from `parley sync` or `parley files`"],
+      ["--out PATH", "a directory to save into, or a file name (default: the current directory)"],
+    ],
+  },
   sync: {
     forms: ["sync [--wait SECONDS]"],
     summary: "receive messages and receipts, deliver the outbox",

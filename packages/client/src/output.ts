@@ -45,6 +45,10 @@ export function statusLine(s: {
 export function printEvent(out: Output, ev: ClientEvent): void {
   switch (ev.type) {
     case "message":
+      if (ev.file) {
+        out.data(fileMessageJson(ev, ev.file), formatMessage(ev));
+        return;
+      }
       out.data(ev, formatMessage(ev));
       return;
     case "status":
@@ -69,7 +73,50 @@ export function printEvent(out: Output, ev: ClientEvent): void {
 const joinedHint = (ev: { event: string; group: string }) =>
   ev.event === "joined" ? `: see \`parley group members ${shellQuote(ev.group)}\`` : "";
 
+/** A file message as a JSON line: `{"type":"file","id":...,"contact":...,"name":...,"size":...}`. */
+function fileMessageJson(m: MessageView, f: NonNullable<MessageView["file"]>): object {
+  return {
+    type: "file",
+    id: f.id,
+    contact: m.contact,
+    ...(m.group === undefined ? {} : { group: m.group }),
+    direction: m.direction,
+    name: f.name,
+    size: f.size,
+    mediaType: f.mediaType,
+    state: f.state,
+    sentAt: m.sentAt,
+    receivedAt: m.receivedAt,
+    status: m.status,
+  };
+}
+
+/** A size in bytes as people read it: 512 B, 1.5 KiB, 50.0 MiB. */
+export function humanSize(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`;
+  const units = ["KiB", "MiB", "GiB", "TiB"];
+  let v = bytes / 1024;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return `${v.toFixed(1)} ${units[u]}`;
+}
+
+/** A file message's words: the name (made printable), size and state, and how to fetch an offered one. */
+function fileWords(f: NonNullable<MessageView["file"]>, direction: "in" | "out"): string {
+  const fetch = direction === "in" && f.state === "offered" ? `: parley fetch ${f.id}` : "";
+  return `[file] ${displayText(f.name)} (${humanSize(f.size)}, ${f.state})${fetch}`;
+}
+
 export function formatMessage(m: MessageView): string {
+  if (m.file) {
+    const who = m.direction === "in" ? m.contact : "me";
+    const status =
+      m.direction === "out" ? `  [${m.status}${m.failure ? `: ${printable(m.failure)}` : ""}]` : "";
+    return `${time(m.direction === "in" ? m.receivedAt : m.sentAt)}  ${displayText(who)}: ${fileWords(m.file, m.direction)}${status}`;
+  }
   if (m.note) return `${time(m.receivedAt)}  [${displayText(m.group ?? "")}] * ${groupChangeWords(m.note)}`;
   const who = m.direction === "in" ? m.contact : "me";
   const why = m.failure ? `: ${printable(m.failure)}` : "";
@@ -82,4 +129,31 @@ export function formatMessage(m: MessageView): string {
     ? `  (${m.missing} earlier message(s) from ${displayText(m.contact)} not yet received)`
     : "";
   return `${time(m.direction === "in" ? m.receivedAt : m.sentAt)}  ${where}${displayText(who)}: ${text}${status}${gap}`;
+}
+
+/**
+ * A transfer's progress on stderr, redrawn in place, only when stderr is a terminal (a script's
+ * log gets no carriage returns). `end()` clears the line.
+ */
+export function progressMeter(label: string): {
+  update: (done: number, total: number) => void;
+  end: () => void;
+} {
+  if (!process.stderr.isTTY) return { update: () => {}, end: () => {} };
+  let last = -1;
+  let drawn = false;
+  return {
+    update(done, total) {
+      const pct = total === 0 ? 100 : Math.floor((done / total) * 100);
+      if (pct === last) return;
+      last = pct;
+      drawn = true;
+      process.stderr.write(
+        `\r\x1b[K${printable(label)}: ${pct}% (${humanSize(done)} of ${humanSize(total)})`,
+      );
+    },
+    end() {
+      if (drawn) process.stderr.write("\r\x1b[K");
+    },
+  };
 }
