@@ -25,6 +25,9 @@ export interface FileFetched {
   readonly downloadedChunks: number;
 }
 
+/** Chunk requests in flight during a download: a few chunks of memory, whatever the file's size. */
+const READ_AHEAD = 4;
+
 /** The temporary name of a download in `dir`: hidden, and fixed per file, so a rerun finds it. */
 export const partialName = (dir: string, id: string) => join(dir, `.parley-${id}.part`);
 
@@ -58,8 +61,18 @@ export class FileDownload {
     try {
       const link = await this.connect(rec.relay);
       handle = await open(part, "r+");
+      // A few requests ahead, so the relay's round trips overlap; replies are matched by request id.
+      const ahead = new Map<number, Promise<Uint8Array>>();
+      const ask = (i: number) => {
+        if (i >= rec.chunkCount || ahead.has(i)) return;
+        const p = link.getChunk(blobId, token, i);
+        p.catch(() => {}); // awaited in order below; a failure ahead is reported when its turn comes
+        ahead.set(i, p);
+      };
       for (let i = done; i < rec.chunkCount; i++) {
-        const sealed = await link.getChunk(blobId, token, i);
+        for (let k = i; k < i + READ_AHEAD; k++) ask(k);
+        const sealed = await ahead.get(i)!;
+        ahead.delete(i);
         let chunk: Uint8Array;
         try {
           chunk = cipher.open(i, i === rec.chunkCount - 1, sealed);

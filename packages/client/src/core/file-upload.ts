@@ -18,6 +18,7 @@ import {
   toHex,
 } from "@parley/protocol";
 import { ClientError } from "../errors.js";
+import { RelayRequestError } from "../relay-connection.js";
 import type { FileRecord, MessageRecord, MessageStatus } from "../store/records.js";
 import { type BlobLink, isUnknownBlob, transferError } from "./blobs.js";
 import { type Contacts, encryptTo, keyChangedError } from "./contacts.js";
@@ -157,7 +158,7 @@ export class FileUpload {
         hash.update(chunk);
         if (i < written) continue;
         const sealed = cipher.seal(i, i === rec.chunkCount - 1, chunk);
-        await link.putChunk(blobId, writeToken, i, sealed);
+        await putPaced(link, blobId, writeToken, i, sealed);
         sent++;
         progress?.(Math.min(rec.size, (i + 1) * FILE_CHUNK_BYTES), rec.size);
         if ((i + 1) % SAVE_EVERY === 0) this.files.put({ ...rec, next: i + 1 });
@@ -248,6 +249,33 @@ export class FileUpload {
       expiresAt: rec.expiresAt!,
       uploadedChunks,
     };
+  }
+}
+
+/** First wait after the relay says the upload is going faster than its upload rate; it doubles up to the most. */
+const PACE_FIRST_MS = 50;
+const PACE_MOST_MS = 2000;
+
+/**
+ * Writes a chunk, waiting and trying again while the relay answers RATE_LIMITED: a relay paces
+ * each connection's uploads (§14.2, its `limits.uploadBytesPerSecondPerConnection`) and stores
+ * nothing it refused, so the same chunk is simply sent again.
+ */
+async function putPaced(
+  link: BlobLink,
+  blobId: Uint8Array,
+  writeToken: Uint8Array,
+  index: number,
+  sealed: Uint8Array,
+): Promise<void> {
+  for (let wait = PACE_FIRST_MS; ; wait = Math.min(wait * 2, PACE_MOST_MS)) {
+    try {
+      await link.putChunk(blobId, writeToken, index, sealed);
+      return;
+    } catch (e) {
+      if (!(e instanceof RelayRequestError && e.code === "RATE_LIMITED")) throw e;
+    }
+    await new Promise((r) => setTimeout(r, wait));
   }
 }
 
