@@ -38,6 +38,11 @@ export const isUnknownBlob = (e: unknown): boolean =>
 
 /** A relay failure during a transfer as a ClientError: unreachable (75) or refused (12). */
 export function transferError(relay: string, what: string, e: unknown): unknown {
+  if (e instanceof ClientError && e.code === "UNREACHABLE") {
+    return new ClientError("UNREACHABLE", `${what}: ${e.message}; run the same command again to resume`, {
+      cause: e,
+    });
+  }
   if (e instanceof RelayUnreachableError) {
     return new ClientError("UNREACHABLE", `${what}: ${e.reason}; run the same command again to resume`, {
       cause: e,
