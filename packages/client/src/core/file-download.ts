@@ -3,11 +3,12 @@
 // size and SHA-256 checked, and only then given its final name, never replacing a file; then the
 // relay is told the download is complete (blobDone). A chunk that fails to open, a wrong hash or a
 // blob the relay no longer has leaves nothing behind.
+
+import { createHash, type Hash } from "node:crypto";
 import { closeSync, fstatSync, openSync, readSync, statSync, truncateSync, unlinkSync } from "node:fs";
 import { type FileHandle, open } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
-import { sha256 } from "@noble/hashes/sha2.js";
-import { CryptoError, FILE_CHUNK_BYTES, FileCipher, fileChunkSize, fromHex, toHex } from "@parley/protocol";
+import { CryptoError, FILE_CHUNK_BYTES, FileCipher, fileChunkSize, fromHex } from "@parley/protocol";
 import { ClientError } from "../errors.js";
 import type { FileRecord } from "../store/records.js";
 import { type BlobLink, isUnknownBlob, transferError } from "./blobs.js";
@@ -26,7 +27,7 @@ export interface FileFetched {
 }
 
 /** Chunk requests in flight during a download: a few chunks of memory, whatever the file's size. */
-const READ_AHEAD = 4;
+const READ_AHEAD = 8;
 
 /** The temporary name of a download in `dir`: hidden, and fixed per file, so a rerun finds it. */
 export const partialName = (dir: string, id: string) => join(dir, `.parley-${id}.part`);
@@ -96,7 +97,7 @@ export class FileDownload {
       await handle.close();
       handle = undefined;
       if (size !== rec.size) throw this.fail(rec, part, `it is ${size} bytes, not the ${rec.size} announced`);
-      if (toHex(hash.digest()) !== rec.sha256)
+      if (hash.digest("hex") !== rec.sha256)
         throw this.fail(rec, part, "its SHA-256 does not match the one the sender announced");
       const path = linkUnique(part, dir, name);
       unlinkSync(part);
@@ -156,11 +157,8 @@ function destination(out: string | undefined, offered: string): { dir: string; n
  * Opens (creating it) the partial file of a download and counts the whole chunks already in it:
  * they are hashed again (a chunk at a time) and anything after them is cut off.
  */
-function resumePartial(
-  part: string,
-  rec: FileRecord,
-): { done: number; hash: ReturnType<typeof sha256.create> } {
-  const hash = sha256.create();
+function resumePartial(part: string, rec: FileRecord): { done: number; hash: Hash } {
+  const hash = createHash("sha256");
   let fd: number;
   try {
     fd = openSync(part, "a+", 0o600);

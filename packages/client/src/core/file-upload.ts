@@ -3,10 +3,9 @@
 // contact's relay; then the manifest goes out as a ratchet message, with a text's outbox and
 // receipts. The upload's record (blob id, tokens, path) is kept from the start, so an interrupted
 // upload resumes at the chunk the relay says it has (blobStatus), after a restart of either side.
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { type FileHandle, open, stat } from "node:fs/promises";
 import { resolve } from "node:path";
-import { sha256 } from "@noble/hashes/sha2.js";
 import {
   FILE_CHUNK_BYTES,
   FILE_CHUNK_OVERHEAD,
@@ -144,7 +143,7 @@ export class FileUpload {
       throw transferError(rec.relay, what, e);
     }
     const cipher = new FileCipher(fromHex(rec.fileKey));
-    const hash = sha256.create();
+    const hash = createHash("sha256");
     const buf = Buffer.alloc(FILE_CHUNK_BYTES);
     let handle: FileHandle | undefined;
     let sent = 0;
@@ -184,7 +183,7 @@ export class FileUpload {
       await handle?.close();
     }
     progress?.(rec.size, rec.size);
-    rec.sha256 = toHex(hash.digest());
+    rec.sha256 = hash.digest("hex");
     return sent;
   }
 
