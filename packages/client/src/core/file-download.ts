@@ -8,7 +8,14 @@ import { createHash, type Hash } from "node:crypto";
 import { closeSync, fstatSync, openSync, readSync, statSync, truncateSync, unlinkSync } from "node:fs";
 import { type FileHandle, open } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
-import { CryptoError, FILE_CHUNK_BYTES, FileCipher, fileChunkSize, fromHex } from "@parley/protocol";
+import {
+  CryptoError,
+  FILE_CHUNK_BYTES,
+  FileCipher,
+  fileChunkSize,
+  fromHex,
+  relayUrlProblem,
+} from "@parley/protocol";
 import { ClientError } from "../errors.js";
 import type { FileRecord } from "../store/records.js";
 import { type BlobLink, isUnknownBlob, transferError } from "./blobs.js";
@@ -50,6 +57,9 @@ export class FileDownload {
     if (rec.state === "fetched")
       throw new ClientError("USAGE", `${rec.name} was already fetched, to ${rec.savedAs}`);
     if (rec.state === "expired") throw expired(rec);
+    // The relay is the sender's claim too: one that breaks the §4.3 rules is not connected to.
+    const bad = relayUrlProblem(rec.relay);
+    if (bad) throw this.fail(rec, null, `the offer names a relay that is not valid (${bad})`);
     const { dir, name } = destination(out, rec.name);
     const part = partialName(dir, rec.id);
     const what = `fetching ${rec.name}`;
@@ -126,8 +136,8 @@ export class FileDownload {
   }
 
   /** Records a failed download, removes its partial file, and says why. */
-  private fail(rec: FileRecord, part: string, why: string): ClientError {
-    removeQuietly(part);
+  private fail(rec: FileRecord, part: string | null, why: string): ClientError {
+    if (part !== null) removeQuietly(part);
     this.files.put({ ...rec, state: "failed", error: why });
     return new ClientError("FILE_FAILED", `${rec.name}: ${why}; nothing was saved`);
   }

@@ -193,6 +193,16 @@ describe("§14.4 fetching a file", () => {
     expect(readFileSync(join(dir, "x (2).txt"), "utf8")).toBe("two");
   });
 
+  it("§14.4 does not connect to a relay URL that breaks the §4.3 rules", async () => {
+    const { files, blobs, download, offer } = setup();
+    const id = offer({ ...(await upload(blobs, Buffer.from("x"), "x")), relay: "http://evil.example/" });
+    await expect(download.fetch(id, tmp())).rejects.toMatchObject({
+      code: "FILE_FAILED",
+      message: expect.stringMatching(/^x: the offer names a relay that is not valid/),
+    });
+    expect(files.get(id)).toMatchObject({ state: "failed" });
+  });
+
   it("refuses an unknown file id", async () => {
     const { download } = setup();
     await expect(download.fetch("00".repeat(16))).rejects.toMatchObject({ code: "UNKNOWN_FILE" });
