@@ -231,4 +231,26 @@ describe("groups of contacts", () => {
     );
     expect(ben.history("Cat").map((m) => m.text)).toEqual(["hello"]);
   });
+
+  it("count a member who received a message only forwarded once its own session with the author is up", async () => {
+    const r = await relay();
+    const url = `ws://127.0.0.1:${r.port}`;
+    const [ann, ben, cat] = ["Ann", "Ben", "Cat"].map((n) => client(n, url)) as [Client, Client, Client];
+    await connect(ann, ben, "Ann");
+    await connect(ann, cat, "Ann");
+    await ann.createGroup("G", ["Ben", "Cat"]);
+    await ben.sync();
+    await cat.sync(); // her invitation for Ben goes to Ann
+    const [sent] = await ben.send("G", ["through Ann"]);
+    await ann.sync(); // passes on Ben's message and Cat's invitation
+    // Cat gets Ben's message through Ann before she has a session with him, and reads it.
+    // (She names him from his fingerprint until his own session tells her his name.)
+    expect(texts(await synced(cat))).toEqual([expect.stringMatching(/: through Ann$/)]);
+    expect(cat.history("G").map((m) => [m.text, m.forwarded])).toEqual([["through Ann", true]]);
+    const early = (await synced(ben)).filter((e) => e.type === "status" && e.id === sent!.id);
+    expect(early.at(-1)).toMatchObject({ delivered: 1, read: 0, recipients: 2 });
+    await cat.sync(); // Ben accepted her invitation: their session is up, her receipts go over it
+    const late = (await synced(ben)).filter((e) => e.type === "status" && e.id === sent!.id);
+    expect(late.at(-1)).toMatchObject({ status: "delivered", delivered: 2, read: 1, recipients: 2 });
+  });
 });

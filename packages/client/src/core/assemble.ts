@@ -104,7 +104,7 @@ export function assemble(ctx: Context, tables: Tables): Core {
     live,
     publisher,
   );
-  const groupSend: GroupSend = new GroupSend(ctx, groups, messages, outbox, delivery);
+  const groupSend: GroupSend = new GroupSend(ctx, groups, messages, outbox, delivery, receipts);
   const introductions = new GroupIntroductions(ctx, groups, invitations, groupSend);
   const groupChanges = new GroupChanges(ctx, groups, contacts, groupSend, delivery, publisher, introductions);
   const groupHistory = new GroupHistory(ctx, groups, messages, receipts);

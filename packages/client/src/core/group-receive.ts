@@ -1,9 +1,9 @@
 // Receiving group items (PROTOCOL.md §13.3, §13.4): judge() (groups/incoming.ts) decides what an
 // item that arrived over a contact's session means; this module acts on it inside the receiving
 // transaction. A message is stored in the group's conversation with its author and place in the
-// author's sequence (a repeat is dropped) and a delivered receipt goes to its author; an entry
-// joins the group's log (group-changes.ts); an item for another member is passed on, unchanged,
-// over my session with it. Items from someone who is no longer a member are dropped; an item that
+// author's sequence (a repeat is dropped) and a delivered receipt goes to its author (once I have a
+// session with it: GroupRecord.owedReceipts); an entry joins the group's log (group-changes.ts);
+// an item for another member is passed on, unchanged, over my session with it. Items from someone who is no longer a member are dropped; an item that
 // may make sense once more entries arrive (for a group I do not hold yet, from someone the log has
 // not named yet) is kept in the group_items table, which this module owns, and judged again then.
 import {
@@ -32,6 +32,9 @@ import type { Receipts } from "./receipts.js";
 export interface IntroductionSink {
   introduced(key: string, from: string, code: string): void;
 }
+
+/** Receipts a group keeps owing to authors I have no session with yet: the newest so many. */
+export const MAX_OWED_RECEIPTS = 1024;
 
 export class GroupReceive {
   constructor(
@@ -137,9 +140,11 @@ export class GroupReceive {
     g.seqs[v.author] = seqs;
     g.unread += 1;
     g.lastActivity = now;
-    this.groups.put(row.key, g);
+    // Receipts stay pairwise (§13.3): without a session with the author, they wait for one.
     const author = peers.get(v.author);
     if (author) this.receipts.queue(author.id, "delivered", m.id);
+    else g.owedReceipts = [...(g.owedReceipts ?? []), m.id].slice(-MAX_OWED_RECEIPTS);
+    this.groups.put(row.key, g);
     const name = this.history.namer(this.groups.state(g), peers);
     return [{ type: "message", ...this.history.view(g, name, m) }];
   }

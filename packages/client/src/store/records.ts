@@ -183,6 +183,11 @@ export interface GroupRecord {
    */
   invites?: { member: string; expiresAt?: number }[];
   accepts?: { member: string; code: string }[];
+  /**
+   * Messages (id hex) that reached me only forwarded, from an author I had no session with: their
+   * receipts (delivered, or read if I have read them since) go once that session is up.
+   */
+  owedReceipts?: string[];
 }
 
 export interface OutboxRecord {
