@@ -253,4 +253,39 @@ describe("groups of contacts", () => {
     const late = (await synced(ben)).filter((e) => e.type === "status" && e.id === sent!.id);
     expect(late.at(-1)).toMatchObject({ status: "delivered", delivered: 2, read: 1, recipients: 2 });
   });
+
+  it("pass on an introduction and a forward for a member the introducer has no session with yet, once it has one", async () => {
+    const r = await relay();
+    const url = `ws://127.0.0.1:${r.port}`;
+    const [ann, ben, cat, dan] = ["Ann", "Ben", "Cat", "Dan"].map((n) => client(n, url)) as [
+      Client,
+      Client,
+      Client,
+      Client,
+    ];
+    await connect(ann, ben, "Ann");
+    await connect(ann, cat, "Ann");
+    await connect(ben, dan, "Ben");
+    await ann.createGroup("G", ["Ben", "Cat"]);
+    await ann.promoteInGroup("G", "Ben");
+    await ben.sync();
+    // Ben adds Dan before Ben and Cat have a session of their own.
+    await ben.addToGroup("G", "Dan");
+    await dan.sync(); // his invitations for Ann and Cat go to Ben
+    await dan.send("G", ["hi from Dan"]);
+    await ben.sync(); // Ben has no session with Cat yet: her invitation and copy wait with him
+    await cat.sync(); // her invitation for Ben goes to Ann
+    await ann.sync(); // passes it on; accepts Dan's
+    await ben.sync(); // accepts Cat's: now he passes on what waited for her
+    const catSaw = await synced(cat);
+    expect(texts(catSaw)).toEqual([expect.stringMatching(/: hi from Dan$/)]);
+    await dan.sync(); // Cat's acceptance
+    await cat.sync(); // Dan's intro names him
+    expect(cat.groupMembers("G").map((m) => [m.member, m.pendingSession])).toEqual([
+      ["Ann", false],
+      ["Ben", false],
+      ["Cat", false],
+      ["Dan", false],
+    ]);
+  });
 });

@@ -90,7 +90,10 @@ export function assemble(ctx: Context, tables: Tables): Core {
     },
   });
   const delivery: Delivery = new Delivery(ctx, outbox, contacts, messages, receipts, pool, live, publisher, {
-    release: () => groupSend.release(),
+    release: () => {
+      groupSend.release();
+      for (const e of groupReceive.release()) publisher.emit(e);
+    },
     stored: (conversation, row, member) => groupSend.stored(conversation, row, member),
   });
   const sending = new Sending(ctx, contacts, messages, outbox, delivery);

@@ -5,7 +5,8 @@
 // session with it: GroupRecord.owedReceipts); an entry joins the group's log (group-changes.ts);
 // an item for another member is passed on, unchanged, over my session with it. Items from someone who is no longer a member are dropped; an item that
 // may make sense once more entries arrive (for a group I do not hold yet, from someone the log has
-// not named yet) is kept in the group_items table, which this module owns, and judged again then.
+// not named yet), or to pass on to a member I have no session with yet, is kept in the group_items
+// table, which this module owns, and judged again then (release(): once a session came up).
 import {
   decodePayload,
   encodePayload,
@@ -37,6 +38,9 @@ export interface IntroductionSink {
 export const MAX_OWED_RECEIPTS = 1024;
 
 export class GroupReceive {
+  /** The members I had a session with when release() last judged the waiting items. */
+  private reached: string | null = null;
+
   constructor(
     private readonly ctx: Context,
     private readonly waiting: WaitingItemsTable,
@@ -86,6 +90,22 @@ export class GroupReceive {
         this.introductions.introduced(row!.key, verdict.from, verdict.code);
         return [];
     }
+  }
+
+  /**
+   * Judges again the items kept for every group I hold once a session came up since the last
+   * time (an item to pass on waits for my session with its member); returns the events.
+   */
+  release(): InternalEvent[] {
+    return this.ctx.tx(() => {
+      const peers = this.groups.peers();
+      const reach = peers.members().sort().join();
+      if (reach === this.reached) return [];
+      this.reached = reach;
+      const out = this.groups.all().flatMap((r) => this.retry(peers, r.value.groupId));
+      peers.save();
+      return out;
+    });
   }
 
   /** Judges again the items kept for a group whose log just grew; acts on those it now decides. */
