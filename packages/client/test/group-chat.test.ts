@@ -4,6 +4,7 @@
 // blocks sending.
 import { afterEach, describe, expect, it } from "vitest";
 import type { Client, ClientEvent } from "../src/client.js";
+import type { Core } from "../src/core/assemble.js";
 import { cleanupLive, client, relay } from "./live-helpers.js";
 
 afterEach(cleanupLive);
@@ -287,5 +288,51 @@ describe("groups of contacts", () => {
       ["Cat", false],
       ["Dan", false],
     ]);
+  });
+
+  it("delete a session made for a group once no group needs it, with its mailboxes on the relay", async () => {
+    const r = await relay();
+    const url = `ws://127.0.0.1:${r.port}`;
+    const [ann, ben, cat] = ["Ann", "Ben", "Cat"].map((n) => client(n, url)) as [Client, Client, Client];
+    await connect(ann, ben, "Ann");
+    await connect(ann, cat, "Ann");
+    await ann.createGroup("G", ["Ben", "Cat"]);
+    await ben.sync();
+    await cat.sync(); // her invitation for Ben goes to Ann
+    await ann.sync(); // and on to Ben
+    await ben.sync(); // who accepts it
+    await cat.sync();
+    const core = (c: Client) => (c as unknown as { core: Core }).core;
+    const scoped = (c: Client) =>
+      core(c)
+        .contacts.all()
+        .filter((x) => x.value.groupScoped)
+        .map((x) => x.value);
+    expect(scoped(ben)).toHaveLength(1);
+    expect(scoped(cat)).toHaveLength(1);
+    const forgotten = (c: Client) => {
+      const keys: string[] = [];
+      const pool = core(c).pool;
+      const forget = pool.forgetMailbox.bind(pool);
+      pool.forgetMailbox = (relayUrl, key) => {
+        keys.push(key);
+        return forget(relayUrl, key);
+      };
+      return keys;
+    };
+    const [benInbox, catInbox] = [scoped(ben)[0]!.inbox.key, scoped(cat)[0]!.inbox.key];
+    const [benForgot, catForgot] = [forgotten(ben), forgotten(cat)];
+    // Cat leaves G, the only group she shares with Ben: once her leave has gone to him, each
+    // forgets the other's session; Ann stays a contact of both.
+    await cat.leaveGroup("G");
+    await cat.sync();
+    await ben.sync();
+    expect(scoped(cat)).toEqual([]);
+    expect(scoped(ben)).toEqual([]);
+    expect(catForgot).toContain(catInbox);
+    expect(benForgot).toContain(benInbox);
+    expect(cat.contacts().map((c) => c.contact)).toEqual(["Ann"]);
+    expect(ben.contacts().map((c) => c.contact)).toEqual(["Ann"]);
+    expect(ben.groupMembers("G").map((m) => m.member)).toEqual(["Ann", "Ben"]);
   });
 });

@@ -150,6 +150,7 @@ export function assemble(ctx: Context, tables: Tables): Core {
     mailboxes,
     pool,
     tokens,
+    groups,
   );
   return {
     publisher,
