@@ -335,4 +335,37 @@ describe("groups of contacts", () => {
     expect(ben.contacts().map((c) => c.contact)).toEqual(["Ann"]);
     expect(ben.groupMembers("G").map((m) => m.member)).toEqual(["Ann", "Ben"]);
   });
+
+  it("fail a message held for a member it never had a route to, once the relays' retention has passed", async () => {
+    const r = await relay();
+    const url = `ws://127.0.0.1:${r.port}`;
+    const [ann, ben, cat] = ["Ann", "Ben", "Cat"].map((n) => client(n, url)) as [Client, Client, Client];
+    await connect(ann, ben, "Ann");
+    await connect(ann, cat, "Ann");
+    await ann.createGroup("G", ["Ben", "Cat"]);
+    await ann.createGroup("H", ["Cat"]);
+    // Ann deletes her only session with Cat, who stays a member: her texts for Cat are held.
+    await ann.deleteContact("Cat");
+    const [inG] = await ann.send("G", ["for both"]);
+    const [inH] = await ann.send("H", ["for Cat"]);
+    expect(inG).toMatchObject({
+      status: "stored",
+      failure: expect.stringMatching(/1 member\(s\) cannot be reached yet/),
+    });
+    expect(inH).toMatchObject({ status: "queued" });
+    const events: ClientEvent[] = [];
+    ann.on("event", (e) => events.push(e));
+    ann.checkExpired(Date.now() + 24 * 3600_000);
+    expect(events).toEqual([]); // not yet
+    ann.checkExpired(Date.now() + 31 * 86400_000);
+    expect(events.find((e) => e.type === "status" && e.id === inG!.id)).toMatchObject({
+      status: "stored",
+      failure: expect.stringMatching(/1 member\(s\) never got it/),
+    });
+    expect(events.find((e) => e.type === "status" && e.id === inH!.id)).toMatchObject({
+      status: "failed",
+      failure: expect.stringMatching(/1 member\(s\) never got it/),
+    });
+    expect(ann.history("H").map((m) => [m.text, m.status])).toEqual([["for Cat", "failed"]]);
+  });
 });

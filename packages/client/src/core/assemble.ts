@@ -10,6 +10,7 @@ import { DepositTokens } from "./deposit-tokens.js";
 import { Publisher } from "./events.js";
 import { FirstContact } from "./first-contact.js";
 import { GroupChanges } from "./group-changes.js";
+import { GroupExpiry } from "./group-expiry.js";
 import { GroupHistory } from "./group-history.js";
 import { GroupIntroductions } from "./group-introductions.js";
 import { GroupReceive } from "./group-receive.js";
@@ -95,6 +96,7 @@ export function assemble(ctx: Context, tables: Tables): Core {
       for (const e of groupReceive.release()) publisher.emit(e);
     },
     stored: (conversation, row, member) => groupSend.stored(conversation, row, member),
+    expire: (now) => groupExpiry.expire(now),
   });
   const sending = new Sending(ctx, contacts, messages, outbox, delivery);
   const invitations: Invitations = new Invitations(
@@ -111,6 +113,7 @@ export function assemble(ctx: Context, tables: Tables): Core {
   const introductions = new GroupIntroductions(ctx, groups, invitations, groupSend);
   const groupChanges = new GroupChanges(ctx, groups, contacts, groupSend, delivery, publisher, introductions);
   const groupHistory = new GroupHistory(ctx, groups, messages, receipts);
+  const groupExpiry = new GroupExpiry(ctx, groups, tables.groupItems, messages);
   const groupReceive = new GroupReceive(
     ctx,
     tables.groupItems,

@@ -75,7 +75,7 @@ export interface GroupSentStatus {
   read: number;
 }
 
-export class GroupSend implements GroupCopies {
+export class GroupSend implements Pick<GroupCopies, "release" | "stored"> {
   constructor(
     private readonly ctx: Context,
     private readonly groups: Groups,

@@ -127,6 +127,11 @@ export interface GroupMessageFields {
   queued?: string[];
   /** Outgoing: the members whose copy a relay stored. */
   stored?: string[];
+  /**
+   * Outgoing: the members whose copy was held (no route to them) until it expired, never sent
+   * (GroupExpiry).
+   */
+  unsent?: string[];
   /** Outgoing: the members whose receipt said delivered (or read), and read. */
   delivered?: string[];
   read?: string[];
