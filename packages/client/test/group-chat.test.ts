@@ -368,4 +368,49 @@ describe("groups of contacts", () => {
     });
     expect(ann.history("H").map((m) => [m.text, m.status])).toEqual([["for Cat", "failed"]]);
   });
+
+  it("replace a member whose new key is confirmed by an admin; a member who is not an admin is told whom to ask", async () => {
+    const r = await relay();
+    const url = `ws://127.0.0.1:${r.port}`;
+    const [ann, ben, cat] = ["Ann", "Ben", "Cat"].map((n) => client(n, url)) as [Client, Client, Client];
+    await connect(ann, ben, "Ann");
+    await connect(ann, cat, "Ann");
+    await connect(ben, cat, "Ben");
+    await ann.createGroup("G", ["Ben", "Cat"]);
+    await ben.sync();
+    await cat.sync();
+    // Ben starts again with a new key; Ann and Cat accept his new invitation under his name.
+    const ben2 = client("Ben", url);
+    for (const c of [ann, cat]) {
+      const { code } = await ben2.invite();
+      await c.accept(code, { name: "Ben" });
+    }
+    await ben2.sync();
+    await expect(cat.send("G", ["blocked"])).rejects.toMatchObject({ code: "KEY_CHANGED" });
+    const catWarnings: string[] = [];
+    cat.on("warning", (w) => catWarnings.push(w));
+    cat.confirm("Ben");
+    expect(catWarnings).toEqual([
+      expect.stringMatching(/Ben's old key is still a member of G.*only an admin can replace it: ask Ann/),
+    ]);
+    // Ann, the admin, confirms: in G the old key is removed and the new one added.
+    ann.confirm("Ben");
+    expect(ann.groupMembers("G").map((m) => [m.member, m.pendingSession])).toEqual([
+      ["Ann", false],
+      ["Cat", false],
+      ["Ben", false],
+    ]);
+    const [sent] = await ann.send("G", ["welcome back"]);
+    expect(sent).toMatchObject({ recipients: 2 });
+    const ben2Saw = await synced(ben2);
+    expect(ben2Saw).toContainEqual(expect.objectContaining({ type: "group", event: "joined", by: "Ann" }));
+    expect(texts(ben2Saw)).toEqual(["Ann: welcome back"]);
+    const catSaw = await synced(cat);
+    expect(catSaw).toContainEqual(expect.objectContaining({ type: "group", event: "added", member: "Ben" }));
+    expect(cat.groupMembers("G").map((m) => [m.member, m.pendingSession])).toEqual([
+      ["Ann", false],
+      ["Cat", false],
+      ["Ben", false],
+    ]);
+  });
 });

@@ -14,6 +14,7 @@ import { GroupExpiry } from "./group-expiry.js";
 import { GroupHistory } from "./group-history.js";
 import { GroupIntroductions } from "./group-introductions.js";
 import { GroupReceive } from "./group-receive.js";
+import { GroupRekey } from "./group-rekey.js";
 import { GroupSend } from "./group-send.js";
 import { Groups } from "./groups.js";
 import { Inbox } from "./inbox.js";
@@ -49,6 +50,7 @@ export interface Core {
   readonly groupChanges: GroupChanges;
   readonly groupHistory: GroupHistory;
   readonly introductions: GroupIntroductions;
+  readonly groupRekey: GroupRekey;
 }
 
 export function assemble(ctx: Context, tables: Tables): Core {
@@ -112,6 +114,7 @@ export function assemble(ctx: Context, tables: Tables): Core {
   const groupSend: GroupSend = new GroupSend(ctx, groups, messages, outbox, delivery, receipts);
   const introductions = new GroupIntroductions(ctx, groups, invitations, groupSend);
   const groupChanges = new GroupChanges(ctx, groups, contacts, groupSend, delivery, publisher, introductions);
+  const groupRekey = new GroupRekey(ctx, groups, contacts, groupChanges, publisher);
   const groupHistory = new GroupHistory(ctx, groups, messages, receipts);
   const groupExpiry = new GroupExpiry(ctx, groups, tables.groupItems, messages);
   const groupReceive = new GroupReceive(
@@ -176,5 +179,6 @@ export function assemble(ctx: Context, tables: Tables): Core {
     groupChanges,
     groupHistory,
     introductions,
+    groupRekey,
   };
 }
