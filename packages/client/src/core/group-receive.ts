@@ -98,6 +98,7 @@ export class GroupReceive {
    */
   release(): InternalEvent[] {
     return this.ctx.tx(() => {
+      if (this.waiting.size() === 0) return [];
       const peers = this.groups.peers();
       const reach = peers.members().sort().join();
       if (reach === this.reached) return [];

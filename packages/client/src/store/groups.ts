@@ -69,6 +69,11 @@ export class WaitingItemsTable extends Table {
       }));
   }
 
+  /** How many items are kept, of every group. */
+  size(): number {
+    return this.db.prepare<[], { n: number }>("SELECT COUNT(*) AS n FROM group_items").get()!.n;
+  }
+
   /** Every item kept, of every group, oldest first. */
   all(): { seq: number; value: WaitingGroupItem }[] {
     return this.db
