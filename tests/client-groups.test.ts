@@ -170,8 +170,10 @@ describe("parley groups", () => {
     expect(fails(await runParley(a, ["send", "Friends", "blocked"]), 11)).toMatch(
       /Erin's identity key changed: nothing is sent to Friends until you compare safety numbers/,
     );
-    await parley(a, ["verify", "Erin", "--confirm"]);
     // Confirmed by Alice, an admin: in Friends, Erin's old key is removed and her new one added.
+    const confirmed = (await parley(a, ["verify", "Erin", "--confirm", "--json"])).events;
+    expect(groupEvent(confirmed, "removed", { group: "Friends", by: "Alice" })).toBe(true);
+    expect(groupEvent(confirmed, "added", { group: "Friends", member: "Erin", members: 4 })).toBe(true);
     const [unblocked] = await say(a, "Friends", "unblocked");
     expect(unblocked).toMatchObject({ recipients: 3 });
     const aMembers = (await parley(a, ["group", "members", "Friends", "--json"])).events;
