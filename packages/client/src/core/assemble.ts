@@ -10,9 +10,11 @@ import { DepositTokens } from "./deposit-tokens.js";
 import { Publisher } from "./events.js";
 import { FirstContact } from "./first-contact.js";
 import { GroupChanges } from "./group-changes.js";
+import { GroupExpiry } from "./group-expiry.js";
 import { GroupHistory } from "./group-history.js";
 import { GroupIntroductions } from "./group-introductions.js";
 import { GroupReceive } from "./group-receive.js";
+import { GroupRekey } from "./group-rekey.js";
 import { GroupSend } from "./group-send.js";
 import { Groups } from "./groups.js";
 import { Inbox } from "./inbox.js";
@@ -48,6 +50,7 @@ export interface Core {
   readonly groupChanges: GroupChanges;
   readonly groupHistory: GroupHistory;
   readonly introductions: GroupIntroductions;
+  readonly groupRekey: GroupRekey;
 }
 
 export function assemble(ctx: Context, tables: Tables): Core {
@@ -90,8 +93,12 @@ export function assemble(ctx: Context, tables: Tables): Core {
     },
   });
   const delivery: Delivery = new Delivery(ctx, outbox, contacts, messages, receipts, pool, live, publisher, {
-    release: () => groupSend.release(),
+    release: () => {
+      groupSend.release();
+      for (const e of groupReceive.release()) publisher.emit(e);
+    },
     stored: (conversation, row, member) => groupSend.stored(conversation, row, member),
+    expire: (now) => groupExpiry.expire(now),
   });
   const sending = new Sending(ctx, contacts, messages, outbox, delivery);
   const invitations: Invitations = new Invitations(
@@ -104,7 +111,7 @@ export function assemble(ctx: Context, tables: Tables): Core {
     live,
     publisher,
   );
-  const groupSend: GroupSend = new GroupSend(ctx, groups, messages, outbox, delivery);
+  const groupSend: GroupSend = new GroupSend(ctx, groups, messages, outbox, delivery, receipts);
   const introductions = new GroupIntroductions(ctx, groups, invitations, groupSend);
   const groupChanges = new GroupChanges(
     ctx,
@@ -116,7 +123,9 @@ export function assemble(ctx: Context, tables: Tables): Core {
     introductions,
     messages,
   );
+  const groupRekey = new GroupRekey(ctx, groups, contacts, groupChanges, publisher);
   const groupHistory = new GroupHistory(ctx, groups, messages, receipts);
+  const groupExpiry = new GroupExpiry(ctx, groups, tables.groupItems, messages);
   const groupReceive = new GroupReceive(
     ctx,
     tables.groupItems,
@@ -156,6 +165,7 @@ export function assemble(ctx: Context, tables: Tables): Core {
     mailboxes,
     pool,
     tokens,
+    groups,
   );
   return {
     publisher,
@@ -178,5 +188,6 @@ export function assemble(ctx: Context, tables: Tables): Core {
     groupChanges,
     groupHistory,
     introductions,
+    groupRekey,
   };
 }

@@ -26,6 +26,8 @@ export interface GroupCopies {
    * for `member`: the message's status event if that moved it. Inside a transaction.
    */
   stored(conversation: string, messageSeq: number, member: string): InternalEvent | null;
+  /** Gives up what waited in groups longer than a relay keeps a message: the status events. In a transaction. */
+  expire(now: number): InternalEvent[];
 }
 
 interface Entry {
@@ -299,7 +301,10 @@ export class Delivery {
     );
   }
 
-  /** Marks sent messages whose relay retention passed without a receipt as expired. */
+  /**
+   * Marks sent messages whose relay retention passed without a receipt as expired, and gives up
+   * what waited that long in groups (GroupCopies.expire).
+   */
   checkExpired(now = Date.now()): void {
     const events = this.ctx.tx(() => {
       const out: InternalEvent[] = [];
@@ -315,6 +320,7 @@ export class Delivery {
           awaiting: r.value.awaiting.filter((a) => a.deadline > now),
         });
       }
+      out.push(...this.groups.expire(now));
       return out;
     });
     for (const ev of events) this.publisher.emit(ev);
