@@ -1,8 +1,5 @@
 // Component tests of the terminal UI (ink-testing-library), the chat against a real client
 // talking to the real relay process.
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { type RelayProcess, startRelay } from "../../relay/test/helpers.js";
 import { Client } from "../src/client.js";
