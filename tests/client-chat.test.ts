@@ -230,7 +230,10 @@ describe("parley: invitations and conversations", () => {
       relay2 = await startRelay(["--storage", "memory"]);
     });
 
-    it("Alice on relay 1, Carol on relay 2, Bob with both: messages flow in all directions", async () => {
+    // Some forty runs of the CLI one after another: more than the default minute on a busy machine.
+    it("Alice on relay 1, Carol on relay 2, Bob with both: messages flow in all directions", {
+      timeout: 150_000,
+    }, async () => {
       const alice = await newHome();
       const bob = await newHome();
       const carol = await newHome();

@@ -1,7 +1,8 @@
 // Groups with the `parley` CLI end to end (PROTOCOL.md §13), on two real relay processes: Alice
 // creates a group with Bob and Carol; everyone talks; Dave is added while Carol is offline, and
 // she catches up with each author's messages in order; Bob is removed and nothing sent after
-// reaches him; a member whose key changed blocks sending until it is confirmed.
+// reaches him; a member whose key changed blocks sending until it is confirmed, and then the admin
+// who confirms it replaces the old key with the new one.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   cleanup,
@@ -176,12 +177,21 @@ describe("parley groups", () => {
     expect(fails(await runParley(a, ["send", "Friends", "blocked"]), 11)).toMatch(
       /Erin's identity key changed: nothing is sent to Friends until you compare safety numbers/,
     );
-    await parley(a, ["verify", "Erin", "--confirm"]);
-    // Confirmed: the group goes on; the member with Erin's old key has no session any more.
+    // Confirmed by Alice, an admin: in Friends, Erin's old key is removed and her new one added.
+    const confirmed = (await parley(a, ["verify", "Erin", "--confirm", "--json"])).events;
+    expect(groupEvent(confirmed, "removed", { group: "Friends", by: "Alice" })).toBe(true);
+    expect(groupEvent(confirmed, "added", { group: "Friends", member: "Erin", members: 4 })).toBe(true);
     const [unblocked] = await say(a, "Friends", "unblocked");
     expect(unblocked).toMatchObject({ recipients: 3 });
     const aMembers = (await parley(a, ["group", "members", "Friends", "--json"])).events;
-    expect(aMembers.filter((m) => m.pendingSession).map((m) => m.fingerprint)).toHaveLength(1);
+    expect(aMembers.map((m) => [m.member, m.pendingSession])).toEqual([
+      ["Alice", false],
+      ["Carol", false],
+      ["Dave", false],
+      ["Erin", false],
+    ]);
+    const erinAgain = await hears(other, "Friends", ["Alice: unblocked"]);
+    expect(groupEvent(erinAgain, "joined", { by: "Alice", members: 4 })).toBe(true);
 
     // Errors: an unknown group or member, a bad subcommand.
     expect(fails(await runParley(a, ["history", "Nope"]), 5)).toMatch(/no contact named "Nope"/);

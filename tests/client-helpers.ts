@@ -392,6 +392,20 @@ export async function connect(
   );
 }
 
+/** A fresh home for each display name, each initialised on `relayUrl`, in the same order. */
+export async function homesFor<const N extends readonly string[]>(
+  relayUrl: string,
+  ...names: N
+): Promise<{ [K in keyof N]: string }> {
+  const homes: string[] = [];
+  for (const name of names) {
+    const home = await newHome();
+    await init(home, name, relayUrl);
+    homes.push(home);
+  }
+  return homes as { [K in keyof N]: string };
+}
+
 /** Two fresh homes, Alice and Bob, on `relayUrl`, connected: Alice invites, Bob accepts naming her "alice". */
 export async function aliceAndBob(relayUrl: string): Promise<{ alice: string; bob: string }> {
   const alice = await newHome();

@@ -2,7 +2,7 @@
 // relay process. Alice makes a group of Bob and Carol, who are not each other's contacts; all
 // three talk; Alice looks at the members and removes Carol, who hears nothing after.
 import { afterAll, describe, expect, it } from "vitest";
-import { cleanup, connect, init, newHome, PARLEY, PASSPHRASE, startRelay } from "./client-helpers.js";
+import { cleanup, connect, homesFor, PARLEY, PASSPHRASE, startRelay } from "./client-helpers.js";
 import { tmuxServer } from "./tmux.js";
 
 const { tmux, pane, session, keys, enter, waitFor, gone, kill } = tmuxServer(`parley-groups-${process.pid}`);
@@ -36,10 +36,7 @@ describe("a group in three terminal UIs", () => {
     timeout: 240_000,
   }, async () => {
     const relay = await startRelay();
-    const [alice, bob, carol] = [await newHome(), await newHome(), await newHome()];
-    await init(alice, "Alice", relay.url);
-    await init(bob, "Bob", relay.url);
-    await init(carol, "Carol", relay.url);
+    const [alice, bob, carol] = await homesFor(relay.url, "Alice", "Bob", "Carol");
     // Bob and Carol each know Alice; they do not know each other.
     await connect(alice, bob, "Alice", "Bob");
     await connect(alice, carol, "Alice", "Carol");

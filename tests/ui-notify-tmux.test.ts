@@ -10,9 +10,8 @@ import {
   cleanup,
   connect,
   hasAll,
-  init,
+  homesFor,
   newDir,
-  newHome,
   PASSPHRASE,
   sendOne,
   startRelay,
@@ -53,10 +52,7 @@ describe("desktop notifications in tmux", () => {
     timeout: 180_000,
   }, async () => {
     const relay = await startRelay();
-    const [alice, bob, carol] = [await newHome(), await newHome(), await newHome()];
-    await init(alice, "Alice", relay.url);
-    await init(bob, "Bob", relay.url);
-    await init(carol, "Carol", relay.url);
+    const [alice, bob, carol] = await homesFor(relay.url, "Alice", "Bob", "Carol");
     await connect(alice, bob, "Alice", "Bob");
     await connect(carol, bob, "Carol", "Bob");
     // Alice's conversation has the newest activity, so Bob's UI opens on it.

@@ -2,6 +2,12 @@
 // same run against the same relay process: send (ratchet step + SQLite transaction + durable
 // deposit) and receive (decrypt + transaction + ack), each as a ratio to a baseline that does the
 // protocol work and the relay round trip with no store. Also: unlocking a store (scrypt, N = 2^17).
+// Then groups (group-bench.ts): one message to a group of 50 against 49 sequential 1:1 sends.
+//
+//   BENCH_MESSAGES (default 400), BENCH_ROUNDS (default 3, both sections), BENCH_GROUP_SIZE
+//   (members with the sender, default 50; 0 skips the group section), BENCH_GROUP_MESH=1 and
+//   BENCH_GROUP_RECEIVERS (processes, default 7; see group-bench.ts), BENCH_RELAY_STORAGE (the
+//   relay's --storage: sqlite, the default, or memory, to see what its durable commits cost).
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -22,13 +28,15 @@ import { Client } from "../src/client.js";
 import { resolvePaths } from "../src/paths.js";
 import { RelayConnection } from "../src/relay-connection.js";
 import { Store } from "../src/store.js";
+import { GROUP, groupBench, groupTable } from "./group-bench.js";
 
+const STORAGE = process.env.BENCH_RELAY_STORAGE ?? "sqlite";
 const N = Number(process.env.BENCH_MESSAGES ?? 400);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const RELAY_CLI = fileURLToPath(new URL("../../relay/src/cli.ts", import.meta.url));
 const tmp = mkdtempSync(join(tmpdir(), "parley-client-bench-"));
 
-async function startRelay(): Promise<{ url: string; stop: () => void }> {
+async function startRelay(): Promise<{ url: string; pid: number | undefined; stop: () => void }> {
   const proc = spawn(
     process.execPath,
     [
@@ -39,10 +47,18 @@ async function startRelay(): Promise<{ url: string; stop: () => void }> {
       "--port",
       "0",
       "--storage",
-      "sqlite",
+      STORAGE,
       "--data-dir",
       join(tmp, "relay"),
       "--rate-limit",
+      "100000",
+      // The group section's 50 clients all come from 127.0.0.1, each subscribing to some 50
+      // mailboxes: the per-source limits, made for strangers, would pace their start.
+      "--max-connections-per-source",
+      "1000",
+      "--proof-rate",
+      "100000",
+      "--proof-rate-per-source",
       "100000",
     ],
     { stdio: ["ignore", "pipe", "inherit"] },
@@ -56,7 +72,7 @@ async function startRelay(): Promise<{ url: string; stop: () => void }> {
     });
     proc.once("exit", () => reject(new Error(`relay exited:\n${out}`)));
   });
-  return { url: `ws://127.0.0.1:${port}`, stop: () => proc.kill("SIGTERM") };
+  return { url: `ws://127.0.0.1:${port}`, pid: proc.pid, stop: () => proc.kill("SIGTERM") };
 }
 
 const text = (i: number) => `benchmark message number ${i}, of a typical chat length`;
@@ -158,13 +174,18 @@ try {
   const row = (what: string, c: number[], b: number[]) =>
     `| ${what.padEnd(8)} | ${median(c).toFixed(0).padStart(10)} | ${median(b).toFixed(0).padStart(14)} | ${(median(c) / median(b)).toFixed(2).padStart(5)} |`;
   console.log(
-    `client core vs bare protocol, ${N} messages, median of ${ROUNDS} interleaved rounds, SQLite relay`,
+    `client core vs bare protocol, ${N} messages, median of ${ROUNDS} interleaved rounds, ${STORAGE} relay`,
   );
   console.log("| path     | client msg/s | baseline msg/s | ratio |");
   console.log("| -------- | ------------ | -------------- | ----- |");
   console.log(row("send", core.send, base.send));
   console.log(row("receive", core.receive, base.receive));
   console.log(`unlock (scrypt N=2^17, r=8, p=1): ${unlockMs().toFixed(0)} ms`);
+  if (GROUP > 1) {
+    console.log("");
+    const g = await groupBench(relay.url, join(tmp, "group"), ROUNDS, relay.pid, STORAGE);
+    for (const line of groupTable(g)) console.log(line);
+  }
 } finally {
   relay.stop();
   rmSync(tmp, { recursive: true, force: true });

@@ -222,10 +222,12 @@ export class Client extends EventEmitter<ClientEvents> {
   /**
    * Marks a contact verified; a key-change block is lifted and held messages may leave. With
    * `expected` (the 60 digits or the compact form the other person read out or showed as a QR
-   * code), nothing is marked unless it matches the safety number of the key held now.
+   * code), nothing is marked unless it matches the safety number of the key held now. In a group
+   * I am an admin of, a member with the contact's old key is replaced by the new key (the changes
+   * go with the next flush); returns those changes' events.
    */
-  confirm(name: string, expected?: string): void {
-    this.core.contacts.confirm(name, expected);
+  confirm(name: string, expected?: string): ClientEvent[] {
+    return this.core.groupRekey.confirm(name, expected);
   }
 
   /** Compares a safety number the user has against this contact's, in constant time. */

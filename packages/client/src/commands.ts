@@ -273,8 +273,9 @@ export async function runCommand(command: string, rest: string[], globals: Value
       }
       case "verify": {
         const number = values.number as string | undefined;
-        if (values.confirm) client.confirm(positionals[0]!, number);
-        else if (number !== undefined && !client.matchesSafety(positionals[0]!, number)) {
+        // Confirming may replace the contact's old key in groups I am an admin of: those changes.
+        const changes = values.confirm ? client.confirm(positionals[0]!, number) : [];
+        if (!values.confirm && number !== undefined && !client.matchesSafety(positionals[0]!, number)) {
           throw new ClientError(
             "SAFETY_MISMATCH",
             `the safety number you have does not match ${positionals[0]}'s key`,
@@ -284,6 +285,7 @@ export async function runCommand(command: string, rest: string[], globals: Value
         out.data({ type: "safety", ...s }, `${s.safetyNumber}\n${s.compact}`);
         if (values.confirm) {
           out.note(`${s.contact} is marked verified`);
+          for (const ev of changes) printEvent(out, ev);
           const { refused } = await client.flush({ force: true });
           for (const r of refused) out.note(r);
         } else if (number !== undefined) {

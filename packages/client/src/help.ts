@@ -112,7 +112,7 @@ export const COMMAND_HELP: Readonly<Record<string, CommandHelp>> = {
     forms: ["verify CONTACT [--confirm] [--number N]"],
     summary: "compare safety numbers; --confirm marks a contact verified",
     about:
-      "Shows the safety number you and the contact share (60 digits, and a compact PARLEYSN1- form). Compare it in person or on a call; if it matches, mark the contact verified with --confirm (which also lifts a key-change block).",
+      "Shows the safety number you and the contact share (60 digits, and a compact PARLEYSN1- form). Compare it in person or on a call; if it matches, mark the contact verified with --confirm (which also lifts a key-change block and, in groups you are an admin of, replaces the contact's old key with the new one).",
     options: [
       ["CONTACT", "the contact's name"],
       ["--confirm", "mark the contact verified"],

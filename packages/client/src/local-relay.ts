@@ -50,6 +50,9 @@ async function probe(port: number): Promise<boolean> {
     const res = await fetch(`http://127.0.0.1:${port}/transparency`, {
       signal: AbortSignal.timeout(1500),
       redirect: "error",
+      // Not from fetch's keep-alive pool: a socket the relay closed while this process was busy
+      // (scrypt) would fail the next probe, and a running relay would look absent (see vet()).
+      headers: { connection: "close" },
     });
     body = await res.json();
   } catch (e) {

@@ -4,6 +4,7 @@
 // blocks sending.
 import { afterEach, describe, expect, it } from "vitest";
 import type { Client, ClientEvent } from "../src/client.js";
+import type { Core } from "../src/core/assemble.js";
 import { cleanupLive, client, relay } from "./live-helpers.js";
 
 afterEach(cleanupLive);
@@ -31,6 +32,9 @@ async function synced(c: Client): Promise<ClientEvent[]> {
 
 const texts = (events: ClientEvent[]) =>
   events.flatMap((e) => (e.type === "message" && e.group ? [`${e.contact}: ${e.text}`] : []));
+
+/** A group's conversation without its membership changes (marking it read, as history does). */
+const said = (c: Client, group: string) => c.history(group).filter((m) => !m.note);
 
 describe("groups of contacts", () => {
   it("are created, everyone talks, and each message says how many members received it", async () => {
@@ -230,5 +234,194 @@ describe("groups of contacts", () => {
       expect.objectContaining({ type: "contact", event: "added", contact: "Cat" }),
     );
     expect(ben.history("Cat").map((m) => m.text)).toEqual(["hello"]);
+  });
+
+  it("count a member who received a message only forwarded once its own session with the author is up", async () => {
+    const r = await relay();
+    const url = `ws://127.0.0.1:${r.port}`;
+    const [ann, ben, cat] = ["Ann", "Ben", "Cat"].map((n) => client(n, url)) as [Client, Client, Client];
+    await connect(ann, ben, "Ann");
+    await connect(ann, cat, "Ann");
+    await ann.createGroup("G", ["Ben", "Cat"]);
+    await ben.sync();
+    await cat.sync(); // her invitation for Ben goes to Ann
+    const [sent] = await ben.send("G", ["through Ann"]);
+    await ann.sync(); // passes on Ben's message and Cat's invitation
+    // Cat gets Ben's message through Ann before she has a session with him, and reads it.
+    // (She names him from his fingerprint until his own session tells her his name.)
+    expect(texts(await synced(cat))).toEqual([expect.stringMatching(/: through Ann$/)]);
+    expect(said(cat, "G").map((m) => [m.text, m.forwarded])).toEqual([["through Ann", true]]);
+    const early = (await synced(ben)).filter((e) => e.type === "status" && e.id === sent!.id);
+    expect(early.at(-1)).toMatchObject({ delivered: 1, read: 0, recipients: 2 });
+    await cat.sync(); // Ben accepted her invitation: their session is up, her receipts go over it
+    const late = (await synced(ben)).filter((e) => e.type === "status" && e.id === sent!.id);
+    expect(late.at(-1)).toMatchObject({ status: "delivered", delivered: 2, read: 1, recipients: 2 });
+  });
+
+  it("pass on an introduction and a forward for a member the introducer has no session with yet, once it has one", async () => {
+    const r = await relay();
+    const url = `ws://127.0.0.1:${r.port}`;
+    const [ann, ben, cat, dan] = ["Ann", "Ben", "Cat", "Dan"].map((n) => client(n, url)) as [
+      Client,
+      Client,
+      Client,
+      Client,
+    ];
+    await connect(ann, ben, "Ann");
+    await connect(ann, cat, "Ann");
+    await connect(ben, dan, "Ben");
+    await ann.createGroup("G", ["Ben", "Cat"]);
+    await ann.promoteInGroup("G", "Ben");
+    await ben.sync();
+    // Ben adds Dan before Ben and Cat have a session of their own.
+    await ben.addToGroup("G", "Dan");
+    await dan.sync(); // his invitations for Ann and Cat go to Ben
+    await dan.send("G", ["hi from Dan"]);
+    await ben.sync(); // Ben has no session with Cat yet: her invitation and copy wait with him
+    await cat.sync(); // her invitation for Ben goes to Ann
+    await ann.sync(); // passes it on; accepts Dan's
+    await ben.sync(); // accepts Cat's: now he passes on what waited for her
+    const catSaw = await synced(cat);
+    expect(texts(catSaw)).toEqual([expect.stringMatching(/: hi from Dan$/)]);
+    await dan.sync(); // Cat's acceptance
+    await cat.sync(); // Dan's intro names him
+    expect(cat.groupMembers("G").map((m) => [m.member, m.pendingSession])).toEqual([
+      ["Ann", false],
+      ["Ben", false],
+      ["Cat", false],
+      ["Dan", false],
+    ]);
+  });
+
+  it("delete a session made for a group once no group needs it, with its mailboxes on the relay, unless it was made a contact", async () => {
+    const r = await relay();
+    const url = `ws://127.0.0.1:${r.port}`;
+    const [ann, ben, cat] = ["Ann", "Ben", "Cat"].map((n) => client(n, url)) as [Client, Client, Client];
+    await connect(ann, ben, "Ann");
+    await connect(ann, cat, "Ann");
+    await ann.createGroup("G", ["Ben", "Cat"]);
+    await ben.sync();
+    await cat.sync(); // her invitation for Ben goes to Ann
+    await ann.sync(); // and on to Ben
+    await ben.sync(); // who accepts it
+    await cat.sync();
+    await ben.sync(); // her intro names her
+    const core = (c: Client) => (c as unknown as { core: Core }).core;
+    const scoped = (c: Client) =>
+      core(c)
+        .contacts.all()
+        .filter((x) => x.value.groupScoped)
+        .map((x) => x.value);
+    expect(scoped(ben)).toHaveLength(1);
+    expect(scoped(cat)).toHaveLength(1);
+    const forgotten = (c: Client) => {
+      const keys: string[] = [];
+      const pool = core(c).pool;
+      const forget = pool.forgetMailbox.bind(pool);
+      pool.forgetMailbox = (relayUrl, key) => {
+        keys.push(key);
+        return forget(relayUrl, key);
+      };
+      return keys;
+    };
+    const [benInbox, catInbox] = [scoped(ben)[0]!.inbox.key, scoped(cat)[0]!.inbox.key];
+    const [benForgot, catForgot] = [forgotten(ben), forgotten(cat)];
+    // Ben makes Cat a contact; Cat does not make Ben one.
+    ben.makeContact("G", "Cat");
+    // Cat leaves G, the only group she shares with Ben: once her leave has gone out, she forgets
+    // her session with Ben; Ben keeps his with her, a contact now. Ann stays a contact of both.
+    await cat.leaveGroup("G");
+    await cat.sync();
+    await ben.sync();
+    expect(scoped(cat)).toEqual([]);
+    expect(catForgot).toContain(catInbox);
+    expect(cat.contacts().map((c) => c.contact)).toEqual(["Ann"]);
+    expect(scoped(ben)).toEqual([]);
+    expect(benForgot).not.toContain(benInbox);
+    expect(
+      ben
+        .contacts()
+        .map((c) => c.contact)
+        .sort(),
+    ).toEqual(["Ann", "Cat"]);
+    expect(ben.groupMembers("G").map((m) => m.member)).toEqual(["Ann", "Ben"]);
+  });
+
+  it("fail a message held for a member it never had a route to, once the relays' retention has passed", async () => {
+    const r = await relay();
+    const url = `ws://127.0.0.1:${r.port}`;
+    const [ann, ben, cat] = ["Ann", "Ben", "Cat"].map((n) => client(n, url)) as [Client, Client, Client];
+    await connect(ann, ben, "Ann");
+    await connect(ann, cat, "Ann");
+    await ann.createGroup("G", ["Ben", "Cat"]);
+    await ann.createGroup("H", ["Cat"]);
+    // Ann deletes her only session with Cat, who stays a member: her texts for Cat are held.
+    await ann.deleteContact("Cat");
+    const [inG] = await ann.send("G", ["for both"]);
+    const [inH] = await ann.send("H", ["for Cat"]);
+    expect(inG).toMatchObject({
+      status: "stored",
+      failure: expect.stringMatching(/1 member\(s\) cannot be reached yet/),
+    });
+    expect(inH).toMatchObject({ status: "queued" });
+    const events: ClientEvent[] = [];
+    ann.on("event", (e) => events.push(e));
+    ann.checkExpired(Date.now() + 24 * 3600_000);
+    expect(events).toEqual([]); // not yet
+    ann.checkExpired(Date.now() + 31 * 86400_000);
+    expect(events.find((e) => e.type === "status" && e.id === inG!.id)).toMatchObject({
+      status: "stored",
+      failure: expect.stringMatching(/1 member\(s\) never got it/),
+    });
+    expect(events.find((e) => e.type === "status" && e.id === inH!.id)).toMatchObject({
+      status: "failed",
+      failure: expect.stringMatching(/1 member\(s\) never got it/),
+    });
+    expect(said(ann, "H").map((m) => [m.text, m.status])).toEqual([["for Cat", "failed"]]);
+  });
+
+  it("replace a member whose new key is confirmed by an admin; a member who is not an admin is told whom to ask", async () => {
+    const r = await relay();
+    const url = `ws://127.0.0.1:${r.port}`;
+    const [ann, ben, cat] = ["Ann", "Ben", "Cat"].map((n) => client(n, url)) as [Client, Client, Client];
+    await connect(ann, ben, "Ann");
+    await connect(ann, cat, "Ann");
+    await connect(ben, cat, "Ben");
+    await ann.createGroup("G", ["Ben", "Cat"]);
+    await ben.sync();
+    await cat.sync();
+    // Ben starts again with a new key; Ann and Cat accept his new invitation under his name.
+    const ben2 = client("Ben", url);
+    for (const c of [ann, cat]) {
+      const { code } = await ben2.invite();
+      await c.accept(code, { name: "Ben" });
+    }
+    await ben2.sync();
+    await expect(cat.send("G", ["blocked"])).rejects.toMatchObject({ code: "KEY_CHANGED" });
+    const catWarnings: string[] = [];
+    cat.on("warning", (w) => catWarnings.push(w));
+    cat.confirm("Ben");
+    expect(catWarnings).toEqual([
+      expect.stringMatching(/Ben's old key is still a member of G.*only an admin can replace it: ask Ann/),
+    ]);
+    // Ann, the admin, confirms: in G the old key is removed and the new one added.
+    ann.confirm("Ben");
+    expect(ann.groupMembers("G").map((m) => [m.member, m.pendingSession])).toEqual([
+      ["Ann", false],
+      ["Cat", false],
+      ["Ben", false],
+    ]);
+    const [sent] = await ann.send("G", ["welcome back"]);
+    expect(sent).toMatchObject({ recipients: 2 });
+    const ben2Saw = await synced(ben2);
+    expect(ben2Saw).toContainEqual(expect.objectContaining({ type: "group", event: "joined", by: "Ann" }));
+    expect(texts(ben2Saw)).toEqual(["Ann: welcome back"]);
+    const catSaw = await synced(cat);
+    expect(catSaw).toContainEqual(expect.objectContaining({ type: "group", event: "added", member: "Ben" }));
+    expect(cat.groupMembers("G").map((m) => [m.member, m.pendingSession])).toEqual([
+      ["Ann", false],
+      ["Cat", false],
+      ["Ben", false],
+    ]);
   });
 });

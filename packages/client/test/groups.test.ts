@@ -154,8 +154,8 @@ describe("an arriving group item (§13.3)", () => {
     });
     // Not twice: from anyone but the author, a forward for someone else is dropped.
     expect(judge(f, { state, me: k(ben), from: k(cat), hasSession: all }).kind).toBe("drop");
-    // Nor without a session to pass it on over, nor with the signature of someone else.
-    expect(judge(f, { state, me: k(ben), from: k(ann), hasSession: () => false }).kind).toBe("drop");
+    // Without a session to pass it on over yet, it waits for one; with someone else's signature, dropped.
+    expect(judge(f, { state, me: k(ben), from: k(ann), hasSession: () => false }).kind).toBe("wait");
     const forged = { ...f, body: { ...f.body, author: ben.publicIdentity.signingKey } } as GroupPayload;
     expect(judge(forged, { state, me: k(dan), from: k(ben), hasSession: all }).kind).toBe("drop");
   });
@@ -184,6 +184,10 @@ describe("an arriving group item (§13.3)", () => {
     });
     // Someone passing on another's introduction is not its maker: dropped.
     expect(judge(intro, { state, me: k(ben), from: k(ann), hasSession: all }).kind).toBe("drop");
+    // The introducer without a session with the member yet keeps it until it has one.
+    expect(judge(intro, { state, me: k(ben), from: k(dan), hasSession: (m) => m !== k(cat) }).kind).toBe(
+      "wait",
+    );
   });
 
   it("entries are taken from any session (a new member learns the log that way); junk is dropped", () => {

@@ -11,6 +11,7 @@ import { Client } from "../src/client.js";
 import { resolvePaths } from "../src/paths.js";
 import { Store } from "../src/store.js";
 import { Chat } from "../src/ui/chat.js";
+import { until } from "./ui-helpers.js";
 
 const N = 100_000;
 const dirs: string[] = [];
@@ -19,17 +20,6 @@ afterAll(async () => {
   for (const f of cleanups.splice(0).reverse()) await f();
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
-
-const tick = (ms = 50) => new Promise((r) => setTimeout(r, ms));
-async function until(frame: () => string | undefined, pred: (f: string) => boolean, what: string) {
-  const deadline = Date.now() + 15_000;
-  while (Date.now() < deadline) {
-    const f = frame() ?? "";
-    if (pred(f)) return f;
-    await tick();
-  }
-  throw new Error(`${what} never appeared; last frame:\n${frame()}`);
-}
 
 describe("a conversation of 100,000 messages", () => {
   it("scrolls from the newest to the first and back, reading only what is on screen", {

@@ -1,60 +1,30 @@
 // The chat screen with groups (ink-testing-library), against real clients and the real relay
 // process: groups in the conversation list with unread counts, /group new, /add, /kick, /leave,
 // /members, author headings, membership changes as lines, and notifications for group messages.
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { type RelayProcess, startRelay } from "../../relay/test/helpers.js";
-import { Client } from "../src/client.js";
-import { resolvePaths } from "../src/paths.js";
+import type { Client } from "../src/client.js";
 import { Chat } from "../src/ui/chat.js";
 import { splitArgs } from "../src/ui/group-commands.js";
-import { renderUi } from "./ui-helpers.js";
+import { renderUi, scratch, until } from "./ui-helpers.js";
 
-const dirs: string[] = [];
-const cleanups: (() => Promise<unknown> | unknown)[] = [];
-afterEach(async () => {
-  for (const f of cleanups.splice(0).reverse()) await f();
-});
-afterAll(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
-
-const tick = (ms = 30) => new Promise((r) => setTimeout(r, ms));
-
-async function until(frame: () => string | undefined, pred: (f: string) => boolean, what: string) {
-  const deadline = Date.now() + 20_000;
-  while (Date.now() < deadline) {
-    const f = frame() ?? "";
-    if (pred(f)) return f;
-    await tick(50);
-  }
-  throw new Error(`${what} never appeared; last frame:\n${frame()}`);
-}
+const made = scratch();
+afterEach(made.cleanup);
+afterAll(made.removeDirs);
 
 /** Alice, with Bob and Carol as contacts (each knows her as "Alice"), all in live mode. */
 async function trio(): Promise<{ alice: Client; bob: Client; carol: Client; dave: Client }> {
   const relay: RelayProcess = await startRelay(["--storage", "memory"]);
-  cleanups.push(() => relay.stop());
+  made.cleanups.push(() => relay.stop());
   const url = `ws://127.0.0.1:${relay.port}`;
-  const make = (name: string) => {
-    const d = mkdtempSync(join(tmpdir(), "parley-ui-groups-"));
-    dirs.push(d);
-    const c = Client.init(resolvePaths(d), "pw", name, { relay: url, maxRetentionSeconds: 30 * 86400 }, 10);
-    cleanups.push(async () => {
-      await c.stop();
-      c.close();
-    });
-    return c;
-  };
+  const make = (name: string) => made.client(url, name);
   const alice = make("Alice");
   const others = { bob: make("Bob"), carol: make("Carol"), dave: make("Dave") };
   for (const [key, c] of Object.entries(others)) {
     await c.accept((await alice.invite()).code, { name: "Alice" });
     await alice.sync();
-    const made = alice.contacts().find((v) => v.contact.toLowerCase() === key);
-    if (!made) throw new Error(`Alice does not list ${key}: ${alice.contacts().map((v) => v.contact)}`);
+    const listed = alice.contacts().find((v) => v.contact.toLowerCase() === key);
+    if (!listed) throw new Error(`Alice does not list ${key}: ${alice.contacts().map((v) => v.contact)}`);
   }
   for (const c of [alice, ...Object.values(others)]) await c.start();
   return { alice, ...others };
@@ -76,7 +46,7 @@ describe("groups in the chat screen", () => {
     const notified: [string, string][] = [];
     const notifier = { message: (who: string, text: string) => notified.push([who, text]), seen: () => {} };
     const ui = renderUi(<Chat client={alice} localOnly={false} onQuit={() => {}} notifier={notifier} />);
-    cleanups.push(() => ui.unmount());
+    made.cleanups.push(() => ui.unmount());
 
     // Commands that need a group say so, and bad input is refused with the usage.
     await ui.line("/kick Bob");

@@ -1,8 +1,5 @@
 // Component tests of the terminal UI (ink-testing-library), the chat against a real client
 // talking to the real relay process.
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { type RelayProcess, startRelay } from "../../relay/test/helpers.js";
 import { Client } from "../src/client.js";
@@ -10,32 +7,12 @@ import { resolvePaths } from "../src/paths.js";
 import { Chat } from "../src/ui/chat.js";
 import { ErrorBoundary } from "../src/ui/error-boundary.js";
 import { Onboarding, type OnboardingResult } from "../src/ui/onboarding.js";
-import { renderUi } from "./ui-helpers.js";
+import { renderUi, scratch, until } from "./ui-helpers.js";
 
-const dirs: string[] = [];
-const cleanups: (() => Promise<unknown> | unknown)[] = [];
-afterEach(async () => {
-  for (const f of cleanups.splice(0).reverse()) await f();
-});
-afterAll(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
-
-const tick = (ms = 30) => new Promise((r) => setTimeout(r, ms));
-
-async function until(
-  frame: () => string | undefined,
-  pred: (f: string) => boolean,
-  what: string,
-): Promise<string> {
-  const deadline = Date.now() + 15_000;
-  while (Date.now() < deadline) {
-    const f = frame() ?? "";
-    if (pred(f)) return f;
-    await tick(50);
-  }
-  throw new Error(`${what} never appeared; last frame:\n${frame()}`);
-}
+const made = scratch();
+const { cleanups } = made;
+afterEach(made.cleanup);
+afterAll(made.removeDirs);
 
 describe("onboarding", () => {
   it("asks name, hidden passphrase twice and relay, and refuses a mismatch", async () => {
@@ -68,16 +45,7 @@ describe("chat", () => {
     relay = await startRelay(["--storage", "memory"]);
     cleanups.push(() => relay.stop());
     const url = `ws://127.0.0.1:${relay.port}`;
-    const make = (name: string) => {
-      const d = mkdtempSync(join(tmpdir(), "parley-ui-"));
-      dirs.push(d);
-      const c = Client.init(resolvePaths(d), "pw", name, { relay: url, maxRetentionSeconds: 30 * 86400 }, 10);
-      cleanups.push(async () => {
-        await c.stop();
-        c.close();
-      });
-      return c;
-    };
+    const make = (name: string) => made.client(url, name);
     const alice = make("Alice");
     const bob = make("Bob");
     await bob.accept((await alice.invite()).code, { name: "alice" });
@@ -163,8 +131,7 @@ describe("chat", () => {
   }, async () => {
     const [alice, bob] = await pair();
     // Bob starts over with a new identity and invites Alice; she accepts it as "Bob".
-    const d = mkdtempSync(join(tmpdir(), "parley-ui-"));
-    dirs.push(d);
+    const d = made.dir();
     const newBob = Client.init(resolvePaths(d), "pw", "Bob", { ...bob.settings }, 10);
     cleanups.push(() => newBob.close());
     await alice.accept((await newBob.invite()).code, { name: "Bob" });
@@ -202,7 +169,7 @@ describe("chat", () => {
     await ui.line("/delete");
     await until(ui.lastFrame, (f) => f.includes("deleted Bob"), "the contact deleted");
     // The screen re-reads the store every second: the deleted contact must not come back to bite.
-    await tick(1500);
+    await new Promise((r) => setTimeout(r, 1500));
     expect(errors).toEqual([]);
     expect(ui.lastFrame()).toContain("none yet");
   });
@@ -232,8 +199,7 @@ describe("chat", () => {
     timeout: 60_000,
   }, async () => {
     const [alice, bob] = await pair();
-    const d = mkdtempSync(join(tmpdir(), "parley-ui-"));
-    dirs.push(d);
+    const d = made.dir();
     const carol = Client.init(resolvePaths(d), "pw", "Carol", { ...bob.settings }, 10);
     cleanups.push(() => carol.close());
     const { code } = await carol.invite();

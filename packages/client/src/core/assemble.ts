@@ -13,9 +13,11 @@ import { FileUpload } from "./file-upload.js";
 import { Files } from "./files.js";
 import { FirstContact } from "./first-contact.js";
 import { GroupChanges } from "./group-changes.js";
+import { GroupExpiry } from "./group-expiry.js";
 import { GroupHistory } from "./group-history.js";
 import { GroupIntroductions } from "./group-introductions.js";
 import { GroupReceive } from "./group-receive.js";
+import { GroupRekey } from "./group-rekey.js";
 import { GroupSend } from "./group-send.js";
 import { Groups } from "./groups.js";
 import { Inbox } from "./inbox.js";
@@ -54,6 +56,7 @@ export interface Core {
   readonly files: Files;
   readonly fileUpload: FileUpload;
   readonly fileDownload: FileDownload;
+  readonly groupRekey: GroupRekey;
 }
 
 export function assemble(ctx: Context, tables: Tables): Core {
@@ -102,8 +105,12 @@ export function assemble(ctx: Context, tables: Tables): Core {
     },
   });
   const delivery: Delivery = new Delivery(ctx, outbox, contacts, messages, receipts, pool, live, publisher, {
-    release: () => groupSend.release(),
+    release: () => {
+      groupSend.release();
+      for (const e of groupReceive.release()) publisher.emit(e);
+    },
     stored: (conversation, row, member) => groupSend.stored(conversation, row, member),
+    expire: (now) => groupExpiry.expire(now),
   });
   const sending = new Sending(ctx, contacts, messages, outbox, delivery);
   const fileUpload = new FileUpload(ctx, files, contacts, messages, outbox, delivery, (url) =>
@@ -120,7 +127,7 @@ export function assemble(ctx: Context, tables: Tables): Core {
     live,
     publisher,
   );
-  const groupSend: GroupSend = new GroupSend(ctx, groups, messages, outbox, delivery);
+  const groupSend: GroupSend = new GroupSend(ctx, groups, messages, outbox, delivery, receipts);
   const introductions = new GroupIntroductions(ctx, groups, invitations, groupSend);
   const groupChanges = new GroupChanges(
     ctx,
@@ -132,7 +139,9 @@ export function assemble(ctx: Context, tables: Tables): Core {
     introductions,
     messages,
   );
+  const groupRekey = new GroupRekey(ctx, groups, contacts, groupChanges, publisher);
   const groupHistory = new GroupHistory(ctx, groups, messages, receipts);
+  const groupExpiry = new GroupExpiry(ctx, groups, tables.groupItems, messages);
   const groupReceive = new GroupReceive(
     ctx,
     tables.groupItems,
@@ -181,6 +190,7 @@ export function assemble(ctx: Context, tables: Tables): Core {
     pool,
     tokens,
     files,
+    groups,
   );
   return {
     publisher,
@@ -206,5 +216,6 @@ export function assemble(ctx: Context, tables: Tables): Core {
     files,
     fileUpload,
     fileDownload,
+    groupRekey,
   };
 }

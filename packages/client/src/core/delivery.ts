@@ -26,6 +26,8 @@ export interface GroupCopies {
    * for `member`: the message's status event if that moved it. Inside a transaction.
    */
   stored(conversation: string, messageSeq: number, member: string): InternalEvent | null;
+  /** Gives up what waited in groups longer than a relay keeps a message: the status events. In a transaction. */
+  expire(now: number): InternalEvent[];
 }
 
 interface Entry {
@@ -33,6 +35,9 @@ interface Entry {
   contact: string;
   value: OutboxRecord;
 }
+
+/** How many contacts' outboxes are deposited at once (each keeps its own order). */
+const PARALLEL_CONTACTS = 16;
 
 export class Delivery {
   private flushing: Promise<FlushReport> | null = null;
@@ -83,22 +88,33 @@ export class Delivery {
     /** Destinations skipped for the rest of this round, with the refusal that stopped them (if any). */
     const blocked = new Map<string, DeliveryFailure | null>();
     const now = Date.now();
+    // Each contact's entries go in order (an Accept before the messages that follow it, whatever
+    // mailboxes they go to); contacts go side by side, so that a group message's copies share the
+    // relay's commits instead of waiting in line.
+    const chains = new Map<string, number[]>();
     for (const seq of this.outbox.seqs()) {
+      const contact = this.outbox.get(seq)?.contact;
+      if (contact === undefined) continue;
+      const chain = chains.get(contact);
+      if (chain) chain.push(seq);
+      else chains.set(contact, [seq]);
+    }
+    const deposit = async (seq: number): Promise<void> => {
       // Read the entry and its contact just before depositing: another process may have sent
       // it meanwhile, or marked the contact's key changed (which holds everything for it).
       const entry = this.heldOrCurrent(seq);
-      if (!entry) continue;
+      if (!entry) return;
       const e = entry.value;
       const dest = `${e.relay} ${e.address}`;
       const stoppedBy = blocked.get(dest);
       if (stoppedBy !== undefined) {
         // Behind a refused entry: the same reason holds it.
         if (stoppedBy) this.noteFailure(entry, stoppedBy);
-        continue;
+        return;
       }
       if (unreachable.has(e.relay) || (!force && (e.nextAttemptAt > now || this.links.isDown(e.relay)))) {
         blocked.set(dest, null);
-        continue;
+        return;
       }
       let limit: number | null = null;
       try {
@@ -137,10 +153,17 @@ export class Delivery {
         // Entries behind a refused one wait for the same reason (a given-up one's reason is its own).
         blocked.set(dest, outcome.kind === "waiting" || outcome.kind === "lasting" ? outcome.failure : null);
         this.refusedEntry(entry, outcome, (err as Error).message);
-        continue;
+        return;
       }
       this.delivered(entry.seq, entry.contact, e);
-    }
+    };
+    const queue = [...chains.values()];
+    const worker = async () => {
+      for (let chain = queue.shift(); chain; chain = queue.shift()) {
+        for (const seq of chain) await deposit(seq);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(PARALLEL_CONTACTS, queue.length) }, worker));
     return { unreachable: [...unreachable], refused };
   }
 
@@ -299,7 +322,10 @@ export class Delivery {
     );
   }
 
-  /** Marks sent messages whose relay retention passed without a receipt as expired. */
+  /**
+   * Marks sent messages whose relay retention passed without a receipt as expired, and gives up
+   * what waited that long in groups (GroupCopies.expire).
+   */
   checkExpired(now = Date.now()): void {
     const events = this.ctx.tx(() => {
       const out: InternalEvent[] = [];
@@ -315,6 +341,7 @@ export class Delivery {
           awaiting: r.value.awaiting.filter((a) => a.deadline > now),
         });
       }
+      out.push(...this.groups.expire(now));
       return out;
     });
     for (const ev of events) this.publisher.emit(ev);

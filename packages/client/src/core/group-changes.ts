@@ -292,36 +292,45 @@ export class GroupChanges {
   ): Promise<ClientEvent[]> {
     return this.run(() => {
       const found = this.groups.find(group);
-      const { key, group: g, state } = found;
-      const me = this.groups.me;
-      const mine = state?.members.get(me);
+      const { group: g, state } = found;
+      const mine = state?.members.get(this.groups.me);
       if (!state || !mine) throw notAllowed(`you are no longer a member of ${g.name}`);
-      if (adminTo !== null && !mine.admin) {
-        const peers = this.groups.peers();
-        const admins = [...state.members.values()].filter((m) => m.admin).map((m) => peers.name(m.identity));
-        throw notAllowed(`only an admin may ${adminTo} ${g.name}; ask ${admins.join(" or ")}`);
-      }
-      const entry = this.sign(g, state, op(found));
-      g.entries.push(this.groups.known(entry));
-      const after = this.groups.state(g)!;
-      if (after.head !== toHex(entry.hash))
-        throw new ClientError("INTERNAL", `the change to ${g.name} did not apply`);
-      const peers = this.groups.peers();
-      this.send.entries(peers, key, g, state.members.keys(), [entry]);
-      if (entry.op.op === "add") {
-        this.send.entries(
-          peers,
-          key,
-          g,
-          [toHex(entry.op.member.signingKey)],
-          wholeLog(this.groups, g, after),
-        );
-      }
-      g.lastActivity = Date.now();
-      const events = this.settle(peers, key, g, state);
-      peers.save();
-      return events;
+      if (adminTo !== null && !mine.admin)
+        throw notAllowed(`only an admin may ${adminTo} ${g.name}; ask ${this.admins(state)}`);
+      return this.apply(found, op(found));
     });
+  }
+
+  /** The admins of a group, named for "ask …". */
+  admins(state: GroupState): string {
+    const peers = this.groups.peers();
+    return [...state.members.values()]
+      .filter((m) => m.admin)
+      .map((m) => peers.name(m.identity))
+      .join(" or ");
+  }
+
+  /**
+   * Signs `op` on the head of a group I am a member of (`found`, with its state), sends it to
+   * every member (the whole log to one it adds) and settles the group; the events. Inside a
+   * transaction.
+   */
+  apply(found: Found, op: GroupOp): InternalEvent[] {
+    const { key, group: g } = found;
+    const state = found.state!;
+    const entry = this.sign(g, state, op);
+    g.entries.push(this.groups.known(entry));
+    const after = this.groups.state(g)!;
+    if (after.head !== toHex(entry.hash))
+      throw new ClientError("INTERNAL", `the change to ${g.name} did not apply`);
+    const peers = this.groups.peers();
+    this.send.entries(peers, key, g, state.members.keys(), [entry]);
+    if (entry.op.op === "add")
+      this.send.entries(peers, key, g, [toHex(entry.op.member.signingKey)], wholeLog(this.groups, g, after));
+    g.lastActivity = Date.now();
+    const events = this.settle(peers, key, g, state);
+    peers.save();
+    return events;
   }
 
   /** Runs a change in one transaction, publishes its events, then delivers the outbox. */

@@ -87,7 +87,10 @@ export class GroupHistory {
     });
   }
 
-  /** Marks one received message read, with a read receipt to its author if I have a session with it. */
+  /**
+   * Marks one received message read, with a read receipt to its author if I have a session with
+   * it (else the receipt owed for it goes as read once I have one: GroupSend.release).
+   */
   private read(key: string, row: { seq: number; value: MessageRecord }, peers: Peers): boolean {
     const m = row.value;
     if (m.direction !== "in" || m.status !== "received" || !m.group) return false;

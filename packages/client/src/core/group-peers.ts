@@ -44,6 +44,11 @@ export class Peers {
     return this.byKey.has(member);
   }
 
+  /** Every member (signing key hex) I have a session with. */
+  members(): string[] {
+    return [...this.byKey.keys()];
+  }
+
   /** The contact that was `identity` until its key changed and is not confirmed yet, if any. */
   keyChanged(identity: PublicIdentity): Peer | undefined {
     const fp = fingerprint(identity);

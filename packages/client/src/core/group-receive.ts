@@ -1,11 +1,12 @@
 // Receiving group items (PROTOCOL.md §13.3, §13.4): judge() (groups/incoming.ts) decides what an
 // item that arrived over a contact's session means; this module acts on it inside the receiving
 // transaction. A message is stored in the group's conversation with its author and place in the
-// author's sequence (a repeat is dropped) and a delivered receipt goes to its author; an entry
-// joins the group's log (group-changes.ts); an item for another member is passed on, unchanged,
-// over my session with it. Items from someone who is no longer a member are dropped; an item that
+// author's sequence (a repeat is dropped) and a delivered receipt goes to its author (once I have a
+// session with it: GroupRecord.owedReceipts); an entry joins the group's log (group-changes.ts);
+// an item for another member is passed on, unchanged, over my session with it. Items from someone who is no longer a member are dropped; an item that
 // may make sense once more entries arrive (for a group I do not hold yet, from someone the log has
-// not named yet) is kept in the group_items table, which this module owns, and judged again then.
+// not named yet), or to pass on to a member I have no session with yet, is kept in the group_items
+// table, which this module owns, and judged again then (release(): once a session came up).
 import {
   decodePayload,
   encodePayload,
@@ -33,7 +34,13 @@ export interface IntroductionSink {
   introduced(key: string, from: string, code: string): void;
 }
 
+/** Receipts a group keeps owing to authors I have no session with yet: the newest so many. */
+export const MAX_OWED_RECEIPTS = 1024;
+
 export class GroupReceive {
+  /** The members I had a session with when release() last judged the waiting items. */
+  private reached: string | null = null;
+
   constructor(
     private readonly ctx: Context,
     private readonly waiting: WaitingItemsTable,
@@ -83,6 +90,23 @@ export class GroupReceive {
         this.introductions.introduced(row!.key, verdict.from, verdict.code);
         return [];
     }
+  }
+
+  /**
+   * Judges again the items kept for every group I hold once a session came up since the last
+   * time (an item to pass on waits for my session with its member); returns the events.
+   */
+  release(): InternalEvent[] {
+    return this.ctx.tx(() => {
+      if (this.waiting.size() === 0) return [];
+      const peers = this.groups.peers();
+      const reach = peers.members().sort().join();
+      if (reach === this.reached) return [];
+      this.reached = reach;
+      const out = this.groups.all().flatMap((r) => this.retry(peers, r.value.groupId));
+      peers.save();
+      return out;
+    });
   }
 
   /** Judges again the items kept for a group whose log just grew; acts on those it now decides. */
@@ -137,9 +161,11 @@ export class GroupReceive {
     g.seqs[v.author] = seqs;
     g.unread += 1;
     g.lastActivity = now;
-    this.groups.put(row.key, g);
+    // Receipts stay pairwise (§13.3): without a session with the author, they wait for one.
     const author = peers.get(v.author);
     if (author) this.receipts.queue(author.id, "delivered", m.id);
+    else g.owedReceipts = [...(g.owedReceipts ?? []), m.id].slice(-MAX_OWED_RECEIPTS);
+    this.groups.put(row.key, g);
     const name = this.history.namer(this.groups.state(g), peers);
     return [{ type: "message", ...this.history.view(g, name, m) }];
   }

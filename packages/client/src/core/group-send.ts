@@ -3,7 +3,8 @@
 // text goes directly where I have a session, else as a forward item to the member who introduced
 // us, else it waits (GroupRecord.held) until one of the two is up; entries for a member I cannot
 // reach wait too (GroupRecord.unsynced), and then the whole log goes. Each copy's deposit and each
-// member's receipts make the message's "delivered to N of M".
+// member's receipts make the message's "delivered to N of M"; the receipts I owe for messages
+// that reached me only forwarded go once my own session with their author is up.
 import {
   fromHex,
   type GroupBody,
@@ -26,6 +27,7 @@ import { groupStatusEvent, outgoingFailure } from "./group-views.js";
 import type { Groups } from "./groups.js";
 import type { Messages } from "./messages.js";
 import type { Outbox } from "./outbox.js";
+import type { Receipts } from "./receipts.js";
 import { textProblem } from "./sending.js";
 
 /** A group payload: `body`, in group `groupId` (hex), with a message id and time. */
@@ -73,13 +75,14 @@ export interface GroupSentStatus {
   read: number;
 }
 
-export class GroupSend implements GroupCopies {
+export class GroupSend implements Pick<GroupCopies, "release" | "stored"> {
   constructor(
     private readonly ctx: Context,
     private readonly groups: Groups,
-    private readonly messages: Pick<Messages, "add" | "bySeq" | "update">,
+    private readonly messages: Pick<Messages, "add" | "bySeq" | "byId" | "update">,
     private readonly outbox: Pick<Outbox, "enqueue">,
     private readonly delivery: Pick<Delivery, "flush">,
+    private readonly receipts: Pick<Receipts, "queue">,
   ) {}
 
   // --------------------------------------------------------- items (inside a transaction)
@@ -155,7 +158,7 @@ export class GroupSend implements GroupCopies {
       let peers: Peers | null = null;
       for (const r of this.groups.all()) {
         const g = r.value;
-        if (!g.held?.length && !g.unsynced?.length) continue;
+        if (!g.held?.length && !g.unsynced?.length && !g.owedReceipts?.length) continue;
         const state = this.groups.state(g);
         if (!state) continue;
         peers ??= this.groups.peers();
@@ -164,6 +167,7 @@ export class GroupSend implements GroupCopies {
         const ready = unsynced.filter((m) => reach.has(m));
         g.unsynced = unsynced.filter((m) => !reach.has(m));
         if (ready.length > 0) this.entries(reach, r.key, g, ready, wholeLog(this.groups, g, state));
+        g.owedReceipts = this.owedReceipts(reach, r.key, g, state);
         const held = (g.held ?? []).filter((h) => state.members.has(h.member));
         g.held = [];
         for (const h of held) {
@@ -175,6 +179,23 @@ export class GroupSend implements GroupCopies {
       }
       peers?.save();
     });
+  }
+
+  /**
+   * Queues the receipts owed for messages that reached me only forwarded, to each author I now
+   * have a session with: read if I have read it, else delivered. Returns those still owed.
+   */
+  private owedReceipts(peers: Peers, key: string, g: GroupRecord, state: GroupState): string[] {
+    const still: string[] = [];
+    for (const id of g.owedReceipts ?? []) {
+      const m = this.messages.byId(key, id)?.value;
+      const author = m?.group?.author;
+      if (!m || author === undefined || !state.members.has(author)) continue;
+      const peer = peers.get(author);
+      if (!peer) still.push(id);
+      else this.receipts.queue(peer.id, m.status === "read" ? "read" : "delivered", id);
+    }
+    return still;
   }
 
   /** A relay stored one member's copy of my group message: see GroupCopies. */

@@ -25,10 +25,18 @@ function counts(m: MessageRecord): { recipients: number; delivered: number; read
 export function outgoingFailure(m: MessageRecord): string | null {
   const f = m.group;
   if (m.direction !== "out" || !f) return null;
-  const unreached = (f.to?.length ?? 0) - (f.queued?.length ?? 0);
+  const unsent = f.unsent?.length ?? 0;
+  const unreached = (f.to?.length ?? 0) - (f.queued?.length ?? 0) - unsent;
+  const words: string[] = [];
+  if (unsent > 0)
+    words.push(
+      `${unsent} member(s) never got it: no session with them, nor with who introduced you, came up before it expired (as long as a relay keeps a message)`,
+    );
   if (unreached > 0)
-    return `${unreached} member(s) cannot be reached yet (no session, nor one with who introduced you): it goes once one is up`;
-  return null;
+    words.push(
+      `${unreached} member(s) cannot be reached yet (no session, nor one with who introduced you): it goes once one is up`,
+    );
+  return words.length > 0 ? words.join("; ") : null;
 }
 
 /** A group message as the CLI and the UI show it; `author` is its author's name (mine: my name). */

@@ -93,6 +93,20 @@ export class Groups {
     return this.log(g).state();
   }
 
+  /**
+   * Every member (signing key hex) I share a group with, in groups I am a member of: whose
+   * sessions a group needs (a group-scoped one with anyone else is forgotten: Maintenance).
+   */
+  coMembers(): Set<string> {
+    const out = new Set<string>();
+    for (const r of this.table.all()) {
+      const s = this.state(r.value);
+      if (!s?.members.has(this.me)) continue;
+      for (const k of s.members.keys()) if (k !== this.me) out.add(k);
+    }
+    return out;
+  }
+
   // ----------------------------------------------------------------------------- finding
 
   /** The group with this id (hex), if I hold it. */

@@ -1,11 +1,16 @@
 // Forgetting: a contact deleted with everything of theirs, and, from time to time, invitations
-// and earlier conversations that can receive nothing more. Their mailboxes are deleted on the
-// relay, best effort: an abandoned mailbox holds nothing past the relay's retention anyway.
+// and earlier conversations that can receive nothing more, and sessions set up for groups
+// (group-scoped) once I share no group with their member and nothing waits to go to it. Their
+// mailboxes are deleted on the relay, best effort: an abandoned mailbox holds nothing past the
+// relay's retention anyway.
+import type { ContactRecord } from "../store/records.js";
 import type { Contacts } from "./contacts.js";
 import type { Context } from "./context.js";
 import type { DepositTokens } from "./deposit-tokens.js";
 import type { Files } from "./files.js";
 import type { FirstContact } from "./first-contact.js";
+import { memberKeyOf } from "./group-peers.js";
+import type { Groups } from "./groups.js";
 import type { Invitations } from "./invitations.js";
 import type { Mailboxes } from "./mailboxes.js";
 import type { Messages } from "./messages.js";
@@ -18,7 +23,7 @@ export class Maintenance {
     private readonly ctx: Context,
     private readonly contacts: Contacts,
     private readonly messages: Pick<Messages, "removeAll">,
-    private readonly outbox: Pick<Outbox, "removeAll">,
+    private readonly outbox: Pick<Outbox, "removeAll" | "size">,
     private readonly receipts: Pick<Receipts, "removeAll">,
     private readonly invitations: Pick<Invitations, "all" | "remove">,
     private readonly firstContact: Pick<FirstContact, "deleteDue">,
@@ -26,21 +31,31 @@ export class Maintenance {
     private readonly pool: Pick<RelayPool, "expiryDelayMs" | "forgetMailbox">,
     private readonly tokens: Pick<DepositTokens, "lockDue">,
     private readonly files: Pick<Files, "removeAll">,
+    private readonly groups: Pick<Groups, "coMembers">,
   ) {}
 
   /** Deletes a contact, its history and its outbox; its mailboxes are deleted on the relay (best effort). */
   async deleteContact(name: string): Promise<void> {
     const keys = this.ctx.tx(() => {
       const { id, contact } = this.contacts.find(name);
-      this.messages.removeAll(id);
-      this.outbox.removeAll(id);
-      this.receipts.removeAll(id);
-      this.files.removeAll(id);
-      this.contacts.remove(id);
-      return [contact.inbox, ...(contact.previous ?? []).map((p) => p.inbox)];
+      return this.forget(id, contact);
     });
     this.mailboxes.invalidate();
     for (const { relay, key } of keys) await this.pool.forgetMailbox(relay, key);
+  }
+
+  /** Removes a contact and everything of theirs; returns its mailboxes. Inside a transaction. */
+  private forget(id: string, contact: ContactRecord): { relay: string; key: string }[] {
+    this.messages.removeAll(id);
+    this.outbox.removeAll(id);
+    this.receipts.removeAll(id);
+    this.files.removeAll(id);
+    this.contacts.remove(id);
+    return [
+      contact.inbox,
+      ...(contact.previous ?? []).map((p) => p.inbox),
+      ...(contact.firstContact ? [contact.firstContact] : []),
+    ];
   }
 
   /**
@@ -56,6 +71,13 @@ export class Maintenance {
         this.invitations.remove(r.key);
         keys.push({ relay: r.value.relay, key: r.value.mailboxKey });
         if (r.value.inboxKey) keys.push({ relay: r.value.relay, key: r.value.inboxKey });
+      }
+      // A session made for groups, once no group of mine needs it and my last items (a leave, a
+      // removal) have gone over it.
+      const needed = this.contacts.all().some((r) => r.value.groupScoped) ? this.groups.coMembers() : null;
+      for (const r of this.contacts.all()) {
+        if (!r.value.groupScoped || !needed || needed.has(memberKeyOf(r.value))) continue;
+        if (this.outbox.size(r.key) === 0) keys.push(...this.forget(r.key, r.value));
       }
       for (const r of this.contacts.all()) {
         const previous = r.value.previous ?? [];

@@ -78,7 +78,13 @@ export class RelayPool {
       const res = await fetch(transparencyUrl(url), {
         signal: AbortSignal.timeout(5000),
         redirect: "error",
-        headers: { accept: "application/json" },
+        // A connection of its own, closed after the answer, rather than one from fetch's
+        // keep-alive pool: a relay is vetted once, so reuse saves nothing, and a pooled socket the
+        // relay closed while this process's event loop was blocked (scrypt, a long transaction)
+        // is only noticed after the next request went out on it, which then fails ("other side
+        // closed") and would make a relay that is up look unreachable. Not a retry: one attempt
+        // keeps a relay that is really down reported promptly.
+        headers: { accept: "application/json", connection: "close" },
       });
       if (!res.ok)
         throw new ClientError("RELAY_REFUSED", `relay ${url}: /transparency answered HTTP ${res.status}`);

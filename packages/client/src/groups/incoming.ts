@@ -27,9 +27,10 @@ export type Verdict =
   /** Pass the item on, unchanged, to `to` over my session with it. */
   | { readonly kind: "pass-on"; readonly to: string }
   /**
-   * Keep it and judge it again once more entries arrive: it names a group I do not hold yet, or
-   * someone the log has never named, who may be a member in entries on their way over another
-   * session (a new member's first message can overtake the entry that adds it).
+   * Keep it and judge it again once more entries arrive or a session comes up: it names a group I
+   * do not hold yet, or someone the log has never named, who may be a member in entries on their
+   * way over another session (a new member's first message can overtake the entry that adds it),
+   * or it is to be passed on to a member I have no session with yet.
    */
   | { readonly kind: "wait"; readonly reason: string }
   | { readonly kind: "drop"; readonly reason: string };
@@ -91,7 +92,8 @@ export function judge(
       // Passed on once, from its author only, to a member I have a session with.
       if (from !== author) return drop("a forwarded message not from its author, for someone else");
       if (!state.members.has(to)) return drop("a forwarded message for someone who is not a member");
-      if (!ctx.hasSession(to)) return drop("a forwarded message for a member I have no session with");
+      // Until my session with `to` is up (its introduction may be under way), it waits for it.
+      if (!ctx.hasSession(to)) return wait("a forwarded message for a member I have no session with yet");
       return { kind: "pass-on", to };
     }
     case "introduce": {
@@ -105,7 +107,7 @@ export function judge(
       }
       // The new member sends its code to its introducer, who passes it on.
       if (from !== fromKey) return drop("an introduction for someone else, not from its maker");
-      if (!ctx.hasSession(to)) return drop("an introduction for a member I have no session with");
+      if (!ctx.hasSession(to)) return wait("an introduction for a member I have no session with yet");
       return { kind: "pass-on", to };
     }
   }

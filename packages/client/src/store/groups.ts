@@ -69,6 +69,22 @@ export class WaitingItemsTable extends Table {
       }));
   }
 
+  /** How many items are kept, of every group. */
+  size(): number {
+    return this.db.prepare<[], { n: number }>("SELECT COUNT(*) AS n FROM group_items").get()!.n;
+  }
+
+  /** Every item kept, of every group, oldest first. */
+  all(): { seq: number; value: WaitingGroupItem }[] {
+    return this.db
+      .prepare<[], { seq: number; data: Buffer }>("SELECT seq, data FROM group_items ORDER BY seq")
+      .all()
+      .map((r) => ({
+        seq: r.seq,
+        value: this.vault.open<WaitingGroupItem>("group_items", String(r.seq), r.data),
+      }));
+  }
+
   remove(seq: number): void {
     this.db.prepare("DELETE FROM group_items WHERE seq = ?").run(seq);
   }

@@ -150,6 +150,11 @@ export interface GroupMessageFields {
   queued?: string[];
   /** Outgoing: the members whose copy a relay stored. */
   stored?: string[];
+  /**
+   * Outgoing: the members whose copy was held (no route to them) until it expired, never sent
+   * (GroupExpiry).
+   */
+  unsent?: string[];
   /** Outgoing: the members whose receipt said delivered (or read), and read. */
   delivered?: string[];
   read?: string[];
@@ -206,6 +211,11 @@ export interface GroupRecord {
    */
   invites?: { member: string; expiresAt?: number }[];
   accepts?: { member: string; code: string }[];
+  /**
+   * Messages (id hex) that reached me only forwarded, from an author I had no session with: their
+   * receipts (delivered, or read if I have read them since) go once that session is up.
+   */
+  owedReceipts?: string[];
 }
 
 export interface OutboxRecord {

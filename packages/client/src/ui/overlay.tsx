@@ -1,6 +1,7 @@
 // Panels drawn over the chat: the key bindings and commands, an invitation, a safety number, a
 // group's members.
 import { Box, Text } from "ink";
+import type { ReactNode } from "react";
 import type { MemberView } from "../client.js";
 import { when } from "./format.js";
 import { type Action, BINDINGS, COMMANDS } from "./keys.js";
@@ -129,14 +130,7 @@ function Members(props: { group: string; members: readonly MemberView[]; width: 
   const room = Math.max(1, height - 2 - 3);
   const shown = members.slice(0, room);
   return (
-    <Box
-      flexDirection="column"
-      borderStyle="round"
-      paddingX={1}
-      width={width}
-      height={height}
-      overflow="hidden"
-    >
+    <Panel width={width} height={height}>
       <Text bold wrap="truncate-end">
         {group}: {members.length} member{members.length === 1 ? "" : "s"}
       </Text>
@@ -160,6 +154,22 @@ function Members(props: { group: string; members: readonly MemberView[]; width: 
       <Text color={colour("gray")} wrap="truncate-end">
         ✓ verified · ? not verified · ! key changed. /verify NAME compares safety numbers · Esc closes
       </Text>
+    </Panel>
+  );
+}
+
+/** A panel over the chat: a rounded border around its lines. */
+function Panel({ width, height, children }: { width: number; height: number; children: ReactNode }) {
+  return (
+    <Box
+      flexDirection="column"
+      borderStyle="round"
+      paddingX={1}
+      width={width}
+      height={height}
+      overflow="hidden"
+    >
+      {children}
     </Box>
   );
 }
@@ -196,14 +206,7 @@ export function Overlay({
   if (state.kind === "members")
     return <Members group={state.group} members={state.members} width={width} height={height} />;
   return (
-    <Box
-      flexDirection="column"
-      borderStyle="round"
-      paddingX={1}
-      width={width}
-      height={height}
-      overflow="hidden"
-    >
+    <Panel width={width} height={height}>
       {state.kind === "help" ? (
         <Help scroll={state.scroll} width={width} height={height - 2} />
       ) : (
@@ -222,6 +225,6 @@ export function Overlay({
           </Text>
         </>
       )}
-    </Box>
+    </Panel>
   );
 }

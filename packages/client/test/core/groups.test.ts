@@ -306,3 +306,23 @@ describe("introductions (PROTOCOL.md §13.4)", () => {
     expect(ben.core.introductions.due).toBe(true);
   });
 });
+
+describe("what waits in a group", () => {
+  it("an item kept for entries that never came is dropped once a relay would have dropped it", async () => {
+    const [ann, ben] = await trio();
+    const items = ann.h.store.tables.groupItems;
+    const groupId = ann.core.groups.find("G").group.groupId;
+    const day = 86_400_000;
+    const now = Date.now();
+    ann.h.store.tx(() => {
+      items.add(groupId, { from: ben.key, payload: "01", receivedAt: now - 40 * day });
+      items.add(groupId, { from: ben.key, payload: "02", receivedAt: now - day });
+    });
+    ann.core.delivery.checkExpired(now);
+    // maxRetentionSeconds is 7 days in this harness.
+    expect(items.all().map((i) => i.value.payload)).toEqual(["02"]);
+    expect(ann.h.warnings.at(-1)).toMatch(
+      /dropped 1 group item\(s\) that waited longer than a relay keeps a message/,
+    );
+  });
+});
