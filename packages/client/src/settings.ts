@@ -1,6 +1,7 @@
 // Settings: a small JSON file with no secrets, no contacts and no mailbox addresses.
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
-import { dirname } from "node:path";
+import { homedir } from "node:os";
+import { dirname, join, resolve } from "node:path";
 import { relayUrlProblem } from "@parley/protocol/relay-url";
 import { ClientError } from "./errors.js";
 
@@ -20,6 +21,8 @@ export interface Settings {
   notifications?: NotifySetting;
   /** Desktop notifications show the message's text; by default only who sent it (lock screens). */
   notificationText?: boolean;
+  /** Where the terminal UI's /save puts fetched files (`~` is the home); default ~/Downloads/parley. */
+  downloads?: string;
 }
 
 /** The values of `notifications`, in the order error messages list them. */
@@ -57,6 +60,7 @@ export function loadSettings(path: string): Settings {
     localRelay?: unknown;
     notifications?: unknown;
     notificationText?: unknown;
+    downloads?: unknown;
   };
   const settings: Settings = { maxRetentionSeconds: DEFAULT_MAX_RETENTION_SECONDS };
   if (o.relay !== undefined) {
@@ -97,6 +101,15 @@ export function loadSettings(path: string): Settings {
     }
     settings.notificationText = o.notificationText;
   }
+  if (o.downloads !== undefined) {
+    if (typeof o.downloads !== "string" || o.downloads.trim() === "" || o.downloads.includes("\0")) {
+      throw new ClientError(
+        "USAGE",
+        `settings file ${path}: "downloads" must be a folder's path; got ${shown(o.downloads)}`,
+      );
+    }
+    settings.downloads = o.downloads;
+  }
   return settings;
 }
 
@@ -105,4 +118,10 @@ export function saveSettings(path: string, settings: Settings): void {
   const tmp = `${path}.tmp`;
   writeFileSync(tmp, `${JSON.stringify(settings, null, 2)}\n`, { mode: 0o600 });
   renameSync(tmp, path);
+}
+
+/** The folder /save puts files in: the setting (with `~` for the home), else ~/Downloads/parley. */
+export function downloadsFolder(settings: Settings, home = homedir()): string {
+  const chosen = settings.downloads ?? "~/Downloads/parley";
+  return chosen === "~" || chosen.startsWith("~/") ? join(home, chosen.slice(1)) : resolve(chosen);
 }

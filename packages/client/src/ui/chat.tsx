@@ -9,6 +9,7 @@ import { ClientError } from "../errors.js";
 import { nameProblem } from "../text.js";
 import { Conversation } from "./conversation.js";
 import { type ConversationItem, ConversationList, conversationItems } from "./conversation-list.js";
+import { progressBar, runFileCommand, type Transfer } from "./file-commands.js";
 import { day } from "./format.js";
 import { runGroupCommand } from "./group-commands.js";
 import { actionFor, typed } from "./keys.js";
@@ -26,6 +27,7 @@ import {
 import { editLine } from "./line-keys.js";
 import { BEL, type Notifier, shouldNotify } from "./notify.js";
 import { Overlay, type OverlayState, overlayScroll } from "./overlay.js";
+import { completePath } from "./path-complete.js";
 import { type Anchor, oldest, type Source, scrollDown, scrollUp, windowAt } from "./scroll.js";
 import { StatusBar } from "./status-bar.js";
 import { copyToClipboard } from "./terminal.js";
@@ -116,6 +118,8 @@ export function Chat({ client, localOnly, onQuit, onRelay, notifier }: ChatProps
   const [overlay, setOverlay] = useState<OverlayState | null>(null);
   const [notice, setNoticeState] = useState<Notice | null>(null);
   const [question, setQuestion] = useState<Question | null>(null);
+  /** A file going up or down, with its progress. */
+  const [transfer, setTransfer] = useState<Transfer | null>(null);
   /** The last invitation code shown, for /copy. */
   const lastCode = useRef<string | null>(null);
   const refresh = useCallback(() => setTick((t) => t + 1), []);
@@ -193,7 +197,7 @@ export function Chat({ client, localOnly, onQuit, onRelay, notifier }: ChatProps
     if (selected === null && items.length > 0) setSelected(items[0]!.name);
   }, [selected, current, items, setSelected]);
   const bannerShown = current?.contact?.keyChanged ?? false;
-  const bodyHeight = Math.max(3, height - 3 - (bannerShown ? 1 : 0) - (notice ? 1 : 0));
+  const bodyHeight = Math.max(3, height - 3 - (bannerShown ? 1 : 0) - (notice ? 1 : 0) - (transfer ? 1 : 0));
   const convWidth = Math.max(20, columns - CONTACTS_WIDTH - 1);
   const shownName = current?.name ?? null;
   const back_ = scrolledBack && scrolledBack.contact === shownName ? scrolledBack : null;
@@ -296,7 +300,10 @@ export function Chat({ client, localOnly, onQuit, onRelay, notifier }: ChatProps
         overlay: setOverlay,
         refresh,
       };
-      if (await runGroupCommand(groupCommand, command!, text.trim().slice(command!.length))) return;
+      const exact = text.trim().slice(command!.length);
+      const fileCommand = { client, current, notice: groupCommand.notice, progress: setTransfer, refresh };
+      if (await runFileCommand(fileCommand, command!, exact.trim())) return;
+      if (await runGroupCommand(groupCommand, command!, exact)) return;
       switch (command) {
         case "/quit":
           return onQuit();
@@ -405,6 +412,16 @@ export function Chat({ client, localOnly, onQuit, onRelay, notifier }: ChatProps
     }
   };
 
+  /** Completes the path of a /file line as far as the matches agree; shows them when it cannot go on. */
+  const completeFilePath = () => {
+    const typed = lineRef.current.text.slice("/file ".length);
+    const done = completePath(typed);
+    if (done.path !== typed)
+      setLine(insert(emptyLine(lineRef.current.history, lineRef.current.killed), `/file ${done.path}`));
+    if (done.options.length > 1) setNotice({ text: done.options.join("  "), error: false });
+    else if (done.path === typed) setNotice({ text: "no file matches", error: true });
+  };
+
   const send = async (text: string) => {
     if (!current)
       return setNotice({ text: "no contact selected: /invite someone, or /accept a code", error: true });
@@ -479,6 +496,8 @@ export function Chat({ client, localOnly, onQuit, onRelay, notifier }: ChatProps
         case "historyForward":
           return setLine(lineDown(lineRef.current) ?? forward(lineRef.current));
         case "nextContact":
+          // On a /file line, Tab completes the path instead.
+          if (e.name === "tab" && lineRef.current.text.startsWith("/file ")) return completeFilePath();
           return select(1);
         case "previousContact":
           return select(-1);
@@ -539,6 +558,11 @@ export function Chat({ client, localOnly, onQuit, onRelay, notifier }: ChatProps
           />
         </Box>
       )}
+      {transfer ? (
+        <Text color={colour("cyan")} wrap="truncate-end">
+          {transfer.label} {progressBar(transfer, Math.max(10, Math.min(30, columns - 50)))}
+        </Text>
+      ) : null}
       {notice ? (
         <Text color={notice.error ? colour("red") : colour("yellow")} wrap="truncate-end">
           {notice.text}

@@ -1,6 +1,7 @@
 // Turning messages into terminal rows: word-aware wrapping, day separators, grouping, status marks.
 import type { MessageView } from "../client.js";
 import { groupChangeWords, groupCounts } from "../group-words.js";
+import { humanSize } from "../output.js";
 import type { MessageStatus } from "../store.js";
 import { displayText } from "../text.js";
 import { graphemes, graphemeWidth, textWidth } from "./width.js";
@@ -81,6 +82,24 @@ export function wrap(text: string, width: number): string[] {
   return out;
 }
 
+/** What a file message says: its name, size and where it stands (for an offered one, how to get it). */
+export function fileLine(f: NonNullable<MessageView["file"]>, direction: "in" | "out"): string {
+  const state =
+    direction === "out"
+      ? f.state === "sent"
+        ? ""
+        : f.state
+      : {
+          offered: "/save fetches it",
+          fetched: "saved",
+          failed: "not saved: /save tries again",
+          expired: "expired on the relay",
+          uploading: "uploading",
+          sent: "sent",
+        }[f.state];
+  return `[file] ${displayText(f.name)} · ${humanSize(f.size)}${state === "" ? "" : ` · ${state}`}`;
+}
+
 /** When a message happened, as shown: received for theirs, sent for mine. */
 export const shownAt = (m: MessageView) => (m.direction === "in" ? m.receivedAt : m.sentAt);
 
@@ -154,7 +173,7 @@ export function rows(
       const text = `${clock(at)} ${who}${m.forwarded ? " (passed on by another member)" : ""}`;
       out.push({ key: `head-${m.id}`, kind: "head", text, mine, status: m.status, ...author });
     }
-    const lines = wrap(displayText(m.text), room);
+    const lines = wrap(m.file ? fileLine(m.file, m.direction) : displayText(m.text), room);
     const status = mark(m);
     const last = lines.at(-1)!;
     const beside = status !== "" && textWidth(last) + 2 + textWidth(status) <= room;

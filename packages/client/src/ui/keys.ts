@@ -256,6 +256,8 @@ export const COMMANDS: readonly [string, string][] = [
   ["/rename NAME", "rename this contact (local) or group (for all)"],
   ["/delete", "delete this contact"],
   ["/delete history", "delete only the messages"],
+  ["/file PATH", "send a file (Tab completes the path)"],
+  ["/save [NAME]", "fetch the newest file offered here"],
   ["/group new NAME A B…", "a group with these contacts"],
   ["/add CONTACT…", "add contacts to this group"],
   ["/kick MEMBER", "remove a member from this group"],
