@@ -9,6 +9,14 @@ import { KeyRouter, type Keystroke, useKeys } from "../src/ui/use-keys.js";
 import { renderUi } from "./ui-helpers.js";
 
 const tick = (ms = 30) => new Promise((r) => setTimeout(r, ms));
+/** Waits until `done` holds (checked every few milliseconds); fails after 10 s with `what`. */
+async function until(done: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!done()) {
+    if (Date.now() > deadline) throw new Error(`${what} never happened`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
 const unmounts: (() => void)[] = [];
 afterEach(() => {
   for (const u of unmounts.splice(0)) u();
@@ -73,48 +81,37 @@ describe("the key layer", () => {
   });
 
   it("keeps keys typed while the screen is busy, and hands them over when it is not", async () => {
-    const log: string[] = [];
-    const ui = render(
-      <KeyRouter>
-        <Recorder name="a" log={log} busy />
-      </KeyRouter>,
-    );
-    unmounts.push(() => ui.unmount());
-    await tick();
-    ui.stdin.write("abc");
-    await tick();
+    const { log, ui, write } = setup((log) => <Recorder name="a" log={log} busy />);
+    write("abc");
+    // Conditions, not pauses: a busy machine may take any time to parse and render.
+    await until(() => ui.queue.waiting === 3, "the three keys waiting");
     expect(log).toEqual([]);
     // Ctrl+C is never kept waiting.
-    ui.stdin.write("\u0003");
-    await tick();
+    write("\u0003");
+    await until(() => log.length === 1, "Ctrl+C handled");
     expect(log).toEqual(["a0:c"]);
-    ui.rerender(
-      <KeyRouter>
-        <Recorder name="a" log={log} busy={false} />
-      </KeyRouter>,
-    );
-    await tick();
+    expect(ui.queue.waiting).toBe(3);
+    ui.rerender(<Recorder name="a" log={log} busy={false} />);
+    await until(() => log.length === 4, "the waiting keys handed over");
+    await ui.queue.settled();
     expect(log).toEqual(["a0:c", "a1:a", "a2:b", "a3:c"]);
   });
 
   it("gives keys typed during a screen change to the screen that comes next", async () => {
-    const log: string[] = [];
-    const screen = (which: "none" | "busy" | "next") => (
-      <KeyRouter>
+    const screen = (which: "none" | "busy" | "next", log: string[]) => (
+      <>
         {which === "busy" ? <Recorder name="a" log={log} busy /> : null}
         {which === "next" ? <Recorder name="b" log={log} /> : null}
-      </KeyRouter>
+      </>
     );
-    const ui = render(screen("busy"));
-    unmounts.push(() => ui.unmount());
-    await tick();
-    ui.stdin.write("xy");
-    ui.rerender(screen("none"));
-    ui.stdin.write("z");
-    await tick();
+    const { log, ui, write } = setup((log) => screen("busy", log));
+    write("xy");
+    ui.rerender(screen("none", log));
+    write("z");
+    await until(() => ui.queue.waiting === 3, "the three keys waiting");
     expect(log).toEqual([]);
-    ui.rerender(screen("next"));
-    await tick();
+    ui.rerender(screen("next", log));
+    await until(() => log.length === 3, "the keys handed to the next screen");
     expect(log).toEqual(["b0:x", "b1:y", "b2:z"]);
   });
 
