@@ -176,7 +176,10 @@ export class Reader {
   /** A copy of the next `n` bytes (copies, so callers may wipe or keep them independently). */
   bytes(n: number, field: string): Uint8Array {
     this.need(n, field);
-    const out = this.buf.slice(this.offset, this.offset + n);
+    // Not slice(): on a view of a Node Buffer's memory (what a WebSocket message is) V8 copies
+    // slice() byte by byte, ten times slower than set() for a 64 KiB file chunk.
+    const out = new Uint8Array(n);
+    out.set(this.buf.subarray(this.offset, this.offset + n));
     this.offset += n;
     return out;
   }

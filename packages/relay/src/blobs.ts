@@ -11,6 +11,11 @@
 // answers are not being taken). A blob frame refused before any work (UNKNOWN_BLOB, AUTH, BAD_FRAME)
 // takes a frame token after all, so that guessing at blobs is as slow as any other flood.
 //
+// Memory. A connection has at most MAX_BLOB_REQUESTS blob requests under way (each may hold a
+// chunk of 64 KiB while the storage answers); one beyond is answered RATE_LIMITED at once, before
+// any work, so that what a connection can make the relay hold for files stays near 4 MiB however
+// fast it sends (the chunks themselves go to storage one at a time, never gathered in memory).
+//
 // Never logged: blob ids, tokens, sizes.
 import { blobTokenHash, type Frame, type RelayErrorName, sealedChunkLength } from "@parley/protocol";
 import { UPLOAD_BURST_BYTES } from "./config.js";
@@ -57,9 +62,14 @@ export class ByteBucket {
   }
 }
 
+/** Blob requests one connection may have under way at once (see the header). */
+export const MAX_BLOB_REQUESTS = 64;
+
 /** What the blob service needs of a connection. */
 export interface BlobConnection {
   readonly upload: ByteBucket;
+  /** Blob requests under way. */
+  blobRequests: number;
 }
 
 export interface BlobServiceOptions<C extends BlobConnection> {
@@ -83,6 +93,24 @@ export class BlobService<C extends BlobConnection> {
   constructor(private readonly o: BlobServiceOptions<C>) {}
 
   async handle(conn: C, f: BlobFrame): Promise<void> {
+    // Checked before the first await, so that a flood is refused as it arrives.
+    if (conn.blobRequests >= MAX_BLOB_REQUESTS) {
+      return this.o.error(
+        conn,
+        f.requestId,
+        "RATE_LIMITED",
+        `more than ${MAX_BLOB_REQUESTS} file requests under way; wait for their answers`,
+      );
+    }
+    conn.blobRequests++;
+    try {
+      await this.serve(conn, f);
+    } finally {
+      conn.blobRequests--;
+    }
+  }
+
+  private async serve(conn: C, f: BlobFrame): Promise<void> {
     switch (f.type) {
       case "createBlob":
         return this.create(conn, f);

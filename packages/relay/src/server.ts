@@ -115,6 +115,8 @@ class Connection {
   readonly proofs: Pace;
   /** File chunk bytes it may upload now (--upload-rate; see blobs.ts). */
   readonly upload: ByteBucket;
+  /** Blob requests under way (at most MAX_BLOB_REQUESTS; see blobs.ts). */
+  blobRequests = 0;
 
   constructor(
     readonly ws: WebSocket,

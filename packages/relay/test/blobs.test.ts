@@ -8,7 +8,8 @@ import { join } from "node:path";
 import { blobTokenHash, encodeFrame, type Frame, SEALED_CHUNK_BYTES } from "@parley/protocol";
 import Database from "better-sqlite3";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
-import { http, type RelayProcess, startRelay, TestClient } from "./helpers.js";
+import { MemoryStorage } from "../src/storage/memory.js";
+import { http, type RelayProcess, startInProcessRelay, startRelay, TestClient } from "./helpers.js";
 import { type RedisServer, startRedis, stopAllRedis } from "./redis-server.js";
 
 const NO_TIMERS = ["--sweep-interval", "1h", "--heartbeat", "1h"];
@@ -317,6 +318,50 @@ describe("blob limits (§14.2)", () => {
     });
     expect(t.counters).toMatchObject({ blobs: 0, blobBytes: 0 });
     expect(t.storedPerBlob.map((x) => x.field)).toContain("read-token hashes");
+  });
+});
+
+describe("blob requests in flight (§14.2)", () => {
+  it("§14.2 a connection has at most 64 blob requests under way: one more is RATE_LIMITED at once, before any work", async () => {
+    // A storage whose blob lookups wait until the test lets them go: 70 chunks sent at once.
+    const storage = new MemoryStorage();
+    let release = () => {};
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const lookup = storage.blob.bind(storage);
+    let waiting = 0;
+    storage.blob = async (id, now) => {
+      waiting++;
+      await gate;
+      return lookup(id, now);
+    };
+    const r = await startInProcessRelay(storage, ["--storage", "memory", ...NO_TIMERS]);
+    try {
+      const c = await TestClient.connect(r.port);
+      clients.push(c);
+      const f = file(70, SEALED_CHUNK_BYTES, 1);
+      expect(await c.request(f.create)).toMatchObject({ type: "ok" });
+      for (let i = 0; i < 70; i++) c.sendRaw(encodeFrame({ ...f.put(0), requestId: 1000 + i } as Frame));
+      const refused: Frame[] = [];
+      for (let i = 0; i < 6; i++) refused.push(await c.next());
+      expect(waiting).toBe(64);
+      expect(refused.map((x) => [x.requestId, errorOf(x)])).toEqual(
+        Array.from({ length: 6 }, (_, i) => [
+          1064 + i,
+          { code: "RATE_LIMITED", message: "more than 64 file requests under way; wait for their answers" },
+        ]),
+      );
+      release();
+      const answers: Frame[] = [];
+      for (let i = 0; i < 64; i++) answers.push(await c.next());
+      // The first stored chunk 0; the others were retries of it.
+      expect(answers.every((x) => x.type === "ok")).toBe(true);
+      expect(await c.request(f.status())).toMatchObject({ type: "blobInfo", written: 1 });
+    } finally {
+      release();
+      await r.stop();
+    }
   });
 });
 

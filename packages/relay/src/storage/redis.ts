@@ -96,7 +96,7 @@ local function accounted(stats, mailboxes, messages, bytes)
 end`;
 
 /**
- * Deletes a blob, its chunks and its place in \`blobs\`, and takes it off the totals. Its chunk keys
+ * Deletes a blob, its chunks and its place in `blobs`, and takes it off the totals. Its chunk keys
  * are named from ARGV-given prefixes rather than declared in KEYS (there may be thousands): one
  * Redis primary, not Cluster, as everywhere here.
  */
@@ -118,7 +118,10 @@ end`;
 
 /**
  * KEYS blob, blobs, stats. ARGV write hash, count, size, expires, read hashes (concatenated), max
- * blob bytes, max storage bytes, blob id (hex).
+ * blob bytes, max storage bytes, blob id (hex). Token hashes are compared with Lua's `==` here and
+ * in BLOB_DONE, as the deposit token's are (see DEPOSIT): timing could reveal bytes of a stored
+ * hash, from which no token that matches it can be computed. The relay itself compares in constant
+ * time (blobs.ts).
  */
 const CREATE_BLOB = `${ACCOUNTED}
 local b = redis.call('HMGET', KEYS[1], 'write', 'count', 'size', 'readers')
@@ -170,7 +173,7 @@ return 'deleted'`;
 const DELETE_BLOB = `${DROP_BLOB}
 return drop_blob(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2])`;
 
-/** KEYS blobs, stats. ARGV now, batch, key prefix. Deletes up to \`batch\` expired blobs. */
+/** KEYS blobs, stats. ARGV now, batch, key prefix. Deletes up to `batch` expired blobs. */
 const SWEEP_BLOBS = `${DROP_BLOB}
 local n = 0
 for _, hex in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))) do
