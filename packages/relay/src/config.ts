@@ -4,9 +4,16 @@ import { createPrivateKey } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
 import { createSecureContext } from "node:tls";
-import { MAX_ENVELOPE_LENGTH } from "@parley/protocol";
+import { MAX_ENVELOPE_LENGTH, SEALED_CHUNK_BYTES } from "@parley/protocol";
 
 export type StorageKind = "sqlite" | "memory" | "redis";
+
+/** A 100 MiB file as the relay stores it: 1600 chunks sealed to 65 552 bytes each (PROTOCOL.md §14.1). */
+export const DEFAULT_MAX_BLOB_BYTES = 1600 * SEALED_CHUNK_BYTES;
+/** An upload may run ahead of --upload-rate by this much (64 full chunks). */
+export const UPLOAD_BURST_BYTES = 4 * 1024 * 1024;
+/** The largest putChunk frame: header 6, blob id 32, write token 32, index 4, a full sealed chunk. */
+export const MAX_PUT_CHUNK_FRAME = 6 + 32 + 32 + 4 + SEALED_CHUNK_BYTES;
 
 /** The smallest --max-storage: room for the reserve and the WAL's allowance (1 MiB each) and data. */
 export const MIN_MAX_STORAGE_BYTES = 8 * 1024 * 1024;
@@ -51,6 +58,12 @@ export interface RelayConfig {
   maxMailboxes: number | null;
   /** Frames per second one connection may send (token bucket; bursts of twice this). */
   rateLimit: number;
+  /** The largest blob, in sealed bytes (a createBlob's sealedSize; beyond it TOO_LARGE). */
+  maxBlobBytes: number;
+  /** The most all blobs together may reserve, in sealed bytes; null: half of --max-storage. */
+  maxBlobStorageBytes: number | null;
+  /** Sealed chunk bytes per second one connection may upload (bursts of UPLOAD_BURST_BYTES). */
+  uploadBytesPerSecond: number;
   maxConnections: number;
   /** WebSocket connections one source (an IP address, an IPv6 /64) may hold. */
   maxConnectionsPerSource: number;
@@ -102,6 +115,9 @@ export const DEFAULTS: Readonly<RelayConfig> = Object.freeze({
   maxStorageBytes: null,
   maxMailboxes: null,
   rateLimit: 200,
+  maxBlobBytes: DEFAULT_MAX_BLOB_BYTES,
+  maxBlobStorageBytes: null,
+  uploadBytesPerSecond: 8 * 1024 * 1024,
   maxConnections: 20_000,
   maxConnectionsPerSource: 64,
   trustProxy: ["127.0.0.0/8", "::1/128"],
@@ -234,6 +250,27 @@ export const OPTIONS: readonly Option[] = [
     env: "PARLEY_RELAY_RATE_LIMIT",
     kind: "count",
     help: "frames/s per connection",
+  },
+  {
+    key: "maxBlobBytes",
+    flag: "--max-blob-bytes",
+    env: "PARLEY_RELAY_MAX_BLOB_BYTES",
+    kind: "size",
+    help: "the largest file, as stored: its sealed size (65552 bytes per 64KiB chunk; the default is a 100MiB file); beyond it createBlob gets TOO_LARGE",
+  },
+  {
+    key: "maxBlobStorageBytes",
+    flag: "--max-blob-storage",
+    env: "PARLEY_RELAY_MAX_BLOB_STORAGE",
+    kind: "size",
+    help: "the most all files together may take, counted from their creation at their full size (by default half of --max-storage); beyond it createBlob gets QUOTA",
+  },
+  {
+    key: "uploadBytesPerSecond",
+    flag: "--upload-rate",
+    env: "PARLEY_RELAY_UPLOAD_RATE",
+    kind: "size",
+    help: "file bytes per second one connection may upload, in bursts of 4MiB; beyond it putChunk gets RATE_LIMITED",
   },
   {
     key: "maxConnections",
@@ -543,12 +580,21 @@ function parseValue(o: Option, raw: string, source: string): { value?: unknown; 
   }
 }
 
+/** --max-blob-storage as resolved: by default half of the storage cap (--max-storage as resolved). */
+export function blobStorageCap(
+  config: Pick<RelayConfig, "maxBlobStorageBytes">,
+  maxStorageBytes: number,
+): number {
+  return config.maxBlobStorageBytes ?? Math.floor(maxStorageBytes / 2);
+}
+
 /**
  * The WebSocket `maxPayload`: the ciphertext cap plus the fixed fields of the largest frame that
  * carries one (a tokenDeposit: header 6, address 32, token 32, client message id 16).
  */
 export function maxPayload(config: Pick<RelayConfig, "maxMessageBytes">): number {
-  return config.maxMessageBytes + 6 + 32 + 32 + 16;
+  // A full putChunk must pass too, whatever the ciphertext cap: chunks are not bounded by it.
+  return Math.max(config.maxMessageBytes + 6 + 32 + 32 + 16, MAX_PUT_CHUNK_FRAME);
 }
 
 /**
@@ -697,6 +743,23 @@ export function loadConfig(
   if (config.maxOutstandingBytes < config.maxMessageBytes * 2) {
     problems.push("--max-outstanding-bytes: must be at least twice --max-message-size");
   }
+  // A connection whose queue passes --max-outstanding-bytes is cut off: below two chunk frames, a
+  // file could not be downloaded. Allowed with --unsafe-small-messages, for tests of small windows.
+  if (config.maxOutstandingBytes < 2 * MAX_PUT_CHUNK_FRAME && !config.unsafeSmallMessages) {
+    problems.push(
+      `--max-outstanding-bytes: must be at least ${2 * MAX_PUT_CHUNK_FRAME} bytes, two file chunks (below that only with --unsafe-small-messages)`,
+    );
+  }
+  if (config.maxBlobBytes < SEALED_CHUNK_BYTES) {
+    problems.push(`--max-blob-bytes: at least ${SEALED_CHUNK_BYTES} bytes, one sealed chunk`);
+  }
+  if (config.maxBlobBytes > Number.MAX_SAFE_INTEGER) problems.push("--max-blob-bytes: too large");
+  if (config.maxBlobStorageBytes !== null && config.maxBlobStorageBytes < config.maxBlobBytes) {
+    problems.push(
+      "--max-blob-storage: smaller than --max-blob-bytes, so the largest file could never be stored",
+    );
+  }
+  if (config.uploadBytesPerSecond < 1024) problems.push("--upload-rate: at least 1KiB (per second)");
   if (config.maxReceiveBufferBytes < receiveCap(config)) {
     problems.push(
       `--max-receive-buffer: at least ${formatSize(receiveCap(config))}, what one connection may hold while a message of --max-message-size arrives`,

@@ -102,6 +102,41 @@ export class RelayMetrics {
     "parley_relay_mailbox_limit",
     "--max-mailboxes as resolved at start: beyond it createMailbox gets QUOTA",
   );
+  readonly blobs = this.gauge("parley_relay_blobs", "Files (blobs) stored, complete or not");
+  readonly blobBytes = this.gauge("parley_relay_blob_bytes", "Sealed file chunk bytes stored");
+  readonly blobReservedBytes = this.gauge(
+    "parley_relay_blob_reserved_bytes",
+    "Declared sealed sizes of every stored blob: what counts against --max-blob-storage",
+  );
+  readonly blobLimitBytes = this.gauge(
+    "parley_relay_blob_limit_bytes",
+    "--max-blob-storage as resolved at start: beyond it createBlob gets QUOTA",
+  );
+  readonly blobsCreated = this.counter("parley_relay_blobs_created_total", "Blobs created");
+  readonly blobsCompleted = this.counter(
+    "parley_relay_blobs_completed_total",
+    "Blobs deleted because every reader said it was done",
+  );
+  readonly blobsWithdrawn = this.counter(
+    "parley_relay_blobs_withdrawn_total",
+    "Blobs deleted by their uploader",
+  );
+  readonly blobExpirations = this.counter(
+    "parley_relay_blob_expirations_total",
+    "Blobs deleted at the end of their retention",
+  );
+  readonly blobBytesIn = this.counter(
+    "parley_relay_blob_bytes_in_total",
+    "Sealed chunk bytes stored (retries not counted)",
+  );
+  readonly blobBytesOut = this.counter(
+    "parley_relay_blob_bytes_out_total",
+    "Sealed chunk bytes sent to readers",
+  );
+  readonly uploadsThrottled = this.counter(
+    "parley_relay_uploads_throttled_total",
+    "putChunk frames answered RATE_LIMITED by --upload-rate",
+  );
   readonly storageWritable = this.gauge(
     "parley_relay_storage_writable",
     "0 while the storage refuses new data because its disk is nearly full (see /readyz), else 1",

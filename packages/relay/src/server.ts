@@ -27,7 +27,8 @@ import {
   verifyMailboxProof,
 } from "@parley/protocol";
 import { type WebSocket, WebSocketServer } from "ws";
-import { maxPayload, type RelayConfig, receiveCap } from "./config.js";
+import { BlobService, type ByteBucket, GET_CHUNK_TYPE, PUT_CHUNK_TYPE, uploadBucket } from "./blobs.js";
+import { blobStorageCap, maxPayload, type RelayConfig, receiveCap } from "./config.js";
 import { verifyEd25519 } from "./ed25519.js";
 import { InboundMeter } from "./inbound.js";
 import type { Logger } from "./log.js";
@@ -112,6 +113,8 @@ class Connection {
   lastFrame = performance.now();
   deadline: NodeJS.Timeout | undefined;
   readonly proofs: Pace;
+  /** File chunk bytes it may upload now (--upload-rate; see blobs.ts). */
+  readonly upload: ByteBucket;
 
   constructor(
     readonly ws: WebSocket,
@@ -121,9 +124,11 @@ class Connection {
     /** Where it comes from (sources.ts); null: a trusted proxy that named no client. */
     readonly source: string | null,
     proofRate: number,
+    uploadRate: number,
   ) {
     this.tokens = burst;
     this.proofs = new Pace(proofRate, proofRate * 2);
+    this.upload = uploadBucket(uploadRate);
   }
 }
 
@@ -192,6 +197,9 @@ export class RelayServer {
   private sendQueued = 0;
   private readonly sending = new Set<Connection>();
   private readonly secondOpinions = new Pace(SECOND_OPINIONS_PER_SECOND, SECOND_OPINIONS_PER_SECOND);
+  private readonly blobs: BlobService<Connection>;
+  /** --max-blob-storage as resolved: by default half of the storage cap. */
+  readonly maxBlobStorageBytes: number;
 
   constructor(options: RelayServerOptions) {
     this.config = options.config;
@@ -200,6 +208,18 @@ export class RelayServer {
     this.now = options.now ?? Date.now;
     this.trust = trustList(this.config.trustProxy);
     this.maxConnections = this.config.maxConnections;
+    this.maxBlobStorageBytes = blobStorageCap(this.config, this.storage.capacity.maxBytes);
+    this.blobs = new BlobService<Connection>({
+      storage: this.storage,
+      metrics: this.metrics,
+      maxBlobBytes: this.config.maxBlobBytes,
+      maxBlobStorageBytes: this.maxBlobStorageBytes,
+      retentionSeconds: this.config.ttlSeconds,
+      now: this.now,
+      send: (conn, frame) => this.send(conn, frame),
+      error: (conn, requestId, code, message) => this.error(conn, requestId, code, message),
+      takeFrameToken: (conn) => this.takeToken(conn),
+    });
     const files = openFileLimit();
     if (files !== null && files - this.config.httpReserve - FD_MARGIN < this.maxConnections) {
       const fit = files - this.config.httpReserve - FD_MARGIN;
@@ -384,16 +404,20 @@ export class RelayServer {
     // Served even while the storage is unavailable (clients read it before using a relay): the
     // stored totals are then null.
     const stats = await this.storage.stats().catch((e: unknown) => {
-      if (e instanceof StorageUnavailableError) return { messages: null, bytes: null, mailboxes: null };
+      if (e instanceof StorageUnavailableError)
+        return { messages: null, bytes: null, mailboxes: null, blobs: null, blobBytes: null };
       throw e;
     });
     const counter = async (c: { get(): Promise<{ values: { value: number }[] }> }) =>
       (await c.get()).values.reduce((a, v) => a + v.value, 0);
-    return transparencyStatement({ ...this.config, maxConnections: this.maxConnections }, this.storage, {
+    const config = { ...this.config, maxConnections: this.maxConnections };
+    return transparencyStatement(config, this.storage, {
       connections: this.connections.size,
       storedMessages: stats.messages,
       storedBytes: stats.bytes,
       mailboxes: stats.mailboxes,
+      blobs: stats.blobs,
+      blobBytes: stats.blobBytes,
       deposits: await counter(this.metrics.deposits),
       deliveries: await counter(this.metrics.deliveries),
       acks: await counter(this.metrics.acks),
@@ -411,12 +435,16 @@ export class RelayServer {
     this.metrics.sendBuffer.set(this.sendQueued);
     this.metrics.storageLimitBytes.set(this.storage.capacity.maxBytes);
     this.metrics.mailboxLimit.set(this.storage.capacity.maxMailboxes);
+    this.metrics.blobLimitBytes.set(this.maxBlobStorageBytes);
     this.metrics.storageWritable.set(this.storage.writeProblem?.() ? 0 : 1);
     try {
       const stats = await this.storage.stats();
       this.metrics.storedMessages.set(stats.messages);
       this.metrics.storedBytes.set(stats.bytes);
       this.metrics.mailboxes.set(stats.mailboxes);
+      this.metrics.blobs.set(stats.blobs);
+      this.metrics.blobBytes.set(stats.blobBytes);
+      this.metrics.blobReservedBytes.set(stats.blobReservedBytes);
       if (stats.countedBytes !== undefined) this.metrics.storageBytes.set(stats.countedBytes);
       this.metrics.storageUp.set(1);
     } catch (e) {
@@ -479,6 +507,7 @@ export class RelayServer {
       this.config.rateLimit * 2,
       source,
       this.config.proofRate,
+      this.config.uploadBytesPerSecond,
     );
     this.connections.add(conn);
     if (source !== null) {
@@ -719,7 +748,12 @@ export class RelayServer {
       !acked.ackExempted &&
       acked.key === data.toString("hex", ACK_ADDRESS_OFFSET, ACK_ID_OFFSET);
     if (exempt) acked.ackExempted = true;
-    if (!exempt && !this.takeToken(conn)) {
+    // File chunks are paced in bytes, not frames (blobs.ts): a refused one takes its token there.
+    const chunk =
+      data.length >= 2 &&
+      data[0] === FRAME_VERSION &&
+      (data[1] === PUT_CHUNK_TYPE || data[1] === GET_CHUNK_TYPE);
+    if (!exempt && !chunk && !this.takeToken(conn)) {
       // Throttled, not a violation: the frame is refused and the client may retry later.
       this.error(conn, requestId, "RATE_LIMITED", "too many frames; slow down");
       return;
@@ -836,6 +870,13 @@ export class RelayServer {
         ok();
         return;
       }
+      case "createBlob":
+      case "putChunk":
+      case "blobStatus":
+      case "getChunk":
+      case "blobDone":
+      case "deleteBlob":
+        return this.blobs.handle(conn, f);
       case "deleteMailbox": {
         if (!(await this.ownerProves(conn, f, MailboxAction.delete))) return;
         await this.storage.deleteMailbox(f.address);
@@ -1148,6 +1189,8 @@ export class RelayServer {
       const now = this.now();
       const n = await this.storage.sweep(now);
       this.settleExpired(now);
+      const blobs = await this.blobs.sweep();
+      if (blobs > 0) this.log.info({ expired: blobs }, "expired files deleted");
       if (n > 0) {
         this.metrics.expirations.inc(n);
         this.log.info({ expired: n }, "expired messages deleted");

@@ -1,7 +1,7 @@
 // The transparency statement served at /transparency: generated from the live configuration, so
 // it cannot drift from what the relay actually does. It contains nothing that identifies a user.
 import { FRAME_VERSION } from "@parley/protocol";
-import type { RelayConfig } from "./config.js";
+import { blobStorageCap, type RelayConfig } from "./config.js";
 import type { Storage } from "./storage/types.js";
 import { RELAY_VERSION } from "./version.js";
 
@@ -11,6 +11,9 @@ export interface Counters {
   mailboxes: number | null;
   storedMessages: number | null;
   storedBytes: number | null;
+  /** Files (blobs) stored now, and their sealed chunk bytes; null likewise. */
+  blobs: number | null;
+  blobBytes: number | null;
   deposits: number;
   deliveries: number;
   acks: number;
@@ -79,16 +82,49 @@ export function transparencyStatement(
         why: "if the owner set one: SHA-256 of a random token the owner gave the one contact who writes there, so that only deposits carrying it are taken; the token itself is not stored",
       },
     ],
+    storedPerBlob: [
+      {
+        field: "blob id",
+        why: "its name: 32 random bytes the uploader chose, unrelated to any mailbox",
+      },
+      {
+        field: "sealed chunks",
+        why: "the file, end-to-end encrypted in chunks of 64KiB; the relay has no key to read them",
+      },
+      {
+        field: "chunk count, size and chunks written",
+        why: "to take the chunks in order, resume an interrupted upload, and count the file against the quotas from its creation",
+      },
+      {
+        field: "write-token hash",
+        why: "SHA-256 of a random token only the uploader holds, who writes the chunks and may delete the file",
+      },
+      {
+        field: "read-token hashes",
+        why: "one per recipient (at most 64), and whether each has completed its download: the file is deleted when the last one has",
+      },
+      {
+        field: "expiry time",
+        why: "creation time plus the retention time: the file is deleted then, complete or not",
+      },
+    ],
     neverStored: [
       "message contents in readable form (clients encrypt end to end; the relay holds no keys)",
       "IP addresses (a connection's address is held in memory while it is open, to limit connections and ownership proofs per address)",
       "who deposited a message (deposits are anonymous)",
       "accounts, names, phone numbers, contact lists or identity keys",
       "deposit tokens (only their hash is kept)",
+      "file names, types or contents in readable form, and blob write or read tokens (only their hashes are kept)",
+      "which mailbox or contact a file is for",
       disclosure?.deletion ?? DELETION[kind] ?? "messages after acknowledgement or expiry",
     ],
     mailboxRetention: "a mailbox and its owner key are kept until the owner deletes the mailbox",
-    neverLogged: ["IP addresses", "mailbox addresses", "message contents, sizes or ids"],
+    neverLogged: [
+      "IP addresses",
+      "mailbox addresses",
+      "message contents, sizes or ids",
+      "blob ids, tokens or sizes",
+    ],
     retention: {
       seconds: config.ttlSeconds,
       human: human(config.ttlSeconds),
@@ -111,6 +147,9 @@ export function transparencyStatement(
       proofsPerSecondPerSource: config.proofRatePerSource,
       handshakeTimeoutSeconds: config.handshakeTimeoutSeconds,
       idleTimeoutSeconds: config.idleTimeoutSeconds,
+      maxBlobBytes: config.maxBlobBytes,
+      maxBlobStorageBytes: blobStorageCap(config, storage.capacity.maxBytes),
+      uploadBytesPerSecondPerConnection: config.uploadBytesPerSecond,
     },
     storage: storage.durability,
     ...(disclosure ? { storageCopies: disclosure.copies } : {}),

@@ -5,12 +5,15 @@ import { MAX_ENVELOPE_LENGTH } from "@parley/protocol";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
+  blobStorageCap,
   ConfigError,
   DEFAULTS,
   formatDuration,
   formatSize,
   helpText,
   loadConfig,
+  MAX_PUT_CHUNK_FRAME,
+  maxPayload,
   OPTIONS,
   parseDuration,
   parseRedisUrl,
@@ -323,5 +326,52 @@ describe("relay configuration", () => {
   it("states limits in the units people write", () => {
     expect(problems(["--ttl", "40d"])).toEqual(["--ttl: 40d is longer than --max-ttl (30d)"]);
     expect(problems(["--sweep-interval", "2d"])).toEqual(["--sweep-interval: at most 1d"]);
+  });
+});
+
+describe("file (blob) settings", () => {
+  it("defaults: a 100 MiB file sealed, half of --max-storage for all files, 8 MiB/s uploads", () => {
+    const { config } = loadConfig([]);
+    expect(config).toMatchObject({
+      maxBlobBytes: 1600 * 65552,
+      maxBlobStorageBytes: null,
+      uploadBytesPerSecond: 8 * 1024 * 1024,
+    });
+    expect(blobStorageCap(config, 1000)).toBe(500);
+    expect(blobStorageCap({ maxBlobStorageBytes: 7 }, 1000)).toBe(7);
+    const set = loadConfig([
+      "--max-blob-bytes",
+      "1MiB",
+      "--max-blob-storage",
+      "2MiB",
+      "--upload-rate",
+      "1MiB",
+    ]);
+    expect(set.config).toMatchObject({
+      maxBlobBytes: 1048576,
+      maxBlobStorageBytes: 2097152,
+      uploadBytesPerSecond: 1048576,
+    });
+    expect(loadConfig([], { PARLEY_RELAY_UPLOAD_RATE: "64KiB" }).config.uploadBytesPerSecond).toBe(65536);
+  });
+
+  it("refuses a file cap below one chunk, a storage cap below the largest file, an upload rate below 1 KiB/s", () => {
+    expect(problems(["--max-blob-bytes", "1000"])).toEqual([
+      "--max-blob-bytes: at least 65552 bytes, one sealed chunk",
+    ]);
+    expect(problems(["--max-blob-bytes", "2MiB", "--max-blob-storage", "1MiB"])).toEqual([
+      "--max-blob-storage: smaller than --max-blob-bytes, so the largest file could never be stored",
+    ]);
+    expect(problems(["--upload-rate", "100"])).toEqual(["--upload-rate: at least 1KiB (per second)"]);
+    expect(problems(["--max-outstanding-bytes", "100KiB", "--max-message-size", "33334"])).toEqual([
+      "--max-outstanding-bytes: must be at least 131252 bytes, two file chunks (below that only with --unsafe-small-messages)",
+    ]);
+  });
+
+  it("§8.2 the WebSocket message limit admits a full putChunk (65 626 bytes) whatever --max-message-size is", () => {
+    expect(MAX_PUT_CHUNK_FRAME).toBe(65626);
+    expect(maxPayload({ maxMessageBytes: MAX_ENVELOPE_LENGTH })).toBe(65626);
+    expect(maxPayload({ maxMessageBytes: 65536 })).toBe(65626);
+    expect(maxPayload({ maxMessageBytes: 1024 * 1024 })).toBe(1024 * 1024 + 86);
   });
 });

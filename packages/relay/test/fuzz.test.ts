@@ -18,6 +18,7 @@ import {
   MailboxKey,
   RelayErrorCode,
   type RelayErrorName,
+  SEALED_CHUNK_BYTES,
   toHex,
 } from "@parley/protocol";
 import fc from "fast-check";
@@ -27,8 +28,13 @@ import { http, metric, metrics, type RelayProcess, sleep, startRelay, TestClient
 
 /** --max-message-size of the fuzzed relay. */
 const MAX = 4096;
-/** The relay's WebSocket maxPayload: the ciphertext cap plus a tokenDeposit frame's fixed fields. */
-const MAX_PAYLOAD = MAX + 6 + 32 + 32 + 16;
+/** The largest tokenDeposit: the ciphertext cap plus its fixed fields. */
+const MAX_DEPOSIT_FRAME = MAX + 6 + 32 + 32 + 16;
+/**
+ * The relay's WebSocket maxPayload: the largest frame, a tokenDeposit or a putChunk of a full sealed
+ * chunk (65 626 bytes: chunks are not bounded by --max-message-size).
+ */
+const MAX_PAYLOAD = Math.max(MAX_DEPOSIT_FRAME, 6 + 32 + 32 + 4 + SEALED_CHUNK_BYTES);
 /** Bad frames the relay takes before it closes the connection with 1008. */
 const MAX_VIOLATIONS = 10;
 /** Error codes of violations (the other codes answer well-formed requests). */
@@ -529,22 +535,33 @@ describe("hostile input", () => {
       clientMessageId: randomBytes(16),
       ciphertext: new Uint8Array(MAX).fill(0x5b),
     });
-    expect(tokenDeposit.length).toBe(MAX_PAYLOAD);
+    expect(tokenDeposit.length).toBe(MAX_DEPOSIT_FRAME);
     c.send(deposit(1, MAX)); // exactly the cap: stored
     c.send(deposit(2, MAX + 1)); // above the cap, within maxPayload: TOO_LARGE
     c.send(deposit(3, MAX + 32)); // the largest deposit frame within maxPayload
-    c.send(tokenDeposit); // the largest frame there is, exactly maxPayload: stored
-    await c.when("four replies", () => c.frames.length >= 5);
+    c.send(tokenDeposit); // the largest deposit frame there is: stored
+    const put = encodeFrame({
+      type: "putChunk",
+      requestId: 6,
+      blobId: randomBytes(32),
+      writeToken: randomBytes(32),
+      index: 0,
+      sealedChunk: new Uint8Array(SEALED_CHUNK_BYTES),
+    });
+    expect(put.length).toBe(MAX_PAYLOAD);
+    c.send(put); // the largest frame there is, exactly maxPayload: decoded, and answered
+    await c.when("five replies", () => c.frames.length >= 6);
     const byId = (id: number) => c.frames.find((f) => f.requestId === id);
     expect(byId(1)?.type).toBe("ok");
     expect(byId(2)).toMatchObject({ type: "error", code: "TOO_LARGE" });
     expect(byId(3)).toMatchObject({ type: "error", code: "TOO_LARGE" });
     expect(byId(5)?.type).toBe("ok");
+    expect(byId(6)).toMatchObject({ type: "error", code: "UNKNOWN_BLOB" });
     expect(c.closeInfo).toBeUndefined();
-    expect(deposit(4, MAX + 33).length).toBe(MAX_PAYLOAD + 1);
-    c.send(deposit(4, MAX + 33));
+    expect(deposit(4, MAX_PAYLOAD + 1 - 54).length).toBe(MAX_PAYLOAD + 1);
+    c.send(deposit(4, MAX_PAYLOAD + 1 - 54));
     expect((await within("1009", c.closed)).code).toBe(1009);
-    expect(c.frames).toHaveLength(5);
+    expect(c.frames).toHaveLength(6);
 
     const huge = await open();
     huge.send(new Uint8Array(4 * MiB));

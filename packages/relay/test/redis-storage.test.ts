@@ -549,6 +549,8 @@ describe("Redis storage: what else Redis keeps, and what the relay says about it
     mailboxes: 0,
     storedMessages: 0,
     storedBytes: 0,
+    blobs: 0,
+    blobBytes: 0,
     deposits: 0,
     deliveries: 0,
     acks: 0,

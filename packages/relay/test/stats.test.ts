@@ -65,8 +65,13 @@ function expectTotals(
   t: { mailboxes: number; messages: number; bytes: number },
   note?: string,
 ): void {
-  const { countedBytes, ...totals } = stats;
+  const { countedBytes, blobs, blobBytes, blobReservedBytes, ...totals } = stats;
   expect(totals, note).toEqual(t);
+  expect({ blobs, blobBytes, blobReservedBytes }, note).toEqual({
+    blobs: 0,
+    blobBytes: 0,
+    blobReservedBytes: 0,
+  });
   if (name === "sqlite") expect(countedBytes, note).toBeGreaterThan(t.bytes);
   else
     expect(countedBytes, note).toBe(
@@ -163,6 +168,9 @@ describe("stats() reads no mailbox", () => {
       mailboxes: 5000,
       messages: 5000,
       bytes: 50_000,
+      blobs: 0,
+      blobBytes: 0,
+      blobReservedBytes: 0,
       countedBytes: 50_000 + 5000 * (ACCOUNTED_MESSAGE_BYTES + ACCOUNTED_MAILBOX_BYTES),
     });
     expect(walks).toBe(0);

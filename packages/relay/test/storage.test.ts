@@ -235,6 +235,70 @@ for (const [name, makeStorage] of Object.entries(backends)) {
       expect(results.every((r) => r.status === "stored")).toBe(true);
       expect(await s.stats()).toMatchObject({ messages: 500, bytes: 25_000 });
     });
+
+    const blobSpec = (chunkCount: number, last: number, readers = 2, expiresAt = 10_000) => ({
+      id: randomBytes(32),
+      writeTokenHash: randomBytes(32),
+      chunkCount,
+      sealedSize: (chunkCount - 1) * 65552 + last,
+      readTokenHashes: Array.from({ length: readers }, () => randomBytes(32)),
+      expiresAt,
+    });
+
+    it("§14.2 blobs: created once (a retry is 'exists', another declaration 'conflict'), within the blob cap, chunks in order", async () => {
+      const s = make();
+      const b = blobSpec(2, 100);
+      expect(await s.createBlob(b, 1_000_000)).toBe("created");
+      expect(await s.createBlob({ ...b, readTokenHashes: [...b.readTokenHashes] }, 1_000_000)).toBe("exists");
+      expect(await s.createBlob({ ...b, chunkCount: 3, sealedSize: b.sealedSize + 65552 }, 1_000_000)).toBe(
+        "conflict",
+      );
+      expect(await s.createBlob(blobSpec(16, 16), 1_000_000)).toBe("blob-full"); // 65 652 + 983 296 > 10^6
+      const [c0, c1] = [randomBytes(65552), randomBytes(100)];
+      expect(await s.putChunk(b.id, 1, c1, 1000)).toEqual({ status: "ahead", next: 0 });
+      // Concurrent puts of one index: stored once.
+      const puts = await Promise.all([s.putChunk(b.id, 0, c0, 1000), s.putChunk(b.id, 0, c0, 1000)]);
+      expect(puts.map((p) => p.status).sort()).toEqual(["retry", "stored"]);
+      expect(await s.getChunk(b.id, 1, 1000)).toBeNull();
+      expect(await s.putChunk(b.id, 1, c1, 1000)).toEqual({ status: "stored" });
+      expect(Buffer.from((await s.getChunk(b.id, 0, 1000))!).equals(c0)).toBe(true);
+      expect(Buffer.from((await s.getChunk(b.id, 1, 1000))!).equals(c1)).toBe(true);
+      expect(await s.blob(b.id, 1000)).toMatchObject({ chunkCount: 2, written: 2, sealedSize: 65652 });
+      expect(await s.stats()).toMatchObject({ blobs: 1, blobBytes: 65652, blobReservedBytes: 65652 });
+      expect(await s.putChunk(randomBytes(32), 0, c0, 1000)).toEqual({ status: "unknown" });
+    });
+
+    it("§14.2 blobs: deleted when the last reader is done (concurrent dones: one deletes), by the uploader, or at expiry", async () => {
+      const s = make();
+      const b = blobSpec(1, 16, 3);
+      await s.createBlob(b, 1_000_000);
+      await s.putChunk(b.id, 0, randomBytes(16), 1000);
+      expect(await s.blobDone(b.id, randomBytes(32), 1000)).toBe("auth");
+      expect(await s.blobDone(b.id, b.readTokenHashes[0]!, 1000)).toBe("done");
+      expect(await s.blobDone(b.id, b.readTokenHashes[0]!, 1000)).toBe("auth");
+      const last = await Promise.all([
+        s.blobDone(b.id, b.readTokenHashes[1]!, 1000),
+        s.blobDone(b.id, b.readTokenHashes[2]!, 1000),
+      ]);
+      expect(last.sort()).toEqual(["deleted", "done"]);
+      expect(await s.blob(b.id, 1000)).toBeNull();
+      expect(await s.blobDone(b.id, b.readTokenHashes[1]!, 1000)).toBe("unknown");
+      const w = blobSpec(1, 20);
+      await s.createBlob(w, 1_000_000);
+      expect(await s.deleteBlob(w.id)).toBe(true);
+      expect(await s.deleteBlob(w.id)).toBe(false);
+      const old = blobSpec(2, 20, 1, 5000);
+      await s.createBlob(old, 1_000_000);
+      await s.putChunk(old.id, 0, randomBytes(65552), 1000);
+      expect(await s.blob(old.id, 4999)).not.toBeNull();
+      // Hidden at its expiry, before any sweep; then swept.
+      expect(await s.blob(old.id, 5000)).toBeNull();
+      expect(await s.getChunk(old.id, 0, 5000)).toBeNull();
+      expect(await s.putChunk(old.id, 1, randomBytes(20), 5000)).toEqual({ status: "unknown" });
+      expect(await s.sweepBlobs(5000)).toBe(1);
+      expect(await s.sweepBlobs(5000)).toBe(0);
+      expect(await s.stats()).toMatchObject({ blobs: 0, blobBytes: 0, blobReservedBytes: 0 });
+    });
   });
 }
 

@@ -1,17 +1,25 @@
 import { toHex } from "@parley/protocol";
 import {
+  ACCOUNTED_BLOB_BYTES,
   ACCOUNTED_MAILBOX_BYTES,
   ACCOUNTED_MESSAGE_BYTES,
+  type BlobDoneResult,
+  type BlobSpec,
+  type BlobState,
+  type CreateBlobResult,
   type CreateResult,
   type DepositRequest,
   type DepositResult,
   defaultMaxMailboxes,
   depositDigest,
   type MailboxLimits,
+  type PutChunkResult,
   type Storage,
   type StorageCapacity,
   type StorageStats,
   type StoredMessage,
+  sameBlob,
+  sameHash,
   tokenAdmits,
 } from "./types.js";
 
@@ -24,6 +32,19 @@ interface Mailbox {
   bytes: number;
   /** Client message ids (hex) remembered until the message's expiry, for idempotent retries. */
   seen: Map<string, { expiresAt: number; digest: Buffer }>;
+}
+
+interface Blob {
+  state: {
+    writeTokenHash: Uint8Array;
+    chunkCount: number;
+    sealedSize: number;
+    written: number;
+    expiresAt: number;
+    readers: { hash: Uint8Array; done: boolean }[];
+  };
+  chunks: Uint8Array[];
+  bytes: number;
 }
 
 /** `--max-storage` for a memory storage when it is not set. */
@@ -48,6 +69,10 @@ export class MemoryStorage implements Storage {
   private bytes = 0;
   /** Bytes counted against the capacity: ciphertext, and a fixed cost per message and mailbox. */
   private accounted = 0;
+  private readonly blobs = new Map<string, Blob>();
+  /** Declared sealed sizes of every blob (what --max-blob-storage bounds), and chunk bytes stored. */
+  private blobReserved = 0;
+  private blobBytes = 0;
 
   constructor(options: MemoryStorageOptions = {}) {
     const maxBytes = options.maxBytes ?? MEMORY_DEFAULT_MAX_BYTES;
@@ -168,11 +193,96 @@ export class MemoryStorage implements Storage {
     return n;
   }
 
+  async createBlob(spec: BlobSpec, maxBlobBytes: number): Promise<CreateBlobResult> {
+    const key = toHex(spec.id);
+    const existing = this.blobs.get(key);
+    if (existing) return sameBlob(existing.state, spec) ? "exists" : "conflict";
+    if (this.blobReserved + spec.sealedSize > maxBlobBytes) return "blob-full";
+    const cost = spec.sealedSize + ACCOUNTED_BLOB_BYTES;
+    if (this.accounted + cost > this.capacity.maxBytes) return "full";
+    this.accounted += cost;
+    this.blobReserved += spec.sealedSize;
+    this.blobs.set(key, {
+      state: {
+        writeTokenHash: Uint8Array.from(spec.writeTokenHash),
+        chunkCount: spec.chunkCount,
+        sealedSize: spec.sealedSize,
+        written: 0,
+        expiresAt: spec.expiresAt,
+        readers: spec.readTokenHashes.map((h) => ({ hash: Uint8Array.from(h), done: false })),
+      },
+      chunks: [],
+      bytes: 0,
+    });
+    return "created";
+  }
+
+  private live(id: Uint8Array, now: number): Blob | undefined {
+    const blob = this.blobs.get(toHex(id));
+    return blob && blob.state.expiresAt > now ? blob : undefined;
+  }
+
+  async blob(id: Uint8Array, now: number): Promise<BlobState | null> {
+    const blob = this.live(id, now);
+    return blob ? { ...blob.state, readers: blob.state.readers.map((r) => ({ ...r })) } : null;
+  }
+
+  async putChunk(id: Uint8Array, index: number, sealed: Uint8Array, now: number): Promise<PutChunkResult> {
+    const blob = this.live(id, now);
+    if (!blob) return { status: "unknown" };
+    if (index < blob.state.written) return { status: "retry" };
+    if (index > blob.state.written) return { status: "ahead", next: blob.state.written };
+    blob.chunks.push(Uint8Array.from(sealed));
+    blob.state.written++;
+    blob.bytes += sealed.length;
+    this.blobBytes += sealed.length;
+    return { status: "stored" };
+  }
+
+  async getChunk(id: Uint8Array, index: number, now: number): Promise<Uint8Array | null> {
+    return this.live(id, now)?.chunks[index] ?? null;
+  }
+
+  async blobDone(id: Uint8Array, readTokenHash: Uint8Array, now: number): Promise<BlobDoneResult> {
+    const blob = this.live(id, now);
+    if (!blob) return "unknown";
+    const reader = blob.state.readers.find((r) => !r.done && sameHash(r.hash, readTokenHash));
+    if (!reader) return "auth";
+    reader.done = true;
+    if (blob.state.readers.some((r) => !r.done)) return "done";
+    this.dropBlob(toHex(id));
+    return "deleted";
+  }
+
+  async deleteBlob(id: Uint8Array): Promise<boolean> {
+    return this.dropBlob(toHex(id));
+  }
+
+  async sweepBlobs(now: number): Promise<number> {
+    let n = 0;
+    for (const [key, blob] of this.blobs) if (blob.state.expiresAt <= now && this.dropBlob(key)) n++;
+    return n;
+  }
+
+  private dropBlob(key: string): boolean {
+    const blob = this.blobs.get(key);
+    if (!blob) return false;
+    for (const c of blob.chunks) c.fill(0);
+    this.blobs.delete(key);
+    this.accounted -= blob.state.sealedSize + ACCOUNTED_BLOB_BYTES;
+    this.blobReserved -= blob.state.sealedSize;
+    this.blobBytes -= blob.bytes;
+    return true;
+  }
+
   async stats(): Promise<StorageStats> {
     return {
       mailboxes: this.boxes.size,
       messages: this.messages,
       bytes: this.bytes,
+      blobs: this.blobs.size,
+      blobBytes: this.blobBytes,
+      blobReservedBytes: this.blobReserved,
       countedBytes: this.accounted,
     };
   }
@@ -180,6 +290,7 @@ export class MemoryStorage implements Storage {
   async close(): Promise<void> {
     for (const box of this.boxes.values()) for (const m of box.messages.values()) m.ciphertext.fill(0);
     this.boxes.clear();
+    for (const key of [...this.blobs.keys()]) this.dropBlob(key);
     this.messages = 0;
     this.bytes = 0;
     this.accounted = 0;

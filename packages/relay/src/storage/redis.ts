@@ -16,6 +16,14 @@
 //   P digests:A    hash    client message id -> the first 16 bytes of its ciphertext's SHA-256
 //                          (absent for ids remembered by 0.1.0: any ciphertext is then a retry)
 //   P aof-rewrite  string  a lease (SET NX EX), so that one relay at a time asks for an AOF rewrite
+//   P blob:B       hash    write (write-token hash), count, size, written, wbytes (chunk bytes
+//                          stored), expires (ms), readers (the read-token hashes, 32 bytes each),
+//                          done (a byte per reader: 1 once it completed); B is the blob id in hex
+//   P chunk:B:I    string  chunk I of blob B, sealed by the client; it expires with its blob (PX,
+//                          the time left by the relay's clock), so that its bytes go at the blob's
+//                          expiry even if no relay sweeps
+//   P blobs        zset    B -> expiry time (ms), for the sweep
+// `stats` also holds blobs, blobsealed (declared sizes) and blobbytes (chunk bytes stored).
 // Channel P deposits: "A:<seq>:<relay node>" after every stored message; no ciphertext.
 //
 // `seq` can go back: a Redis that crashed with appendfsync everysec or no, or was restored from an
@@ -36,14 +44,20 @@ import { Redis, type RedisOptions } from "ioredis";
 import { type RedisTarget, redisDisplay } from "../config.js";
 import type { Logger } from "../log.js";
 import {
+  ACCOUNTED_BLOB_BYTES,
   ACCOUNTED_MAILBOX_BYTES,
   ACCOUNTED_MESSAGE_BYTES,
+  type BlobDoneResult,
+  type BlobSpec,
+  type BlobState,
+  type CreateBlobResult,
   type CreateResult,
   type DepositRequest,
   type DepositResult,
   defaultMaxMailboxes,
   depositDigest,
   type MailboxLimits,
+  type PutChunkResult,
   type Storage,
   type StorageCapacity,
   type StorageDisclosure,
@@ -74,11 +88,95 @@ const HEADER = 16;
  */
 const ACCOUNTED = `
 local function accounted(stats, mailboxes, messages, bytes)
-  local t = redis.call('HMGET', stats, 'mailboxes', 'messages', 'bytes')
+  local t = redis.call('HMGET', stats, 'mailboxes', 'messages', 'bytes', 'blobs', 'blobsealed')
   return tonumber(t[3] or 0) + bytes
     + (tonumber(t[2] or 0) + messages) * ${ACCOUNTED_MESSAGE_BYTES}
-    + (tonumber(t[1] or 0) + mailboxes) * ${ACCOUNTED_MAILBOX_BYTES}, tonumber(t[1] or 0)
+    + (tonumber(t[1] or 0) + mailboxes) * ${ACCOUNTED_MAILBOX_BYTES}
+    + tonumber(t[5] or 0) + tonumber(t[4] or 0) * ${ACCOUNTED_BLOB_BYTES}, tonumber(t[1] or 0)
 end`;
+
+/**
+ * Deletes a blob, its chunks and its place in \`blobs\`, and takes it off the totals. Its chunk keys
+ * are named from ARGV-given prefixes rather than declared in KEYS (there may be thousands): one
+ * Redis primary, not Cluster, as everywhere here.
+ */
+const DROP_BLOB = `
+local function drop_blob(blob, blobs, stats, hex, chunks)
+  local b = redis.call('HMGET', blob, 'count', 'size', 'wbytes')
+  if not b[1] then
+    redis.call('ZREM', blobs, hex)
+    return 0
+  end
+  for i = 0, tonumber(b[1]) - 1 do redis.call('DEL', chunks .. i) end
+  redis.call('DEL', blob)
+  redis.call('ZREM', blobs, hex)
+  redis.call('HINCRBY', stats, 'blobs', -1)
+  redis.call('HINCRBY', stats, 'blobsealed', 0 - tonumber(b[2]))
+  redis.call('HINCRBY', stats, 'blobbytes', 0 - tonumber(b[3]))
+  return 1
+end`;
+
+/**
+ * KEYS blob, blobs, stats. ARGV write hash, count, size, expires, read hashes (concatenated), max
+ * blob bytes, max storage bytes, blob id (hex).
+ */
+const CREATE_BLOB = `${ACCOUNTED}
+local b = redis.call('HMGET', KEYS[1], 'write', 'count', 'size', 'readers')
+if b[1] then
+  if b[1] == ARGV[1] and b[2] == ARGV[2] and b[3] == ARGV[3] and b[4] == ARGV[5] then return 'exists' end
+  return 'conflict'
+end
+local sealed = tonumber(redis.call('HGET', KEYS[3], 'blobsealed') or 0)
+if sealed + tonumber(ARGV[3]) > tonumber(ARGV[6]) then return 'blob-full' end
+if accounted(KEYS[3], 0, 0, 0) + tonumber(ARGV[3]) + ${ACCOUNTED_BLOB_BYTES} > tonumber(ARGV[7]) then return 'full' end
+redis.call('HSET', KEYS[1], 'write', ARGV[1], 'count', ARGV[2], 'size', ARGV[3], 'written', 0, 'wbytes', 0,
+  'expires', ARGV[4], 'readers', ARGV[5], 'done', string.rep(string.char(0), string.len(ARGV[5]) / 32))
+redis.call('ZADD', KEYS[2], ARGV[4], ARGV[8])
+redis.call('HINCRBY', KEYS[3], 'blobs', 1)
+redis.call('HINCRBY', KEYS[3], 'blobsealed', ARGV[3])
+return 'created'`;
+
+/** KEYS blob, chunk key, stats. ARGV index, sealed chunk, now. */
+const PUT_CHUNK = `
+local b = redis.call('HMGET', KEYS[1], 'written', 'expires')
+if not b[1] or tonumber(b[2]) <= tonumber(ARGV[3]) then return {'unknown'} end
+local written, index = tonumber(b[1]), tonumber(ARGV[1])
+if index < written then return {'retry'} end
+if index > written then return {'ahead', written} end
+redis.call('SET', KEYS[2], ARGV[2], 'PX', tonumber(b[2]) - tonumber(ARGV[3]))
+redis.call('HINCRBY', KEYS[1], 'written', 1)
+redis.call('HINCRBY', KEYS[1], 'wbytes', string.len(ARGV[2]))
+redis.call('HINCRBY', KEYS[3], 'blobbytes', string.len(ARGV[2]))
+return {'stored'}`;
+
+/** KEYS blob, blobs, stats. ARGV read hash, now, blob id (hex), chunk key prefix. */
+const BLOB_DONE = `${DROP_BLOB}
+local b = redis.call('HMGET', KEYS[1], 'readers', 'done', 'expires')
+if not b[1] or tonumber(b[3]) <= tonumber(ARGV[2]) then return 'unknown' end
+local found
+for i = 1, string.len(b[2]) do
+  if string.byte(b[2], i) == 0 and string.sub(b[1], 32 * i - 31, 32 * i) == ARGV[1] then found = i end
+end
+if not found then return 'auth' end
+local done = string.sub(b[2], 1, found - 1) .. string.char(1) .. string.sub(b[2], found + 1)
+if string.find(done, string.char(0), 1, true) then
+  redis.call('HSET', KEYS[1], 'done', done)
+  return 'done'
+end
+drop_blob(KEYS[1], KEYS[2], KEYS[3], ARGV[3], ARGV[4])
+return 'deleted'`;
+
+/** KEYS blob, blobs, stats. ARGV blob id (hex), chunk key prefix. */
+const DELETE_BLOB = `${DROP_BLOB}
+return drop_blob(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2])`;
+
+/** KEYS blobs, stats. ARGV now, batch, key prefix. Deletes up to \`batch\` expired blobs. */
+const SWEEP_BLOBS = `${DROP_BLOB}
+local n = 0
+for _, hex in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))) do
+  n = n + drop_blob(ARGV[3] .. 'blob:' .. hex, KEYS[1], KEYS[2], hex, ARGV[3] .. 'chunk:' .. hex .. ':')
+end
+return n`;
 
 /** KEYS mailbox, stats. ARGV owner key, max mailboxes, max bytes. */
 const CREATE = `${ACCOUNTED}
@@ -237,6 +335,11 @@ const SCRIPTS = {
   parleyAck: { numberOfKeys: 5, lua: ACK },
   parleyDeleteMailbox: { numberOfKeys: 8, lua: DELETE_MAILBOX },
   parleySweepMailbox: { numberOfKeys: 8, lua: SWEEP_MAILBOX },
+  parleyCreateBlob: { numberOfKeys: 3, lua: CREATE_BLOB },
+  parleyPutChunk: { numberOfKeys: 3, lua: PUT_CHUNK },
+  parleyBlobDone: { numberOfKeys: 3, lua: BLOB_DONE },
+  parleyDeleteBlob: { numberOfKeys: 3, lua: DELETE_BLOB },
+  parleySweepBlobs: { numberOfKeys: 2, lua: SWEEP_BLOBS },
 } as const;
 type ScriptName = keyof typeof SCRIPTS | "parleyPendingBuffer";
 type Arg = string | Buffer | Uint8Array | number;
@@ -888,17 +991,140 @@ export class RedisStorage implements Storage {
     }
   }
 
+  private blobKeys(id: Uint8Array | string) {
+    const hex = typeof id === "string" ? id : toHex(id);
+    const p = this.prefix;
+    return { hex, blob: `${p}blob:${hex}`, chunks: `${p}chunk:${hex}:`, blobs: `${p}blobs` };
+  }
+
+  async createBlob(spec: BlobSpec, maxBlobBytes: number): Promise<CreateBlobResult> {
+    const k = this.blobKeys(spec.id);
+    const result = await this.script(
+      "parleyCreateBlob",
+      [k.blob, k.blobs, this.global.stats],
+      [
+        Buffer.from(spec.writeTokenHash),
+        spec.chunkCount,
+        spec.sealedSize,
+        spec.expiresAt,
+        Buffer.concat(spec.readTokenHashes),
+        maxBlobBytes,
+        this.capacity.maxBytes,
+        k.hex,
+      ],
+    );
+    return result as CreateBlobResult;
+  }
+
+  async blob(id: Uint8Array, now: number): Promise<BlobState | null> {
+    const [write, count, size, written, expires, readers, done] = await this.run("HMGET", () =>
+      this.redis.hmgetBuffer(
+        this.blobKeys(id).blob,
+        "write",
+        "count",
+        "size",
+        "written",
+        "expires",
+        "readers",
+        "done",
+      ),
+    );
+    if (!write || !count || !size || !written || !expires || !readers || !done) return null;
+    const expiresAt = Number(expires.toString());
+    if (expiresAt <= now) return null;
+    return {
+      writeTokenHash: new Uint8Array(write),
+      chunkCount: Number(count.toString()),
+      sealedSize: Number(size.toString()),
+      written: Number(written.toString()),
+      expiresAt,
+      readers: Array.from({ length: done.length }, (_, i) => ({
+        hash: new Uint8Array(readers.subarray(32 * i, 32 * i + 32)),
+        done: done[i] === 1,
+      })),
+    };
+  }
+
+  async putChunk(
+    id: Uint8Array,
+    index: number,
+    sealedChunk: Uint8Array,
+    now: number,
+  ): Promise<PutChunkResult> {
+    const k = this.blobKeys(id);
+    const [status, next] = (await this.script(
+      "parleyPutChunk",
+      [k.blob, `${k.chunks}${index}`, this.global.stats],
+      [index, sealedChunk, now],
+    )) as [string, number?];
+    if (status === "ahead") return { status, next: Number(next) };
+    return { status: status as "stored" | "retry" | "unknown" };
+  }
+
+  async getChunk(id: Uint8Array, index: number, now: number): Promise<Uint8Array | null> {
+    const blob = await this.blob(id, now);
+    if (!blob || index >= blob.written) return null;
+    const chunk = await this.run("GET", () => this.redis.getBuffer(`${this.blobKeys(id).chunks}${index}`));
+    return chunk ? new Uint8Array(chunk) : null;
+  }
+
+  async blobDone(id: Uint8Array, readTokenHash: Uint8Array, now: number): Promise<BlobDoneResult> {
+    const k = this.blobKeys(id);
+    return (await this.script(
+      "parleyBlobDone",
+      [k.blob, k.blobs, this.global.stats],
+      [Buffer.from(readTokenHash), now, k.hex, k.chunks],
+    )) as BlobDoneResult;
+  }
+
+  async deleteBlob(id: Uint8Array): Promise<boolean> {
+    const k = this.blobKeys(id);
+    return (
+      (await this.script("parleyDeleteBlob", [k.blob, k.blobs, this.global.stats], [k.hex, k.chunks])) === 1
+    );
+  }
+
+  async sweepBlobs(now: number): Promise<number> {
+    let deleted = 0;
+    for (;;) {
+      const n = Number(
+        await this.script(
+          "parleySweepBlobs",
+          [`${this.prefix}blobs`, this.global.stats],
+          [now, 8, this.prefix],
+        ),
+      );
+      deleted += n;
+      if (n < 8) return deleted;
+    }
+  }
+
   async stats(): Promise<StorageStats> {
-    const [mailboxes, messages, bytes] = await this.run("HMGET", () =>
-      this.redis.hmget(this.global.stats, "mailboxes", "messages", "bytes"),
+    const [mailboxes, messages, bytes, blobs, blobSealed, blobBytes] = await this.run("HMGET", () =>
+      this.redis.hmget(
+        this.global.stats,
+        "mailboxes",
+        "messages",
+        "bytes",
+        "blobs",
+        "blobsealed",
+        "blobbytes",
+      ),
     );
     const totals = {
       mailboxes: Number(mailboxes ?? 0),
       messages: Number(messages ?? 0),
       bytes: Number(bytes ?? 0),
+      blobs: Number(blobs ?? 0),
+      blobBytes: Number(blobBytes ?? 0),
+      blobReservedBytes: Number(blobSealed ?? 0),
     };
     const countedBytes =
-      totals.bytes + totals.messages * ACCOUNTED_MESSAGE_BYTES + totals.mailboxes * ACCOUNTED_MAILBOX_BYTES;
+      totals.bytes +
+      totals.messages * ACCOUNTED_MESSAGE_BYTES +
+      totals.mailboxes * ACCOUNTED_MAILBOX_BYTES +
+      totals.blobReservedBytes +
+      totals.blobs * ACCOUNTED_BLOB_BYTES;
     return { ...totals, countedBytes };
   }
 

@@ -31,17 +31,24 @@ import { KEY_LENGTH, KeyFile } from "./keyfile.js";
 import { Reserve } from "./reserve.js";
 import { freshRandom, openMessage, SEAL_OVERHEAD, sealMessage } from "./sealed.js";
 import {
+  type BlobDoneResult,
+  type BlobSpec,
+  type BlobState,
+  type CreateBlobResult,
   type CreateResult,
   type DepositRequest,
   type DepositResult,
   defaultMaxMailboxes,
   depositDigest,
   type MailboxLimits,
+  type PutChunkResult,
   type Storage,
   type StorageCapacity,
   type StorageStats,
   StorageUnavailableError,
   type StoredMessage,
+  sameBlob,
+  sameHash,
   tokenAdmits,
 } from "./types.js";
 
@@ -81,9 +88,9 @@ export const STATS_SQL = "SELECT mailboxes, messages, bytes FROM totals WHERE id
 
 /**
  * `PRAGMA user_version`: 0 is 0.1.0 (plain ciphertext, no digests), 1 sealed ciphertext, 2 deposit
- * tokens (`mailboxes.deposit_token`).
+ * tokens (`mailboxes.deposit_token`), 3 blobs (`blobs`, `blob_chunks`).
  */
-const SCHEMA_VERSION = 2;
+const SCHEMA_VERSION = 3;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS mailboxes (
@@ -112,6 +119,25 @@ CREATE TABLE IF NOT EXISTS seen (
   PRIMARY KEY (address, client_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS seen_by_expiry ON seen (expires_at);
+CREATE TABLE IF NOT EXISTS blobs (
+  id BLOB PRIMARY KEY,
+  write_hash BLOB NOT NULL,
+  chunk_count INTEGER NOT NULL,
+  sealed_size INTEGER NOT NULL,
+  written INTEGER NOT NULL DEFAULT 0,
+  written_bytes INTEGER NOT NULL DEFAULT 0,
+  expires_at INTEGER NOT NULL,
+  readers BLOB NOT NULL,
+  done BLOB NOT NULL,
+  key_slot INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS blobs_by_expiry ON blobs (expires_at);
+CREATE TABLE IF NOT EXISTS blob_chunks (
+  blob BLOB NOT NULL,
+  idx INTEGER NOT NULL,
+  sealed BLOB NOT NULL,
+  UNIQUE (blob, idx)
+);
 ${TOTALS}`;
 
 /** How long the first write of a batch waits for company, and the most writes a batch carries. */
@@ -161,6 +187,46 @@ type Op = {
  */
 const ROW_BYTES = 512;
 const MAILBOX_BYTES = 256;
+/** What a blob's row, and each of its chunks' rows and seals, may add beyond the sealed chunk bytes. */
+const BLOB_ROW_BYTES = 512;
+const CHUNK_ROW_BYTES = 128 + SEAL_OVERHEAD;
+
+/** Bytes a blob reserves in the database until its chunks are written. */
+const blobReservation = (chunkCount: number, sealedSize: number) =>
+  BLOB_ROW_BYTES + sealedSize + chunkCount * CHUNK_ROW_BYTES;
+
+/** The associated data a stored chunk is sealed with: its blob id, and its index (u32 BE). */
+function chunkAd(index: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE(index);
+  return b;
+}
+
+interface BlobRow {
+  write_hash: Buffer;
+  chunk_count: number;
+  sealed_size: number;
+  written: number;
+  written_bytes: number;
+  expires_at: number;
+  readers: Buffer;
+  done: Buffer;
+  key_slot: number;
+}
+
+function blobState(r: BlobRow): BlobState {
+  return {
+    writeTokenHash: new Uint8Array(r.write_hash),
+    chunkCount: r.chunk_count,
+    sealedSize: r.sealed_size,
+    written: r.written,
+    expiresAt: r.expires_at,
+    readers: Array.from({ length: r.done.length }, (_, i) => ({
+      hash: new Uint8Array(r.readers.subarray(32 * i, 32 * i + 32)),
+      done: r.done[i] === 1,
+    })),
+  };
+}
 
 /** A write failed for want of space on the file system. */
 function diskFull(e: unknown): boolean {
@@ -201,6 +267,11 @@ export class SqliteStorage implements Storage {
   private readonly reserve: Reserve;
   private reserveHeld = false;
   private mailboxCount = 0;
+  /** Declared sealed sizes of every blob (--max-blob-storage bounds it), and what they still reserve. */
+  private blobSealed = 0;
+  private blobReserved = 0;
+  /** A blob was deleted: checkpoint and truncate the WAL after the batch (see `deletedBlobs`). */
+  private blobsDeleted = false;
   private queuedBytes = 0;
   /** A flush of a full batch is scheduled (setImmediate). */
   private flushing = false;
@@ -319,8 +390,27 @@ export class SqliteStorage implements Storage {
       pageCount: db.prepare("PRAGMA page_count").pluck(),
       freePages: db.prepare("PRAGMA freelist_count").pluck(),
       pageSize: db.prepare("PRAGMA page_size").pluck(),
+      blob: db.prepare(
+        "SELECT write_hash, chunk_count, sealed_size, written, written_bytes, expires_at, readers, done, key_slot FROM blobs WHERE id = ?",
+      ),
+      insertBlob: db.prepare(
+        "INSERT INTO blobs (id, write_hash, chunk_count, sealed_size, expires_at, readers, done, key_slot) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+      ),
+      insertChunk: db.prepare("INSERT INTO blob_chunks (blob, idx, sealed) VALUES (?, ?, ?)"),
+      advance: db.prepare(
+        "UPDATE blobs SET written = written + 1, written_bytes = written_bytes + ? WHERE id = ?",
+      ),
+      chunk: db.prepare("SELECT sealed FROM blob_chunks WHERE blob = ? AND idx = ?").pluck(),
+      setDone: db.prepare("UPDATE blobs SET done = ? WHERE id = ?"),
+      deleteBlob: db.prepare("DELETE FROM blobs WHERE id = ?"),
+      deleteChunks: db.prepare("DELETE FROM blob_chunks WHERE blob = ?"),
+      expiredBlobs: db.prepare("SELECT id FROM blobs WHERE expires_at <= ? LIMIT ?").pluck(),
+      blobTotals: db.prepare(
+        "SELECT count(*) AS blobs, coalesce(sum(sealed_size), 0) AS sealed, coalesce(sum(written_bytes), 0) AS bytes, coalesce(sum(chunk_count - written), 0) AS unwritten FROM blobs",
+      ),
     };
     this.mailboxCount = this.q.mailboxCount.get() as number;
+    this.countBlobs();
     // Frames of deleted rows may be left in the WAL: empty it before serving.
     try {
       this.db.pragma("wal_checkpoint(TRUNCATE)");
@@ -345,7 +435,13 @@ export class SqliteStorage implements Storage {
   private fits(batch: Batch, growth: number): boolean {
     batch.inUse ??= this.pagesInUse();
     const files =
-      batch.inUse + growth + this.keys.bytes + KEY_LENGTH + this.reserve.bytes + 2 * this.allowance;
+      batch.inUse +
+      growth +
+      this.blobReserved +
+      this.keys.bytes +
+      KEY_LENGTH +
+      this.reserve.bytes +
+      2 * this.allowance;
     if (files > this.capacity.maxBytes) return false;
     batch.inUse += growth;
     return true;
@@ -484,9 +580,21 @@ export class SqliteStorage implements Storage {
    * deleted or damaged by hand) can never be read: they are deleted.
    */
   private openKeys(): void {
-    const slots = this.db.prepare("SELECT key_slot FROM messages").pluck().all() as number[];
+    const slots = this.db
+      .prepare("SELECT key_slot FROM messages UNION ALL SELECT key_slot FROM blobs")
+      .pluck()
+      .all() as number[];
     const { erased, missing } = this.keys.load(slots);
     if (missing.length > 0) {
+      // A blob whose key is missing can never be read either.
+      const dropBlob = this.db.prepare("DELETE FROM blobs WHERE key_slot = ? RETURNING id").pluck();
+      this.db.transaction(() => {
+        for (const slot of missing) {
+          for (const id of dropBlob.all(slot) as Buffer[]) {
+            this.db.prepare("DELETE FROM blob_chunks WHERE blob = ?").run(id);
+          }
+        }
+      })();
       const gone = new Set(missing);
       const drop = this.db.prepare(
         `DELETE FROM messages WHERE key_slot = ? RETURNING address, length(sealed) - ${SEAL_OVERHEAD} AS size`,
@@ -584,6 +692,8 @@ export class SqliteStorage implements Storage {
         // Nothing was committed: the keys written for it are erased again.
         this.forgetKeys(batch.newSlots);
         this.mailboxCount = this.q.mailboxCount.get() as number;
+        this.countBlobs();
+        this.blobsDeleted = false;
         if (diskFull(e)) {
           this.lastWriteError = `storage cannot write: ${(e as Error).message}`;
           // The disk filled under us: give the reserve back and try once more.
@@ -610,7 +720,31 @@ export class SqliteStorage implements Storage {
       for (const op of ops) op.reject(e);
       return;
     }
+    if (this.blobsDeleted) this.forgetDeletedBlobs();
     for (const [i, op] of ops.entries()) op.resolve(results[i]);
+  }
+
+  /**
+   * After a batch that deleted blobs, and before it is answered: the WAL is checkpointed and
+   * truncated, so that the frames that held their chunks (and the pages secure_delete zeroed in the
+   * database file) leave the data directory now rather than when the WAL next wraps. The chunks were
+   * sealed under the blob's key, which the batch erased already: this makes their bytes go too.
+   */
+  private forgetDeletedBlobs(): void {
+    this.blobsDeleted = false;
+    try {
+      this.db.pragma("wal_checkpoint(TRUNCATE)");
+    } catch (e) {
+      this.log?.warn({ err: (e as Error).message }, "checkpoint after a blob deletion failed");
+    }
+  }
+
+  /** Reads the blob totals again (at start, and after a failed transaction). */
+  private countBlobs(): void {
+    const t = this.q.blobTotals.get() as { blobs: number; sealed: number; bytes: number; unwritten: number };
+    this.blobSealed = t.sealed;
+    // What is not yet written stays reserved: the declared size less the bytes stored, and the rows.
+    this.blobReserved = t.sealed - t.bytes + t.unwritten * CHUNK_ROW_BYTES;
   }
 
   /** Erases keys, after a failure: what fails here is left to the next start. */
@@ -774,10 +908,161 @@ export class SqliteStorage implements Storage {
     if (vacuumed) this.db.pragma("wal_checkpoint(PASSIVE)");
   }
 
+  createBlob(spec: BlobSpec, maxBlobBytes: number): Promise<CreateBlobResult> {
+    return this.write((batch): CreateBlobResult => {
+      const row = this.q.blob.get(spec.id) as BlobRow | undefined;
+      if (row) return sameBlob(blobState(row), spec) ? "exists" : "conflict";
+      if (this.blobSealed + spec.sealedSize > maxBlobBytes) return "blob-full";
+      const reservation = blobReservation(spec.chunkCount, spec.sealedSize);
+      if (batch.refuseNew || !this.fits(batch, reservation)) return "full";
+      // fits() counted the reservation as pages in use: all but the blob's row is carried by
+      // blobReserved instead, until its chunks are written.
+      batch.inUse = (batch.inUse ?? 0) - (reservation - BLOB_ROW_BYTES);
+      const slot = this.keys.allocate();
+      batch.newSlots.push(slot);
+      const key = freshRandom(KEY_LENGTH);
+      this.keys.write(slot, key);
+      key.fill(0);
+      this.q.insertBlob.run(
+        spec.id,
+        spec.writeTokenHash,
+        spec.chunkCount,
+        spec.sealedSize,
+        spec.expiresAt,
+        Buffer.concat(spec.readTokenHashes),
+        Buffer.alloc(spec.readTokenHashes.length),
+        slot,
+      );
+      this.blobSealed += spec.sealedSize;
+      this.blobReserved += reservation - BLOB_ROW_BYTES;
+      return "created";
+    });
+  }
+
+  async blob(id: Uint8Array, now: number): Promise<BlobState | null> {
+    const row = this.q.blob.get(id) as BlobRow | undefined;
+    return row && row.expires_at > now ? blobState(row) : null;
+  }
+
+  putChunk(id: Uint8Array, index: number, sealedChunk: Uint8Array, now: number): Promise<PutChunkResult> {
+    return this.write((batch): PutChunkResult => {
+      const row = this.q.blob.get(id) as BlobRow | undefined;
+      if (!row || row.expires_at <= now) return { status: "unknown" };
+      if (index < row.written) return { status: "retry" };
+      if (index > row.written) return { status: "ahead", next: row.written };
+      const key = this.keys.read(row.key_slot);
+      let sealed: Buffer;
+      try {
+        sealed = sealMessage(key, id, chunkAd(index), sealedChunk);
+      } finally {
+        key.fill(0);
+      }
+      this.q.insertChunk.run(id, index, sealed);
+      this.q.advance.run(sealedChunk.length, id);
+      // Reserved at creation: it moves from the reservation to the pages in use.
+      const growth = sealedChunk.length + CHUNK_ROW_BYTES;
+      this.blobReserved -= growth;
+      if (batch.inUse !== null) batch.inUse += growth;
+      return { status: "stored" };
+    }, sealedChunk.length);
+  }
+
+  async getChunk(id: Uint8Array, index: number, now: number): Promise<Uint8Array | null> {
+    const row = this.q.blob.get(id) as BlobRow | undefined;
+    if (!row || row.expires_at <= now || index >= row.written) return null;
+    const sealed = this.q.chunk.get(id, index) as Buffer | undefined;
+    if (!sealed) return null;
+    const key = this.keys.read(row.key_slot);
+    try {
+      return openMessage(key, id, chunkAd(index), sealed);
+    } finally {
+      key.fill(0);
+    }
+  }
+
+  blobDone(id: Uint8Array, readTokenHash: Uint8Array, now: number): Promise<BlobDoneResult> {
+    return this.write((batch): BlobDoneResult => {
+      const row = this.q.blob.get(id) as BlobRow | undefined;
+      if (!row || row.expires_at <= now) return "unknown";
+      const state = blobState(row);
+      const i = state.readers.findIndex((r) => !r.done && sameHash(r.hash, readTokenHash));
+      if (i < 0) return "auth";
+      const done = Buffer.from(row.done);
+      done[i] = 1;
+      if (done.includes(0)) {
+        this.q.setDone.run(done, id);
+        return "done";
+      }
+      this.dropBlob(batch, id, row);
+      return "deleted";
+    });
+  }
+
+  deleteBlob(id: Uint8Array): Promise<boolean> {
+    return this.write((batch) => {
+      const row = this.q.blob.get(id) as BlobRow | undefined;
+      if (!row) return false;
+      this.dropBlob(batch, id, row);
+      return true;
+    });
+  }
+
+  async sweepBlobs(now: number): Promise<number> {
+    let deleted = 0;
+    // A few blobs per transaction: each may hold many chunks.
+    for (;;) {
+      const n = await this.write((batch) => {
+        const ids = this.q.expiredBlobs.all(now, 4) as Buffer[];
+        for (const id of ids) this.dropBlob(batch, id, this.q.blob.get(id) as BlobRow);
+        return ids.length;
+      });
+      deleted += n;
+      if (n < 4) break;
+    }
+    if (deleted > 0) {
+      this.keys.shrink();
+      this.shrinkDatabase();
+    }
+    return deleted;
+  }
+
+  /**
+   * Deletes a blob and its chunks in the batch's transaction, with secure_delete ON (not FAST) for
+   * the chunks, so that SQLite zeroes the overflow pages that held them as it frees them; their key
+   * is erased after the commit, and the WAL truncated (`forgetDeletedBlobs`).
+   */
+  private dropBlob(batch: Batch, id: Uint8Array, row: BlobRow): void {
+    this.db.pragma("secure_delete = ON");
+    try {
+      this.q.deleteChunks.run(id);
+      this.q.deleteBlob.run(id);
+    } finally {
+      this.db.pragma("secure_delete = FAST");
+    }
+    batch.freedSlots.push(row.key_slot);
+    this.blobSealed -= row.sealed_size;
+    this.blobReserved -=
+      row.sealed_size - row.written_bytes + (row.chunk_count - row.written) * CHUNK_ROW_BYTES;
+    this.blobsDeleted = true;
+  }
+
   async stats(): Promise<StorageStats> {
-    const totals = this.q.stats.get() as StorageStats;
-    const files = this.pagesInUse() + this.keys.bytes + KEY_LENGTH + this.reserve.bytes + 2 * this.allowance;
-    return { ...totals, countedBytes: files };
+    const totals = this.q.stats.get() as { mailboxes: number; messages: number; bytes: number };
+    const blobs = this.q.blobTotals.get() as { blobs: number; sealed: number; bytes: number };
+    const files =
+      this.pagesInUse() +
+      this.blobReserved +
+      this.keys.bytes +
+      KEY_LENGTH +
+      this.reserve.bytes +
+      2 * this.allowance;
+    return {
+      ...totals,
+      blobs: blobs.blobs,
+      blobBytes: blobs.bytes,
+      blobReservedBytes: blobs.sealed,
+      countedBytes: files,
+    };
   }
 
   async close(): Promise<void> {

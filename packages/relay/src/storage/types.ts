@@ -93,10 +93,77 @@ export type DepositResult =
 
 export type CreateResult = "created" | "exists" | "conflict" | "full";
 
+/** A blob as `createBlob` declares it (PROTOCOL.md §14.2): only hashes of its tokens. */
+export interface BlobSpec {
+  readonly id: Uint8Array;
+  readonly writeTokenHash: Uint8Array;
+  readonly chunkCount: number;
+  /** The total of its sealed chunks: all of it counts against the caps from creation. */
+  readonly sealedSize: number;
+  readonly readTokenHashes: readonly Uint8Array[];
+  /** Creation time + retention, ms since the epoch: deleted then, complete or not. */
+  readonly expiresAt: number;
+}
+
+/** A stored blob, as the relay checks requests against it. */
+export interface BlobState {
+  readonly writeTokenHash: Uint8Array;
+  readonly chunkCount: number;
+  readonly sealedSize: number;
+  /** Chunks stored, from index 0. */
+  readonly written: number;
+  readonly expiresAt: number;
+  /** Every read-token hash, in the order of the createBlob, and whether its download completed. */
+  readonly readers: readonly { readonly hash: Uint8Array; readonly done: boolean }[];
+}
+
+/**
+ * "created"; "exists" (a retry: the same declaration); "conflict" (the id is taken with another
+ * declaration); "blob-full" (the blob storage cap, --max-blob-storage, cannot hold it); "full"
+ * (the storage cap cannot, or the storage takes nothing new now).
+ */
+export type CreateBlobResult = "created" | "exists" | "conflict" | "blob-full" | "full";
+
+/**
+ * "stored" (the next chunk); "retry" (an index below `written`: nothing changes); "ahead" (an index
+ * above `written`, which is `next`); "unknown" (no such blob, or it expired).
+ */
+export type PutChunkResult =
+  | { readonly status: "stored" | "retry" | "unknown" }
+  | { readonly status: "ahead"; readonly next: number };
+
+/** "done" (this reader retired); "deleted" (it was the last: the blob is gone); "auth"; "unknown". */
+export type BlobDoneResult = "done" | "deleted" | "auth" | "unknown";
+
+/** What a blob costs beyond its sealed bytes, in the count of memory and Redis. */
+export const ACCOUNTED_BLOB_BYTES = 512;
+
+/** Constant-time equality of two hashes. */
+export function sameHash(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/** Whether two declarations of one blob id are the same (a createBlob retried). */
+export function sameBlob(a: BlobState, b: BlobSpec): boolean {
+  return (
+    sameHash(a.writeTokenHash, b.writeTokenHash) &&
+    a.chunkCount === b.chunkCount &&
+    a.sealedSize === b.sealedSize &&
+    a.readers.length === b.readTokenHashes.length &&
+    a.readers.every((r, i) => sameHash(r.hash, b.readTokenHashes[i]!))
+  );
+}
+
 export interface StorageStats {
   readonly mailboxes: number;
   readonly messages: number;
   readonly bytes: number;
+  /** Blobs stored (complete or not, not yet expired or swept). */
+  readonly blobs: number;
+  /** Sealed chunk bytes stored in them. */
+  readonly blobBytes: number;
+  /** What the blobs reserve against the caps: the sum of their declared sealed sizes. */
+  readonly blobReservedBytes: number;
   /**
    * What counts against `capacity.maxBytes` now (see StorageCapacity): for SQLite its files as
    * `fits` counts them, for memory and Redis the ciphertext plus the fixed costs. Absent: not known.
@@ -169,6 +236,23 @@ export interface Storage {
   ack(address: Uint8Array, id: Uint8Array): Promise<boolean>;
   /** Deletes every message (and remembered client id) that expired at or before `now`; returns messages deleted. */
   sweep(now: number): Promise<number>;
+  /**
+   * Stores a new blob (PROTOCOL.md §14.2), reserving its whole `sealedSize` against the storage cap
+   * and against `maxBlobBytes`, the cap of all blobs together (--max-blob-storage).
+   */
+  createBlob(spec: BlobSpec, maxBlobBytes: number): Promise<CreateBlobResult>;
+  /** The blob, or null when there is none or it expired at `now`. */
+  blob(id: Uint8Array, now: number): Promise<BlobState | null>;
+  /** Stores chunk `index` if it is the next one (the caller checked its length). */
+  putChunk(id: Uint8Array, index: number, sealedChunk: Uint8Array, now: number): Promise<PutChunkResult>;
+  /** Chunk `index`, or null when it is not written, or the blob is gone or expired. */
+  getChunk(id: Uint8Array, index: number, now: number): Promise<Uint8Array | null>;
+  /** Retires a read token; deletes the blob, its chunks with it, when it was the last. */
+  blobDone(id: Uint8Array, readTokenHash: Uint8Array, now: number): Promise<BlobDoneResult>;
+  /** Deletes a blob and its chunks; false if there was none. */
+  deleteBlob(id: Uint8Array): Promise<boolean>;
+  /** Deletes every blob that expired at or before `now`; returns blobs deleted. */
+  sweepBlobs(now: number): Promise<number>;
   stats(): Promise<StorageStats>;
   /**
    * Why the storage cannot write now, in one sentence (for /readyz): its disk is full, say, so that
