@@ -6,11 +6,12 @@
 import { randomBytes } from "node:crypto";
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import Database from "better-sqlite3";
 import { afterEach, describe, expect, it } from "vitest";
 import { Client, type ClientEvent } from "../src/client.js";
 import { resolvePaths } from "../src/paths.js";
 import { DEFAULT_MAX_RETENTION_SECONDS } from "../src/settings.js";
-import { cleanupLive, client, eventually, onCleanup, pair, relay, tmp } from "./live-helpers.js";
+import { cleanupLive, client, eventually, freePort, onCleanup, pair, relay, tmp } from "./live-helpers.js";
 import { tamperingProxy } from "./tamper-proxy.js";
 
 afterEach(cleanupLive);
@@ -209,5 +210,40 @@ describe("§14 files between two clients through a real relay", () => {
     });
     expect(readdirSync(dir)).toEqual([]);
     expect(bob.files()[0]).toMatchObject({ state: "expired" });
+  });
+
+  it("§14.4 a byte flipped in a chunk the relay stored fails the fetch with a clear error and leaves no file", {
+    timeout: 60_000,
+  }, async () => {
+    const port = await freePort();
+    const data = tmp();
+    const flags = ["--storage", "sqlite", "--data-dir", data, "--port", String(port)];
+    let r = await relay(flags);
+    const [alice, bob] = await pair(`ws://127.0.0.1:${port}`);
+    const sent = await alice.sendFile("Bob", randomFile(300_000).path);
+    await offered(bob);
+    // Stopped cleanly, the relay's database is altered: one byte of chunk 2's stored bytes.
+    await alice.stop();
+    await bob.stop();
+    await r.stop("SIGTERM");
+    const db = new Database(join(data, "relay.sqlite"));
+    const row = db.prepare("SELECT blob, sealed FROM blob_chunks WHERE idx = 2").get() as {
+      blob: Buffer;
+      sealed: Buffer;
+    };
+    row.sealed[200]! ^= 0x01;
+    db.prepare("UPDATE blob_chunks SET sealed = ? WHERE blob = ? AND idx = 2").run(row.sealed, row.blob);
+    db.close();
+    r = await relay(flags);
+    const dir = tmp();
+    // The relay's own seal over what it stores catches the change: it will not give the chunk.
+    await expect(bob.fetchFile(sent.id, dir)).rejects.toMatchObject({
+      code: "FILE_FAILED",
+      message: expect.stringMatching(
+        /^data\.bin: relay ws:\S+ refused to give it: INTERNAL \(.*\); nothing was saved$/,
+      ),
+    });
+    expect(readdirSync(dir)).toEqual([]);
+    expect(bob.files()[0]).toMatchObject({ state: "failed" });
   });
 });
