@@ -11,7 +11,17 @@ import { afterEach, describe, expect, it } from "vitest";
 import { Client, type ClientEvent } from "../src/client.js";
 import { resolvePaths } from "../src/paths.js";
 import { DEFAULT_MAX_RETENTION_SECONDS } from "../src/settings.js";
-import { cleanupLive, client, eventually, freePort, onCleanup, pair, relay, tmp } from "./live-helpers.js";
+import {
+  cleanupLive,
+  client,
+  eventually,
+  freePort,
+  kill,
+  onCleanup,
+  pair,
+  relay,
+  tmp,
+} from "./live-helpers.js";
 import { tamperingProxy } from "./tamper-proxy.js";
 
 afterEach(cleanupLive);
@@ -245,5 +255,42 @@ describe("§14 files between two clients through a real relay", () => {
     });
     expect(readdirSync(dir)).toEqual([]);
     expect(bob.files()[0]).toMatchObject({ state: "failed" });
+  });
+
+  it("§14.4 kill -9 of the relay mid-upload and mid-download: both resume from what it stored, and the file arrives whole", {
+    timeout: 120_000,
+  }, async () => {
+    const port = await freePort();
+    const data = tmp();
+    const flags = ["--storage", "sqlite", "--data-dir", data, "--port", String(port)];
+    let r = await relay(flags);
+    const [alice, bob] = await pair(`ws://127.0.0.1:${port}`);
+    const { path, bytes } = randomFile(4 * MiB + 1);
+    const chunks = Math.ceil(bytes.length / 65536);
+    // The relay is killed from the progress report of chunk 20: mid-transfer, whatever the speed.
+    let killed: Promise<void> | null = null;
+    const killAt = (n: number) => (done: number) => {
+      if (killed === null && done >= n * 65536) killed = kill(r.proc.pid!);
+    };
+    await expect(alice.sendFile("Bob", path, killAt(20))).rejects.toMatchObject({ code: "UNREACHABLE" });
+    await killed;
+    expect(alice.files()).toMatchObject([{ state: "uploading" }]);
+    r = await relay(flags);
+    const sent = await alice.sendFile("Bob", path);
+    // Resumed: at most the chunks after those the relay had made durable before it died.
+    expect(sent.uploadedChunks).toBeLessThanOrEqual(chunks - 20);
+    expect(sent.uploadedChunks).toBeGreaterThan(0);
+    await offered(bob);
+
+    const dir = tmp();
+    killed = null;
+    await expect(bob.fetchFile(sent.id, dir, killAt(30))).rejects.toMatchObject({ code: "UNREACHABLE" });
+    await killed;
+    expect(readdirSync(dir)).toEqual([`.parley-${sent.id}.part`]);
+    r = await relay(flags);
+    const fetched = await bob.fetchFile(sent.id, dir);
+    expect(fetched.downloadedChunks).toBeLessThanOrEqual(chunks - 30);
+    expect(readFileSync(fetched.path).equals(bytes)).toBe(true);
+    expect(readdirSync(dir)).toEqual(["data.bin"]);
   });
 });
