@@ -98,6 +98,9 @@ export interface ConnectOptions {
   heartbeatMs?: number;
 }
 
+/** How long a blobDone or deleteBlob may take: the relay deletes every chunk before it answers. */
+const BLOB_DELETE_TIMEOUT_MS = 120_000;
+
 /** Default heartbeat: a silent relay is noticed within two of these. */
 export const HEARTBEAT_MS = 15_000;
 
@@ -305,12 +308,13 @@ export class RelayConnection extends EventEmitter<RelayConnectionEvents> {
     return reply.sealedChunk;
   }
 
+  /** The relay deletes every chunk before it answers: for a 1 GiB blob, here, past the usual 10 s. */
   blobDone(blobId: Uint8Array, readToken: Uint8Array): Promise<void> {
-    return this.request({ type: "blobDone", requestId: 0, blobId, readToken });
+    return this.request({ type: "blobDone", requestId: 0, blobId, readToken }, BLOB_DELETE_TIMEOUT_MS);
   }
 
   deleteBlob(blobId: Uint8Array, writeToken: Uint8Array): Promise<void> {
-    return this.request({ type: "deleteBlob", requestId: 0, blobId, writeToken });
+    return this.request({ type: "deleteBlob", requestId: 0, blobId, writeToken }, BLOB_DELETE_TIMEOUT_MS);
   }
 
   close(): void {
@@ -320,14 +324,14 @@ export class RelayConnection extends EventEmitter<RelayConnectionEvents> {
   }
 
   /** A request answered by `ok`. */
-  private async request(frame: Request): Promise<void> {
-    const reply = await this.ask(frame);
+  private async request(frame: Request, timeoutMs = this.requestTimeoutMs): Promise<void> {
+    const reply = await this.ask(frame, timeoutMs);
     if (reply.type !== "ok")
       throw new RelayUnreachableError(`relay ${this.url}: answered ${frame.type} with ${reply.type}`);
   }
 
   /** Sends a request; resolves with its reply (ok, blobInfo, chunk), rejects on an error frame. */
-  private ask(frame: Request): Promise<Reply> {
+  private ask(frame: Request, timeoutMs = this.requestTimeoutMs): Promise<Reply> {
     if (this.closedReason !== null) {
       return Promise.reject(new RelayUnreachableError(`relay ${this.url}: ${this.closedReason}`));
     }
@@ -336,8 +340,8 @@ export class RelayConnection extends EventEmitter<RelayConnectionEvents> {
     return new Promise<Reply>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(requestId);
-        reject(new RelayUnreachableError(`relay ${this.url}: no reply within ${this.requestTimeoutMs} ms`));
-      }, this.requestTimeoutMs);
+        reject(new RelayUnreachableError(`relay ${this.url}: no reply within ${timeoutMs} ms`));
+      }, timeoutMs);
       this.pending.set(requestId, { resolve, reject, timer });
       this.ws.send(encodeFrame({ ...frame, requestId } as Frame));
     });

@@ -17,6 +17,7 @@ import {
   relayUrlProblem,
 } from "@parley/protocol";
 import { ClientError } from "../errors.js";
+import { RelayRequestError } from "../relay-connection.js";
 import type { FileRecord } from "../store/records.js";
 import { type BlobLink, isUnknownBlob, transferError } from "./blobs.js";
 import { type Context, warn } from "./context.js";
@@ -128,6 +129,11 @@ export class FileDownload {
         removeQuietly(part);
         this.files.put({ ...rec, state: "expired", error: "expired on the relay" });
         throw expired(rec);
+      }
+      // A refusal (not a lost connection, which keeps the partial file to resume from): the relay
+      // will not give this file, e.g. a stored chunk it finds damaged (INTERNAL). Nothing is kept.
+      if (e instanceof RelayRequestError && e.code !== "RATE_LIMITED") {
+        throw this.fail(rec, part, `relay ${rec.relay} refused to give it: ${e.code} (${e.message})`);
       }
       throw transferError(rec.relay, what, e);
     } finally {

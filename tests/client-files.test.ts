@@ -1,0 +1,157 @@
+// Files with the `parley` CLI end to end, through a real relay process (PROTOCOL.md §14): a large
+// random file from Alice to Bob arrives byte for byte; the relay's data holds no plaintext; a
+// flipped byte in a stored chunk fails the fetch with a clear error and leaves no file; an unknown
+// file id and an unreachable relay have their own exit statuses.
+import { createHash, randomBytes } from "node:crypto";
+import { createReadStream } from "node:fs";
+import { readdir, readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { tamperingProxy } from "../packages/client/test/tamper-proxy.js";
+import {
+  aliceAndBob,
+  cleanup,
+  fails,
+  newDir,
+  type ParleyEvent,
+  parley,
+  restartableRelay,
+  runParley,
+  startRelay,
+  syncUntil,
+} from "./client-helpers.js";
+
+afterAll(cleanup);
+
+const MiB = 1024 * 1024;
+
+/** SHA-256 of a file, read as a stream (the file may be large). */
+function fileSha256(path: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const h = createHash("sha256");
+    createReadStream(path)
+      .on("data", (d) => h.update(d))
+      .on("error", reject)
+      .on("end", () => resolve(h.digest("hex")));
+  });
+}
+
+/** Writes `size` random bytes to `dir/name`, a MiB at a time; returns its path and SHA-256. */
+async function randomFile(dir: string, name: string, size: number): Promise<{ path: string; sha: string }> {
+  const path = join(dir, name);
+  const h = createHash("sha256");
+  const parts: Buffer[] = [];
+  for (let left = size; left > 0; left -= MiB) {
+    const b = randomBytes(Math.min(MiB, left));
+    h.update(b);
+    parts.push(b);
+  }
+  await writeFile(path, Buffer.concat(parts));
+  return { path, sha: h.digest("hex") };
+}
+
+const fileEvents = (events: ParleyEvent[]) =>
+  events.filter((e) => e.type === "file") as (ParleyEvent & {
+    id: string;
+    contact: string;
+    name: string;
+    size: number;
+  })[];
+
+describe("parley send-file, files, fetch", () => {
+  it("§14.3 a 50 MiB random file goes from Alice to Bob byte for byte, and the relay's data holds none of it in the clear", {
+    timeout: 300_000,
+  }, async () => {
+    const data = await newDir("parley-relay-data-");
+    const relay = await startRelay(["--storage", "sqlite", "--data-dir", data]);
+    const { alice, bob } = await aliceAndBob(relay.url);
+    const src = await newDir();
+    const size = 50 * MiB + 17;
+    const file = await randomFile(src, "big.bin", size);
+
+    const sent = await parley(alice, ["send-file", "Bob", file.path, "--json"]);
+    const [out] = fileEvents(sent.events);
+    expect(out).toMatchObject({ type: "file", contact: "Bob", name: "big.bin", size, status: "stored" });
+    // Not a terminal: no progress lines on stderr.
+    expect(sent.stderr).not.toMatch(/%/);
+
+    // No 32-byte run of the plaintext is anywhere in the relay's data directory.
+    const plain = await readFile(file.path);
+    const samples = [0, 1 * MiB + 3, 25 * MiB, size - 32].map((at) => plain.subarray(at, at + 32));
+    for (const f of await readdir(data)) {
+      const bytes = await readFile(join(data, f));
+      for (const s of samples) expect(bytes.indexOf(s), f).toBe(-1);
+    }
+
+    const events = await syncUntil(bob, (ev) => fileEvents(ev).length > 0);
+    const [offer] = fileEvents(events);
+    expect(offer).toMatchObject({ type: "file", id: out!.id, contact: "alice", name: "big.bin", size });
+
+    const listed = await parley(bob, ["files", "--json"]);
+    expect(listed.events).toMatchObject([{ type: "file", id: out!.id, direction: "in", state: "offered" }]);
+
+    const dest = await newDir();
+    const got = await parley(bob, ["fetch", offer!.id, "--out", dest, "--json"]);
+    expect(got.events).toMatchObject([{ type: "fetched", path: join(dest, "big.bin"), size }]);
+    expect(await fileSha256(join(dest, "big.bin"))).toBe(file.sha);
+    expect(await readdir(dest)).toEqual(["big.bin"]);
+    const after = await parley(bob, ["files", "--json"]);
+    expect(after.events).toMatchObject([{ state: "fetched", savedAs: join(dest, "big.bin") }]);
+  });
+
+  it("§14.4 exit statuses: an unknown file id is 16, a bad path 2; an unreachable relay is 75, and the same command sends the file once the relay is back", {
+    timeout: 120_000,
+  }, async () => {
+    const relay = await restartableRelay();
+    const { alice, bob } = await aliceAndBob(relay.url);
+    expect(fails(await runParley(bob, ["fetch", "00".repeat(16)]), 16)).toMatch(/no file with id/);
+    expect(fails(await runParley(bob, ["fetch", "nope"]), 16)).toMatch(/no file with id/);
+    const src = await newDir();
+    const file = await randomFile(src, "a.txt", 200_000);
+    expect(fails(await runParley(alice, ["send-file", "Bob", join(src, "missing")]), 2)).toMatch(
+      /no such file/,
+    );
+    expect(fails(await runParley(alice, ["send-file", "Bob", src]), 2)).toMatch(/not a regular file/);
+    await relay.stop();
+    const down = fails(await runParley(alice, ["send-file", "Bob", file.path]), 75);
+    expect(down).toMatch(/uploading a\.txt: cannot reach relay .*; run the same command again to resume/);
+    expect((await parley(alice, ["files", "--json"])).events).toMatchObject([
+      { name: "a.txt", state: "uploading" },
+    ]);
+    await relay.start();
+    const sent = await parley(alice, ["send-file", "Bob", file.path, "--json"]);
+    expect(fileEvents(sent.events)).toMatchObject([{ name: "a.txt", status: "stored" }]);
+    // One file, not two: the second run continued the first one's upload.
+    expect((await parley(alice, ["files", "--json"])).events).toMatchObject([
+      { name: "a.txt", state: "sent" },
+    ]);
+    const events = await syncUntil(bob, (ev) => fileEvents(ev).length > 0);
+    const dest = await newDir();
+    await parley(bob, ["fetch", fileEvents(events)[0]!.id, "--out", dest]);
+    expect(await fileSha256(join(dest, "a.txt"))).toBe(file.sha);
+  });
+
+  it("§14.4 a chunk altered between the relay's store and Bob fails the fetch with a clear error (exit 15) and leaves no file", {
+    timeout: 120_000,
+  }, async () => {
+    const relay = await startRelay(["--storage", "memory"]);
+    const proxy = await tamperingProxy(relay.port, 2);
+    try {
+      const { alice, bob } = await aliceAndBob(proxy.url);
+      const src = await newDir();
+      const file = await randomFile(src, "doc.pdf", 5 * 65536 + 9);
+      await parley(alice, ["send-file", "Bob", file.path]);
+      const events = await syncUntil(bob, (ev) => fileEvents(ev).length > 0);
+      const id = fileEvents(events)[0]!.id;
+      const dest = await newDir();
+      const why = fails(await runParley(bob, ["fetch", id, "--out", dest]), 15);
+      expect(why).toBe(
+        "parley: doc.pdf: chunk 3 of 6 failed its authentication check: the file was altered on the relay or on the way; nothing was saved",
+      );
+      expect(await readdir(dest)).toEqual([]);
+      expect((await parley(bob, ["files", "--json"])).events).toMatchObject([{ id, state: "failed" }]);
+    } finally {
+      proxy.close();
+    }
+  });
+});
