@@ -353,6 +353,11 @@ export class Client extends EventEmitter<ClientEvents> {
    * upload resumes on the next try) or when the manifest waits in the outbox.
    */
   sendFile(name: string, path: string, progress?: Progress): Promise<FileSent> {
+    if (this.core.groups.lookup(name)) {
+      return Promise.reject(
+        new ClientError("USAGE", `${name} is a group: files go to one contact at a time for now`),
+      );
+    }
     return this.core.fileUpload.send(name, path, progress);
   }
 

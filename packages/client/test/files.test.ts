@@ -293,4 +293,15 @@ describe("§14 files between two clients through a real relay", () => {
     expect(readFileSync(fetched.path).equals(bytes)).toBe(true);
     expect(readdirSync(dir)).toEqual(["data.bin"]);
   });
+
+  it("refuses a file to a group for now, and says so", { timeout: 60_000 }, async () => {
+    const r = await relay();
+    const [alice] = await pair(`ws://127.0.0.1:${r.port}`);
+    await alice.createGroup("Team", ["Bob"]);
+    await expect(alice.sendFile("Team", randomFile(10).path)).rejects.toMatchObject({
+      code: "USAGE",
+      message: "Team is a group: files go to one contact at a time for now",
+    });
+    expect(alice.files()).toEqual([]);
+  });
 });
