@@ -41,7 +41,8 @@ const tmp = mkdtempSync(join(tmpdir(), "parley-files-bench-"));
 interface Child {
   readonly pid: number;
   readonly port: number;
-  stop(): void;
+  /** SIGTERM, resolved once the process is gone (before its data directory is removed). */
+  stop(): Promise<void>;
 }
 
 /** Starts a node process through tsx; resolves when `ready` matches its stdout. */
@@ -58,7 +59,15 @@ async function start(args: string[], ready: RegExp): Promise<Child> {
     });
     proc.once("exit", () => reject(new Error(`${args[0]} exited:\n${out}`)));
   });
-  return { pid: proc.pid!, port, stop: () => proc.kill("SIGTERM") };
+  const exited = new Promise<void>((resolve) => proc.once("exit", () => resolve()));
+  return {
+    pid: proc.pid!,
+    port,
+    stop: () => {
+      proc.kill("SIGTERM");
+      return exited;
+    },
+  };
 }
 
 function startRelay(storage: string): Promise<Child> {
@@ -270,8 +279,7 @@ async function benchStorage(storage: string, file: string): Promise<Result> {
       barePeakRss: peakRssMiBOf(bare.pid),
     };
   } finally {
-    relay.stop();
-    bare.stop();
+    await Promise.all([relay.stop(), bare.stop()]);
   }
 }
 
