@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { MailboxKey } from "@parley/protocol";
 import { afterEach, describe, expect, it } from "vitest";
-import { type RelayProcess, startRelay, TestClient } from "./helpers.js";
+import { http, type RelayProcess, startRelay, TestClient } from "./helpers.js";
 
 let root = "";
 const relays: RelayProcess[] = [];
@@ -69,5 +69,26 @@ describe("the data directory", () => {
       names.map((n) => [n, (statSync(join(dir, n)).mode & 0o777).toString(8)]),
     );
     expect(modes).toEqual(Object.fromEntries(names.map((n) => [n, "600"])));
+  });
+
+  it("removed while the relay runs: the relay stays up, refuses new messages as storage trouble, and says so in /readyz", async () => {
+    root = mkdtempSync(join(tmpdir(), "parley-datadir-"));
+    const relay = await start(["--data-dir", root]);
+    await roundTrip(relay.port);
+    const owner = MailboxKey.generate();
+    const c = await TestClient.connect(relay.port);
+    clients.push(c);
+    expect(await c.createMailbox(owner)).toMatchObject({ type: "ok" });
+    rmSync(root, { recursive: true, force: true });
+    // Every deposit gets an answer, whatever it is; the process lives on.
+    for (let i = 0; i < 5; i++) {
+      const answer = await c.deposit(owner.address, randomBytes(300), randomBytes(16));
+      expect(["ok", "error"]).toContain(answer.type);
+    }
+    expect(relay.proc.exitCode).toBeNull();
+    expect((await http(relay.port, "/livez")).status).toBe(200);
+    const ready = await http(relay.port, "/readyz");
+    expect(ready.status).toBe(503);
+    expect(ready.body).toMatch(/storage/);
   });
 });

@@ -40,8 +40,16 @@ function openAndChmod(path: string, flags: number, mode: number): void {
   }
 }
 
-/** Bytes an unprivileged process may still write on the file system that holds `dir`. */
+/**
+ * Bytes an unprivileged process may still write on the file system that holds `dir`; 0 when it
+ * cannot be told (the directory was removed under the relay): then nothing new is taken, as on a
+ * full disk, rather than the relay dying in a timer.
+ */
 export function freeBytes(dir: string): number {
-  const s = statfsSync(dir);
-  return s.bavail * s.bsize;
+  try {
+    const s = statfsSync(dir);
+    return s.bavail * s.bsize;
+  } catch {
+    return 0;
+  }
 }
