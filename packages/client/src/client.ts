@@ -30,6 +30,7 @@ import type {
   MessageView,
   Progress,
   RelayState,
+  SafetyView,
 } from "./core/types.js";
 import { ClientError } from "./errors.js";
 import type { Paths } from "./paths.js";
@@ -62,6 +63,7 @@ export type {
   Progress,
   RelayLinkState,
   RelayState,
+  SafetyView,
 } from "./core/types.js";
 
 /** Longest a sync runs beyond its --wait, however busy its mailboxes are. */
@@ -209,13 +211,7 @@ export class Client extends EventEmitter<ClientEvents> {
     };
   }
 
-  safety(name: string): {
-    contact: string;
-    safetyNumber: string;
-    compact: string;
-    verified: boolean;
-    keyChanged: boolean;
-  } {
+  safety(name: string): SafetyView {
     return this.core.contacts.safety(name);
   }
 

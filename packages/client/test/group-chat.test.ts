@@ -17,6 +17,17 @@ async function connect(a: Client, b: Client, aName: string): Promise<void> {
   await b.sync();
 }
 
+/** Ann, Ben and Cat on one relay: Ben and Cat each know Ann, and each other when `acquainted`. */
+async function trio(acquainted = false): Promise<[Client, Client, Client]> {
+  const r = await relay();
+  const url = `ws://127.0.0.1:${r.port}`;
+  const [ann, ben, cat] = ["Ann", "Ben", "Cat"].map((n) => client(n, url)) as [Client, Client, Client];
+  await connect(ann, ben, "Ann");
+  await connect(ann, cat, "Ann");
+  if (acquainted) await connect(ben, cat, "Ben");
+  return [ann, ben, cat];
+}
+
 /** Syncs and returns the events of that sync. */
 async function synced(c: Client): Promise<ClientEvent[]> {
   const events: ClientEvent[] = [];
@@ -143,12 +154,7 @@ describe("groups of contacts", () => {
   });
 
   it("refuse changes from a member who is not an admin, and names that look like another conversation's", async () => {
-    const r = await relay();
-    const url = `ws://127.0.0.1:${r.port}`;
-    const [ann, ben, cat] = ["Ann", "Ben", "Cat"].map((n) => client(n, url)) as [Client, Client, Client];
-    await connect(ann, ben, "Ann");
-    await connect(ann, cat, "Ann");
-    await connect(ben, cat, "Ben");
+    const [ann, ben, cat] = await trio(true);
     await expect(ann.createGroup("ben", ["Ben"])).rejects.toThrow(/looks the same as a contact's, "Ben"/);
     await ann.createGroup("Team", ["Ben"]);
     await ben.sync();
@@ -175,11 +181,7 @@ describe("groups of contacts", () => {
   });
 
   it("introduce members who are not contacts: forwarded until their own session is up, which is not a contact", async () => {
-    const r = await relay();
-    const url = `ws://127.0.0.1:${r.port}`;
-    const [ann, ben, cat] = ["Ann", "Ben", "Cat"].map((n) => client(n, url)) as [Client, Client, Client];
-    await connect(ann, ben, "Ann");
-    await connect(ann, cat, "Ann");
+    const [ann, ben, cat] = await trio();
     await ann.createGroup("G", ["Ben", "Cat"]);
     await ben.sync();
     // Cat joined after Ben: she makes an invitation for him and sends it to Ann.
@@ -237,11 +239,7 @@ describe("groups of contacts", () => {
   });
 
   it("count a member who received a message only forwarded once its own session with the author is up", async () => {
-    const r = await relay();
-    const url = `ws://127.0.0.1:${r.port}`;
-    const [ann, ben, cat] = ["Ann", "Ben", "Cat"].map((n) => client(n, url)) as [Client, Client, Client];
-    await connect(ann, ben, "Ann");
-    await connect(ann, cat, "Ann");
+    const [ann, ben, cat] = await trio();
     await ann.createGroup("G", ["Ben", "Cat"]);
     await ben.sync();
     await cat.sync(); // her invitation for Ben goes to Ann
@@ -294,11 +292,7 @@ describe("groups of contacts", () => {
   });
 
   it("delete a session made for a group once no group needs it, with its mailboxes on the relay, unless it was made a contact", async () => {
-    const r = await relay();
-    const url = `ws://127.0.0.1:${r.port}`;
-    const [ann, ben, cat] = ["Ann", "Ben", "Cat"].map((n) => client(n, url)) as [Client, Client, Client];
-    await connect(ann, ben, "Ann");
-    await connect(ann, cat, "Ann");
+    const [ann, ben, cat] = await trio();
     await ann.createGroup("G", ["Ben", "Cat"]);
     await ben.sync();
     await cat.sync(); // her invitation for Ben goes to Ann
@@ -348,11 +342,7 @@ describe("groups of contacts", () => {
   });
 
   it("fail a message held for a member it never had a route to, once the relays' retention has passed", async () => {
-    const r = await relay();
-    const url = `ws://127.0.0.1:${r.port}`;
-    const [ann, ben, cat] = ["Ann", "Ben", "Cat"].map((n) => client(n, url)) as [Client, Client, Client];
-    await connect(ann, ben, "Ann");
-    await connect(ann, cat, "Ann");
+    const [ann] = await trio();
     await ann.createGroup("G", ["Ben", "Cat"]);
     await ann.createGroup("H", ["Cat"]);
     // Ann deletes her only session with Cat, who stays a member: her texts for Cat are held.
@@ -381,17 +371,12 @@ describe("groups of contacts", () => {
   });
 
   it("replace a member whose new key is confirmed by an admin; a member who is not an admin is told whom to ask", async () => {
-    const r = await relay();
-    const url = `ws://127.0.0.1:${r.port}`;
-    const [ann, ben, cat] = ["Ann", "Ben", "Cat"].map((n) => client(n, url)) as [Client, Client, Client];
-    await connect(ann, ben, "Ann");
-    await connect(ann, cat, "Ann");
-    await connect(ben, cat, "Ben");
+    const [ann, ben, cat] = await trio(true);
     await ann.createGroup("G", ["Ben", "Cat"]);
     await ben.sync();
     await cat.sync();
     // Ben starts again with a new key; Ann and Cat accept his new invitation under his name.
-    const ben2 = client("Ben", url);
+    const ben2 = client("Ben", ann.settings.relay!);
     for (const c of [ann, cat]) {
       const { code } = await ben2.invite();
       await c.accept(code, { name: "Ben" });

@@ -2,10 +2,9 @@
 // one before it, keys typed while a screen is busy or between two screens wait for the next input,
 // and a paste arrives whole.
 import { Text } from "ink";
-import { render } from "ink-testing-library";
 import { useState } from "react";
 import { afterEach, describe, expect, it } from "vitest";
-import { KeyRouter, type Keystroke, useKeys } from "../src/ui/use-keys.js";
+import { type Keystroke, useKeys } from "../src/ui/use-keys.js";
 import { renderUi } from "./ui-helpers.js";
 
 const tick = (ms = 30) => new Promise((r) => setTimeout(r, ms));

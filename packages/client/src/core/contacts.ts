@@ -19,7 +19,7 @@ import type { ContactsTable } from "../store/contacts.js";
 import type { ContactRecord, Row } from "../store/records.js";
 import { MAX_NAME_LENGTH, nameProblem, nameSkeleton } from "../text.js";
 import type { Context } from "./context.js";
-import type { ContactView } from "./types.js";
+import type { ContactView, SafetyView } from "./types.js";
 
 /** The contact's public identity, decoded from its record. */
 export const identityOf = (c: ContactRecord): PublicIdentity => decodePublicIdentity(fromHex(c.identity));
@@ -183,13 +183,7 @@ export class Contacts {
     });
   }
 
-  safety(name: string): {
-    contact: string;
-    safetyNumber: string;
-    compact: string;
-    verified: boolean;
-    keyChanged: boolean;
-  } {
+  safety(name: string): SafetyView {
     const { contact } = this.find(name);
     const sn = this.safetyOf(contact);
     return {

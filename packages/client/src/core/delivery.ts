@@ -92,9 +92,7 @@ export class Delivery {
     // mailboxes they go to); contacts go side by side, so that a group message's copies share the
     // relay's commits instead of waiting in line.
     const chains = new Map<string, number[]>();
-    for (const seq of this.outbox.seqs()) {
-      const contact = this.outbox.get(seq)?.contact;
-      if (contact === undefined) continue;
+    for (const { seq, contact } of this.outbox.queue()) {
       const chain = chains.get(contact);
       if (chain) chain.push(seq);
       else chains.set(contact, [seq]);

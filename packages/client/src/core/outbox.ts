@@ -62,6 +62,11 @@ export class Outbox {
     return this.table.seqs();
   }
 
+  /** Each entry's number and contact, oldest first (nothing decrypted). */
+  queue(): { seq: number; contact: string }[] {
+    return this.table.queue();
+  }
+
   get(seq: number): { contact: string; value: OutboxRecord } | null {
     return this.table.get(seq);
   }

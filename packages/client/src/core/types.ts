@@ -75,6 +75,17 @@ export interface FileView extends MessageFile {
 /** How far a transfer is: bytes of plaintext done out of the file's size. */
 export type Progress = (done: number, total: number) => void;
 
+/** A contact's safety number as `parley verify` and the UI's /verify show it (PROTOCOL.md §9). */
+export interface SafetyView {
+  readonly contact: string;
+  /** 60 digits, in groups. */
+  readonly safetyNumber: string;
+  /** The form a QR code carries (PARLEYSN1-…). */
+  readonly compact: string;
+  readonly verified: boolean;
+  readonly keyChanged: boolean;
+}
+
 /** A group as the CLI and the UI show it (PROTOCOL.md §13). */
 export interface GroupView {
   /** My name for the group, unique among my conversations. */

@@ -38,6 +38,13 @@ export class OutboxTable extends Table {
       .map((r) => r.seq);
   }
 
+  /** Each entry's number and contact, oldest first (nothing decrypted). */
+  queue(): { seq: number; contact: string }[] {
+    return this.db
+      .prepare<[], { seq: number; contact: string }>("SELECT seq, contact FROM outbox ORDER BY seq")
+      .all();
+  }
+
   get(seq: number): { contact: string; value: OutboxRecord } | null {
     const r = this.db
       .prepare<[number], { contact: string; data: Buffer }>("SELECT contact, data FROM outbox WHERE seq = ?")
