@@ -39,6 +39,17 @@ function randomFile(size: number, name = "data.bin"): { path: string; bytes: Buf
 const isFile = (e: ClientEvent) => e.type === "message" && e.file !== undefined;
 
 /** Bob receives the file message Alice's send produced; returns its file id. */
+/** A SQLite relay's data directory and flags on a fixed port, so that it can be started again as itself. */
+async function sqliteRelay(): Promise<{ data: string; flags: string[]; url: string }> {
+  const port = await freePort();
+  const data = tmp();
+  return {
+    data,
+    flags: ["--storage", "sqlite", "--data-dir", data, "--port", String(port)],
+    url: `ws://127.0.0.1:${port}`,
+  };
+}
+
 async function offered(bob: Client): Promise<string> {
   const got = eventually(bob, isFile);
   await bob.sync();
@@ -225,11 +236,9 @@ describe("§14 files between two clients through a real relay", () => {
   it("§14.4 a byte flipped in a chunk the relay stored fails the fetch with a clear error and leaves no file", {
     timeout: 60_000,
   }, async () => {
-    const port = await freePort();
-    const data = tmp();
-    const flags = ["--storage", "sqlite", "--data-dir", data, "--port", String(port)];
+    const { data, flags, url } = await sqliteRelay();
     let r = await relay(flags);
-    const [alice, bob] = await pair(`ws://127.0.0.1:${port}`);
+    const [alice, bob] = await pair(url);
     const sent = await alice.sendFile("Bob", randomFile(300_000).path);
     await offered(bob);
     // Stopped cleanly, the relay's database is altered: one byte of chunk 2's stored bytes.
@@ -260,11 +269,9 @@ describe("§14 files between two clients through a real relay", () => {
   it("§14.4 kill -9 of the relay mid-upload and mid-download: both resume from what it stored, and the file arrives whole", {
     timeout: 120_000,
   }, async () => {
-    const port = await freePort();
-    const data = tmp();
-    const flags = ["--storage", "sqlite", "--data-dir", data, "--port", String(port)];
+    const { flags, url } = await sqliteRelay();
     let r = await relay(flags);
-    const [alice, bob] = await pair(`ws://127.0.0.1:${port}`);
+    const [alice, bob] = await pair(url);
     const { path, bytes } = randomFile(4 * MiB + 1);
     const chunks = Math.ceil(bytes.length / 65536);
     // The relay is killed from the progress report of chunk 20: mid-transfer, whatever the speed.
