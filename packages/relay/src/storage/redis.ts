@@ -41,7 +41,8 @@
 import { randomBytes } from "node:crypto";
 import { fromHex, toHex } from "@parley/protocol";
 import { Redis, type RedisOptions } from "ioredis";
-import { type RedisTarget, redisDisplay } from "../config.js";
+import type { RedisTarget } from "../config.js";
+import { redisDisplay } from "../config-values.js";
 import type { Logger } from "../log.js";
 import {
   ACCOUNTED_BLOB_BYTES,
