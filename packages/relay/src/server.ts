@@ -429,29 +429,30 @@ export class RelayServer {
 
   /** Reads the storage's totals into the gauges; while it is unavailable, keeps the last ones. */
   private async refreshGauges(): Promise<void> {
-    this.metrics.connections.set(this.connections.size);
-    this.metrics.sockets.set(this.sockets);
-    this.metrics.sources.set(this.sources.size);
-    this.metrics.maxConnections.set(this.maxConnections);
-    this.metrics.receiveBuffer.set(this.receiveHeld);
-    this.metrics.sendBuffer.set(this.sendQueued);
-    this.metrics.storageLimitBytes.set(this.storage.capacity.maxBytes);
-    this.metrics.mailboxLimit.set(this.storage.capacity.maxMailboxes);
-    this.metrics.blobLimitBytes.set(this.maxBlobStorageBytes);
-    this.metrics.storageWritable.set(this.storage.writeProblem?.() ? 0 : 1);
+    const g = this.metrics.gauges;
+    g.connections.set(this.connections.size);
+    g.sockets.set(this.sockets);
+    g.sources.set(this.sources.size);
+    g.maxConnections.set(this.maxConnections);
+    g.receiveBuffer.set(this.receiveHeld);
+    g.sendBuffer.set(this.sendQueued);
+    g.storageLimitBytes.set(this.storage.capacity.maxBytes);
+    g.mailboxLimit.set(this.storage.capacity.maxMailboxes);
+    g.blobLimitBytes.set(this.maxBlobStorageBytes);
+    g.storageWritable.set(this.storage.writeProblem?.() ? 0 : 1);
     try {
       const stats = await this.storage.stats();
-      this.metrics.storedMessages.set(stats.messages);
-      this.metrics.storedBytes.set(stats.bytes);
-      this.metrics.mailboxes.set(stats.mailboxes);
-      this.metrics.blobs.set(stats.blobs);
-      this.metrics.blobBytes.set(stats.blobBytes);
-      this.metrics.blobReservedBytes.set(stats.blobReservedBytes);
-      if (stats.countedBytes !== undefined) this.metrics.storageBytes.set(stats.countedBytes);
-      this.metrics.storageUp.set(1);
+      g.storedMessages.set(stats.messages);
+      g.storedBytes.set(stats.bytes);
+      g.mailboxes.set(stats.mailboxes);
+      g.blobs.set(stats.blobs);
+      g.blobBytes.set(stats.blobBytes);
+      g.blobReservedBytes.set(stats.blobReservedBytes);
+      if (stats.countedBytes !== undefined) g.storageBytes.set(stats.countedBytes);
+      g.storageUp.set(1);
     } catch (e) {
       if (!(e instanceof StorageUnavailableError)) throw e;
-      this.metrics.storageUp.set(0);
+      g.storageUp.set(0);
     }
   }
 
@@ -522,7 +523,7 @@ export class RelayServer {
       state.connections++;
     }
     this.metrics.connectionsTotal.inc();
-    this.metrics.connections.set(this.connections.size);
+    this.metrics.gauges.connections.set(this.connections.size);
     // Counted before ws reads it: what arrives is weighed first (see inbound.ts).
     socket.prependListener("data", (chunk: Buffer) => this.received(conn, chunk));
     this.armDeadline(conn, this.config.handshakeTimeoutSeconds * 1000);
@@ -677,7 +678,7 @@ export class RelayServer {
       };
       forgetSource();
     }
-    this.metrics.connections.set(this.connections.size);
+    this.metrics.gauges.connections.set(this.connections.size);
   }
 
   /** Forgets one in-flight delivery on one connection (acked, expired, deleted or unsubscribed). */
