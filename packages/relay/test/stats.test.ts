@@ -9,7 +9,8 @@ import Database from "better-sqlite3";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { MEMORY_DEFAULT_MAX_BYTES, MemoryStorage } from "../src/storage/memory.js";
 import { RedisStorage } from "../src/storage/redis.js";
-import { SqliteStorage, STATS_SQL } from "../src/storage/sqlite.js";
+import { SqliteStorage } from "../src/storage/sqlite.js";
+import { STATS_SQL } from "../src/storage/sqlite-schema.js";
 import {
   ACCOUNTED_MAILBOX_BYTES,
   ACCOUNTED_MESSAGE_BYTES,

@@ -201,12 +201,33 @@ export interface StorageDisclosure {
   readonly copies: readonly string[];
 }
 
+/** The blob (file transfer) half of a storage: see `Storage`. */
+export interface BlobStorage {
+  /**
+   * Stores a new blob (PROTOCOL.md §14.2), reserving its whole `sealedSize` against the storage cap
+   * and against `maxBlobBytes`, the cap of all blobs together (--max-blob-storage).
+   */
+  createBlob(spec: BlobSpec, maxBlobBytes: number): Promise<CreateBlobResult>;
+  /** The blob, or null when there is none or it expired at `now`. */
+  blob(id: Uint8Array, now: number): Promise<BlobState | null>;
+  /** Stores chunk `index` if it is the next one (the caller checked its length). */
+  putChunk(id: Uint8Array, index: number, sealedChunk: Uint8Array, now: number): Promise<PutChunkResult>;
+  /** Chunk `index`, or null when it is not written, or the blob is gone or expired. */
+  getChunk(id: Uint8Array, index: number, now: number): Promise<Uint8Array | null>;
+  /** Retires a read token; deletes the blob, its chunks with it, when it was the last. */
+  blobDone(id: Uint8Array, readTokenHash: Uint8Array, now: number): Promise<BlobDoneResult>;
+  /** Deletes a blob and its chunks; false if there was none. */
+  deleteBlob(id: Uint8Array): Promise<boolean>;
+  /** Deletes every blob that expired at or before `now`; returns blobs deleted. */
+  sweepBlobs(now: number): Promise<number>;
+}
+
 /**
  * Every promise resolves only once the change is durable for that backend (for SQLite: committed
  * and fsynced; for Redis: as its persistence settings make it, see `durability`). Implementations
  * must be safe for concurrent calls.
  */
-export interface Storage {
+export interface Storage extends BlobStorage {
   readonly kind: string;
   /** One sentence: where messages are kept and what an acknowledged write survives. */
   readonly durability: string;
@@ -236,23 +257,6 @@ export interface Storage {
   ack(address: Uint8Array, id: Uint8Array): Promise<boolean>;
   /** Deletes every message (and remembered client id) that expired at or before `now`; returns messages deleted. */
   sweep(now: number): Promise<number>;
-  /**
-   * Stores a new blob (PROTOCOL.md §14.2), reserving its whole `sealedSize` against the storage cap
-   * and against `maxBlobBytes`, the cap of all blobs together (--max-blob-storage).
-   */
-  createBlob(spec: BlobSpec, maxBlobBytes: number): Promise<CreateBlobResult>;
-  /** The blob, or null when there is none or it expired at `now`. */
-  blob(id: Uint8Array, now: number): Promise<BlobState | null>;
-  /** Stores chunk `index` if it is the next one (the caller checked its length). */
-  putChunk(id: Uint8Array, index: number, sealedChunk: Uint8Array, now: number): Promise<PutChunkResult>;
-  /** Chunk `index`, or null when it is not written, or the blob is gone or expired. */
-  getChunk(id: Uint8Array, index: number, now: number): Promise<Uint8Array | null>;
-  /** Retires a read token; deletes the blob, its chunks with it, when it was the last. */
-  blobDone(id: Uint8Array, readTokenHash: Uint8Array, now: number): Promise<BlobDoneResult>;
-  /** Deletes a blob and its chunks; false if there was none. */
-  deleteBlob(id: Uint8Array): Promise<boolean>;
-  /** Deletes every blob that expired at or before `now`; returns blobs deleted. */
-  sweepBlobs(now: number): Promise<number>;
   stats(): Promise<StorageStats>;
   /**
    * Why the storage cannot write now, in one sentence (for /readyz): its disk is full, say, so that
