@@ -10,13 +10,11 @@ export { RelayServer, type RelayServerOptions } from "./server.js";
 export { MEMORY_DEFAULT_MAX_BYTES, MemoryStorage, type MemoryStorageOptions } from "./storage/memory.js";
 export {
   DEFAULT_PREFIX as REDIS_DEFAULT_PREFIX,
-  describeCopies,
-  describeDurability,
   REDIS_DEFAULT_MAX_BYTES,
-  type RedisPersistence,
   RedisStorage,
   type RedisStorageOptions,
 } from "./storage/redis.js";
+export { describeCopies, describeDurability, type RedisPersistence } from "./storage/redis-persistence.js";
 export { SqliteStorage, type SqliteStorageOptions } from "./storage/sqlite.js";
 export type {
   CreateResult,
