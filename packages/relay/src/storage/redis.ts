@@ -49,6 +49,7 @@ import { randomBytes } from "node:crypto";
 import { fromHex } from "@parley/protocol";
 import type { RedisTarget } from "../config.js";
 import type { Logger } from "../log.js";
+import { ComposedStorage } from "./composed.js";
 import { RedisBlobs } from "./redis-blobs.js";
 import { RedisClient, redactRedisMessage } from "./redis-client.js";
 import { type GlobalKeys, globalKeys, RedisMessages } from "./redis-messages.js";
@@ -64,22 +65,12 @@ import {
   ACCOUNTED_BLOB_BYTES,
   ACCOUNTED_MAILBOX_BYTES,
   ACCOUNTED_MESSAGE_BYTES,
-  type BlobDoneResult,
-  type BlobSpec,
-  type BlobState,
-  type CreateBlobResult,
-  type CreateResult,
-  type DepositRequest,
-  type DepositResult,
   defaultMaxMailboxes,
-  type MailboxLimits,
-  type PutChunkResult,
   type Storage,
   type StorageCapacity,
   type StorageDisclosure,
   type StorageEvents,
   type StorageStats,
-  type StoredMessage,
 } from "./types.js";
 
 export const DEFAULT_PREFIX = "parley:v1:";
@@ -106,7 +97,7 @@ export interface RedisStorageOptions {
 /** `--max-storage` for a Redis storage when it is not set (set Redis's maxmemory above it). */
 export const REDIS_DEFAULT_MAX_BYTES = 1024 * 1024 * 1024;
 
-export class RedisStorage implements Storage {
+export class RedisStorage extends ComposedStorage implements Storage {
   readonly kind = "redis";
   /** host:port/db, never the password: for logs and messages. */
   readonly display: string;
@@ -118,8 +109,8 @@ export class RedisStorage implements Storage {
   /** Notifications on the channel that were not of the expected shape, and so ignored. */
   ignoredNotifications = 0;
   private readonly client: RedisClient;
-  private readonly messages: RedisMessages;
-  private readonly blobs: RedisBlobs;
+  protected readonly messages: RedisMessages;
+  protected readonly blobs: RedisBlobs;
   private readonly global: GlobalKeys;
   private events: StorageEvents | undefined;
   private readonly log: Logger | undefined;
@@ -132,6 +123,7 @@ export class RedisStorage implements Storage {
   private lastHeardSeq = 0;
 
   constructor(options: RedisStorageOptions) {
+    super();
     this.log = options.logger;
     this.prefix = options.prefix ?? DEFAULT_PREFIX;
     this.rewriteIntervalMs = options.rewriteIntervalMs ?? 0;
@@ -228,57 +220,6 @@ export class RedisStorage implements Storage {
       }
       this.log?.debug({ err: message }, "redis append-only file rewrite not started");
     }
-  }
-
-  // ---- mailboxes and messages (redis-messages.ts) --------------------------------------------
-
-  createMailbox(address: Uint8Array, ownerKey: Uint8Array): Promise<CreateResult> {
-    return this.messages.createMailbox(address, ownerKey);
-  }
-  mailboxOwner(address: Uint8Array): Promise<Uint8Array | null> {
-    return this.messages.mailboxOwner(address);
-  }
-  setDepositToken(address: Uint8Array, tokenHash: Uint8Array): Promise<boolean> {
-    return this.messages.setDepositToken(address, tokenHash);
-  }
-  deleteMailbox(address: Uint8Array): Promise<boolean> {
-    return this.messages.deleteMailbox(address);
-  }
-  deposit(r: DepositRequest, limits: MailboxLimits): Promise<DepositResult> {
-    return this.messages.deposit(r, limits);
-  }
-  pending(address: Uint8Array, now: number, limit: number, afterSeq = 0): Promise<StoredMessage[]> {
-    return this.messages.pending(address, now, limit, afterSeq);
-  }
-  ack(address: Uint8Array, id: Uint8Array): Promise<boolean> {
-    return this.messages.ack(address, id);
-  }
-  sweep(now: number): Promise<number> {
-    return this.messages.sweep(now);
-  }
-
-  // ---- blobs (redis-blobs.ts) -----------------------------------------------------------------
-
-  createBlob(spec: BlobSpec, maxBlobBytes: number): Promise<CreateBlobResult> {
-    return this.blobs.createBlob(spec, maxBlobBytes);
-  }
-  blob(id: Uint8Array, now: number): Promise<BlobState | null> {
-    return this.blobs.blob(id, now);
-  }
-  putChunk(id: Uint8Array, index: number, sealedChunk: Uint8Array, now: number): Promise<PutChunkResult> {
-    return this.blobs.putChunk(id, index, sealedChunk, now);
-  }
-  getChunk(id: Uint8Array, index: number, now: number): Promise<Uint8Array | null> {
-    return this.blobs.getChunk(id, index, now);
-  }
-  blobDone(id: Uint8Array, readTokenHash: Uint8Array, now: number): Promise<BlobDoneResult> {
-    return this.blobs.blobDone(id, readTokenHash, now);
-  }
-  deleteBlob(id: Uint8Array): Promise<boolean> {
-    return this.blobs.deleteBlob(id);
-  }
-  sweepBlobs(now: number): Promise<number> {
-    return this.blobs.sweepBlobs(now);
   }
 
   async stats(): Promise<StorageStats> {

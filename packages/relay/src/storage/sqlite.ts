@@ -31,6 +31,7 @@ import { join } from "node:path";
 import type Database from "better-sqlite3";
 import { MIN_MAX_STORAGE_BYTES } from "../config.js";
 import type { Logger } from "../log.js";
+import { ComposedStorage } from "./composed.js";
 import { freeBytes, makePrivateDir } from "./datadir.js";
 import { KEY_LENGTH, KeyFile } from "./keyfile.js";
 import { Reserve } from "./reserve.js";
@@ -38,22 +39,7 @@ import { SqliteBlobs } from "./sqlite-blobs.js";
 import { type Batch, diskFull, GroupCommit } from "./sqlite-commit.js";
 import { SqliteMessages } from "./sqlite-messages.js";
 import { openDatabase, prepareDatabase } from "./sqlite-schema.js";
-import {
-  type BlobDoneResult,
-  type BlobSpec,
-  type BlobState,
-  type CreateBlobResult,
-  type CreateResult,
-  type DepositRequest,
-  type DepositResult,
-  defaultMaxMailboxes,
-  type MailboxLimits,
-  type PutChunkResult,
-  type Storage,
-  type StorageCapacity,
-  type StorageStats,
-  type StoredMessage,
-} from "./types.js";
+import { defaultMaxMailboxes, type Storage, type StorageCapacity, type StorageStats } from "./types.js";
 
 const MiB = 1024 * 1024;
 /** The smallest `maxBytes` a SQLite storage accepts (--max-storage). */
@@ -80,7 +66,7 @@ export interface SqliteStorageOptions {
   readonly maxMailboxes?: number;
 }
 
-export class SqliteStorage implements Storage {
+export class SqliteStorage extends ComposedStorage implements Storage {
   readonly kind = "sqlite";
   readonly durability =
     "SQLite on the relay's disk (WAL, synchronous=FULL): a deposit is acknowledged once its commit is fsynced, so it survives a crash of the relay or of its machine";
@@ -96,12 +82,13 @@ export class SqliteStorage implements Storage {
   private reserveHeld = false;
   private readonly log: Logger | undefined;
   private readonly commit: GroupCommit;
-  private readonly messages: SqliteMessages;
-  private readonly blobs: SqliteBlobs;
+  protected readonly messages: SqliteMessages;
+  protected readonly blobs: SqliteBlobs;
   private closed = false;
   private readonly q;
 
   constructor(dataDir: string, options: SqliteStorageOptions = {}) {
+    super();
     this.log = options.logger;
     makePrivateDir(dataDir);
     this.dir = dataDir;
@@ -288,60 +275,13 @@ export class SqliteStorage implements Storage {
     this.blobs.rolledBack();
   }
 
-  // ---- mailboxes and messages (sqlite-messages.ts) -------------------------------------------
-
-  createMailbox(address: Uint8Array, ownerKey: Uint8Array): Promise<CreateResult> {
-    return this.messages.createMailbox(address, ownerKey);
-  }
-  mailboxOwner(address: Uint8Array): Promise<Uint8Array | null> {
-    return this.messages.mailboxOwner(address);
-  }
-  setDepositToken(address: Uint8Array, tokenHash: Uint8Array): Promise<boolean> {
-    return this.messages.setDepositToken(address, tokenHash);
-  }
-  deleteMailbox(address: Uint8Array): Promise<boolean> {
-    return this.messages.deleteMailbox(address);
-  }
-  deposit(r: DepositRequest, limits: MailboxLimits): Promise<DepositResult> {
-    return this.messages.deposit(r, limits);
-  }
-  pending(address: Uint8Array, now: number, limit: number, afterSeq = 0): Promise<StoredMessage[]> {
-    return this.messages.pending(address, now, limit, afterSeq);
-  }
-  ack(address: Uint8Array, id: Uint8Array): Promise<boolean> {
-    return this.messages.ack(address, id);
-  }
-
-  async sweep(now: number): Promise<number> {
+  /** Deletes what expired, then gives the space back (the key file, free pages, the reserve). */
+  override async sweep(now: number): Promise<number> {
     const deleted = await this.messages.sweep(now);
     this.keys.shrink();
     this.takeReserve();
     this.shrinkDatabase();
     return deleted;
-  }
-
-  // ---- blobs (sqlite-blobs.ts) ----------------------------------------------------------------
-
-  createBlob(spec: BlobSpec, maxBlobBytes: number): Promise<CreateBlobResult> {
-    return this.blobs.createBlob(spec, maxBlobBytes);
-  }
-  blob(id: Uint8Array, now: number): Promise<BlobState | null> {
-    return this.blobs.blob(id, now);
-  }
-  putChunk(id: Uint8Array, index: number, sealedChunk: Uint8Array, now: number): Promise<PutChunkResult> {
-    return this.blobs.putChunk(id, index, sealedChunk, now);
-  }
-  getChunk(id: Uint8Array, index: number, now: number): Promise<Uint8Array | null> {
-    return this.blobs.getChunk(id, index, now);
-  }
-  blobDone(id: Uint8Array, readTokenHash: Uint8Array, now: number): Promise<BlobDoneResult> {
-    return this.blobs.blobDone(id, readTokenHash, now);
-  }
-  deleteBlob(id: Uint8Array): Promise<boolean> {
-    return this.blobs.deleteBlob(id);
-  }
-  sweepBlobs(now: number): Promise<number> {
-    return this.blobs.sweepBlobs(now);
   }
 
   // ---- totals and shutdown --------------------------------------------------------------------

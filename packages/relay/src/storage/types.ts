@@ -201,7 +201,35 @@ export interface StorageDisclosure {
   readonly copies: readonly string[];
 }
 
-/** The blob (file transfer) half of a storage: see `Storage`. */
+/** The mailboxes and messages of a storage: see `Storage`. */
+export interface MessageStorage {
+  /**
+   * "created", "exists" (same owner: idempotent), "conflict" (another owner), or "full" (as many
+   * mailboxes as `capacity` allows, or the storage is full).
+   */
+  createMailbox(address: Uint8Array, ownerKey: Uint8Array): Promise<CreateResult>;
+  mailboxOwner(address: Uint8Array): Promise<Uint8Array | null>;
+  /**
+   * Sets (or replaces) the hash of the mailbox's deposit token: from then on only deposits with
+   * that token enter it. False if there is no such mailbox.
+   */
+  setDepositToken(address: Uint8Array, tokenHash: Uint8Array): Promise<boolean>;
+  /** Deletes the mailbox and every message in it. False if there was none. */
+  deleteMailbox(address: Uint8Array): Promise<boolean>;
+  /** Checks, in this order: the mailbox exists, its deposit token (`tokenAdmits`), a retry, quotas. */
+  deposit(request: DepositRequest, limits: MailboxLimits): Promise<DepositResult>;
+  /**
+   * Messages waiting in a mailbox that have not expired at `now`, oldest first, at most `limit`,
+   * and only those after `afterSeq` (a cursor: the `seq` of the last message already examined).
+   */
+  pending(address: Uint8Array, now: number, limit: number, afterSeq?: number): Promise<StoredMessage[]>;
+  /** Deletes one message; false if it was not there (already acked or expired). */
+  ack(address: Uint8Array, id: Uint8Array): Promise<boolean>;
+  /** Deletes every message (and remembered client id) that expired at or before `now`; returns messages deleted. */
+  sweep(now: number): Promise<number>;
+}
+
+/** The blobs (file transfer) of a storage: see `Storage`. */
 export interface BlobStorage {
   /**
    * Stores a new blob (PROTOCOL.md §14.2), reserving its whole `sealedSize` against the storage cap
@@ -227,36 +255,12 @@ export interface BlobStorage {
  * and fsynced; for Redis: as its persistence settings make it, see `durability`). Implementations
  * must be safe for concurrent calls.
  */
-export interface Storage extends BlobStorage {
+export interface Storage extends MessageStorage, BlobStorage {
   readonly kind: string;
   /** One sentence: where messages are kept and what an acknowledged write survives. */
   readonly durability: string;
   /** The relay-wide bounds it enforces. */
   readonly capacity: StorageCapacity;
-  /**
-   * "created", "exists" (same owner: idempotent), "conflict" (another owner), or "full" (as many
-   * mailboxes as `capacity` allows, or the storage is full).
-   */
-  createMailbox(address: Uint8Array, ownerKey: Uint8Array): Promise<CreateResult>;
-  mailboxOwner(address: Uint8Array): Promise<Uint8Array | null>;
-  /**
-   * Sets (or replaces) the hash of the mailbox's deposit token: from then on only deposits with
-   * that token enter it. False if there is no such mailbox.
-   */
-  setDepositToken(address: Uint8Array, tokenHash: Uint8Array): Promise<boolean>;
-  /** Deletes the mailbox and every message in it. False if there was none. */
-  deleteMailbox(address: Uint8Array): Promise<boolean>;
-  /** Checks, in this order: the mailbox exists, its deposit token (`tokenAdmits`), a retry, quotas. */
-  deposit(request: DepositRequest, limits: MailboxLimits): Promise<DepositResult>;
-  /**
-   * Messages waiting in a mailbox that have not expired at `now`, oldest first, at most `limit`,
-   * and only those after `afterSeq` (a cursor: the `seq` of the last message already examined).
-   */
-  pending(address: Uint8Array, now: number, limit: number, afterSeq?: number): Promise<StoredMessage[]>;
-  /** Deletes one message; false if it was not there (already acked or expired). */
-  ack(address: Uint8Array, id: Uint8Array): Promise<boolean>;
-  /** Deletes every message (and remembered client id) that expired at or before `now`; returns messages deleted. */
-  sweep(now: number): Promise<number>;
   stats(): Promise<StorageStats>;
   /**
    * Why the storage cannot write now, in one sentence (for /readyz): its disk is full, say, so that
