@@ -301,14 +301,32 @@ describe("§14 files between two clients through a real relay", () => {
     expect(readdirSync(dir)).toEqual(["data.bin"]);
   });
 
-  it("refuses a file to a group for now, and says so", { timeout: 60_000 }, async () => {
+  it("§14.3 a file to a group through the Client: offered in the group's conversation, fetched, counted delivered", {
+    timeout: 60_000,
+  }, async () => {
     const r = await relay();
-    const [alice] = await pair(`ws://127.0.0.1:${r.port}`);
+    const [alice, bob] = await pair(`ws://127.0.0.1:${r.port}`);
     await alice.createGroup("Team", ["Bob"]);
-    await expect(alice.sendFile("Team", randomFile(10).path)).rejects.toMatchObject({
-      code: "USAGE",
-      message: "Team is a group: files go to one contact at a time for now",
+    await bob.sync();
+    const { path, bytes } = randomFile(100_000, "plan.pdf");
+    const sent = await alice.sendFile("Team", path);
+    expect(sent).toMatchObject({ group: "Team", contact: "Alice", status: "stored", recipients: 1 });
+
+    const got = eventually(bob, isFile);
+    await bob.sync();
+    expect(await got).toMatchObject({
+      type: "message",
+      group: "Team",
+      contact: "alice",
+      file: { id: sent.id, name: "plan.pdf", state: "offered" },
     });
-    expect(alice.files()).toEqual([]);
+    expect(bob.files("Team")).toMatchObject([{ id: sent.id, group: "Team", contact: "alice" }]);
+    const fetched = await bob.fetchFile(sent.id, tmp());
+    expect(readFileSync(fetched.path).equals(bytes)).toBe(true);
+
+    await bob.flush({ force: true });
+    const delivered = eventually(alice, (e) => e.type === "status" && e.id === sent.id && e.delivered === 1);
+    await alice.sync();
+    expect(await delivered).toMatchObject({ group: "Team", recipients: 1, status: "delivered" });
   });
 });

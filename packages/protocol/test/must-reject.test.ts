@@ -15,6 +15,9 @@ import {
   encodeFrame,
   encodePayload,
   fromHex,
+  type GroupPayload,
+  groupFileSignedBytes,
+  groupTextSignedBytes,
   Identity,
   InvitationBook,
   MailboxAction,
@@ -22,6 +25,8 @@ import {
   PendingInvitation,
   Session,
   safetyNumber,
+  verifyGroupFile,
+  verifyGroupText,
   verifyMailboxProof,
   verifySafetyNumber,
 } from "../src/index.js";
@@ -437,6 +442,73 @@ describe("§12 MUST-reject list", () => {
     expect(failure(() => encodePayload({ type: "read", id, sentAt: 1, ids: new Array(257).fill(id) }))).toBe(
       "PayloadError TOO_LARGE",
     );
+  });
+
+  it("§12 groups (§13.3, §14.3): a malformed group payload is BAD_FRAME; a text's or a file's signature verifies only as its author's over exactly its signed bytes, the read token excepted", () => {
+    const groupId = new Uint8Array(16).fill(7);
+    const id = new Uint8Array(16).fill(4);
+    const me = fx.alice;
+    const file = {
+      name: "a.txt",
+      mediaType: "",
+      size: 1,
+      sha256: new Uint8Array(32).fill(1),
+      chunkCount: 1,
+      relay: RELAY,
+      blobId: new Uint8Array(32).fill(2),
+      readToken: new Uint8Array(32).fill(3),
+      fileKey: new Uint8Array(32).fill(4),
+      expiresAt: NOW + 1000,
+    };
+    const signedFile = { groupId, id, sentAt: NOW, seq: 1, file };
+    const fileSig = me.sign(groupFileSignedBytes(signedFile));
+    const item = (body: GroupPayload["body"]) =>
+      encodePayload({ type: "group", id, sentAt: NOW, groupId, body } as GroupPayload);
+    const content = (padded: Uint8Array) => Array.from(padded.subarray(0, padded.lastIndexOf(0x80)));
+    const at = 26 + 16; // the kind byte
+    const fileItem = content(item({ kind: "file", seq: 1, file, signature: fileSig }));
+    const withKind = (raw: number[], kind: number) => raw.map((b, i) => (i === at ? kind : b));
+    const setM = (raw: number[], m: number) =>
+      raw.map((b, i) => (i === at + 5 ? m >> 8 : i === at + 6 ? m & 0xff : b));
+    const m = (fileItem[at + 5]! << 8) | fileItem[at + 6]!;
+    const cases: [string, number[]][] = [
+      ["an unknown kind", withKind(fileItem, 7)],
+      ["an empty entry", [...fileItem.slice(0, at), 2, 0, 0]],
+      ["an empty invitation code", [...fileItem.slice(0, at), 3, ...new Array(64).fill(1), 0, 0]],
+      ["a text over MAX_GROUP_TEXT_BYTES", [...fileItem.slice(0, at), 1, 0, 0, 0, 1, ...u32(32589)]],
+      ["a file whose M is over 788", setM(fileItem, 789)],
+      ["a file whose M is short of its manifest", setM(fileItem, m - 1)],
+      ["a file whose M runs past its manifest", setM(fileItem, m + 1)],
+      [
+        "a file whose manifest's chunk count does not match its size",
+        fileItem.map((b, i) => (i === at + 7 + 1 + 5 + 1 + 8 + 32 + 3 ? 2 : b)),
+      ],
+      ["a file cut short", fileItem.slice(0, -1)],
+      ["a file with a trailing byte", [...fileItem, 0]],
+    ];
+    for (const [what, raw] of cases)
+      expect(
+        failure(() => decodePayload(pad(raw))),
+        what,
+      ).toBe("PayloadError BAD_FRAME");
+
+    const text = { groupId, id, sentAt: NOW, seq: 1, text: "hi" };
+    const textSig = me.sign(groupTextSignedBytes(text));
+    expect(verifyGroupText(me.publicIdentity.signingKey, text, textSig)).toBe(true);
+    expect(verifyGroupText(fx.bob.publicIdentity.signingKey, text, textSig)).toBe(false);
+    expect(verifyGroupText(me.publicIdentity.signingKey, { ...text, seq: 2 }, textSig)).toBe(false);
+    expect(verifyGroupText(me.publicIdentity.signingKey, text, flip(textSig, 0))).toBe(false);
+    const author = me.publicIdentity.signingKey;
+    expect(verifyGroupFile(author, signedFile, fileSig)).toBe(true);
+    // Each member's copy has its own read token under the one signature.
+    const otherToken = { ...signedFile, file: { ...file, readToken: new Uint8Array(32).fill(9) } };
+    expect(verifyGroupFile(author, otherToken, fileSig)).toBe(true);
+    expect(verifyGroupFile(fx.bob.publicIdentity.signingKey, signedFile, fileSig)).toBe(false);
+    expect(verifyGroupFile(author, { ...signedFile, seq: 2 }, fileSig)).toBe(false);
+    expect(verifyGroupFile(author, { ...signedFile, file: { ...file, size: 2 } }, fileSig)).toBe(false);
+    expect(verifyGroupFile(author, signedFile, flip(fileSig, -1))).toBe(false);
+    // A signature over the text label does not pass for a file, nor the other way round.
+    expect(verifyGroupFile(author, signedFile, textSig)).toBe(false);
   });
 
   it("§12 frames (§8.4): UNSUPPORTED_VERSION, TOO_LARGE, BAD_FRAME; the encoder refuses version 0", () => {

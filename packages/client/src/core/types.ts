@@ -61,7 +61,10 @@ export interface MessageFile {
 
 /** A file sent or received (`parley files`). */
 export interface FileView extends MessageFile {
+  /** The contact it is with; in a group, its author's name (mine: my name). */
   readonly contact: string;
+  /** A file in a group: my name for the group. */
+  readonly group?: string;
   readonly direction: "in" | "out";
   readonly createdAt: number;
   /** When the relay deletes it, ms since the epoch (null while not known). */
