@@ -131,6 +131,7 @@ export function fileView(contact: ContactRecord, f: FileRecord): FileView {
     createdAt: f.createdAt,
     expiresAt: f.expiresAt ?? null,
     savedAs: f.savedAs ?? null,
+    sha256: f.sha256 ?? null,
     error: f.error ?? null,
   };
 }
