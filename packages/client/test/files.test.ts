@@ -3,7 +3,7 @@
 // name; uploads and downloads interrupted part-way resume where they stopped, also after the
 // client is closed and opened again; a chunk altered on its way, or a file the relay no longer
 // has, leaves nothing behind and says why.
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
@@ -97,7 +97,11 @@ describe("§14 files between two clients through a real relay", () => {
     expect(readFileSync(fetched.path).equals(bytes)).toBe(true);
     // Only the file: the temporary name is gone.
     expect(readdirSync(dir)).toEqual(["report.pdf"]);
-    expect(bob.files()[0]).toMatchObject({ state: "fetched", savedAs: fetched.path });
+    expect(bob.files()[0]).toMatchObject({
+      state: "fetched",
+      savedAs: fetched.path,
+      sha256: createHash("sha256").update(bytes).digest("hex"),
+    });
     expect(bob.history("alice").at(-1)?.file).toMatchObject({ id: sent.id, state: "fetched" });
     // The blob is gone from the relay once its one reader is done: a second fetch cannot happen.
     await expect(bob.fetchFile(sent.id, dir)).rejects.toThrow(/already fetched/);

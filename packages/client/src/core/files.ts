@@ -194,6 +194,7 @@ export function fileView(contact: string, f: FileRecord, group?: string): FileVi
     createdAt: f.createdAt,
     expiresAt: f.expiresAt ?? null,
     savedAs: f.savedAs ?? null,
+    sha256: f.sha256 ?? null,
     error: f.error ?? null,
   };
 }

@@ -71,6 +71,8 @@ export interface FileView extends MessageFile {
   readonly expiresAt: number | null;
   /** Where a fetched file was saved. */
   readonly savedAs: string | null;
+  /** The SHA-256 of its content as the sender announced it (hex; null for an upload not yet read). */
+  readonly sha256: string | null;
   /** Why the last transfer failed, in words. */
   readonly error: string | null;
 }
