@@ -245,8 +245,13 @@ const fx = (() => {
   const aliceMailbox = MailboxKey.generate();
   const bobMailbox = MailboxKey.generate();
   const book = new InvitationBook();
-  const first = createInvitation(alice, { relayUrl: RELAY, mailbox: aliceMailbox.address });
+  const first = createInvitation(alice, {
+    postQuantum: false,
+    relayUrl: RELAY,
+    mailbox: aliceMailbox.address,
+  });
   const second = createInvitation(alice, {
+    postQuantum: false,
     relayUrl: "ws://127.0.0.1:7070/inbox?x=1",
     mailbox: bobMailbox.address,
   });
@@ -713,6 +718,7 @@ const invitationArb: fc.Arbitrary<Invited> = fc
     const random = randomFrom(seed);
     const now = nowSeconds * 1000 + ms;
     const { invitation, code } = createInvitation(Identity.generate(random), {
+      postQuantum: false,
       relayUrl,
       mailbox,
       ttlSeconds,
