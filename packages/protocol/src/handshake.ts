@@ -37,7 +37,7 @@ import {
 import { checkKemKey, kemCommitment } from "./hosted-key.js";
 import type { Identity, PublicIdentity } from "./identity.js";
 import { type Invitation, invitationId, PendingInvitation, relayUrlProblem } from "./invitation.js";
-import { ML_KEM_CIPHERTEXT_LENGTH, mlKemDecapsulate, mlKemEncapsulate } from "./kem.js";
+import { ML_KEM_CIPHERTEXT_LENGTH, mlKemDecapsulateWithKey, mlKemEncapsulate } from "./kem.js";
 import { MAILBOX_ADDRESS_LENGTH } from "./mailbox.js";
 import { Session } from "./ratchet.js";
 
@@ -327,12 +327,9 @@ function openAccept(
   // sealed identity below fails authentication (AUTH): the ciphertext is also in its AD.
   let kem: KemPart | null = null;
   let sealed = envelope.sealedIdentity;
-  if (envelope.kemCiphertext && pending.kemSeed && pending.kemPublicKey) {
-    kem = {
-      commitment: kemCommitment(pending.kemPublicKey),
-      ciphertext: envelope.kemCiphertext,
-      sharedSecret: mlKemDecapsulate(pending.kemSeed, envelope.kemCiphertext),
-    };
+  if (envelope.kemCiphertext && pending.kemSeed) {
+    const { sharedSecret, publicKey } = mlKemDecapsulateWithKey(pending.kemSeed, envelope.kemCiphertext);
+    kem = { commitment: kemCommitment(publicKey), ciphertext: envelope.kemCiphertext, sharedSecret };
     sealed = envelope.sealedIdentity.subarray(ML_KEM_CIPHERTEXT_LENGTH);
   }
   const key = sealKey(dh3, kem, ephemeral, pending.prekey);

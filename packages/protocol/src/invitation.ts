@@ -231,13 +231,18 @@ function parseBody(version: InvitationVersion, body: Uint8Array): Invitation {
 }
 
 /**
+ * The encapsulation key of each version 2 PendingInvitation, once known: computing it from the seed
+ * is a key generation, and creating the invitation, uploading the key and opening the Accept each
+ * need it. Public values only.
+ */
+const kemPublicKeys = new WeakMap<PendingInvitation, Uint8Array>();
+
+/**
  * The inviter's secret half of an outstanding invitation: the one-time prekey, and for a
  * post-quantum invitation the seed of its one-time ML-KEM-768 key pair. It is consumed by the first
  * valid accept message; a replay of that message finds it gone.
  */
 export class PendingInvitation {
-  private kemKey: Uint8Array | null = null;
-
   constructor(
     readonly id: Uint8Array,
     readonly prekeySecret: Uint8Array,
@@ -262,8 +267,12 @@ export class PendingInvitation {
   /** The ML-KEM-768 encapsulation key the invitation commits to (version 2), or null. */
   get kemPublicKey(): Uint8Array | null {
     if (this.kemSeed === null) return null;
-    this.kemKey ??= mlKemPublicKey(this.kemSeed);
-    return Uint8Array.from(this.kemKey);
+    let key = kemPublicKeys.get(this);
+    if (key === undefined) {
+      key = mlKemPublicKey(this.kemSeed);
+      kemPublicKeys.set(this, key);
+    }
+    return Uint8Array.from(key);
   }
 
   /**
@@ -358,5 +367,6 @@ export function createInvitation(
     unsigned.expiresAt,
     kem?.seed ?? null,
   );
+  if (kem) kemPublicKeys.set(pending, kem.publicKey);
   return { invitation, code: encodeInvitation(invitation), pending };
 }

@@ -142,18 +142,29 @@ export function mlKemEncapsulate(
  * ```
  */
 export function mlKemDecapsulate(seed: Uint8Array, ciphertext: Uint8Array): Uint8Array {
+  return mlKemDecapsulateWithKey(seed, ciphertext).sharedSecret;
+}
+
+/**
+ * {@link mlKemDecapsulate}, also returning the encapsulation key of the seed, which the key
+ * generation it runs computes anyway (the handshake needs both: one key generation, not two).
+ */
+export function mlKemDecapsulateWithKey(
+  seed: Uint8Array,
+  ciphertext: Uint8Array,
+): { sharedSecret: Uint8Array; publicKey: Uint8Array } {
   if (!(ciphertext instanceof Uint8Array) || ciphertext.length !== ML_KEM_CIPHERTEXT_LENGTH) {
     throw new CryptoError(
       "BAD_LENGTH",
       `ML-KEM-768 ciphertext: expected ${ML_KEM_CIPHERTEXT_LENGTH} bytes, got ${ciphertext?.length}`,
     );
   }
-  const { decapsulationKey } = mlKemExpandSeed(seed);
+  const { publicKey, decapsulationKey } = mlKemExpandSeed(seed);
   try {
     const sharedSecret = ml_kem768.decapsulate(ciphertext, decapsulationKey);
     const copy = Uint8Array.from(sharedSecret);
     wipe(sharedSecret);
-    return copy;
+    return { sharedSecret: copy, publicKey };
   } finally {
     wipe(decapsulationKey);
   }
