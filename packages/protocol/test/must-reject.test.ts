@@ -17,8 +17,10 @@ import {
   fromHex,
   Identity,
   InvitationBook,
+  kemCommitment,
   MailboxAction,
   MailboxKey,
+  mlKemKeyPair,
   PendingInvitation,
   Session,
   safetyNumber,
@@ -292,6 +294,13 @@ describe("§12 MUST-reject list", () => {
         return out;
       });
     const other = conversation("must-reject/other");
+    // Step 4: a post-quantum Accept (the classical side of DOWNGRADE is in pq-handshake.test.ts).
+    const kem = mlKemKeyPair(seeded("must-reject/kem"));
+    const postQuantumAccept = acceptInvitation(
+      c0.bob,
+      { ...c0.invitation, version: 2, kemCommitment: kemCommitment(kem.publicKey) },
+      { mailbox: c0.bobMailbox.address, relayUrl: RELAY, plaintext: text("x"), kemPublicKey: kem.publicKey },
+    ).message;
     const cases: [string, Uint8Array, number, string][] = [
       ["1 truncated envelope", c0.accept.subarray(0, 30), NOW, "DecodeError BAD_FRAME"],
       [
@@ -309,21 +318,27 @@ describe("§12 MUST-reject list", () => {
       ["2 an invitation never issued", other.accept, NOW, "HandshakeError UNKNOWN_INVITATION"],
       ["3 the invitation expired", c0.accept, c0.invitation.expiresAt * 1000, "HandshakeError EXPIRED"],
       [
-        "4 low-order EK_B",
+        "4 a version 2 Accept for this version 1 invitation",
+        postQuantumAccept,
+        NOW,
+        "HandshakeError VERSION_MISMATCH",
+      ],
+      [
+        "5 low-order EK_B",
         concat(c0.accept.subarray(0, 18), LOW_ORDER, c0.accept.subarray(50)),
         NOW,
         "HandshakeError LOW_ORDER",
       ],
-      ["5 sealed identity failing authentication", flip(c0.accept, 60), NOW, "HandshakeError AUTH"],
-      ["6 malformed details", reseal((d) => d.subarray(0, d.length - 1)), NOW, "DecodeError BAD_FRAME"],
-      ["7 accepter signature invalid", reseal((d) => flip(d, -1)), NOW, "HandshakeError BAD_SIGNATURE"],
+      ["6 sealed identity failing authentication", flip(c0.accept, 60), NOW, "HandshakeError AUTH"],
+      ["7 malformed details", reseal((d) => d.subarray(0, d.length - 1)), NOW, "DecodeError BAD_FRAME"],
+      ["8 accepter signature invalid", reseal((d) => flip(d, -1)), NOW, "HandshakeError BAD_SIGNATURE"],
       [
-        "8 low-order accepter agreement key",
+        "9 low-order accepter agreement key",
         resigned((d) => d.set(LOW_ORDER, 32)),
         NOW,
         "HandshakeError LOW_ORDER",
       ],
-      ["9 embedded message refused", flip(c0.accept, -1), NOW, "RatchetError AUTH"],
+      ["10 embedded message refused", flip(c0.accept, -1), NOW, "RatchetError AUTH"],
     ];
     for (const [what, wire, now, expected] of cases) {
       const c = conversation("must-reject");
