@@ -20,8 +20,10 @@ import {
   groupTextSignedBytes,
   Identity,
   InvitationBook,
+  kemCommitment,
   MailboxAction,
   MailboxKey,
+  mlKemKeyPair,
   PendingInvitation,
   Session,
   safetyNumber,
@@ -110,6 +112,7 @@ describe("§12 MUST-reject list", () => {
       return codeOfBody(b);
     };
     const long = createInvitation(fx.alice, {
+      postQuantum: false,
       relayUrl: RELAY,
       mailbox: fx.aliceMailbox.address,
       now: NOW,
@@ -118,7 +121,7 @@ describe("§12 MUST-reject list", () => {
     const cases: [string, string, number, string][] = [
       ["1 not starting with PARLEY", `XARLEY1-${body}-${sum}`, NOW, "BAD_PREFIX"],
       ["2 not PARLEY<digits>-", `PARLEYX-${body}-${sum}`, NOW, "BAD_PREFIX"],
-      ["3 another version", `PARLEY2-${body}-${sum}`, NOW, "UNSUPPORTED_VERSION"],
+      ["3 another version", `PARLEY3-${body}-${sum}`, NOW, "UNSUPPORTED_VERSION"],
       ["3 another version (leading zero)", `PARLEY01-${body}-${sum}`, NOW, "UNSUPPORTED_VERSION"],
       [
         "4 a character outside the alphabet",
@@ -193,7 +196,9 @@ describe("§12 MUST-reject list", () => {
     ];
     for (const [rule, url] of urls) {
       expect(
-        failure(() => createInvitation(fx.alice, { relayUrl: url, mailbox: fx.aliceMailbox.address })),
+        failure(() =>
+          createInvitation(fx.alice, { postQuantum: false, relayUrl: url, mailbox: fx.aliceMailbox.address }),
+        ),
         `rule ${rule}`,
       ).toBe("InvitationError MALFORMED");
       const options = { mailbox: fx.bobMailbox.address, relayUrl: url, plaintext: text("x") };
@@ -216,16 +221,20 @@ describe("§12 MUST-reject list", () => {
 
   it("§12 invitation creation (§4.1): a bad relay URL is MALFORMED; a lifetime outside 1 … 90 days or an expiry past u32 is a RangeError", () => {
     const base = { relayUrl: RELAY, mailbox: fx.aliceMailbox.address, now: NOW };
-    expect(failure(() => createInvitation(fx.alice, { ...base, relayUrl: "ws:relay" }))).toBe(
-      "InvitationError MALFORMED",
-    );
+    expect(
+      failure(() => createInvitation(fx.alice, { postQuantum: false, ...base, relayUrl: "ws:relay" })),
+    ).toBe("InvitationError MALFORMED");
     for (const ttlSeconds of [0, -1, 1.5, 90 * 86400 + 1])
       expect(
-        failure(() => createInvitation(fx.alice, { ...base, ttlSeconds })),
+        failure(() => createInvitation(fx.alice, { postQuantum: false, ...base, ttlSeconds })),
         `ttl ${ttlSeconds}`,
       ).toBe("RangeError");
-    expect(failure(() => createInvitation(fx.alice, { ...base, now: 2 ** 32 * 1000 }))).toBe("RangeError");
-    expect(createInvitation(fx.alice, { ...base, ttlSeconds: 1 }).invitation.expiresAt).toBe(NOW / 1000 + 1);
+    expect(
+      failure(() => createInvitation(fx.alice, { postQuantum: false, ...base, now: 2 ** 32 * 1000 })),
+    ).toBe("RangeError");
+    expect(
+      createInvitation(fx.alice, { postQuantum: false, ...base, ttlSeconds: 1 }).invitation.expiresAt,
+    ).toBe(NOW / 1000 + 1);
   });
 
   it("§12 envelopes (§5.4, §6.3): malformed is BAD_FRAME, another version UNSUPPORTED_VERSION", () => {
@@ -243,7 +252,8 @@ describe("§12 MUST-reject list", () => {
       ["empty", new Uint8Array(0), "BAD_FRAME"],
       ["unknown kind 3", withAt(message, 0, [3]), "BAD_FRAME"],
       ["truncated Accept", accept.subarray(0, 40), "BAD_FRAME"],
-      ["Accept version 2", withAt(accept, 1, [2]), "UNSUPPORTED_VERSION"],
+      ["Accept version 3", withAt(accept, 1, [3]), "UNSUPPORTED_VERSION"],
+      ["Accept version 0", withAt(accept, 1, [0]), "UNSUPPORTED_VERSION"],
       ["Message version 3", withAt(message, 1, [3]), "UNSUPPORTED_VERSION"],
       ["Message version 0", withAt(message, 1, [0]), "UNSUPPORTED_VERSION"],
       ["sealed identity length 433", withAt(accept, 50, u16(433)), "BAD_FRAME"],
@@ -289,11 +299,18 @@ describe("§12 MUST-reject list", () => {
         return out;
       });
     const other = conversation("must-reject/other");
+    // Step 4: a post-quantum Accept (the classical side of DOWNGRADE is in pq-handshake.test.ts).
+    const kem = mlKemKeyPair(seeded("must-reject/kem"));
+    const postQuantumAccept = acceptInvitation(
+      c0.bob,
+      { ...c0.invitation, version: 2, kemCommitment: kemCommitment(kem.publicKey) },
+      { mailbox: c0.bobMailbox.address, relayUrl: RELAY, plaintext: text("x"), kemPublicKey: kem.publicKey },
+    ).message;
     const cases: [string, Uint8Array, number, string][] = [
       ["1 truncated envelope", c0.accept.subarray(0, 30), NOW, "DecodeError BAD_FRAME"],
       [
-        "1 Accept version 2",
-        Uint8Array.from(c0.accept, (b, i) => (i === 1 ? 2 : b)),
+        "1 Accept version 3",
+        Uint8Array.from(c0.accept, (b, i) => (i === 1 ? 3 : b)),
         NOW,
         "DecodeError UNSUPPORTED_VERSION",
       ],
@@ -306,21 +323,27 @@ describe("§12 MUST-reject list", () => {
       ["2 an invitation never issued", other.accept, NOW, "HandshakeError UNKNOWN_INVITATION"],
       ["3 the invitation expired", c0.accept, c0.invitation.expiresAt * 1000, "HandshakeError EXPIRED"],
       [
-        "4 low-order EK_B",
+        "4 a version 2 Accept for this version 1 invitation",
+        postQuantumAccept,
+        NOW,
+        "HandshakeError VERSION_MISMATCH",
+      ],
+      [
+        "5 low-order EK_B",
         concat(c0.accept.subarray(0, 18), LOW_ORDER, c0.accept.subarray(50)),
         NOW,
         "HandshakeError LOW_ORDER",
       ],
-      ["5 sealed identity failing authentication", flip(c0.accept, 60), NOW, "HandshakeError AUTH"],
-      ["6 malformed details", reseal((d) => d.subarray(0, d.length - 1)), NOW, "DecodeError BAD_FRAME"],
-      ["7 accepter signature invalid", reseal((d) => flip(d, -1)), NOW, "HandshakeError BAD_SIGNATURE"],
+      ["6 sealed identity failing authentication", flip(c0.accept, 60), NOW, "HandshakeError AUTH"],
+      ["7 malformed details", reseal((d) => d.subarray(0, d.length - 1)), NOW, "DecodeError BAD_FRAME"],
+      ["8 accepter signature invalid", reseal((d) => flip(d, -1)), NOW, "HandshakeError BAD_SIGNATURE"],
       [
-        "8 low-order accepter agreement key",
+        "9 low-order accepter agreement key",
         resigned((d) => d.set(LOW_ORDER, 32)),
         NOW,
         "HandshakeError LOW_ORDER",
       ],
-      ["9 embedded message refused", flip(c0.accept, -1), NOW, "RatchetError AUTH"],
+      ["10 embedded message refused", flip(c0.accept, -1), NOW, "RatchetError AUTH"],
     ];
     for (const [what, wire, now, expected] of cases) {
       const c = conversation("must-reject");
@@ -599,7 +622,7 @@ describe("§12 MUST-reject list", () => {
     ];
     for (const [what, bytes, decode] of decoders) {
       expect(
-        failure(() => decode(Uint8Array.from(bytes, (b, i) => (i === 0 ? 2 : b)))),
+        failure(() => decode(Uint8Array.from(bytes, (b, i) => (i === 0 ? 3 : b)))),
         what,
       ).toBe("DecodeError UNSUPPORTED_VERSION");
       expect(
@@ -642,7 +665,10 @@ describe("§12 MUST-reject list", () => {
       ["session flags 16", () => Session.deserialize(bad(aliceState, 177, [16]))],
       ["session flag 8 without flag 2", () => Session.deserialize(bad(bobState, 177, [9]))],
       ["session flag 4 without flag 1", () => Session.deserialize(bad(aliceState, 177, [6]))],
-      ["a stored sealed identity over 432 bytes", () => Session.deserialize(bad(bobState, 292, u16(433)))],
+      [
+        "a stored Accept body over 1520 bytes",
+        () => Session.deserialize(concat(bad(bobState, 292, u16(1521)), new Uint8Array(2000))),
+      ],
       ["a stored sealed identity under 16 bytes", () => Session.deserialize(bad(bobState, 292, u16(15)))],
       [
         "a stored Accept that does not match the accept digest",

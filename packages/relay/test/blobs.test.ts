@@ -300,7 +300,7 @@ describe("blob limits (§14.2)", () => {
   });
 
   it("§8.2 a full putChunk (65 626 bytes) passes even when --max-message-size is smaller", async () => {
-    const r = await relay(["--storage", "memory", "--max-message-size", "33334"]);
+    const r = await relay(["--storage", "memory", "--max-message-size", "34422"]);
     const c = await connect(r.port);
     const f = file(2, 16, 1);
     expect(await c.request(f.create)).toMatchObject({ type: "ok" });
