@@ -35,7 +35,7 @@ export interface FileFetched {
 }
 
 /** Chunk requests in flight during a download: a few chunks of memory, whatever the file's size. */
-const READ_AHEAD = 8;
+export const READ_AHEAD = 8;
 
 /** The temporary name of a download in `dir`: hidden, and fixed per file, so a rerun finds it. */
 export const partialName = (dir: string, id: string) => join(dir, `.parley-${id}.part`);

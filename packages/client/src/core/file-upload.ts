@@ -1,6 +1,6 @@
 // Sending a file to a contact (PROTOCOL.md §14): the file is read 64 KiB at a time (never whole),
 // hashed as it goes, each chunk sealed (FileCipher) and written in order to a blob on the
-// contact's relay; then the manifest goes out as a ratchet message, with a text's outbox and
+// contact's relay, several in flight (chunk-pipeline.ts); then the manifest goes out as a ratchet message, with a text's outbox and
 // receipts. The upload's record (blob id, tokens, path) is kept from the start, so an interrupted
 // upload resumes at the chunk the relay says it has (blobStatus), after a restart of either side.
 import { createHash, randomBytes } from "node:crypto";
@@ -17,9 +17,9 @@ import {
   toHex,
 } from "@parley/protocol";
 import { ClientError } from "../errors.js";
-import { RelayRequestError } from "../relay-connection.js";
 import type { FileRecord, MessageRecord, MessageStatus } from "../store/records.js";
 import { type BlobLink, isUnknownBlob, transferError } from "./blobs.js";
+import { putChunks } from "./chunk-pipeline.js";
 import { type Contacts, encryptTo, keyChangedError } from "./contacts.js";
 import type { Context } from "./context.js";
 import type { Delivery } from "./delivery.js";
@@ -146,25 +146,43 @@ export class FileUpload {
     const hash = createHash("sha256");
     const buf = Buffer.alloc(FILE_CHUNK_BYTES);
     let handle: FileHandle | undefined;
-    let sent = 0;
+    let stored = written;
     try {
-      handle = await open(rec.path!, "r");
-      for (let i = 0; i < rec.chunkCount; i++) {
+      const file = await open(rec.path!, "r");
+      handle = file;
+      const read = async (i: number) => {
         const length = fileChunkSize(rec.size, i);
         const chunk = buf.subarray(0, length);
-        const { bytesRead } = await handle.read(chunk, 0, length, i * FILE_CHUNK_BYTES);
+        const { bytesRead } = await file.read(chunk, 0, length, i * FILE_CHUNK_BYTES);
         if (bytesRead !== length) throw changed(rec);
-        hash.update(chunk);
-        if (i < written) continue;
-        const sealed = cipher.seal(i, i === rec.chunkCount - 1, chunk);
-        await putPaced(link, blobId, writeToken, i, sealed);
-        sent++;
-        progress?.(Math.min(rec.size, (i + 1) * FILE_CHUNK_BYTES), rec.size);
-        if ((i + 1) % SAVE_EVERY === 0) this.files.put({ ...rec, next: i + 1 });
-      }
-      if ((await handle.stat()).size !== rec.size) throw changed(rec);
+        return chunk;
+      };
+      // The file's hash covers every chunk, those the relay has too; each is hashed once, in order.
+      let hashed = 0;
+      for (; hashed < written; hashed++) hash.update(await read(hashed));
+      await putChunks({
+        link,
+        blobId,
+        writeToken,
+        from: written,
+        count: rec.chunkCount,
+        seal: async (i) => {
+          const chunk = await read(i);
+          if (i === hashed) {
+            hash.update(chunk);
+            hashed++;
+          }
+          return cipher.seal(i, i === rec.chunkCount - 1, chunk);
+        },
+        stored: (next) => {
+          stored = next;
+          progress?.(Math.min(rec.size, next * FILE_CHUNK_BYTES), rec.size);
+          if (next % SAVE_EVERY === 0) this.files.put({ ...rec, next });
+        },
+      });
+      if ((await file.stat()).size !== rec.size) throw changed(rec);
     } catch (e) {
-      this.files.put({ ...rec, next: written + sent });
+      this.files.put({ ...rec, next: stored });
       if (e instanceof ClientError) {
         this.files.put({ ...rec, state: "failed", error: e.message });
         throw e;
@@ -184,7 +202,7 @@ export class FileUpload {
     }
     progress?.(rec.size, rec.size);
     rec.sha256 = hash.digest("hex");
-    return sent;
+    return stored - written;
   }
 
   /** Sends the manifest of an uploaded file, with the outbox and receipts of a text. */
@@ -248,33 +266,6 @@ export class FileUpload {
       expiresAt: rec.expiresAt!,
       uploadedChunks,
     };
-  }
-}
-
-/** First wait after the relay says the upload is going faster than its upload rate; it doubles up to the most. */
-const PACE_FIRST_MS = 50;
-const PACE_MOST_MS = 2000;
-
-/**
- * Writes a chunk, waiting and trying again while the relay answers RATE_LIMITED: a relay paces
- * each connection's uploads (§14.2, its `limits.uploadBytesPerSecondPerConnection`) and stores
- * nothing it refused, so the same chunk is simply sent again.
- */
-async function putPaced(
-  link: BlobLink,
-  blobId: Uint8Array,
-  writeToken: Uint8Array,
-  index: number,
-  sealed: Uint8Array,
-): Promise<void> {
-  for (let wait = PACE_FIRST_MS; ; wait = Math.min(wait * 2, PACE_MOST_MS)) {
-    try {
-      await link.putChunk(blobId, writeToken, index, sealed);
-      return;
-    } catch (e) {
-      if (!(e instanceof RelayRequestError && e.code === "RATE_LIMITED")) throw e;
-    }
-    await new Promise((r) => setTimeout(r, wait));
   }
 }
 
