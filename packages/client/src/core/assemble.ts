@@ -31,6 +31,7 @@ import { Payloads } from "./payloads.js";
 import { Receipts } from "./receipts.js";
 import { RelayPool } from "./relays.js";
 import { Sending } from "./sending.js";
+import { UploadResume } from "./upload-resume.js";
 
 export interface Core {
   readonly publisher: Publisher;
@@ -56,6 +57,7 @@ export interface Core {
   readonly files: Files;
   readonly fileUpload: FileUpload;
   readonly fileDownload: FileDownload;
+  readonly uploadResume: UploadResume;
   readonly groupRekey: GroupRekey;
 }
 
@@ -103,6 +105,7 @@ export function assemble(ctx: Context, tables: Tables): Core {
     listened: () => {
       inbox.lastDelivery = Date.now();
     },
+    resumeUploads: (now) => uploadResume.poke(now),
   });
   const delivery: Delivery = new Delivery(ctx, outbox, contacts, messages, receipts, pool, live, publisher, {
     release: () => {
@@ -117,6 +120,7 @@ export function assemble(ctx: Context, tables: Tables): Core {
     pool.connect(url),
   );
   const fileDownload = new FileDownload(ctx, files, (url) => pool.connect(url));
+  const uploadResume: UploadResume = new UploadResume(ctx, files, contacts, fileUpload);
   const invitations: Invitations = new Invitations(
     ctx,
     tables.invitations,
@@ -216,6 +220,7 @@ export function assemble(ctx: Context, tables: Tables): Core {
     files,
     fileUpload,
     fileDownload,
+    uploadResume,
     groupRekey,
   };
 }

@@ -31,6 +31,13 @@ import type { Progress } from "./types.js";
 
 /** Chunks between two notes of the upload's progress in the store (the relay's count is what counts). */
 const SAVE_EVERY = 64;
+/**
+ * An upload is claimed by the process sending it (FileRecord.uploader), so that a sync or the
+ * terminal UI does not continue an upload that another parley process is still sending. A claim
+ * lapses once its process is gone (a crash, kill -9), or when it was not renewed for CLAIM_MS.
+ */
+const CLAIM_MS = 60_000;
+const RENEW_MS = 15_000;
 
 export interface FileSent {
   readonly contact: string;
@@ -49,13 +56,16 @@ export interface FileSent {
 export class FileUpload {
   constructor(
     private readonly ctx: Context,
-    private readonly files: Pick<Files, "put" | "uploading" | "find">,
+    private readonly files: Pick<Files, "get" | "put" | "uploading" | "find">,
     private readonly contacts: Pick<Contacts, "findListed" | "get" | "put">,
     private readonly messages: Pick<Messages, "add" | "bySeq">,
     private readonly outbox: Pick<Outbox, "enqueue">,
     private readonly delivery: Pick<Delivery, "flush">,
     private readonly connect: (relay: string) => Promise<BlobLink>,
   ) {}
+
+  /** Ids of the uploads this process is sending now. */
+  private readonly sending = new Set<string>();
 
   /** See Client.sendFile(). */
   async send(name: string, path: string, progress?: Progress): Promise<FileSent> {
@@ -74,7 +84,11 @@ export class FileUpload {
         .find(
           (f) => f.conversation === id && f.path === abs && f.size === st.size && f.mtimeMs === st.mtimeMs,
         );
-      if (earlier) return earlier;
+      if (earlier) {
+        const busy = this.busy(earlier);
+        if (busy) throw new ClientError("LOCKED", busy);
+        return this.claimed(earlier);
+      }
       const fresh: FileRecord = {
         id: toHex(newMessageId()),
         direction: "out",
@@ -94,11 +108,56 @@ export class FileUpload {
         state: "uploading",
         createdAt: Date.now(),
       };
-      this.files.put(fresh);
-      return fresh;
+      return this.claimed(fresh);
     });
+    try {
+      return await this.finish(rec, progress);
+    } finally {
+      this.release(rec);
+    }
+  }
+
+  /**
+   * Claims a pending upload for this process (see CLAIM_MS): the record, or null when it is not
+   * pending any more or another process (or this one) is sending it. release() when done.
+   */
+  claim(id: string): FileRecord | null {
+    return this.ctx.tx(() => {
+      const rec = this.files.get(id);
+      if (rec?.direction !== "out" || rec.state !== "uploading" || this.busy(rec)) return null;
+      return this.claimed(rec);
+    });
+  }
+
+  /** Uploads the chunks a claimed upload still lacks, then sends its manifest. */
+  async finish(rec: FileRecord, progress?: Progress): Promise<FileSent> {
     const uploaded = await this.upload(rec, progress);
     return this.offer(rec, uploaded);
+  }
+
+  /** Lets go of a claim (the record as it now is keeps its state). */
+  release(rec: FileRecord): void {
+    this.sending.delete(rec.id);
+    this.ctx.tx(() => {
+      const now = this.files.get(rec.id);
+      if (now?.uploader?.pid === process.pid) this.files.put({ ...now, uploader: undefined });
+    });
+  }
+
+  /** Why an upload cannot be claimed now, or null: it is being sent, here or by a live process. */
+  private busy(rec: FileRecord): string | null {
+    if (this.sending.has(rec.id)) return `${rec.name} is being sent already; its upload goes on`;
+    const u = rec.uploader;
+    if (!u || u.pid === process.pid || u.until <= Date.now() || !alive(u.pid)) return null;
+    return `${rec.name} is being sent already, by another parley process (pid ${u.pid}); its upload goes on there`;
+  }
+
+  /** The record claimed for this process and written (in the caller's transaction). */
+  private claimed(rec: FileRecord): FileRecord {
+    const claimed = { ...rec, uploader: { pid: process.pid, until: Date.now() + CLAIM_MS } };
+    this.files.put(claimed);
+    this.sending.add(rec.id);
+    return claimed;
   }
 
   /**
@@ -147,9 +206,19 @@ export class FileUpload {
     const buf = Buffer.alloc(FILE_CHUNK_BYTES);
     let handle: FileHandle | undefined;
     let stored = written;
+    let renewed = Date.now();
     try {
-      const file = await open(rec.path!, "r");
+      const file = await open(rec.path!, "r").catch((e: NodeJS.ErrnoException) => {
+        throw new ClientError(
+          "USAGE",
+          `cannot read ${rec.path}: ${e.code === "ENOENT" ? "no such file" : e.code}; send it again`,
+        );
+      });
       handle = file;
+      // Resumed later (by a sync, say): the file must still be the one whose chunks the relay has.
+      const st = await file.stat();
+      if (st.size !== rec.size || (rec.mtimeMs !== undefined && st.mtimeMs !== rec.mtimeMs))
+        throw changed(rec);
       const read = async (i: number) => {
         const length = fileChunkSize(rec.size, i);
         const chunk = buf.subarray(0, length);
@@ -177,7 +246,12 @@ export class FileUpload {
         stored: (next) => {
           stored = next;
           progress?.(Math.min(rec.size, next * FILE_CHUNK_BYTES), rec.size);
-          if (next % SAVE_EVERY === 0) this.files.put({ ...rec, next });
+          const now = Date.now();
+          if (now - renewed >= RENEW_MS) {
+            renewed = now;
+            rec.uploader = { pid: process.pid, until: now + CLAIM_MS };
+            this.files.put({ ...rec, next });
+          } else if (next % SAVE_EVERY === 0) this.files.put({ ...rec, next });
         },
       });
       if ((await file.stat()).size !== rec.size) throw changed(rec);
@@ -266,6 +340,17 @@ export class FileUpload {
       expiresAt: rec.expiresAt!,
       uploadedChunks,
     };
+  }
+}
+
+/** Is process `pid` running (on this machine, where the store is)? */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    // EPERM: it runs, as another user.
+    return (e as NodeJS.ErrnoException).code === "EPERM";
   }
 }
 

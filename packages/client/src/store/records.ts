@@ -281,6 +281,8 @@ export interface FileRecord {
   readTokens?: string[];
   /** out: chunks the relay held at the last count (it says, on resume, how many it has). */
   next?: number;
+  /** out: the process sending it now, and until when its claim holds unless renewed (file-upload.ts). */
+  uploader?: { pid: number; until: number };
   /** in: my read token. */
   readToken?: string;
   /** in: where it was saved. */

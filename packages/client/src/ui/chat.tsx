@@ -33,6 +33,7 @@ import { StatusBar } from "./status-bar.js";
 import { copyToClipboard } from "./terminal.js";
 import { colour } from "./theme.js";
 import { useKeyQueue, useKeys } from "./use-keys.js";
+import { useResumedUploads } from "./use-resumed-uploads.js";
 import { useTerminalSize } from "./use-terminal-size.js";
 
 export interface ChatProps {
@@ -182,6 +183,9 @@ export function Chat({ client, localOnly, onQuit, onRelay, notifier }: ChatProps
       clearInterval(timer);
     };
   }, [client, stdout, refresh, keyQueue, notifier, setNotice, setSelected]);
+
+  // Uploads live mode continues: their progress in the transfer line.
+  useResumedUploads(client, setTransfer, setNotice, refresh);
 
   // A conversation on screen: what the notifier held back for it is dropped.
   useEffect(() => {

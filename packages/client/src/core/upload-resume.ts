@@ -1,0 +1,115 @@
+// Continuing uploads that stopped part-way (PROTOCOL.md §14.4): a `parley send-file` killed, a
+// relay that went away, a terminal UI closed in the middle of a /file. A sync continues every such
+// upload that no other process is sending, and so does live mode: when it starts, when a relay
+// comes back, and now and then. Each goes on from the relay's count (blobStatus) and ends with
+// its offer, as `send-file` does; its progress is an "upload" event.
+import { FILE_CHUNK_BYTES } from "@parley/protocol";
+import { ClientError } from "../errors.js";
+import type { FileRecord } from "../store/records.js";
+import type { Contacts } from "./contacts.js";
+import { type Context, warn } from "./context.js";
+import type { FileUpload } from "./file-upload.js";
+import type { Files } from "./files.js";
+import type { FlushReport, UploadProgress } from "./types.js";
+
+/** Live mode looks for uploads to continue at most this often, besides a start and a relay's return. */
+const RECHECK_MS = 30_000;
+
+export class UploadResume {
+  /** The pass under way, and whether another was asked for meanwhile. */
+  private running: Promise<FlushReport> | null = null;
+  private again = false;
+  private notBefore = 0;
+
+  constructor(
+    private readonly ctx: Context,
+    private readonly files: Pick<Files, "uploading" | "get">,
+    private readonly contacts: Pick<Contacts, "get">,
+    private readonly upload: Pick<FileUpload, "claim" | "finish" | "release">,
+  ) {}
+
+  /**
+   * Continues every pending upload that no other process is sending, one after another; resolves
+   * with the relays that could not be reached and the refusals. A pass already under way is
+   * joined, not doubled.
+   */
+  resume(): Promise<FlushReport> {
+    this.running ??= this.pass().finally(() => {
+      this.running = null;
+      this.notBefore = Date.now() + RECHECK_MS;
+    });
+    return this.running;
+  }
+
+  /**
+   * Live mode: a pass in the background, `now` (live mode starts, a relay is back) or when one is
+   * due. A refusal is a warning; an unreachable relay is its link's to report, and its return
+   * starts another pass.
+   */
+  poke(now: boolean): void {
+    if (this.running) {
+      if (now) this.again = true;
+      return;
+    }
+    if (!now && Date.now() < this.notBefore) return;
+    this.again = false;
+    void this.resume()
+      .then(({ refused }) => {
+        for (const r of refused) warn(this.ctx, r);
+        if (this.again) this.poke(true);
+      })
+      .catch((e: unknown) => warn(this.ctx, `continuing uploads: ${(e as Error).message}`));
+  }
+
+  /** Resolves once no pass is under way (for a client that stops). */
+  async settled(): Promise<void> {
+    this.again = false;
+    while (this.running) await this.running.catch(() => {});
+  }
+
+  private async pass(): Promise<FlushReport> {
+    const unreachable = new Set<string>();
+    const refused: string[] = [];
+    for (const pending of this.files.uploading()) {
+      const contact = this.contacts.get(pending.conversation);
+      // A contact whose key changed holds its uploads, as it holds its outbox, until verified.
+      if (!contact || contact.keyChanged) continue;
+      const rec = this.upload.claim(pending.id);
+      if (!rec) continue;
+      const report = (state: UploadProgress["state"], done: number, error?: string) =>
+        this.ctx.emitter.emit("upload", {
+          id: rec.id,
+          contact: contact.name,
+          name: rec.name,
+          done,
+          total: rec.size,
+          state,
+          ...(error === undefined ? {} : { error }),
+        });
+      let done = Math.min(rec.size, (rec.next ?? 0) * FILE_CHUNK_BYTES);
+      try {
+        report("uploading", done);
+        await this.upload.finish(rec, (d) => {
+          done = d;
+          report("uploading", d);
+        });
+        report("sent", rec.size);
+      } catch (e) {
+        const message = e instanceof Error ? e.message : String(e);
+        const sent = this.sent(rec);
+        report(sent ? "sent" : "stopped", sent ? rec.size : done, message);
+        if (e instanceof ClientError && e.code === "UNREACHABLE") unreachable.add(rec.relay);
+        else if (e instanceof ClientError && e.code === "RELAY_REFUSED") refused.push(message);
+        else warn(this.ctx, message);
+      } finally {
+        this.upload.release(rec);
+      }
+    }
+    return { unreachable: [...unreachable], refused };
+  }
+
+  /** Is the file on the relay, its offer made (perhaps waiting in the outbox)? */
+  private sent(rec: FileRecord): boolean {
+    return this.files.get(rec.id)?.state === "sent";
+  }
+}
