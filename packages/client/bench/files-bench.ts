@@ -12,7 +12,8 @@
 //   BENCH_ROUNDS (default 3), BENCH_RELAY_STORAGE (the relay's --storage: sqlite, the default,
 //   or memory, or both as "sqlite,memory": each gets its own relay process and rounds),
 //   BENCH_CPU_PROF (a directory: the relay and bare server write V8 CPU profiles there, as
-//   `node --cpu-prof` does, and this process one of each relay upload and download).
+//   `node --cpu-prof` does, and this process one of each relay upload and download),
+//   BENCH_FILE_WORK=caller (the client's chunk crypto in its main thread instead of its worker).
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -25,6 +26,7 @@ import { WebSocket } from "ws";
 import { Client } from "../src/client.js";
 import { UPLOAD_IN_FLIGHT } from "../src/core/chunk-pipeline.js";
 import { READ_AHEAD } from "../src/core/file-download.js";
+import { fileWork, inlineWork, setFileWork } from "../src/core/file-work.js";
 import { resolvePaths } from "../src/paths.js";
 
 const MiB = 1024 * 1024;
@@ -331,7 +333,11 @@ function table(r: Result): string[] {
 console.log(
   `bench:files: ${FILE_MIB} MiB (${CHUNKS} chunks of ${FILE_CHUNK_BYTES / 1024} KiB) through a local relay vs a bare ws server; ` +
     `in flight: ${UPLOAD_IN_FLIGHT} puts, ${DOWNLOAD_IN_FLIGHT} gets. "this process" is the client (both Alice and Bob) ` +
-    "or the baseline's load generator. BENCH_FILE_MIB=1024 checks the issue's peak RSS under 200 MiB for a 1 GiB file.",
+    "or the baseline's load generator, all its threads. BENCH_FILE_MIB=1024 checks the issue's peak RSS under 200 MiB for a 1 GiB file.",
+);
+if (process.env.BENCH_FILE_WORK === "caller") setFileWork(inlineWork());
+console.log(
+  `the client seals, opens and hashes chunks in ${(await fileWork()).thread === "worker" ? "a worker thread" : "its main thread"}`,
 );
 try {
   const file = makeFile();

@@ -1,17 +1,15 @@
 // Sending a file to a contact (PROTOCOL.md §14): the file is read 64 KiB at a time (never whole),
-// hashed as it goes, each chunk sealed (FileCipher) and written in order to a blob on the
+// hashed as it goes, each chunk sealed (FileCipher, in a worker thread: file-work.ts) and written in order to a blob on the
 // contact's relay, several in flight (chunk-pipeline.ts); then the manifest goes out as a ratchet message, with a text's outbox and
 // receipts. The upload's record (blob id, tokens, path) is kept from the start, so an interrupted
 // upload resumes at the chunk the relay says it has (blobStatus), after a restart of either side.
-import { createHash, randomBytes } from "node:crypto";
-import { type FileHandle, open, stat } from "node:fs/promises";
+import { randomBytes } from "node:crypto";
+import { stat } from "node:fs/promises";
 import { resolve } from "node:path";
 import {
   FILE_CHUNK_BYTES,
   FILE_CHUNK_OVERHEAD,
-  FileCipher,
   fileChunkCount,
-  fileChunkSize,
   fromHex,
   newMessageId,
   toHex,
@@ -24,6 +22,7 @@ import { type Contacts, encryptTo, keyChangedError } from "./contacts.js";
 import type { Context } from "./context.js";
 import type { Delivery } from "./delivery.js";
 import { mediaTypeOf, sentFileName } from "./file-names.js";
+import { FileJobError, fileWork } from "./file-work.js";
 import type { Files } from "./files.js";
 import type { Messages } from "./messages.js";
 import type { Outbox } from "./outbox.js";
@@ -38,6 +37,8 @@ const SAVE_EVERY = 64;
  */
 const CLAIM_MS = 60_000;
 const RENEW_MS = 15_000;
+/** Chunks asked of the file worker ahead of the one the upload sends. */
+const SEAL_AHEAD = 4;
 
 export interface FileSent {
   readonly contact: string;
@@ -201,47 +202,55 @@ export class FileUpload {
     } catch (e) {
       throw transferError(rec.relay, what, e);
     }
-    const cipher = new FileCipher(fromHex(rec.fileKey));
-    const hash = createHash("sha256");
-    const buf = Buffer.alloc(FILE_CHUNK_BYTES);
-    let handle: FileHandle | undefined;
     let stored = written;
     let renewed = Date.now();
+    const work = await fileWork();
+    const job = work.job();
     try {
-      const file = await open(rec.path!, "r").catch((e: NodeJS.ErrnoException) => {
+      // Resumed later (by a sync, say): the file must still be the one whose chunks the relay has.
+      const st = await stat(rec.path!).catch((e: NodeJS.ErrnoException) => {
         throw new ClientError(
           "USAGE",
           `cannot read ${rec.path}: ${e.code === "ENOENT" ? "no such file" : e.code}; send it again`,
         );
       });
-      handle = file;
-      // Resumed later (by a sync, say): the file must still be the one whose chunks the relay has.
-      const st = await file.stat();
       if (st.size !== rec.size || (rec.mtimeMs !== undefined && st.mtimeMs !== rec.mtimeMs))
         throw changed(rec);
-      const read = async (i: number) => {
-        const length = fileChunkSize(rec.size, i);
-        const chunk = buf.subarray(0, length);
-        const { bytesRead } = await file.read(chunk, 0, length, i * FILE_CHUNK_BYTES);
-        if (bytesRead !== length) throw changed(rec);
-        return chunk;
+      // The file's hash covers every chunk, those the relay has too: the worker hashes those first.
+      await work.call({
+        op: "upload",
+        job,
+        path: rec.path!,
+        fileKey: fromHex(rec.fileKey),
+        size: rec.size,
+        chunkCount: rec.chunkCount,
+        hashed: written,
+      });
+      const count = rec.chunkCount;
+      // A few chunks asked for ahead, so that the next is sealed while this one goes out.
+      const asked = new Map<number, Promise<Uint8Array>>();
+      let askedTo = written;
+      const ask = (i: number) => {
+        const p = work.call({ op: "seal", job, index: i }).then((r) => r.sealed!);
+        p.catch(() => {}); // awaited when its turn comes
+        asked.set(i, p);
       };
-      // The file's hash covers every chunk, those the relay has too; each is hashed once, in order.
-      let hashed = 0;
-      for (; hashed < written; hashed++) hash.update(await read(hashed));
       await putChunks({
         link,
         blobId,
         writeToken,
         from: written,
-        count: rec.chunkCount,
-        seal: async (i) => {
-          const chunk = await read(i);
-          if (i === hashed) {
-            hash.update(chunk);
-            hashed++;
+        count,
+        seal: (i) => {
+          // Asked again after a refusal: what was asked ahead is dropped (and was hashed already).
+          if (!asked.has(i)) {
+            asked.clear();
+            askedTo = i;
           }
-          return cipher.seal(i, i === rec.chunkCount - 1, chunk);
+          for (; askedTo < Math.min(count, i + SEAL_AHEAD); askedTo++) ask(askedTo);
+          const sealed = asked.get(i)!;
+          asked.delete(i);
+          return sealed;
         },
         stored: (next) => {
           stored = next;
@@ -254,9 +263,10 @@ export class FileUpload {
           } else if (next % SAVE_EVERY === 0) this.files.put({ ...rec, next });
         },
       });
-      if ((await file.stat()).size !== rec.size) throw changed(rec);
-    } catch (e) {
+      rec.sha256 = (await work.call({ op: "finish", job })).sha256!;
+    } catch (caught) {
       this.files.put({ ...rec, next: stored });
+      const e = caught instanceof FileJobError ? jobError(rec, caught) : caught;
       if (e instanceof ClientError) {
         this.files.put({ ...rec, state: "failed", error: e.message });
         throw e;
@@ -271,11 +281,9 @@ export class FileUpload {
       }
       throw transferError(rec.relay, what, e);
     } finally {
-      cipher.wipe();
-      await handle?.close();
+      await work.call({ op: "end", job }).catch(() => {});
     }
     progress?.(rec.size, rec.size);
-    rec.sha256 = hash.digest("hex");
     return stored - written;
   }
 
@@ -352,6 +360,12 @@ function alive(pid: number): boolean {
     // EPERM: it runs, as another user.
     return (e as NodeJS.ErrnoException).code === "EPERM";
   }
+}
+
+/** The file's reading failed: it changed under the upload, or cannot be read. */
+function jobError(rec: FileRecord, e: FileJobError): ClientError {
+  if (e.kind === "changed") return changed(rec);
+  return new ClientError("USAGE", `cannot read ${rec.path}: ${e.message}; send it again`);
 }
 
 const changed = (rec: FileRecord) =>

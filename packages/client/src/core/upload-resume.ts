@@ -20,6 +20,8 @@ export class UploadResume {
   private running: Promise<FlushReport> | null = null;
   private again = false;
   private notBefore = 0;
+  /** Refusals live mode has shown since the last pass without any: each is said once. */
+  private readonly said = new Set<string>();
 
   constructor(
     private readonly ctx: Context,
@@ -55,7 +57,10 @@ export class UploadResume {
     this.again = false;
     void this.resume()
       .then(({ refused }) => {
-        for (const r of refused) warn(this.ctx, r);
+        // A relay that keeps refusing (its storage full) is tried every RECHECK_MS, said once.
+        if (refused.length === 0) this.said.clear();
+        for (const r of refused) if (!this.said.has(r)) warn(this.ctx, r);
+        for (const r of refused) this.said.add(r);
         if (this.again) this.poke(true);
       })
       .catch((e: unknown) => warn(this.ctx, `continuing uploads: ${(e as Error).message}`));
