@@ -93,6 +93,8 @@ export class FileJobs {
           hashed: 0,
         };
         this.jobs.set(r.job, job);
+        // The cipher holds the key it derived; this copy of the file key is not needed any more.
+        r.fileKey.fill(0);
         const upTo = r.op === "upload" ? r.hashed : r.done;
         while (job.hashed < upTo) job.hash.update(this.read(job, job.hashed++));
         return none;
