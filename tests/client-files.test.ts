@@ -3,7 +3,8 @@
 // large file to a group of three is uploaded once and fetched by both other members, and its
 // bytes leave the relay's disk after the last one's download; a flipped byte in a stored chunk
 // fails the fetch with a clear error and leaves no file; an unknown file id and an unreachable
-// relay have their own exit statuses.
+// relay have their own exit statuses; a send-file killed mid-upload is finished by the next sync.
+import { spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { readdir, readFile, writeFile } from "node:fs/promises";
@@ -19,6 +20,8 @@ import {
   freePort,
   homesFor,
   newDir,
+  PARLEY,
+  PASSPHRASE,
   type ParleyEvent,
   parley,
   ROOT,
@@ -103,6 +106,43 @@ const fileEvents = (events: ParleyEvent[]) =>
     name: string;
     size: number;
   })[];
+
+/** The relay's count of stored file bytes (its transparency statement). */
+async function blobBytes(url: string): Promise<number> {
+  const res = await fetch(`${url.replace("ws://", "http://")}/transparency`);
+  return ((await res.json()) as { counters: { blobBytes: number } }).counters.blobBytes;
+}
+
+/** Runs `parley send-file` and SIGKILLs it once the relay holds `atLeast` file bytes; how it ended. */
+async function killSendFile(home: string, args: string[], relayUrl: string, atLeast: number) {
+  const xdg = await newDir("parley-xdg-");
+  const proc = spawn(PARLEY[0]!, [...PARLEY.slice(1), "--home", home, "send-file", ...args], {
+    cwd: ROOT,
+    env: {
+      ...process.env,
+      PARLEY_PASSPHRASE: PASSPHRASE,
+      PARLEY_SCRYPT_LOG_N: "10",
+      XDG_DATA_HOME: join(xdg, "d"),
+      XDG_CONFIG_HOME: join(xdg, "c"),
+    },
+    stdio: ["ignore", "ignore", "ignore"],
+  });
+  const ended = new Promise<string | number | null>((resolve) =>
+    proc.once("exit", (c, sig) => resolve(sig ?? c)),
+  );
+  let done = false;
+  void ended.then(() => {
+    done = true;
+  });
+  while (!done) {
+    if ((await blobBytes(relayUrl)) >= atLeast) {
+      proc.kill("SIGKILL");
+      break;
+    }
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  return ended;
+}
 
 describe("parley send-file, files, fetch", () => {
   it("§14.3 a 50 MiB random file goes from Alice to Bob byte for byte, and the relay's data holds none of it in the clear", {
@@ -256,6 +296,40 @@ describe("parley send-file, files, fetch", () => {
     const dest = await newDir();
     await parley(bob, ["fetch", fileEvents(events)[0]!.id, "--out", dest]);
     expect(await fileSha256(join(dest, "a.txt"))).toBe(file.sha);
+  });
+
+  it("§14.4 send-file killed (SIGKILL) mid-upload: `parley sync` continues it from the relay's count and sends the offer; Bob's file is byte for byte", {
+    timeout: 180_000,
+  }, async () => {
+    // The relay's default upload rate (8 MiB/s a connection) makes a 24 MiB upload last seconds.
+    const relay = await startRelay(["--storage", "sqlite", "--data-dir", await newDir("parley-relay-data-")]);
+    const { alice, bob } = await aliceAndBob(relay.url);
+    const src = await newDir();
+    const size = 24 * MiB + 5;
+    const file = await randomFile(src, "big.bin", size);
+    const end = await killSendFile(alice, ["Bob", file.path], relay.url, 2 * MiB);
+    // It really died mid-way (had it finished first, this test would prove nothing).
+    expect(end).toBe("SIGKILL");
+    const stored = await blobBytes(relay.url);
+    expect(stored).toBeLessThan(size);
+    expect((await parley(alice, ["files", "--json"])).events).toMatchObject([
+      { name: "big.bin", state: "uploading" },
+    ]);
+
+    const synced = await parley(alice, ["sync", "--json"]);
+    expect(synced.stderr).toContain("big.bin is on the relay, offered to Bob: its upload was continued");
+    expect((await parley(alice, ["files", "--json"])).events).toMatchObject([
+      { name: "big.bin", state: "sent" },
+    ]);
+    // One blob, written once: what the relay holds is the sealed file, no more.
+    expect(await blobBytes(relay.url)).toBe(size + Math.ceil(size / 65_536) * 16);
+
+    const events = await syncUntil(bob, (ev) => fileEvents(ev).length > 0);
+    const [offer] = fileEvents(events);
+    expect(offer).toMatchObject({ name: "big.bin", size });
+    const dest = await newDir();
+    await parley(bob, ["fetch", offer!.id, "--out", dest]);
+    expect(await fileSha256(join(dest, "big.bin"))).toBe(file.sha);
   });
 
   it("§14.4 a chunk altered between the relay's store and Bob fails the fetch with a clear error (exit 15) and leaves no file", {

@@ -4,35 +4,43 @@
 // sealing, the store's records, writing and checking); the far end is a relay process, or for
 // the baseline a bare `ws` server process (files-bare-server.ts) that counts put frames and
 // answers get frames with a chunk-sized reply. The baseline keeps as many chunks in flight as the
-// client does: one put at a time on upload (file-upload.ts awaits each putChunk), READ_AHEAD (8)
-// gets on download (file-download.ts), in frames the size of a full putChunk / chunk reply.
+// client does at most: UPLOAD_IN_FLIGHT puts on upload (chunk-pipeline.ts), READ_AHEAD gets on
+// download (file-download.ts), in frames the size of a full putChunk / chunk reply.
 // Rounds alternate relay and baseline so both see the same machine load; medians are printed.
 //
 //   BENCH_FILE_MIB (default 100; 1024 for the issue's "peak RSS under 200 MiB for a 1 GiB file"),
 //   BENCH_ROUNDS (default 3), BENCH_RELAY_STORAGE (the relay's --storage: sqlite, the default,
-//   or memory, or both as "sqlite,memory": each gets its own relay process and rounds).
+//   or memory, or both as "sqlite,memory": each gets its own relay process and rounds),
+//   BENCH_CPU_PROF (a directory: the relay and bare server write V8 CPU profiles there, as
+//   `node --cpu-prof` does, and this process one of each relay upload and download),
+//   BENCH_FILE_WORK=caller (the client's chunk crypto in its main thread instead of its worker).
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { Session } from "node:inspector/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { FILE_CHUNK_BYTES, fileChunkCount, SEALED_CHUNK_BYTES } from "@parley/protocol";
 import { WebSocket } from "ws";
 import { Client } from "../src/client.js";
+import { UPLOAD_IN_FLIGHT } from "../src/core/chunk-pipeline.js";
+import { READ_AHEAD } from "../src/core/file-download.js";
+import { fileWork, inlineWork, setFileWork } from "../src/core/file-work.js";
 import { resolvePaths } from "../src/paths.js";
 
 const MiB = 1024 * 1024;
 const FILE_MIB = Number(process.env.BENCH_FILE_MIB ?? 100);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const STORAGES = (process.env.BENCH_RELAY_STORAGE ?? "sqlite").split(",").map((s) => s.trim());
+const PROFILE_DIR = process.env.BENCH_CPU_PROF;
+const PROFILE = PROFILE_DIR ? ["--cpu-prof", "--cpu-prof-dir", PROFILE_DIR] : [];
 const SIZE = FILE_MIB * MiB;
 const CHUNKS = fileChunkCount(SIZE);
 /** A putChunk frame (header 6, blob id 32, write token 32, index 4) and a chunk reply's, about. */
 const FRAME_BYTES = 6 + 32 + 32 + 4 + SEALED_CHUNK_BYTES;
-/** What file-upload.ts and file-download.ts keep in flight (kept in step by hand). */
-const UPLOAD_IN_FLIGHT = 1;
-const DOWNLOAD_IN_FLIGHT = 8;
+/** What the client keeps in flight, at most. */
+const DOWNLOAD_IN_FLIGHT = READ_AHEAD;
 const CLK_TCK = 100;
 const RELAY_CLI = fileURLToPath(new URL("../../relay/src/cli.ts", import.meta.url));
 const BARE_SERVER = fileURLToPath(new URL("./files-bare-server.ts", import.meta.url));
@@ -47,7 +55,7 @@ interface Child {
 
 /** Starts a node process through tsx; resolves when `ready` matches its stdout. */
 async function start(args: string[], ready: RegExp): Promise<Child> {
-  const proc = spawn(process.execPath, ["--conditions=source", "--import", "tsx", ...args], {
+  const proc = spawn(process.execPath, ["--conditions=source", "--import", "tsx", ...PROFILE, ...args], {
     stdio: ["ignore", "pipe", "inherit"],
   });
   let out = "";
@@ -122,6 +130,22 @@ interface Sample {
   readonly nearCpu: number;
   /** CPU ms per MiB in the far process (the relay, or the bare server). */
   readonly farCpu: number;
+}
+
+/** Runs `run`, with BENCH_CPU_PROF writing this process's CPU profile of it to NAME.cpuprofile. */
+async function profiled(name: string, run: () => Promise<void>): Promise<void> {
+  if (!PROFILE_DIR) return run();
+  const session = new Session();
+  session.connect();
+  await session.post("Profiler.enable");
+  await session.post("Profiler.start");
+  try {
+    await run();
+  } finally {
+    const { profile } = await session.post("Profiler.stop");
+    writeFileSync(join(PROFILE_DIR, `${name}.cpuprofile`), JSON.stringify(profile));
+    session.disconnect();
+  }
 }
 
 /** Times `run`, with the CPU both processes spent on it. */
@@ -246,9 +270,11 @@ async function benchStorage(storage: string, file: string): Promise<Result> {
       samples["bare upload"].push(await measure(bare.pid, () => bareUpload(bare.port)));
       let id = "";
       samples["relay upload"].push(
-        await measure(relay.pid, async () => {
-          id = (await alice.sendFile("Bob", file)).id;
-        }),
+        await measure(relay.pid, () =>
+          profiled(`client-${storage}-upload-${r + 1}`, async () => {
+            id = (await alice.sendFile("Bob", file)).id;
+          }),
+        ),
       );
       // Not timed: the offer is a ratchet message like any other; bench:client measures those.
       await bob.sync({ quietMs: 50 });
@@ -258,12 +284,14 @@ async function benchStorage(storage: string, file: string): Promise<Result> {
       let lastChunkAt = 0;
       let fetchedAt = 0;
       samples["relay download"].push(
-        await measure(relay.pid, async () => {
-          await bob.fetchFile(id, out, (done, total) => {
-            if (done === total) lastChunkAt = performance.now();
-          });
-          fetchedAt = performance.now();
-        }),
+        await measure(relay.pid, () =>
+          profiled(`client-${storage}-download-${r + 1}`, async () => {
+            await bob.fetchFile(id, out, (done, total) => {
+              if (done === total) lastChunkAt = performance.now();
+            });
+            fetchedAt = performance.now();
+          }),
+        ),
       );
       fetchTailMs.push(fetchedAt - lastChunkAt);
       rmSync(out, { recursive: true, force: true });
@@ -304,8 +332,12 @@ function table(r: Result): string[] {
 
 console.log(
   `bench:files: ${FILE_MIB} MiB (${CHUNKS} chunks of ${FILE_CHUNK_BYTES / 1024} KiB) through a local relay vs a bare ws server; ` +
-    `in flight: ${UPLOAD_IN_FLIGHT} put, ${DOWNLOAD_IN_FLIGHT} gets. "this process" is the client (both Alice and Bob) ` +
-    "or the baseline's load generator. BENCH_FILE_MIB=1024 checks the issue's peak RSS under 200 MiB for a 1 GiB file.",
+    `in flight: ${UPLOAD_IN_FLIGHT} puts, ${DOWNLOAD_IN_FLIGHT} gets. "this process" is the client (both Alice and Bob) ` +
+    "or the baseline's load generator, all its threads. BENCH_FILE_MIB=1024 checks the issue's peak RSS under 200 MiB for a 1 GiB file.",
+);
+if (process.env.BENCH_FILE_WORK === "caller") setFileWork(inlineWork());
+console.log(
+  `the client seals, opens and hashes chunks in ${(await fileWork()).thread === "worker" ? "a worker thread" : "its main thread"}`,
 );
 try {
   const file = makeFile();

@@ -17,7 +17,12 @@ const { values } = parseArgs({
   options: { outdir: { type: "string" }, entry: { type: "string", multiple: true } },
 });
 const outdir = values.outdir ?? join(pkg, "dist", "bundle");
-const entryPoints = { parley: join(pkg, "src", "cli.ts") };
+// The file transfers' worker thread is a module of its own (src/core/file-work.ts loads it
+// from beside the chunk that starts it).
+const entryPoints = {
+  parley: join(pkg, "src", "cli.ts"),
+  "file-worker": join(pkg, "src", "core", "file-worker.ts"),
+};
 for (const e of values.entry ?? []) {
   const [name, path] = e.split("=");
   if (!name || !path) throw new Error(`--entry wants NAME=PATH, got ${e}`);

@@ -66,6 +66,7 @@ export type {
   RelayLinkState,
   RelayState,
   SafetyView,
+  UploadProgress,
 } from "./core/types.js";
 
 /** Longest a sync runs beyond its --wait, however busy its mailboxes are. */
@@ -349,8 +350,9 @@ export class Client extends EventEmitter<ClientEvents> {
    * message, with a text's outbox and receipts. To a group, one blob with a read token for each
    * other member, on the relay most of them are on, and one manifest each (GroupFileSent has the
    * group's counts). An interrupted upload of the same file to the same contact or group resumes
-   * where the relay stopped. Throws UNREACHABLE when the relay cannot be reached (the upload
-   * resumes on the next try) or when the manifest waits in the outbox.
+   * where the relay stopped (as sync() and live mode continue it); LOCKED while another process
+   * is sending it. Throws UNREACHABLE when the relay cannot be reached (the upload resumes on the
+   * next try) or when the manifest waits in the outbox.
    */
   sendFile(name: string, path: string, progress?: Progress): Promise<FileSent | GroupFileSent> {
     if (this.core.groups.lookup(name)) return this.core.groupFiles.sendFile(name, path, progress);
@@ -417,6 +419,8 @@ export class Client extends EventEmitter<ClientEvents> {
     if (!this.core.live.end()) return;
     await this.core.inbox.processing;
     this.core.pool.disconnect();
+    // An upload it was continuing stops with the connections, and lets go of its claim.
+    await this.core.uploadResume.settled();
   }
 
   /**
@@ -429,8 +433,8 @@ export class Client extends EventEmitter<ClientEvents> {
   }
 
   /**
-   * One synchronisation: deliver the outbox, receive everything pending on every relay, send
-   * receipts. Ends once deliveries have been quiet for `quietMs`; with `waitMs`, waits that long
+   * One synchronisation: deliver the outbox, continue uploads that stopped part-way ("upload"
+   * events), receive everything pending on every relay, send receipts. Ends once deliveries have been quiet for `quietMs`; with `waitMs`, waits that long
    * for a first event when none is pending. Returns the relays that could not be reached.
    */
   async sync(options: { waitMs?: number; quietMs?: number } = {}): Promise<FlushReport> {
@@ -440,8 +444,10 @@ export class Client extends EventEmitter<ClientEvents> {
     const before = publisher.count;
     const first = await this.flush({ force: true });
     const listened = await this.listen();
-    const unreachable = new Set([...first.unreachable, ...listened.unreachable]);
-    const refused = new Set([...first.refused, ...listened.refused]);
+    // Uploads that stopped part-way (a send-file killed, a relay gone) go on, and their offers out.
+    const uploads = await this.core.uploadResume.resume();
+    const unreachable = new Set([...first.unreachable, ...listened.unreachable, ...uploads.unreachable]);
+    const refused = new Set([...first.refused, ...listened.refused, ...uploads.refused]);
     const deadline = start + (options.waitMs ?? 0);
     // However busy the mailboxes (a contact sending non-stop, a relay replaying), a sync ends.
     const cap = deadline + SYNC_CAP_MS;

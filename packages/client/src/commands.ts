@@ -5,7 +5,7 @@ import { parseArgs } from "node:util";
 import { relayUrlProblem } from "@parley/protocol";
 import QRCode from "qrcode";
 import { firstLine, usage, type Values } from "./args.js";
-import { Client, type FileFetched, type FileSent, type GroupFileSent } from "./client.js";
+import { Client, type FileFetched, type FileSent, type FlushReport, type GroupFileSent } from "./client.js";
 import { ClientError } from "./errors.js";
 import { checkGroupArgs, listGroups, runGroup } from "./group-commands.js";
 import { groupCounts } from "./group-words.js";
@@ -19,6 +19,7 @@ import {
   shellQuote,
   statusLine,
   time,
+  uploadMeters,
 } from "./output.js";
 import { readPassphrase } from "./passphrase.js";
 import { type Paths, resolvePaths } from "./paths.js";
@@ -239,7 +240,16 @@ export async function runCommand(command: string, rest: string[], globals: Value
       }
       case "sync": {
         client.on("event", (ev) => printEvent(out, ev));
-        const { unreachable, refused } = await client.sync({ waitMs: (waitSeconds ?? 0) * 1000 });
+        // Uploads that stopped part-way are continued by the sync: a progress line each.
+        const uploads = uploadMeters((text) => out.note(text));
+        client.on("upload", uploads.update);
+        let report: FlushReport;
+        try {
+          report = await client.sync({ waitMs: (waitSeconds ?? 0) * 1000 });
+        } finally {
+          uploads.end();
+        }
+        const { unreachable, refused } = report;
         if (unreachable.length > 0) {
           throw new ClientError(
             "UNREACHABLE",

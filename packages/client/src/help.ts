@@ -61,7 +61,7 @@ export const COMMAND_HELP: Readonly<Record<string, CommandHelp>> = {
     forms: ["send-file CONTACT PATH"],
     summary: "send a file, end-to-end encrypted",
     about:
-      "Encrypts a file a chunk at a time into a blob on the contact's relay, then sends the contact an offer with what it needs to fetch and check it; exit 0 once the relay has stored the file and the offer. To a group, the file is uploaded once (on the relay most members use) and every other member gets an offer of its own, counted like a group message (delivered to N of M). Progress shows on stderr when it is a terminal. If the relay becomes unreachable, exit 75: run the same command again to resume the upload where it stopped (or, once the file is uploaded, a later send or sync delivers the waiting offer).",
+      "Encrypts a file a chunk at a time into a blob on the contact's relay, then sends the contact an offer with what it needs to fetch and check it; exit 0 once the relay has stored the file and the offer. To a group, the file is uploaded once (on the relay most members use) and every other member gets an offer of its own, counted like a group message (delivered to N of M). Progress shows on stderr when it is a terminal. If the relay becomes unreachable, exit 75: run the same command again, or `parley sync`, to resume the upload where it stopped (the terminal UI resumes it too); once the file is uploaded, a later send or sync delivers the waiting offer. A file that another running parley is sending is refused (exit 10).",
     options: [
       ["CONTACT", "the contact's name, as `parley contacts` lists it, or a group's (`parley groups`)"],
       ["PATH", "the file to send (the relay keeps it until it is fetched, at most its retention)"],
@@ -88,7 +88,7 @@ export const COMMAND_HELP: Readonly<Record<string, CommandHelp>> = {
     forms: ["sync [--wait SECONDS]"],
     summary: "receive messages and receipts, deliver the outbox",
     about:
-      "Delivers the outbox, receives pending messages and events and prints them, and sends delivered receipts.",
+      "Delivers the outbox, continues uploads that stopped part-way (a send-file killed or cut off; progress on stderr when it is a terminal), receives pending messages and events and prints them, and sends delivered receipts.",
     options: [["--wait SECONDS", "wait up to SECONDS (1-3600) for the first event if none is pending"]],
   },
   contacts: {

@@ -1,6 +1,6 @@
 // What the scripting commands print: data on stdout (JSON Lines with --json, else one line of
 // text per object), messages on stderr; and how each event, message and group change reads.
-import type { ClientEvent, MessageView } from "./client.js";
+import type { ClientEvent, MessageView, UploadProgress } from "./client.js";
 import { groupChangeWords, groupCounts } from "./group-words.js";
 import { displayText, printable } from "./text.js";
 
@@ -157,5 +157,34 @@ export function progressMeter(label: string): {
     end() {
       if (drawn) process.stderr.write("\r\x1b[K");
     },
+  };
+}
+
+/**
+ * Progress lines for the uploads a sync continues (the client's "upload" events), one file after
+ * another; a note for each that reached the relay.
+ */
+export function uploadMeters(note: (text: string) => void): {
+  update: (u: UploadProgress) => void;
+  end: () => void;
+} {
+  let current: { id: string; meter: ReturnType<typeof progressMeter> } | null = null;
+  const end = () => {
+    current?.meter.end();
+    current = null;
+  };
+  return {
+    update(u) {
+      if (current && current.id !== u.id) end();
+      if (u.state === "uploading") {
+        current ??= { id: u.id, meter: progressMeter(`${u.name} to ${u.contact}`) };
+        current.meter.update(u.done, u.total);
+        return;
+      }
+      end();
+      if (u.state === "sent")
+        note(`${u.name} is on the relay, offered to ${u.contact}: its upload was continued`);
+    },
+    end,
   };
 }

@@ -1,5 +1,5 @@
-// Files between two clients through a real relay process (PROTOCOL.md §14): sent a chunk at a
-// time, offered as a file message, fetched into a temporary file and checked before it gets its
+// Files between two clients through a real relay process (PROTOCOL.md §14): sent several chunks
+// at a time, offered as a file message, fetched into a temporary file and checked before it gets its
 // name; uploads and downloads interrupted part-way resume where they stopped, also after the
 // client is closed and opened again; a chunk altered on its way, or a file the relay no longer
 // has, leaves nothing behind and says why.
@@ -9,6 +9,8 @@ import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterEach, describe, expect, it } from "vitest";
 import { Client, type ClientEvent } from "../src/client.js";
+import { UPLOAD_IN_FLIGHT } from "../src/core/chunk-pipeline.js";
+import { OPEN_AHEAD } from "../src/core/file-download.js";
 import { resolvePaths } from "../src/paths.js";
 import { DEFAULT_MAX_RETENTION_SECONDS } from "../src/settings.js";
 import {
@@ -176,7 +178,9 @@ describe("§14 files between two clients through a real relay", () => {
     const again = Client.open(resolvePaths(home), "pw", settings);
     try {
       const sent = await again.sendFile("Bob", path);
-      expect(sent.uploadedChunks).toBe(chunks - 10);
+      // Chunks 0 … 9 were answered; those in flight behind them may have been stored too.
+      expect(sent.uploadedChunks).toBeLessThanOrEqual(chunks - 10);
+      expect(sent.uploadedChunks).toBeGreaterThanOrEqual(chunks - 10 - UPLOAD_IN_FLIGHT);
       expect(again.files()).toMatchObject([{ state: "sent" }]);
 
       await offered(bob);
@@ -189,7 +193,9 @@ describe("§14 files between two clients through a real relay", () => {
       // The partial file waits, hidden, beside the destination; no file has the final name.
       expect(readdirSync(dir)).toEqual([`.parley-${sent.id}.part`]);
       const fetched = await bob.fetchFile(sent.id, dir);
-      expect(fetched.downloadedChunks).toBe(chunks - 7);
+      // Chunks 0 … 6 were written; those the worker was opening behind them may have been too.
+      expect(fetched.downloadedChunks).toBeLessThanOrEqual(chunks - 7);
+      expect(fetched.downloadedChunks).toBeGreaterThanOrEqual(chunks - 7 - OPEN_AHEAD);
       expect(readFileSync(fetched.path).equals(bytes)).toBe(true);
       expect(readdirSync(dir)).toEqual(["data.bin"]);
     } finally {

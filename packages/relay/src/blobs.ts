@@ -16,6 +16,10 @@
 // any work, so that what a connection can make the relay hold for files stays near 4 MiB however
 // fast it sends (the chunks themselves go to storage one at a time, never gathered in memory).
 //
+// Order. The putChunk frames of a connection reach storage.putChunk in the order they arrived
+// (§14.2 MUST): each passes the same awaits on its way there, and every storage queues its writes
+// in call order. Clients pipeline uploads on it; the blobs test checks it in each storage.
+//
 // Never logged: blob ids, tokens, sizes.
 import { blobTokenHash, type Frame, type RelayErrorName, sealedChunkLength } from "@parley/protocol";
 import { UPLOAD_BURST_BYTES } from "./config.js";

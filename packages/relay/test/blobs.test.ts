@@ -155,6 +155,23 @@ describe.each(["memory", "sqlite", "redis"] as const)("blobs in %s storage (§14
     expect(await transparency(r.port)).toMatchObject({ counters: { blobs: 0, blobBytes: 0 } });
   });
 
+  it("§14.2 chunks sent without waiting for answers (a client's pipelined upload) are stored in the order sent", async () => {
+    const r = await relay(await storageFlags(kind));
+    const c = await connect(r.port);
+    const f = file(48, 700, 1);
+    expect(await c.request(f.create)).toMatchObject({ type: "ok" });
+    for (let i = 0; i < f.chunks.length; i++)
+      c.sendRaw(encodeFrame({ ...f.put(i), requestId: 1000 + i } as Frame));
+    const answers: Frame[] = [];
+    for (let i = 0; i < f.chunks.length; i++) answers.push(await c.next());
+    const byRequest = answers
+      .map((a) => [a.requestId, errorOf(a)])
+      .sort((x, y) => Number(x[0]) - Number(y[0]));
+    expect(byRequest).toEqual(f.chunks.map((_, i) => [1000 + i, "ok"]));
+    expect(await c.request(f.status())).toMatchObject({ type: "blobInfo", written: f.chunks.length });
+    await downloadAll(c, f, 0);
+  });
+
   it("§14.2 retries are idempotent, chunks go in order (the error names the next index), tokens are checked", async () => {
     const r = await relay(await storageFlags(kind));
     const c = await connect(r.port);

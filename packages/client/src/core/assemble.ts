@@ -32,6 +32,7 @@ import { Payloads } from "./payloads.js";
 import { Receipts } from "./receipts.js";
 import { RelayPool } from "./relays.js";
 import { Sending } from "./sending.js";
+import { UploadResume } from "./upload-resume.js";
 
 export interface Core {
   readonly publisher: Publisher;
@@ -58,6 +59,7 @@ export interface Core {
   readonly fileUpload: FileUpload;
   readonly fileDownload: FileDownload;
   readonly groupFiles: GroupFiles;
+  readonly uploadResume: UploadResume;
   readonly groupRekey: GroupRekey;
 }
 
@@ -108,6 +110,7 @@ export function assemble(ctx: Context, tables: Tables): Core {
     listened: () => {
       inbox.lastDelivery = Date.now();
     },
+    resumeUploads: (now) => uploadResume.poke(now),
   });
   const delivery: Delivery = new Delivery(ctx, outbox, contacts, messages, receipts, pool, live, publisher, {
     release: () => {
@@ -134,6 +137,7 @@ export function assemble(ctx: Context, tables: Tables): Core {
   );
   const groupSend: GroupSend = new GroupSend(ctx, groups, messages, outbox, delivery, receipts, files);
   const groupFiles = new GroupFiles(ctx, groups, files, fileUpload, groupSend, messages);
+  const uploadResume: UploadResume = new UploadResume(ctx, files, contacts, fileUpload, groups, groupFiles);
   const introductions = new GroupIntroductions(ctx, groups, invitations, groupSend);
   const groupChanges = new GroupChanges(
     ctx,
@@ -226,6 +230,7 @@ export function assemble(ctx: Context, tables: Tables): Core {
     fileUpload,
     fileDownload,
     groupFiles,
+    uploadResume,
     groupRekey,
   };
 }

@@ -1,27 +1,18 @@
 // Fetching an offered file (PROTOCOL.md §14.3, §14.4): chunk by chunk into a temporary file beside
-// the destination (resuming from the chunks already there), each opened with the file key, the
-// size and SHA-256 checked, and only then given its final name, never replacing a file; then the
-// relay is told the download is complete (blobDone). A chunk that fails to open, a wrong hash or a
-// blob the relay no longer has leaves nothing behind.
-
-import { createHash, type Hash } from "node:crypto";
-import { closeSync, fstatSync, openSync, readSync, statSync, truncateSync, unlinkSync } from "node:fs";
-import { type FileHandle, open } from "node:fs/promises";
+// the destination (resuming from the chunks already there), each opened with the file key in the
+// file worker (file-work.ts), the size and SHA-256 checked, and only then given its final name,
+// never replacing a file; then the relay is told the download is complete (blobDone). A chunk
+// that fails to open, a wrong hash or a blob the relay no longer has leaves nothing behind.
+import { closeSync, fstatSync, openSync, statSync, truncateSync, unlinkSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
-import {
-  CryptoError,
-  FILE_CHUNK_BYTES,
-  FileCipher,
-  fileChunkSize,
-  fromHex,
-  relayUrlProblem,
-} from "@parley/protocol";
+import { FILE_CHUNK_BYTES, fromHex, relayUrlProblem } from "@parley/protocol";
 import { ClientError } from "../errors.js";
 import { RelayRequestError } from "../relay-connection.js";
 import type { FileRecord } from "../store/records.js";
 import { type BlobLink, isUnknownBlob, transferError } from "./blobs.js";
 import { type Context, warn } from "./context.js";
 import { linkUnique, sanitizeFileName } from "./file-names.js";
+import { FileJobError, fileWork } from "./file-work.js";
 import type { Files } from "./files.js";
 import type { Progress } from "./types.js";
 
@@ -35,7 +26,9 @@ export interface FileFetched {
 }
 
 /** Chunk requests in flight during a download: a few chunks of memory, whatever the file's size. */
-const READ_AHEAD = 8;
+export const READ_AHEAD = 8;
+/** Chunks given to the file worker to open and not yet written. */
+export const OPEN_AHEAD = 4;
 
 /** The temporary name of a download in `dir`: hidden, and fixed per file, so a rerun finds it. */
 export const partialName = (dir: string, id: string) => join(dir, `.parley-${id}.part`);
@@ -64,15 +57,24 @@ export class FileDownload {
     const { dir, name } = destination(out, rec.name);
     const part = partialName(dir, rec.id);
     const what = `fetching ${rec.name}`;
-    const cipher = new FileCipher(fromHex(rec.fileKey));
     const blobId = fromHex(rec.blobId);
     const token = fromHex(rec.readToken!);
-    const { done, hash } = resumePartial(part, rec);
-    let handle: FileHandle | undefined;
+    const done = resumePartial(part, rec);
+    const work = await fileWork();
+    const job = work.job();
     let fetched = 0;
     try {
       const link = await this.connect(rec.relay);
-      handle = await open(part, "r+");
+      // The worker hashes the chunks already there, then opens, writes and hashes each new one.
+      await work.call({
+        op: "download",
+        job,
+        path: part,
+        fileKey: fromHex(rec.fileKey),
+        size: rec.size,
+        chunkCount: rec.chunkCount,
+        done,
+      });
       // A few requests ahead, so the relay's round trips overlap; replies are matched by request id.
       const ahead = new Map<number, Promise<Uint8Array>>();
       const ask = (i: number) => {
@@ -81,34 +83,25 @@ export class FileDownload {
         p.catch(() => {}); // awaited in order below; a failure ahead is reported when its turn comes
         ahead.set(i, p);
       };
+      // Chunks being opened by the worker while the next ones arrive, answered in order.
+      const opening: Promise<void>[] = [];
       for (let i = done; i < rec.chunkCount; i++) {
         for (let k = i; k < i + READ_AHEAD; k++) ask(k);
         const sealed = await ahead.get(i)!;
         ahead.delete(i);
-        let chunk: Uint8Array;
-        try {
-          chunk = cipher.open(i, i === rec.chunkCount - 1, sealed);
-        } catch (e) {
-          if (!(e instanceof CryptoError)) throw e;
-          throw this.fail(
-            rec,
-            part,
-            `chunk ${i + 1} of ${rec.chunkCount} failed its authentication check: the file was altered on the relay or on the way`,
-          );
-        }
-        if (chunk.length !== fileChunkSize(rec.size, i))
-          throw this.fail(rec, part, `chunk ${i + 1} is not the size the sender announced`);
-        await handle.write(chunk, 0, chunk.length, i * FILE_CHUNK_BYTES);
-        hash.update(chunk);
-        fetched++;
-        progress?.(Math.min(rec.size, (i + 1) * FILE_CHUNK_BYTES), rec.size);
+        const opened = work.call({ op: "open", job, index: i, sealed }).then(() => {
+          fetched++;
+          progress?.(Math.min(rec.size, (i + 1) * FILE_CHUNK_BYTES), rec.size);
+        });
+        opened.catch(() => {}); // awaited in order
+        opening.push(opened);
+        if (opening.length >= OPEN_AHEAD) await opening.shift();
       }
-      await handle.sync();
-      const size = (await handle.stat()).size;
-      await handle.close();
-      handle = undefined;
+      while (opening.length > 0) await opening.shift();
+      const { size, sha256 } = await work.call({ op: "finish", job });
+      await work.call({ op: "end", job });
       if (size !== rec.size) throw this.fail(rec, part, `it is ${size} bytes, not the ${rec.size} announced`);
-      if (hash.digest("hex") !== rec.sha256)
+      if (sha256 !== rec.sha256)
         throw this.fail(rec, part, "its SHA-256 does not match the one the sender announced");
       const path = linkUnique(part, dir, name);
       unlinkSync(part);
@@ -123,8 +116,10 @@ export class FileDownload {
         );
       }
       return { id: rec.id, path, size: rec.size, downloadedChunks: fetched };
-    } catch (e) {
-      await handle?.close().catch(() => {});
+    } catch (caught) {
+      await work.call({ op: "end", job }).catch(() => {});
+      if (caught instanceof FileJobError) throw this.jobFailed(rec, part, caught);
+      const e = caught;
       if (isUnknownBlob(e)) {
         removeQuietly(part);
         this.files.put({ ...rec, state: "expired", error: "expired on the relay" });
@@ -136,9 +131,21 @@ export class FileDownload {
         throw this.fail(rec, part, `relay ${rec.relay} refused to give it: ${e.code} (${e.message})`);
       }
       throw transferError(rec.relay, what, e);
-    } finally {
-      cipher.wipe();
     }
+  }
+
+  /** A chunk that did not open or has the wrong size, or the partial file that cannot be written. */
+  private jobFailed(rec: FileRecord, part: string, e: FileJobError): ClientError {
+    if (e.kind === "auth") {
+      const chunk = /chunk (\d+)/.exec(e.message)?.[1];
+      return this.fail(
+        rec,
+        part,
+        `chunk ${chunk} of ${rec.chunkCount} failed its authentication check: the file was altered on the relay or on the way`,
+      );
+    }
+    if (e.kind === "size") return this.fail(rec, part, e.message);
+    return new ClientError("USAGE", `cannot write ${part}: ${e.message}`);
   }
 
   /** Records a failed download, removes its partial file, and says why. */
@@ -170,11 +177,10 @@ function destination(out: string | undefined, offered: string): { dir: string; n
 }
 
 /**
- * Opens (creating it) the partial file of a download and counts the whole chunks already in it:
- * they are hashed again (a chunk at a time) and anything after them is cut off.
+ * Opens (creating it) the partial file of a download and counts the whole chunks already in it
+ * (the worker hashes them again); anything after them is cut off.
  */
-function resumePartial(part: string, rec: FileRecord): { done: number; hash: Hash } {
-  const hash = createHash("sha256");
+function resumePartial(part: string, rec: FileRecord): number {
   let fd: number;
   try {
     fd = openSync(part, "a+", 0o600);
@@ -185,13 +191,8 @@ function resumePartial(part: string, rec: FileRecord): { done: number; hash: Has
     const have = fstatSync(fd).size;
     // Only full chunks before the last are kept: the last is always fetched again.
     const done = Math.min(Math.floor(have / FILE_CHUNK_BYTES), rec.chunkCount - 1);
-    const buf = Buffer.alloc(FILE_CHUNK_BYTES);
-    for (let i = 0; i < done; i++) {
-      readSync(fd, buf, 0, FILE_CHUNK_BYTES, i * FILE_CHUNK_BYTES);
-      hash.update(buf);
-    }
     truncateSync(part, done * FILE_CHUNK_BYTES);
-    return { done, hash };
+    return done;
   } finally {
     closeSync(fd);
   }

@@ -1,29 +1,28 @@
 // Sending a file to a contact (PROTOCOL.md §14): the file is read 64 KiB at a time (never whole),
-// hashed as it goes, each chunk sealed (FileCipher) and written in order to a blob on the
-// contact's relay; then the manifest goes out as a ratchet message, with a text's outbox and
+// hashed as it goes, each chunk sealed (FileCipher, in a worker thread: file-work.ts) and written in order to a blob on the
+// contact's relay, several in flight (chunk-pipeline.ts); then the manifest goes out as a ratchet message, with a text's outbox and
 // receipts. The upload's record (blob id, tokens, path) is kept from the start, so an interrupted
 // upload resumes at the chunk the relay says it has (blobStatus), after a restart of either side.
-import { createHash, randomBytes } from "node:crypto";
-import { type FileHandle, open, stat } from "node:fs/promises";
+import { randomBytes } from "node:crypto";
+import { stat } from "node:fs/promises";
 import { resolve } from "node:path";
 import {
   FILE_CHUNK_BYTES,
   FILE_CHUNK_OVERHEAD,
-  FileCipher,
   fileChunkCount,
-  fileChunkSize,
   fromHex,
   newMessageId,
   toHex,
 } from "@parley/protocol";
 import { ClientError } from "../errors.js";
-import { RelayRequestError } from "../relay-connection.js";
 import type { FileRecord, MessageRecord, MessageStatus } from "../store/records.js";
 import { type BlobLink, isUnknownBlob, transferError } from "./blobs.js";
+import { putChunks } from "./chunk-pipeline.js";
 import { type Contacts, encryptTo, keyChangedError } from "./contacts.js";
 import type { Context } from "./context.js";
 import type { Delivery } from "./delivery.js";
 import { mediaTypeOf, sentFileName } from "./file-names.js";
+import { FileJobError, fileWork } from "./file-work.js";
 import type { Files } from "./files.js";
 import type { Messages } from "./messages.js";
 import type { Outbox } from "./outbox.js";
@@ -31,6 +30,15 @@ import type { Progress } from "./types.js";
 
 /** Chunks between two notes of the upload's progress in the store (the relay's count is what counts). */
 const SAVE_EVERY = 64;
+/**
+ * An upload is claimed by the process sending it (FileRecord.uploader), so that a sync or the
+ * terminal UI does not continue an upload that another parley process is still sending. A claim
+ * lapses once its process is gone (a crash, kill -9), or when it was not renewed for CLAIM_MS.
+ */
+const CLAIM_MS = 60_000;
+const RENEW_MS = 15_000;
+/** Chunks asked of the file worker ahead of the one the upload sends. */
+const SEAL_AHEAD = 4;
 
 export interface FileSent {
   readonly contact: string;
@@ -49,13 +57,16 @@ export interface FileSent {
 export class FileUpload {
   constructor(
     private readonly ctx: Context,
-    private readonly files: Pick<Files, "put" | "uploading" | "find">,
+    private readonly files: Pick<Files, "get" | "put" | "uploading" | "find">,
     private readonly contacts: Pick<Contacts, "findListed" | "get" | "put">,
     private readonly messages: Pick<Messages, "add" | "bySeq">,
     private readonly outbox: Pick<Outbox, "enqueue">,
     private readonly delivery: Pick<Delivery, "flush">,
     private readonly connect: (relay: string) => Promise<BlobLink>,
   ) {}
+
+  /** Ids of the uploads this process is sending now. */
+  private readonly sending = new Set<string>();
 
   /** See Client.sendFile(). */
   async send(name: string, path: string, progress?: Progress): Promise<FileSent> {
@@ -74,7 +85,7 @@ export class FileUpload {
         .find(
           (f) => f.conversation === id && f.path === abs && f.size === st.size && f.mtimeMs === st.mtimeMs,
         );
-      if (earlier) return earlier;
+      if (earlier) return this.take(earlier);
       const fresh: FileRecord = {
         id: toHex(newMessageId()),
         direction: "out",
@@ -94,11 +105,66 @@ export class FileUpload {
         state: "uploading",
         createdAt: Date.now(),
       };
-      this.files.put(fresh);
-      return fresh;
+      return this.take(fresh);
     });
+    try {
+      return await this.finish(rec, progress);
+    } finally {
+      this.release(rec);
+    }
+  }
+
+  /**
+   * Claims a pending upload for this process (see CLAIM_MS): the record, or null when it is not
+   * pending any more or another process (or this one) is sending it. release() when done.
+   */
+  claim(id: string): FileRecord | null {
+    return this.ctx.tx(() => {
+      const rec = this.files.get(id);
+      if (rec?.direction !== "out" || rec.state !== "uploading" || this.busy(rec)) return null;
+      return this.claimed(rec);
+    });
+  }
+
+  /**
+   * Claims an upload this process is about to continue (in the caller's transaction): LOCKED while
+   * another process, or this one, is sending it. release() when done.
+   */
+  take(rec: FileRecord): FileRecord {
+    const busy = this.busy(rec);
+    if (busy) throw new ClientError("LOCKED", busy);
+    return this.claimed(rec);
+  }
+
+  /** Uploads the chunks a claimed upload still lacks, then sends its manifest. */
+  async finish(rec: FileRecord, progress?: Progress): Promise<FileSent> {
     const uploaded = await this.upload(rec, progress);
     return this.offer(rec, uploaded);
+  }
+
+  /** Lets go of a claim (the record as it now is keeps its state). */
+  release(rec: FileRecord): void {
+    this.sending.delete(rec.id);
+    this.ctx.tx(() => {
+      const now = this.files.get(rec.id);
+      if (now?.uploader?.pid === process.pid) this.files.put({ ...now, uploader: undefined });
+    });
+  }
+
+  /** Why an upload cannot be claimed now, or null: it is being sent, here or by a live process. */
+  private busy(rec: FileRecord): string | null {
+    if (this.sending.has(rec.id)) return `${rec.name} is being sent already; its upload goes on`;
+    const u = rec.uploader;
+    if (!u || u.pid === process.pid || u.until <= Date.now() || !alive(u.pid)) return null;
+    return `${rec.name} is being sent already, by another parley process (pid ${u.pid}); its upload goes on there`;
+  }
+
+  /** The record claimed for this process and written (in the caller's transaction). */
+  private claimed(rec: FileRecord): FileRecord {
+    const claimed = { ...rec, uploader: { pid: process.pid, until: Date.now() + CLAIM_MS } };
+    this.files.put(claimed);
+    this.sending.add(rec.id);
+    return claimed;
   }
 
   /**
@@ -145,29 +211,71 @@ export class FileUpload {
     } catch (e) {
       throw transferError(rec.relay, what, e);
     }
-    const cipher = new FileCipher(fromHex(rec.fileKey));
-    const hash = createHash("sha256");
-    const buf = Buffer.alloc(FILE_CHUNK_BYTES);
-    let handle: FileHandle | undefined;
-    let sent = 0;
+    let stored = written;
+    let renewed = Date.now();
+    const work = await fileWork();
+    const job = work.job();
     try {
-      handle = await open(rec.path!, "r");
-      for (let i = 0; i < rec.chunkCount; i++) {
-        const length = fileChunkSize(rec.size, i);
-        const chunk = buf.subarray(0, length);
-        const { bytesRead } = await handle.read(chunk, 0, length, i * FILE_CHUNK_BYTES);
-        if (bytesRead !== length) throw changed(rec);
-        hash.update(chunk);
-        if (i < written) continue;
-        const sealed = cipher.seal(i, i === rec.chunkCount - 1, chunk);
-        await putPaced(link, blobId, writeToken, i, sealed);
-        sent++;
-        progress?.(Math.min(rec.size, (i + 1) * FILE_CHUNK_BYTES), rec.size);
-        if ((i + 1) % SAVE_EVERY === 0) this.files.put({ ...rec, next: i + 1 });
-      }
-      if ((await handle.stat()).size !== rec.size) throw changed(rec);
-    } catch (e) {
-      this.files.put({ ...rec, next: written + sent });
+      // Resumed later (by a sync, say): the file must still be the one whose chunks the relay has.
+      const st = await stat(rec.path!).catch((e: NodeJS.ErrnoException) => {
+        throw new ClientError(
+          "USAGE",
+          `cannot read ${rec.path}: ${e.code === "ENOENT" ? "no such file" : e.code}; send it again`,
+        );
+      });
+      if (st.size !== rec.size || (rec.mtimeMs !== undefined && st.mtimeMs !== rec.mtimeMs))
+        throw changed(rec);
+      // The file's hash covers every chunk, those the relay has too: the worker hashes those first.
+      await work.call({
+        op: "upload",
+        job,
+        path: rec.path!,
+        fileKey: fromHex(rec.fileKey),
+        size: rec.size,
+        chunkCount: rec.chunkCount,
+        hashed: written,
+      });
+      const count = rec.chunkCount;
+      // A few chunks asked for ahead, so that the next is sealed while this one goes out.
+      const asked = new Map<number, Promise<Uint8Array>>();
+      let askedTo = written;
+      const ask = (i: number) => {
+        const p = work.call({ op: "seal", job, index: i }).then((r) => r.sealed!);
+        p.catch(() => {}); // awaited when its turn comes
+        asked.set(i, p);
+      };
+      await putChunks({
+        link,
+        blobId,
+        writeToken,
+        from: written,
+        count,
+        seal: (i) => {
+          // Asked again after a refusal: what was asked ahead is dropped (and was hashed already).
+          if (!asked.has(i)) {
+            asked.clear();
+            askedTo = i;
+          }
+          for (; askedTo < Math.min(count, i + SEAL_AHEAD); askedTo++) ask(askedTo);
+          const sealed = asked.get(i)!;
+          asked.delete(i);
+          return sealed;
+        },
+        stored: (next) => {
+          stored = next;
+          progress?.(Math.min(rec.size, next * FILE_CHUNK_BYTES), rec.size);
+          const now = Date.now();
+          if (now - renewed >= RENEW_MS) {
+            renewed = now;
+            rec.uploader = { pid: process.pid, until: now + CLAIM_MS };
+            this.files.put({ ...rec, next });
+          } else if (next % SAVE_EVERY === 0) this.files.put({ ...rec, next });
+        },
+      });
+      rec.sha256 = (await work.call({ op: "finish", job })).sha256!;
+    } catch (caught) {
+      this.files.put({ ...rec, next: stored });
+      const e = caught instanceof FileJobError ? jobError(rec, caught) : caught;
       if (e instanceof ClientError) {
         this.files.put({ ...rec, state: "failed", error: e.message });
         throw e;
@@ -182,12 +290,10 @@ export class FileUpload {
       }
       throw transferError(rec.relay, what, e);
     } finally {
-      cipher.wipe();
-      await handle?.close();
+      await work.call({ op: "end", job }).catch(() => {});
     }
     progress?.(rec.size, rec.size);
-    rec.sha256 = hash.digest("hex");
-    return sent;
+    return stored - written;
   }
 
   /** Sends the manifest of an uploaded file, with the outbox and receipts of a text. */
@@ -254,31 +360,21 @@ export class FileUpload {
   }
 }
 
-/** First wait after the relay says the upload is going faster than its upload rate; it doubles up to the most. */
-const PACE_FIRST_MS = 50;
-const PACE_MOST_MS = 2000;
-
-/**
- * Writes a chunk, waiting and trying again while the relay answers RATE_LIMITED: a relay paces
- * each connection's uploads (§14.2, its `limits.uploadBytesPerSecondPerConnection`) and stores
- * nothing it refused, so the same chunk is simply sent again.
- */
-async function putPaced(
-  link: BlobLink,
-  blobId: Uint8Array,
-  writeToken: Uint8Array,
-  index: number,
-  sealed: Uint8Array,
-): Promise<void> {
-  for (let wait = PACE_FIRST_MS; ; wait = Math.min(wait * 2, PACE_MOST_MS)) {
-    try {
-      await link.putChunk(blobId, writeToken, index, sealed);
-      return;
-    } catch (e) {
-      if (!(e instanceof RelayRequestError && e.code === "RATE_LIMITED")) throw e;
-    }
-    await new Promise((r) => setTimeout(r, wait));
+/** Is process `pid` running (on this machine, where the store is)? */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    // EPERM: it runs, as another user.
+    return (e as NodeJS.ErrnoException).code === "EPERM";
   }
+}
+
+/** The file's reading failed: it changed under the upload, or cannot be read. */
+function jobError(rec: FileRecord, e: FileJobError): ClientError {
+  if (e.kind === "changed") return changed(rec);
+  return new ClientError("USAGE", `cannot read ${rec.path}: ${e.message}; send it again`);
 }
 
 const changed = (rec: FileRecord) =>

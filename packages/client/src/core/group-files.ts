@@ -52,7 +52,7 @@ export class GroupFiles {
     private readonly ctx: Context,
     private readonly groups: Groups,
     private readonly files: Pick<Files, "put" | "uploading">,
-    private readonly uploads: Pick<FileUpload, "upload">,
+    private readonly uploads: Pick<FileUpload, "upload" | "take" | "release">,
     private readonly send: Pick<GroupSend, "text" | "deliver">,
     private readonly messages: Pick<Messages, "add">,
   ) {}
@@ -79,7 +79,7 @@ export class GroupFiles {
         .find(
           (f) => f.conversation === key && f.path === abs && f.size === st.size && f.mtimeMs === st.mtimeMs,
         );
-      if (earlier) return earlier;
+      if (earlier) return this.uploads.take(earlier);
       const others = [...state.members.keys()].filter((k) => k !== me);
       if (others.length === 0)
         throw new ClientError("USAGE", `${g.name} has no other member to send ${path} to`);
@@ -104,15 +104,19 @@ export class GroupFiles {
         state: "uploading",
         createdAt: Date.now(),
       };
-      this.files.put(fresh);
-      return fresh;
+      return this.uploads.take(fresh);
     });
-    return this.resume(rec, progress);
+    try {
+      return await this.resume(rec, progress);
+    } finally {
+      this.uploads.release(rec);
+    }
   }
 
   /**
    * Uploads what the relay lacks of a file of mine to a group (a record of Files.uploading() with
-   * `readers`), then offers it: how sendFile finishes, and how an interrupted one is taken up again.
+   * `readers`), then offers it: how sendFile finishes, and how an interrupted one is taken up again
+   * (by sendFile, or a sync's UploadResume). The caller holds the upload's claim (FileUpload.take).
    */
   async resume(rec: FileRecord, progress?: Progress): Promise<GroupFileSent> {
     const uploaded = await this.uploads.upload(rec, progress);

@@ -1,7 +1,8 @@
 // Live mode: what a long-running process (the terminal UI) adds to the relay pool. Every relay in
 // use has a link with a state ("relay" events, status()): a relay that is down is probed about
 // every second and reconnected once it answers, the personal relay is restarted if its process
-// died, and the outbox is retried as entries fall due. Outside live mode a relay is connected
+// died, the outbox is retried as entries fall due, and uploads that stopped part-way are continued
+// (at the start, when a relay is back, and now and then). Outside live mode a relay is connected
 // when a command needs it, and its state is only reported.
 import type { MailboxKey } from "@parley/protocol";
 import { ensureLocalRelay, isLocalRelayUrl, localRelayPid } from "../local-relay.js";
@@ -76,6 +77,8 @@ export interface LiveDeps {
   maintain(): void;
   /** Subscriptions were (re)made: deliveries start from now. */
   listened(): void;
+  /** Continues pending uploads in the background: `now`, or when a look is due (upload-resume.ts). */
+  resumeUploads(now: boolean): void;
 }
 
 export class Live {
@@ -108,7 +111,9 @@ export class Live {
     await this.deps.flush({ force: true });
     const listened = await this.listen();
     for (const r of listened.refused) warn(this.ctx, r);
+    this.deps.resumeUploads(true);
     const tick = setInterval(() => {
+      this.deps.resumeUploads(false);
       if (this.deps.flushing()) return;
       void this.deps.flush().catch((e: unknown) => warn(this.ctx, `outbox: ${(e as Error).message}`));
     }, 1000);
@@ -312,6 +317,7 @@ export class Live {
     void this.deps
       .flush({ force: true })
       .catch((e: unknown) => warn(this.ctx, `outbox: ${(e as Error).message}`));
+    this.deps.resumeUploads(true);
   }
 
   /** Is `url` the personal relay this client starts (settings.localRelay)? */

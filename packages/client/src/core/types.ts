@@ -200,8 +200,27 @@ export interface LiveOptions {
   readonly env?: NodeJS.ProcessEnv;
 }
 
+/** A pending upload that a sync or live mode continues (upload-resume.ts), as it goes. */
+export interface UploadProgress {
+  /** The file's id. */
+  readonly id: string;
+  readonly contact: string;
+  readonly name: string;
+  /** Bytes on the relay, of `total`. */
+  readonly done: number;
+  readonly total: number;
+  /**
+   * "uploading" while chunks go up; "sent" once the relay has the file and its offer is made (it
+   * may wait in the outbox: `error` says why); "stopped": it goes on later, or failed (`error`).
+   */
+  readonly state: "uploading" | "sent" | "stopped";
+  readonly error?: string;
+}
+
 export interface ClientEvents {
   event: [ClientEvent];
+  /** A pending upload continued by a sync or live mode: its progress. */
+  upload: [UploadProgress];
   relay: [RelayState];
   /** Something the user should know that is not an event (a dropped message, a relay problem). */
   warning: [string];

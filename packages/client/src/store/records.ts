@@ -286,6 +286,8 @@ export interface FileRecord {
   readers?: string[];
   /** out: chunks the relay held at the last count (it says, on resume, how many it has). */
   next?: number;
+  /** out: the process sending it now, and until when its claim holds unless renewed (file-upload.ts). */
+  uploader?: { pid: number; until: number };
   /** in: my read token. */
   readToken?: string;
   /** in, in a group: the member (signing key hex) who sent it. */

@@ -36,6 +36,7 @@ import { copyToClipboard } from "./terminal.js";
 import { colour } from "./theme.js";
 import { NO_IMAGES, useImageViewer } from "./use-image-viewer.js";
 import { useKeyQueue, useKeys } from "./use-keys.js";
+import { useResumedUploads } from "./use-resumed-uploads.js";
 import { useTerminalSize } from "./use-terminal-size.js";
 import { runViewCommand } from "./view-command.js";
 
@@ -191,6 +192,9 @@ export function Chat({ client, localOnly, onQuit, onRelay, notifier, images = NO
       clearInterval(timer);
     };
   }, [client, stdout, refresh, keyQueue, notifier, setNotice, setSelected]);
+
+  // Uploads live mode continues: their progress in the transfer line.
+  useResumedUploads(client, setTransfer, setNotice, refresh);
 
   // A conversation on screen: what the notifier held back for it is dropped.
   useEffect(() => {

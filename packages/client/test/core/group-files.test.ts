@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { groupBlobRelay } from "../../src/core/group-files.js";
-import type { ClientEvent } from "../../src/core/types.js";
+import type { ClientEvent, UploadProgress } from "../../src/core/types.js";
 import { RelayUnreachableError } from "../../src/relay-connection.js";
 import { befriend, deliver, drain, type Member, members } from "./group-helpers.js";
 import { cleanupStores } from "./helpers.js";
@@ -195,6 +195,40 @@ describe("§14.3 a file to a group", () => {
     expect(readFileSync(got.path).equals(bytes)).toBe(true);
     // Cat's read token is never used: the blob waits for its expiry.
     expect([...blobs.blobs.values()].map((b) => [...b.readers.values()])).toEqual([[true, false]]);
+  });
+
+  it("§14.3 an interrupted group upload is continued by a sync's pass over pending uploads, and offered to every member", async () => {
+    const [ann, ben, cat] = await trio();
+    const all = [ann, ben, cat];
+    const { blobs } = sharedBlobs(all);
+    const { path, bytes } = randomFile(5 * 65536 + 9, "log.txt");
+    const put = blobs.putChunk.bind(blobs);
+    let cut = true;
+    blobs.putChunk = async (id, token, index, sealed) => {
+      if (cut && index === 2) {
+        cut = false;
+        throw new RelayUnreachableError("connection lost");
+      }
+      return put(id, token, index, sealed);
+    };
+    await expect(ann.core.groupFiles.sendFile("G", path)).rejects.toMatchObject({ code: "UNREACHABLE" });
+    const [pending] = ann.core.files.list("G");
+    expect(pending).toMatchObject({ name: "log.txt", state: "uploading" });
+
+    const progress: UploadProgress[] = [];
+    ann.h.ctx.emitter.on("upload", (e) => progress.push(e));
+    expect(await ann.core.uploadResume.resume()).toEqual({ unreachable: [], refused: [] });
+    expect(ann.core.files.list("G")).toMatchObject([{ id: pending!.id, state: "sent" }]);
+    expect(progress.at(-1)).toMatchObject({ id: pending!.id, contact: "G", state: "sent" });
+    // The claim was let go: a later pass finds nothing to do, and the upload is not sent twice.
+    expect(await ann.core.uploadResume.resume()).toEqual({ unreachable: [], refused: [] });
+
+    await deliver(all);
+    for (const m of [ben, cat]) {
+      expect(fileMessages(drain(m))).toMatchObject([{ file: { id: pending!.id } }]);
+      const got = await m.core.fileDownload.fetch(pending!.id, tmp());
+      expect(readFileSync(got.path).equals(bytes)).toBe(true);
+    }
   });
 
   it("§14.3 a group with no one else to send to, or a path that is not a file, is refused with words", async () => {
