@@ -5,13 +5,21 @@ import { buildBlobs } from "./kat-blobs.js";
 import { buildEdgeCases } from "./kat-edge-cases.js";
 import { buildFiles } from "./kat-files.js";
 import { buildGroups } from "./kat-groups.js";
+import { buildPqRatchet } from "./kat-pq-ratchet.js";
 import { buildTranscript } from "./kat-transcript.js";
 
 const path = new URL("../vectors/kat.json", import.meta.url);
 // DEL, C1 controls and bidi controls (in the relay URL vectors) are written as \u escapes, so the
 // file shows no invisible or reordering characters; JSON.stringify already escapes C0 controls.
 const json = JSON.stringify(
-  { ...buildTranscript(), ...buildEdgeCases(), ...buildGroups(), ...buildFiles(), ...buildBlobs() },
+  {
+    ...buildTranscript(),
+    ...buildEdgeCases(),
+    ...buildGroups(),
+    ...buildFiles(),
+    ...buildBlobs(),
+    ...buildPqRatchet(),
+  },
   null,
   2,
 ).replace(

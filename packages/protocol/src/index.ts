@@ -25,12 +25,14 @@ export {
   type AcceptEnvelope,
   decodeEnvelope,
   type Envelope,
+  HEADER_FLAG_KEM_MIXED,
   HEADER_LENGTH,
   LEGACY_HEADER_LENGTH,
   MAX_ENVELOPE_LENGTH,
   MESSAGE_NONCE_LENGTH,
   type MessageEnvelope,
   type MessageHeader,
+  PQ_HEADER_LENGTH,
 } from "./envelope.js";
 export {
   CryptoError,

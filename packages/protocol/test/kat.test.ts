@@ -6,6 +6,7 @@ import { buildBlobs } from "../scripts/kat-blobs.js";
 import { buildEdgeCases, type Ed25519Case, type RelayUrlCase } from "../scripts/kat-edge-cases.js";
 import { buildFiles } from "../scripts/kat-files.js";
 import { buildGroups } from "../scripts/kat-groups.js";
+import { buildPqRatchet } from "../scripts/kat-pq-ratchet.js";
 import { buildTranscript, katValue } from "../scripts/kat-transcript.js";
 import { concat } from "../src/_bytes.js";
 import { verify } from "../src/crypto.js";
@@ -103,6 +104,7 @@ describe("known-answer vectors (vectors/kat.json)", () => {
           ...buildGroups(),
           ...buildFiles(),
           ...buildBlobs(),
+          ...buildPqRatchet(),
         }),
       ),
     ).toEqual(committed);
