@@ -158,7 +158,8 @@ export function wrapPlaintext(
     inner[at + 7] = Descriptor.piece;
     return { inner, cursor: (out.cursor + count) % total };
   }
-  if (zeros > 0) return { inner: Uint8Array.from(plaintext), cursor: null };
+  // Its last zero byte is the descriptor: the plaintext is sealed as it is (sealing does not change it).
+  if (zeros > 0) return { inner: plaintext, cursor: null };
   const inner = new Uint8Array(plaintext.length + 1);
   inner.set(plaintext);
   inner[plaintext.length] = Descriptor.appended;
