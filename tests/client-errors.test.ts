@@ -2,6 +2,7 @@
 // documented failure, each with its exit status and exactly one line on stderr.
 import { randomBytes } from "node:crypto";
 import {
+  createInvitation,
   decodeInvitation,
   encodeInvitation,
   fromHex,
@@ -225,6 +226,8 @@ describe("parley refusals", () => {
         Uint8Array.from([...new TextEncoder().encode(LABELS.invitationSignature), ...signed]),
       );
       const code = encodeInvitation({
+        version: 1,
+        kemCommitment: null,
         relayUrl: relay.url,
         mailbox: signed.subarray(5, 37),
         identity: { signingKey: mallory.publicIdentity.signingKey, agreementKey },
@@ -256,6 +259,18 @@ describe("parley refusals", () => {
     expect((await contacts(bob)).size).toBe(0);
     // Nothing reached the relay: no mailbox was made for a code that can never work.
     expect(await connections()).toBe(before);
+  });
+
+  it("a post-quantum code (PARLEY2-, PROTOCOL.md §4.1) is refused in words (exit 6) until this client fetches hosted KEM keys", {
+    timeout: 120_000,
+  }, async () => {
+    const bob = await newHome();
+    await init(bob, "Bob", relay.url);
+    const { code } = createInvitation(Identity.generate(), { relayUrl: relay.url, mailbox: randomBytes(32) });
+    expect(code.startsWith("PARLEY2-")).toBe(true);
+    const refusal = fails(await runParley(bob, ["accept", code, "--name", "pq"]), 6);
+    expect(refusal).toMatch(/post-quantum invitation/);
+    expect((await contacts(bob)).size).toBe(0);
   });
 
   it("a message the relay refuses is shown in history with the reason, not as queued for ever", {

@@ -94,6 +94,7 @@ describe("protocol over relay frames", () => {
     ).toEqual([{ type: "ok", requestId: 1 }]);
 
     const { code, pending } = createInvitation(alice, {
+      postQuantum: false,
       relayUrl: "ws://127.0.0.1:7777",
       mailbox: box.address,
     });

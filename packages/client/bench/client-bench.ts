@@ -95,6 +95,7 @@ async function baseline(url: string): Promise<{ send: number; receive: number }>
     mailbox: bobBox.address,
     relayUrl: url,
     plaintext: first,
+    kemPublicKey: pending.kemPublicKey,
   });
   const opened = book.accept(alice, accepted.message);
   const t0 = performance.now();

@@ -15,6 +15,7 @@ import type { Context } from "./core/context.js";
 import { changed } from "./core/events.js";
 import type { FileFetched } from "./core/file-download.js";
 import type { FileSent } from "./core/file-upload.js";
+import type { GroupFileSent } from "./core/group-files.js";
 import type { GroupSentStatus } from "./core/group-send.js";
 import { clearAddresses } from "./core/mailboxes.js";
 import type {
@@ -43,6 +44,7 @@ export { backoffMs } from "./core/deposits.js";
 export type { FileFetched } from "./core/file-download.js";
 export { sanitizeFileName } from "./core/file-names.js";
 export type { FileSent } from "./core/file-upload.js";
+export type { GroupFileSent } from "./core/group-files.js";
 export type { GroupSentStatus } from "./core/group-send.js";
 export type {
   ClientEvent,
@@ -342,18 +344,16 @@ export class Client extends EventEmitter<ClientEvents> {
   }
 
   /**
-   * Sends a file to a contact (PROTOCOL.md §14): its chunks, sealed, to a blob on the contact's
-   * relay (the file is read a chunk at a time, never whole), then its manifest as a message, with
-   * a text's outbox and receipts. An interrupted upload of the same file to the same contact
-   * resumes where the relay stopped. Throws UNREACHABLE when the relay cannot be reached (the
-   * upload resumes on the next try) or when the manifest waits in the outbox.
+   * Sends a file to a contact or a group (PROTOCOL.md §14): its chunks, sealed, to a blob on the
+   * contact's relay (the file is read a chunk at a time, never whole), then its manifest as a
+   * message, with a text's outbox and receipts. To a group, one blob with a read token for each
+   * other member, on the relay most of them are on, and one manifest each (GroupFileSent has the
+   * group's counts). An interrupted upload of the same file to the same contact or group resumes
+   * where the relay stopped. Throws UNREACHABLE when the relay cannot be reached (the upload
+   * resumes on the next try) or when the manifest waits in the outbox.
    */
-  sendFile(name: string, path: string, progress?: Progress): Promise<FileSent> {
-    if (this.core.groups.lookup(name)) {
-      return Promise.reject(
-        new ClientError("USAGE", `${name} is a group: files go to one contact at a time for now`),
-      );
-    }
+  sendFile(name: string, path: string, progress?: Progress): Promise<FileSent | GroupFileSent> {
+    if (this.core.groups.lookup(name)) return this.core.groupFiles.sendFile(name, path, progress);
     return this.core.fileUpload.send(name, path, progress);
   }
 
@@ -362,7 +362,7 @@ export class Client extends EventEmitter<ClientEvents> {
     return this.core.fileUpload.withdraw(id);
   }
 
-  /** Files sent and received, oldest first; with `name`, only those with that contact. */
+  /** Files sent and received, oldest first; with `name`, only those with that contact or in that group. */
   files(name?: string): FileView[] {
     return this.core.files.list(name);
   }

@@ -5,9 +5,10 @@ import { parseArgs } from "node:util";
 import { relayUrlProblem } from "@parley/protocol";
 import QRCode from "qrcode";
 import { firstLine, usage, type Values } from "./args.js";
-import { Client, type FileFetched, type FileSent } from "./client.js";
+import { Client, type FileFetched, type FileSent, type GroupFileSent } from "./client.js";
 import { ClientError } from "./errors.js";
 import { checkGroupArgs, listGroups, runGroup } from "./group-commands.js";
+import { groupCounts } from "./group-words.js";
 import {
   formatMessage,
   humanSize,
@@ -118,7 +119,7 @@ export async function runCommand(command: string, rest: string[], globals: Value
       expect(1, "FILE-ID");
       break;
     case "files":
-      if (positionals.length > 1) throw usage("files: expected at most CONTACT");
+      if (positionals.length > 1) throw usage("files: expected at most CONTACT (or GROUP)");
       break;
     case "send":
       if (values.lines ? positionals.length !== 1 : positionals.length !== 2) {
@@ -193,16 +194,22 @@ export async function runCommand(command: string, rest: string[], globals: Value
           if (ev.type !== "status") printEvent(out, ev);
         });
         const meter = progressMeter(positionals[1]!);
-        let sent: FileSent;
+        let sent: FileSent | GroupFileSent;
         try {
           sent = await client.sendFile(positionals[0]!, positionals[1]!, meter.update);
         } finally {
           meter.end();
         }
-        out.data(
-          { type: "file", ...sent },
-          `${sent.contact}\t${sent.id}\t${sent.status}\t${displayText(sent.name)}\t${humanSize(sent.size)}`,
-        );
+        const words = `${sent.id}\t${sent.status}\t${displayText(sent.name)}\t${humanSize(sent.size)}`;
+        if ("group" in sent) {
+          out.data({ type: "file", ...sent }, `${displayText(sent.group)}\t${words}\t${groupCounts(sent)}`);
+          if (sent.failure) out.note(`${sent.group}: ${sent.failure}`);
+          out.note(
+            `${sent.name} is on the relay until ${time(sent.expiresAt)} UTC, or until all ${sent.recipients} members it is for fetch it`,
+          );
+          return 0;
+        }
+        out.data({ type: "file", ...sent }, `${sent.contact}\t${words}`);
         out.note(
           `${sent.name} is on the relay until ${time(sent.expiresAt)} UTC, or until ${sent.contact} fetches it`,
         );
@@ -211,9 +218,10 @@ export async function runCommand(command: string, rest: string[], globals: Value
       case "files": {
         for (const f of client.files(positionals[0])) {
           const where = f.savedAs ? `\t${f.savedAs}` : f.error ? `\t${printable(f.error)}` : "";
+          const who = f.group === undefined ? "" : `[${displayText(f.group)}] `;
           out.data(
             { type: "file", ...f },
-            `${f.id}\t${displayText(f.contact)}\t${f.direction}\t${displayText(f.name)}\t${humanSize(f.size)}\t${f.state}${where}`,
+            `${f.id}\t${who}${displayText(f.contact)}\t${f.direction}\t${displayText(f.name)}\t${humanSize(f.size)}\t${f.state}${where}`,
           );
         }
         return 0;

@@ -61,9 +61,9 @@ export const COMMAND_HELP: Readonly<Record<string, CommandHelp>> = {
     forms: ["send-file CONTACT PATH"],
     summary: "send a file, end-to-end encrypted",
     about:
-      "Encrypts a file a chunk at a time into a blob on the contact's relay, then sends the contact an offer with what it needs to fetch and check it; exit 0 once the relay has stored the file and the offer. Progress shows on stderr when it is a terminal. If the relay becomes unreachable, exit 75: run the same command again to resume the upload where it stopped (or, once the file is uploaded, a later send or sync delivers the waiting offer).",
+      "Encrypts a file a chunk at a time into a blob on the contact's relay, then sends the contact an offer with what it needs to fetch and check it; exit 0 once the relay has stored the file and the offer. To a group, the file is uploaded once (on the relay most members use) and every other member gets an offer of its own, counted like a group message (delivered to N of M). Progress shows on stderr when it is a terminal. If the relay becomes unreachable, exit 75: run the same command again to resume the upload where it stopped (or, once the file is uploaded, a later send or sync delivers the waiting offer).",
     options: [
-      ["CONTACT", "the contact's name, as `parley contacts` lists it"],
+      ["CONTACT", "the contact's name, as `parley contacts` lists it, or a group's (`parley groups`)"],
       ["PATH", "the file to send (the relay keeps it until it is fetched, at most its retention)"],
     ],
   },
@@ -71,8 +71,8 @@ export const COMMAND_HELP: Readonly<Record<string, CommandHelp>> = {
     forms: ["files [CONTACT]"],
     summary: "list files sent and received, with their state",
     about:
-      "Lists the files you sent and were offered, oldest first: id (what fetch takes), contact, direction, name, size, state (uploading, sent, offered, fetched, failed, expired) and where a fetched one was saved.",
-    options: [["CONTACT", "only the files with this contact"]],
+      "Lists the files you sent and were offered, oldest first: id (what fetch takes), contact (in a group: [group] and who sent it), direction, name, size, state (uploading, sent, offered, fetched, failed, expired) and where a fetched one was saved.",
+    options: [["CONTACT", "only the files with this contact, or in this group"]],
   },
   fetch: {
     forms: ["fetch FILE-ID [--out PATH]"],

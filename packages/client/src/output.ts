@@ -113,9 +113,11 @@ function fileWords(f: NonNullable<MessageView["file"]>, direction: "in" | "out")
 export function formatMessage(m: MessageView): string {
   if (m.file) {
     const who = m.direction === "in" ? m.contact : "me";
+    const where = m.group === undefined ? "" : `[${displayText(m.group)}] `;
+    const counts = m.group !== undefined && m.direction === "out" ? `, ${groupCounts(m)}` : "";
     const status =
-      m.direction === "out" ? `  [${m.status}${m.failure ? `: ${printable(m.failure)}` : ""}]` : "";
-    return `${time(m.direction === "in" ? m.receivedAt : m.sentAt)}  ${displayText(who)}: ${fileWords(m.file, m.direction)}${status}`;
+      m.direction === "out" ? `  [${m.status}${counts}${m.failure ? `: ${printable(m.failure)}` : ""}]` : "";
+    return `${time(m.direction === "in" ? m.receivedAt : m.sentAt)}  ${where}${displayText(who)}: ${fileWords(m.file, m.direction)}${status}`;
   }
   if (m.note) return `${time(m.receivedAt)}  [${displayText(m.group ?? "")}] * ${groupChangeWords(m.note)}`;
   const who = m.direction === "in" ? m.contact : "me";

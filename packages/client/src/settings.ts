@@ -23,6 +23,12 @@ export interface Settings {
   notificationText?: boolean;
   /** Where the terminal UI's /save puts fetched files (`~` is the home); default ~/Downloads/parley. */
   downloads?: string;
+  /**
+   * Picture previews in the terminal UI's /view (ui/graphics-detect.ts): "auto" (the default)
+   * picks kitty's or iTerm2's graphics protocol from the terminal's environment, "off" shows the
+   * file line only, "kitty" / "iterm2" force one. `PARLEY_IMAGE_PREVIEW` overrides it.
+   */
+  imagePreview?: ImagePreviewSetting;
 }
 
 /** The values of `notifications`, in the order error messages list them. */
@@ -40,6 +46,16 @@ function shown(value: unknown): string {
   const json = JSON.stringify(value) ?? String(value);
   return json.length > 40 ? `${json.slice(0, 39)}…` : json;
 }
+
+/** The values of `imagePreview`, in the order error messages list them. */
+export const IMAGE_PREVIEW_SETTINGS = ["auto", "off", "kitty", "iterm2"] as const;
+export type ImagePreviewSetting = (typeof IMAGE_PREVIEW_SETTINGS)[number];
+
+export const isImagePreviewSetting = (value: unknown): value is ImagePreviewSetting =>
+  typeof value === "string" && (IMAGE_PREVIEW_SETTINGS as readonly string[]).includes(value);
+
+/** "one of auto, off, kitty, iterm2": for the errors that reject a value. */
+export const IMAGE_PREVIEW_CHOICES = `one of ${IMAGE_PREVIEW_SETTINGS.join(", ")}`;
 
 export const DEFAULT_MAX_RETENTION_SECONDS = 30 * 86400;
 
@@ -61,6 +77,7 @@ export function loadSettings(path: string): Settings {
     notifications?: unknown;
     notificationText?: unknown;
     downloads?: unknown;
+    imagePreview?: unknown;
   };
   const settings: Settings = { maxRetentionSeconds: DEFAULT_MAX_RETENTION_SECONDS };
   if (o.relay !== undefined) {
@@ -109,6 +126,15 @@ export function loadSettings(path: string): Settings {
       );
     }
     settings.downloads = o.downloads;
+  }
+  if (o.imagePreview !== undefined) {
+    if (!isImagePreviewSetting(o.imagePreview)) {
+      throw new ClientError(
+        "USAGE",
+        `settings file ${path}: "imagePreview" must be ${IMAGE_PREVIEW_CHOICES}; got ${shown(o.imagePreview)}`,
+      );
+    }
+    settings.imagePreview = o.imagePreview;
   }
   return settings;
 }

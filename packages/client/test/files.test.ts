@@ -3,7 +3,7 @@
 // name; uploads and downloads interrupted part-way resume where they stopped, also after the
 // client is closed and opened again; a chunk altered on its way, or a file the relay no longer
 // has, leaves nothing behind and says why.
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
@@ -97,7 +97,11 @@ describe("§14 files between two clients through a real relay", () => {
     expect(readFileSync(fetched.path).equals(bytes)).toBe(true);
     // Only the file: the temporary name is gone.
     expect(readdirSync(dir)).toEqual(["report.pdf"]);
-    expect(bob.files()[0]).toMatchObject({ state: "fetched", savedAs: fetched.path });
+    expect(bob.files()[0]).toMatchObject({
+      state: "fetched",
+      savedAs: fetched.path,
+      sha256: createHash("sha256").update(bytes).digest("hex"),
+    });
     expect(bob.history("alice").at(-1)?.file).toMatchObject({ id: sent.id, state: "fetched" });
     // The blob is gone from the relay once its one reader is done: a second fetch cannot happen.
     await expect(bob.fetchFile(sent.id, dir)).rejects.toThrow(/already fetched/);
@@ -301,14 +305,32 @@ describe("§14 files between two clients through a real relay", () => {
     expect(readdirSync(dir)).toEqual(["data.bin"]);
   });
 
-  it("refuses a file to a group for now, and says so", { timeout: 60_000 }, async () => {
+  it("§14.3 a file to a group through the Client: offered in the group's conversation, fetched, counted delivered", {
+    timeout: 60_000,
+  }, async () => {
     const r = await relay();
-    const [alice] = await pair(`ws://127.0.0.1:${r.port}`);
+    const [alice, bob] = await pair(`ws://127.0.0.1:${r.port}`);
     await alice.createGroup("Team", ["Bob"]);
-    await expect(alice.sendFile("Team", randomFile(10).path)).rejects.toMatchObject({
-      code: "USAGE",
-      message: "Team is a group: files go to one contact at a time for now",
+    await bob.sync();
+    const { path, bytes } = randomFile(100_000, "plan.pdf");
+    const sent = await alice.sendFile("Team", path);
+    expect(sent).toMatchObject({ group: "Team", contact: "Alice", status: "stored", recipients: 1 });
+
+    const got = eventually(bob, isFile);
+    await bob.sync();
+    expect(await got).toMatchObject({
+      type: "message",
+      group: "Team",
+      contact: "alice",
+      file: { id: sent.id, name: "plan.pdf", state: "offered" },
     });
-    expect(alice.files()).toEqual([]);
+    expect(bob.files("Team")).toMatchObject([{ id: sent.id, group: "Team", contact: "alice" }]);
+    const fetched = await bob.fetchFile(sent.id, tmp());
+    expect(readFileSync(fetched.path).equals(bytes)).toBe(true);
+
+    await bob.flush({ force: true });
+    const delivered = eventually(alice, (e) => e.type === "status" && e.id === sent.id && e.delivered === 1);
+    await alice.sync();
+    expect(await delivered).toMatchObject({ group: "Team", recipients: 1, status: "delivered" });
   });
 });

@@ -1,10 +1,12 @@
 // The client's group rules without the store (PROTOCOL.md §13.3, §13.4): routing, what an
 // arriving group item means, and per-author sequence numbers.
 import {
+  type FileManifest,
   GroupLog,
   type GroupOp,
   type GroupPayload,
   type GroupState,
+  groupFileSignedBytes,
   groupTextSignedBytes,
   Identity,
   signGroupEntry,
@@ -68,6 +70,38 @@ function forward(author: Identity, to: Identity, seq: number): GroupPayload {
       signature: t.body.signature,
     },
   };
+}
+
+const manifest: FileManifest = {
+  name: "plan.pdf",
+  mediaType: "application/pdf",
+  size: 10,
+  sha256: new Uint8Array(32).fill(1),
+  chunkCount: 1,
+  relay: "wss://relay.example",
+  blobId: new Uint8Array(32).fill(2),
+  readToken: new Uint8Array(32).fill(3),
+  fileKey: new Uint8Array(32).fill(4),
+  expiresAt: 9_000_000,
+};
+
+/** `author`'s file item (§14.3), with `readToken` as the recipient's own, optionally forwarded to `to`. */
+function fileItem(author: Identity, seq: number, readToken: number, to?: Identity): GroupPayload {
+  const id = new Uint8Array(16).fill(100 + seq);
+  const sentAt = 2000 + seq;
+  const signature = author.sign(groupFileSignedBytes({ groupId, id, sentAt, seq, file: manifest }));
+  const file = { ...manifest, readToken: new Uint8Array(32).fill(readToken) };
+  const body: GroupPayload["body"] = to
+    ? {
+        kind: "forward-file",
+        author: author.publicIdentity.signingKey,
+        to: to.publicIdentity.signingKey,
+        seq,
+        file,
+        signature,
+      }
+    : { kind: "file", seq, file, signature };
+  return { type: "group", id, sentAt, groupId, body };
 }
 
 describe("routing (§13.4)", () => {
@@ -211,6 +245,72 @@ describe("an arriving group item (§13.3)", () => {
         { state: null, me: k(dan), from: k(ben), hasSession: all },
       ),
     ).toMatchObject({ kind: "drop", reason: "a malformed membership entry (BAD_SIGNATURE)" });
+  });
+});
+
+describe("an arriving group file (§14.3)", () => {
+  const { state } = group();
+  const all = () => true;
+
+  it("§14.3 is its sender's message with my copy of the manifest; each member's read token verifies under the one signature", () => {
+    for (const token of [3, 9]) {
+      expect(judge(fileItem(ben, 4, token), { state, me: k(cat), from: k(ben), hasSession: all })).toEqual({
+        kind: "message",
+        author: k(ben),
+        seq: 4,
+        text: "",
+        forwarded: false,
+        file: { ...manifest, readToken: new Uint8Array(32).fill(token) },
+      });
+    }
+  });
+
+  it("§14.3 a forged or altered file, a removed member's, or one passed on by anyone but its author is dropped", () => {
+    const f = fileItem(ben, 4, 3);
+    if (f.body.kind !== "file") throw new Error("file");
+    // Ben's signature arriving over Ann's session, and a manifest changed after it was signed.
+    expect(judge(f, { state, me: k(cat), from: k(ann), hasSession: all })).toMatchObject({
+      kind: "drop",
+      reason: "a file whose signature is not its sender's",
+    });
+    for (const changed of [
+      { ...f.body.file, sha256: new Uint8Array(32).fill(7) },
+      { ...f.body.file, fileKey: new Uint8Array(32).fill(7) },
+      { ...f.body.file, name: "plan.pdf.exe" },
+      { ...f.body.file, size: 11, chunkCount: 1 },
+    ]) {
+      const altered = { ...f, body: { ...f.body, file: changed } } as GroupPayload;
+      expect(judge(altered, { state, me: k(cat), from: k(ben), hasSession: all }).kind).toBe("drop");
+    }
+    // Dan's file forwarded to Cat: Dan's, through Ben; not twice; and not once Dan is removed.
+    const fwd = fileItem(dan, 2, 5, cat);
+    expect(judge(fwd, { state, me: k(cat), from: k(ben), hasSession: all })).toMatchObject({
+      kind: "message",
+      author: k(dan),
+      forwarded: true,
+      file: { readToken: new Uint8Array(32).fill(5) },
+    });
+    expect(judge(fwd, { state, me: k(ben), from: k(dan), hasSession: all })).toEqual({
+      kind: "pass-on",
+      to: k(cat),
+    });
+    expect(judge(fwd, { state, me: k(ben), from: k(ann), hasSession: all })).toMatchObject({
+      kind: "drop",
+      reason: "a forwarded file not from its author, for someone else",
+    });
+    const { log } = group();
+    log.add(
+      signGroupEntry(ann, {
+        groupId,
+        parent: Buffer.from(state.head, "hex"),
+        createdAt: 2,
+        op: { op: "remove", member: dan.publicIdentity.signingKey },
+      }),
+    );
+    expect(judge(fwd, { state: log.state()!, me: k(cat), from: k(ben), hasSession: all })).toMatchObject({
+      kind: "drop",
+      reason: "a forwarded file by someone who is no longer a member",
+    });
   });
 });
 

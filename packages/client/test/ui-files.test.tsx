@@ -99,4 +99,43 @@ describe("files in the chat screen", () => {
     await bobUi.line("/save");
     expect(bobUi.lastFrame()).toContain("no file waiting here");
   });
+
+  it("/file sends to the group on screen, whose members see it in the group's conversation and /save it", {
+    timeout: 120_000,
+  }, async () => {
+    const relay = await startRelay(["--storage", "memory"]);
+    made.cleanups.push(() => relay.stop());
+    const url = `ws://127.0.0.1:${relay.port}`;
+    const alice = made.client(url, "Alice");
+    const bob = made.client(url, "Bob");
+    await bob.accept((await alice.invite()).code, { name: "Alice" });
+    await alice.sync();
+    await alice.createGroup("Team", ["Bob"]);
+    await bob.sync();
+    const downloads = made.dir();
+    bob.settings.downloads = downloads;
+    await alice.start();
+    await bob.start();
+
+    const folder = made.dir();
+    const bytes = randomBytes(100_000);
+    writeFileSync(join(folder, "plan.pdf"), bytes);
+    const aliceUi = renderUi(<Chat client={alice} localOnly={false} onQuit={() => {}} />);
+    made.cleanups.push(() => aliceUi.unmount());
+    await until(aliceUi.lastFrame, (f) => f.includes("# Team"), "the group on screen");
+    await aliceUi.line(`/file ${join(folder, "plan.pdf")}`);
+    await until(aliceUi.lastFrame, (f) => f.includes("sent plan.pdf"), "the file sent");
+    await until(
+      aliceUi.lastFrame,
+      (f) => /\[file\] plan\.pdf · 97\.7 KiB/.test(f) && f.includes("delivered to all 1"),
+      "the file line, delivered",
+    );
+
+    const bobUi = renderUi(<Chat client={bob} localOnly={false} onQuit={() => {}} />);
+    made.cleanups.push(() => bobUi.unmount());
+    await until(bobUi.lastFrame, (f) => f.includes("# Team") && f.includes("/save fetches it"), "the offer");
+    await bobUi.line("/save");
+    await until(bobUi.lastFrame, (f) => f.includes("saved "), "the saved file");
+    expect(readFileSync(join(downloads, "plan.pdf")).equals(bytes)).toBe(true);
+  });
 });

@@ -9,9 +9,15 @@
 //          (two X25519 agreements and one X25519 key generation).
 //      The plaintext is a real padded payload: an encodePayload text payload that fills exactly the
 //      256- or 4096-byte bucket, encoded once before timing (so payload encoding is not measured).
-//   2. Handshakes per second: createInvitation + InvitationBook.add + decodeInvitation +
-//      acceptInvitation (carrying a first message) + InvitationBook.accept (which decrypts it). Every
-//      handshake uses fresh identities, generated in batches outside the timed region.
+//   2. Handshakes per second, classical (a version 1 invitation: X25519 only) and hybrid (a version 2
+//      invitation: X25519 and ML-KEM-768, PROTOCOL.md §5.5) in the same run, rounds interleaved:
+//      createInvitation + InvitationBook.add + decodeInvitation + acceptInvitation (carrying a first
+//      message) + InvitationBook.accept (which decrypts it); the hybrid one also seals the hosted KEM
+//      key (hostedKemKeyUpload, the inviter) and opens and checks it (openHostedKemKey, the accepter),
+//      but no relay round trip is timed. The ratio is the median of the per-round ratios. Beside them,
+//      the bytes each version puts on the wire: the code's length, the first message (the Accept
+//      carrying a 256-byte payload) and the hosted key blob. Every handshake uses fresh identities,
+//      generated in batches outside the timed region.
 //   3. Baselines: raw AEAD encrypt + decrypt of the same plaintexts, with an AAD as long as the
 //      ratchet's (session AD + v2 message header) and a fresh nonce per message, once with
 //      node:crypto's ChaCha20-Poly1305 (OpenSSL, native; OpenSSL has no XChaCha20) and once with
@@ -34,14 +40,17 @@ import {
   acceptInvitation,
   createInvitation,
   decodeInvitation,
+  encodeFrame,
   encodePayload,
   HEADER_LENGTH,
+  hostedKemKeyUpload,
   Identity,
   InvitationBook,
   MAX_PADDED_LENGTH,
   MAX_TEXT_BYTES,
   MailboxKey,
   newMessageId,
+  openHostedKemKey,
   type Session,
 } from "../src/index.js";
 import {
@@ -99,6 +108,24 @@ interface SessionPair {
   accepter: Session;
 }
 
+type HandshakeKind = "classical" | "hybrid";
+
+interface Handshakes {
+  classical: Series;
+  hybrid: Series & { vsClassical: number };
+  bytes: Record<HandshakeKind, WireBytes>;
+}
+
+/** What one handshake of each kind puts on the wire (a 256-byte first payload). */
+interface WireBytes {
+  /** Characters of the invitation code. */
+  code: number;
+  /** The Accept: the first message the accepter deposits (and every repeat until a reply). */
+  firstMessage: number;
+  /** The hosted KEM key's createBlob and putChunk frames (0 for classical). */
+  hostedKeyFrames: number;
+}
+
 function secondsFromEnv(value: string | undefined): number {
   const n = Number(value);
   return value && Number.isFinite(n) && n > 0 ? n : 1;
@@ -126,13 +153,13 @@ function measure(seconds: number, op: Op): number {
 }
 
 /** Handshakes per second; identities for each batch are generated before its timing starts. */
-function measureHandshakes(seconds: number): number {
+function measureHandshakes(seconds: number, kind: HandshakeKind): number {
   let elapsed = 0;
   let count = 0;
   while (elapsed < seconds * 1000) {
     const batch = Array.from({ length: HANDSHAKE_BATCH }, newParties);
     const start = performance.now();
-    for (const parties of batch) handshake(parties);
+    for (const parties of batch) handshake(parties, kind);
     elapsed += performance.now() - start;
     count += batch.length;
   }
@@ -230,23 +257,49 @@ function newParties(): Parties {
   return { inviter: Identity.generate(), accepter: Identity.generate(), book: new InvitationBook() };
 }
 
-/** The whole first contact, as two real parties run it (see scripts/demo.ts). */
-function handshake(p: Parties): SessionPair & { plaintext: Uint8Array } {
-  const { code, pending } = createInvitation(p.inviter, { relayUrl: RELAY, mailbox: INVITER_MAILBOX });
+/**
+ * The whole first contact, as two real parties run it (see scripts/demo.ts). Hybrid: the inviter
+ * also seals its KEM key for the relay, and the accepter opens and checks what it fetched (the
+ * relay itself is not in the loop).
+ */
+function handshake(
+  p: Parties,
+  kind: HandshakeKind,
+): SessionPair & { plaintext: Uint8Array; code: string; message: Uint8Array; hostedKeyFrames: number } {
+  const postQuantum = kind === "hybrid";
+  const { code, pending } = createInvitation(p.inviter, {
+    relayUrl: RELAY,
+    mailbox: INVITER_MAILBOX,
+    postQuantum,
+  });
   p.book.add(pending);
+  const upload = postQuantum ? hostedKemKeyUpload(pending) : null;
   const invitation = decodeInvitation(code);
   const accepted = acceptInvitation(p.accepter, invitation, {
     mailbox: ACCEPTER_MAILBOX,
     relayUrl: RELAY,
     plaintext: FIRST_MESSAGE,
+    kemPublicKey: upload ? openHostedKemKey(invitation, upload.sealedChunk) : null,
   });
   const contact = p.book.accept(p.inviter, accepted.message);
-  return { inviter: contact.session, accepter: accepted.session, plaintext: contact.plaintext };
+  if (contact.postQuantum !== postQuantum) throw new Error(`${kind} handshake: wrong kind of session`);
+  const hostedKeyFrames = upload
+    ? encodeFrame({ type: "createBlob", requestId: 1, ...upload }).length +
+      encodeFrame({ type: "putChunk", requestId: 2, index: 0, ...upload }).length
+    : 0;
+  return {
+    inviter: contact.session,
+    accepter: accepted.session,
+    plaintext: contact.plaintext,
+    code,
+    message: accepted.message,
+    hostedKeyFrames,
+  };
 }
 
 /** A session pair past the handshake: both sides have sent and received, nothing is Accept-wrapped. */
 function establishedPair(plaintext: Uint8Array): SessionPair {
-  const pair = handshake(newParties());
+  const pair = handshake(newParties(), "classical");
   pair.accepter.decrypt(pair.inviter.encrypt(plaintext));
   pair.inviter.decrypt(pair.accepter.encrypt(plaintext));
   return pair;
@@ -345,17 +398,30 @@ function benchPostQuantum(): PqResult[] {
   });
 }
 
-function benchHandshakes(): Series {
-  const check = handshake(newParties());
-  if (Buffer.compare(check.plaintext, FIRST_MESSAGE) !== 0)
-    throw new Error("handshake: first message changed");
-  measureHandshakes(WARMUP_SECONDS);
-  const runs: number[] = [];
+function benchHandshakes(): Handshakes {
+  const kinds: HandshakeKind[] = ["classical", "hybrid"];
+  const bytes = {} as Record<HandshakeKind, WireBytes>;
+  for (const kind of kinds) {
+    const check = handshake(newParties(), kind);
+    if (Buffer.compare(check.plaintext, FIRST_MESSAGE) !== 0)
+      throw new Error(`${kind} handshake: first message changed`);
+    bytes[kind] = {
+      code: check.code.length,
+      firstMessage: check.message.length,
+      hostedKeyFrames: check.hostedKeyFrames,
+    };
+    measureHandshakes(WARMUP_SECONDS, kind);
+  }
+  const runs: Record<HandshakeKind, number[]> = { classical: [], hybrid: [] };
   for (let round = 1; round <= ROUNDS; round++) {
     progress(`handshakes: round ${round} of ${ROUNDS}`);
-    runs.push(measureHandshakes(SECONDS));
+    for (const kind of kinds) runs[kind].push(measureHandshakes(SECONDS, kind));
   }
-  return series(runs);
+  return {
+    classical: series(runs.classical),
+    hybrid: { ...series(runs.hybrid), vsClassical: ratios(runs.hybrid, runs.classical) },
+    bytes,
+  };
 }
 
 function environment() {
@@ -429,9 +495,9 @@ function printPostQuantum(pq: PqResult[], bytes: BytesResult): string[] {
 function printTable(
   env: ReturnType<typeof environment>,
   sizes: SizeResult[],
-  handshakes: Series,
+  handshakes: Handshakes,
   pq: PqResult[],
-  bytes: BytesResult,
+  pqBytes: BytesResult,
 ): void {
   const lines = [
     `Parley protocol benchmark: node ${env.node}, ${env.platform}, ${env.cpu} x${env.cpus}, ` +
@@ -453,12 +519,22 @@ function printTable(
       seriesRow(s.bytes, "ratchet, alternating (DH step each msg)", s.ratchetAlternating),
     );
   }
+  const runsOf = (s: Series) =>
+    `runs: ${s.runs.map((r) => integer.format(r)).join(", ")}; spread ${spread(s)}`;
+  const { classical, hybrid, bytes } = handshakes;
+  const bytesOf = (b: WireBytes) =>
+    `code ${b.code} chars, first message ${integer.format(b.firstMessage)} B` +
+    (b.hostedKeyFrames ? `, hosted key ${integer.format(b.hostedKeyFrames)} B (createBlob + putChunk)` : "");
   lines.push(
     "",
-    "Handshakes: createInvitation + decodeInvitation + acceptInvitation + InvitationBook.accept (1st message)",
-    `${integer.format(handshakes.median)} handshakes/s (runs: ${handshakes.runs.map((r) => integer.format(r)).join(", ")}; ` +
-      `spread ${spread(handshakes)})`,
-    ...printPostQuantum(pq, bytes),
+    "Handshakes: createInvitation + decodeInvitation + acceptInvitation + InvitationBook.accept (1st message);",
+    "hybrid also seals and opens the hosted KEM key (no relay round trip)",
+    `classical (v1, X25519):            ${integer.format(classical.median)} handshakes/s (${runsOf(classical)})`,
+    `hybrid (v2, X25519 + ML-KEM-768):  ${integer.format(hybrid.median)} handshakes/s (${runsOf(hybrid)}); ` +
+      `${hybrid.vsClassical.toPrecision(3)} x classical`,
+    `bytes, classical: ${bytesOf(bytes.classical)}`,
+    `bytes, hybrid:    ${bytesOf(bytes.hybrid)}`,
+    ...printPostQuantum(pq, pqBytes),
   );
   console.log(lines.join("\n"));
 }
@@ -470,7 +546,7 @@ function main(): void {
   const handshakes = benchHandshakes();
   const postQuantum = benchPostQuantum();
   progress("post-quantum: simulated conversation");
-  const bytes = conversationBytes();
+  const pqBytes = conversationBytes();
   const totalSeconds = (performance.now() - startedAt) / 1000;
   progress(`done in ${totalSeconds.toFixed(1)} s`);
   if (JSON_OUTPUT) {
@@ -482,12 +558,12 @@ function main(): void {
         settings,
         messages: sizes,
         handshakes,
-        postQuantum: { throughput: postQuantum, bytes },
+        postQuantum: { throughput: postQuantum, bytes: pqBytes },
         totalSeconds,
       }),
     );
   } else {
-    printTable(env, sizes, handshakes, postQuantum, bytes);
+    printTable(env, sizes, handshakes, postQuantum, pqBytes);
   }
 }
 

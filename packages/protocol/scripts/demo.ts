@@ -1,6 +1,7 @@
-// A walk through the protocol with two local parties, Alice and Bob: identities, an invitation
-// code, the handshake, a few ratchet messages (one lost, one late), safety numbers, and the
-// frame Bob would deposit at the relay. Run with `npm start` from the repository root.
+// A walk through the protocol with two local parties, Alice and Bob: identities, a post-quantum
+// invitation code and its KEM key hosted at the relay, the hybrid handshake, a few ratchet messages
+// (one lost, one late), safety numbers, and the frames Alice and Bob would send to the relay. Run
+// with `npm start` from the repository root.
 import {
   acceptInvitation,
   createInvitation,
@@ -9,11 +10,14 @@ import {
   encodeFrame,
   encodePayload,
   fingerprint,
+  HandshakeError,
+  hostedKemKeyUpload,
   Identity,
   InvitationBook,
   InvitationError,
   MailboxKey,
   newMessageId,
+  openHostedKemKey,
   type Session,
   safetyNumber,
 } from "../src/index.js";
@@ -39,6 +43,12 @@ say("bob", `identity ${fingerprint(bob.publicIdentity)}`);
 const book = new InvitationBook();
 const { code, pending } = createInvitation(alice, { relayUrl: RELAY, mailbox: aliceMailbox.address });
 book.add(pending);
+// Her one-time ML-KEM-768 key is too long for the code: it goes to the relay as a sealed blob.
+const upload = hostedKemKeyUpload(pending);
+const hosting =
+  encodeFrame({ type: "createBlob", requestId: 1, ...upload }).length +
+  encodeFrame({ type: "putChunk", requestId: 2, index: 0, ...upload }).length;
+say("alice", `hosts her post-quantum key at the relay (${hosting} bytes of createBlob and putChunk)`);
 console.log(`\nAlice's one-time invitation (${code.length} characters, shared out of band):\n${code}\n`);
 
 try {
@@ -48,6 +58,14 @@ try {
 }
 
 const invitation = decodeInvitation(code);
+try {
+  openHostedKemKey(invitation, null);
+} catch (e) {
+  if (e instanceof HandshakeError)
+    say("bob", `a relay that withholds the key stops the handshake: ${e.code}`);
+}
+const kemPublicKey = openHostedKemKey(invitation, upload.sealedChunk);
+say("bob", "fetched Alice's key; it matches the commitment in her code");
 const first = encodePayload({
   type: "text",
   id: newMessageId(),
@@ -58,6 +76,7 @@ const { session: bobSession, message: acceptWire } = acceptInvitation(bob, invit
   mailbox: bobMailbox.address,
   relayUrl: RELAY,
   plaintext: first,
+  kemPublicKey,
 });
 const deposit = encodeFrame({
   type: "deposit",
@@ -75,6 +94,7 @@ say(
   "alice",
   `new contact ${fingerprint(contact.identity)} says: ${hello.type === "text" ? hello.text : hello.type}`,
 );
+say("alice", contact.postQuantum ? "the session is post-quantum (X25519 + ML-KEM-768)" : "classical session");
 
 try {
   book.accept(alice, acceptWire);

@@ -5,6 +5,7 @@ import { buildBlobs } from "./kat-blobs.js";
 import { buildEdgeCases } from "./kat-edge-cases.js";
 import { buildFiles } from "./kat-files.js";
 import { buildGroups } from "./kat-groups.js";
+import { buildPostQuantum } from "./kat-pq.js";
 import { buildPqRatchet } from "./kat-pq-ratchet.js";
 import { buildTranscript } from "./kat-transcript.js";
 
@@ -18,6 +19,7 @@ const json = JSON.stringify(
     ...buildGroups(),
     ...buildFiles(),
     ...buildBlobs(),
+    ...buildPostQuantum(),
     ...buildPqRatchet(),
   },
   null,

@@ -1,16 +1,23 @@
 // Known answers for groups (PROTOCOL.md §13): membership entries with their hashes, a log with a
-// fork, and group payloads, all from fixed identities (every signature here is deterministic).
+// fork, and group payloads, all from fixed identities (every signature here is deterministic); and
+// a group file (§14.3): one signature over the manifest with its read token zeroed, and two
+// members' copies, one of them forwarded.
+import { sha256 } from "@noble/hashes/sha2.js";
 import {
   encodePayload,
+  type FileManifest,
+  fileChunkCount,
   fingerprint,
   GroupLog,
   type GroupOp,
+  groupFileSignedBytes,
   groupTextSignedBytes,
   Identity,
   type Payload,
   signGroupEntry,
   toHex,
 } from "../src/index.js";
+import { patterned } from "./kat-files.js";
 import { katValue, scripted } from "./kat-transcript.js";
 
 const NOW = 1_764_720_000_000;
@@ -112,6 +119,7 @@ export function buildGroups(): Record<string, unknown> {
   });
   const described = (e: typeof create, note: string) => ({ note, op: e.op.op, bytes: e.bytes, hash: e.hash });
   return jsonable({
+    groupFiles: groupFile(groupId, ann, ben, dan),
     groups: {
       description:
         "PROTOCOL.md §13: membership entries (bytes include the signature; hash = SHA-256('parley/v1/group-entry-hash' || bytes)), the state a member computes from them, and group payloads (§7.1 type 4). Identities are drawn as `random` names them.",
@@ -144,6 +152,71 @@ export function buildGroups(): Record<string, unknown> {
       })),
     },
   }) as Record<string, unknown>;
+}
+
+/**
+ * Ann's file to the group (§14.3): the 3-byte file of `files` (bytes i mod 251, the same file key),
+ * with seq 2 after her text; Ben's copy as she sends it to him (kind 5) and Dan's as it travels
+ * forwarded (kind 6, as a member with no session with Dan yet sends it to the member who passes it
+ * on), each with its own read token under the one signature.
+ */
+function groupFile(
+  groupId: Uint8Array,
+  ann: Identity,
+  ben: Identity,
+  dan: Identity,
+): Record<string, unknown> {
+  const sentAt = NOW + 5000;
+  const id = katValue("group-file/message-id", 16);
+  const readTokens = {
+    ben: katValue("group-file/read-token/ben"),
+    dan: katValue("group-file/read-token/dan"),
+  };
+  const file: FileManifest = {
+    name: "plan.txt",
+    mediaType: "text/plain",
+    size: 3,
+    sha256: sha256(patterned(3)),
+    chunkCount: fileChunkCount(3),
+    relay: "wss://relay.example:8443/parley",
+    blobId: katValue("group-file/blob-id"),
+    readToken: readTokens.ben,
+    fileKey: katValue("file/key"),
+    expiresAt: sentAt + 7 * 86_400_000,
+  };
+  const signed = { groupId, id, sentAt, seq: 2, file };
+  const signature = ann.sign(groupFileSignedBytes(signed));
+  const common = { type: "group", id, sentAt, groupId } as const;
+  const toBen: Payload = { ...common, body: { kind: "file", seq: 2, file, signature } };
+  const toDan: Payload = {
+    ...common,
+    body: {
+      kind: "forward-file",
+      author: ann.publicIdentity.signingKey,
+      to: dan.publicIdentity.signingKey,
+      seq: 2,
+      file: { ...file, readToken: readTokens.dan },
+      signature,
+    },
+  };
+  const { readToken: _mine, ...fields } = file;
+  return {
+    description:
+      "PROTOCOL.md §14.3: a group file item (§13.3 kind 5) and a forwarded one (kind 6) in the group of `groups`, by Ann. The file is the 3-byte file of `files`; blobId, read tokens = SHA-256('parley-kat/group-file/blob-id' | '.../read-token/<member>'), message id = the first 16 bytes of SHA-256('parley-kat/group-file/message-id'). `signedBytes` (read token zeroed) and `signature` are the same in every copy.",
+    groupId,
+    author: ann.publicIdentity.signingKey,
+    id,
+    sentAt,
+    seq: 2,
+    file: fields,
+    readTokens,
+    signedBytes: groupFileSignedBytes(signed),
+    signature,
+    payloads: [
+      { kind: "file", to: ben.publicIdentity.signingKey, padded: encodePayload(toBen) },
+      { kind: "forward-file", to: dan.publicIdentity.signingKey, padded: encodePayload(toDan) },
+    ],
+  };
 }
 
 /** Byte arrays as hex, recursively. */

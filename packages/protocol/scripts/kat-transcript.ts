@@ -101,6 +101,7 @@ export function buildTranscript(): Record<string, unknown> {
   const bobMailbox = MailboxKey.generate(scripted(randomValues, "bob/mailbox-seed"));
 
   const { code, invitation, pending } = createInvitation(alice, {
+    postQuantum: false,
     relayUrl: RELAY,
     mailbox: aliceMailbox.address,
     ttlSeconds: 7 * 24 * 3600,

@@ -47,6 +47,27 @@ export const LABELS = {
   fileChunks: "parley/v1/file-chunks",
   blobToken: "parley/v1/blob-token",
   groupFile: "parley/v1/group-file",
+  // Version 2 invitations and Accepts: the hybrid (X25519 + ML-KEM-768) handshake, PROTOCOL.md §4.6, §5.5.
+  /** v2 invitations: signature prefix (the v2 body carries the KEM commitment). */
+  invitationSignatureV2: "parley/v2/invitation-signature",
+  /** v2 invitations: checksum prefix. */
+  invitationChecksumV2: "parley/v2/invitation-checksum",
+  /** SHA-256 prefix: the commitment to the inviter's ML-KEM-768 encapsulation key. */
+  kemCommitment: "parley/v2/kem-commitment",
+  /** HKDF info: the hosted KEM key's blob id, from the commitment and the prekey. */
+  kemBlobId: "parley/v2/kem-blob-id",
+  /** HKDF info: the hosted KEM key's read token, from the commitment and the prekey. */
+  kemBlobReadToken: "parley/v2/kem-blob-read-token",
+  /** HKDF info: the key sealing the hosted KEM key (a §14.1 file key), from the commitment and the prekey. */
+  kemBlobFileKey: "parley/v2/kem-blob-file-key",
+  /** HKDF info: the hosted KEM key's write token, from the inviter's secret KEM seed. */
+  kemBlobWriteToken: "parley/v2/kem-blob-write-token",
+  /** HKDF info prefix: the v2 sealed-identity key, from DH3 and the KEM shared secret. */
+  acceptSealV2: "parley/v2/accept-seal",
+  /** v2 Accepts: signature prefix (also covers the KEM commitment and ciphertext). */
+  acceptSignatureV2: "parley/v2/accept-signature",
+  /** HKDF info: SK of the hybrid handshake, from F, DH1, DH2, DH3 and the KEM shared secret. */
+  pqxdh: "parley/v2/pqxdh",
 } as const;
 
 export const label = (name: keyof typeof LABELS): Uint8Array => utf8.encode(LABELS[name]);

@@ -3,10 +3,14 @@
 import { concat, Reader, Writer } from "./_bytes.js";
 import { sha256, TAG_LENGTH, XNONCE_LENGTH } from "./crypto.js";
 import { DecodeError } from "./errors.js";
+import { ML_KEM_CIPHERTEXT_LENGTH } from "./kem.js";
 import { MAX_PADDED_LENGTH } from "./payload.js";
 
-/** Version of the Accept envelope (its byte 1). */
+/** Version of the classical Accept envelope (its byte 1), answering a version 1 invitation. */
 export const ENVELOPE_VERSION = 1;
+/** Version of the post-quantum Accept, answering a version 2 invitation: it carries a KEM ciphertext. */
+export const ACCEPT_VERSION_PQ = 2;
+export type AcceptVersion = typeof ENVELOPE_VERSION | typeof ACCEPT_VERSION_PQ;
 /** Version of the Message envelope that senders produce (PROTOCOL.md §6.3). */
 export const MESSAGE_VERSION = 2;
 /** Legacy Message version: still decrypted, never produced (PROTOCOL.md §6.3). */
@@ -37,17 +41,35 @@ export const MAX_SEALED_LENGTH = MAX_PADDED_LENGTH + TAG_LENGTH;
 export const MAX_PQ_SEALED_LENGTH = MAX_SEALED_LENGTH + 1;
 
 /**
- * Largest sealed identity: signing key, agreement key, mailbox (32 each), URL length (1), URL (up to
- * 255), signature (64), tag (16).
+ * Largest sealed identity (§5.2), in either Accept version: signing key, agreement key, mailbox
+ * (32 each), URL length (1), URL (up to 255), signature (64), tag (16): 432.
  */
-export const MAX_SEALED_IDENTITY_LENGTH = 32 * 3 + 1 + 255 + 64 + TAG_LENGTH;
+export const MAX_V1_SEALED_IDENTITY_LENGTH = 32 * 3 + 1 + 255 + 64 + TAG_LENGTH;
+
+/**
+ * Largest Accept body, the u16-length field after the AcceptPrefix (§5.4): in a version 2 Accept the
+ * KEM ciphertext (1088) followed by the sealed identity, 1520; in a version 1 Accept the sealed
+ * identity alone, at most MAX_V1_SEALED_IDENTITY_LENGTH. A session stores and re-sends this field
+ * whole while it wraps its messages (§6.5), under the name it had in version 1, sealed identity.
+ */
+export const MAX_SEALED_IDENTITY_LENGTH = ML_KEM_CIPHERTEXT_LENGTH + MAX_V1_SEALED_IDENTITY_LENGTH;
+
+/** The shortest Accept body of each version: a tag alone (after the ciphertext, in version 2). */
+const MIN_ACCEPT_BODY: Readonly<Record<AcceptVersion, number>> = {
+  1: TAG_LENGTH,
+  2: ML_KEM_CIPHERTEXT_LENGTH + TAG_LENGTH,
+};
+const MAX_ACCEPT_BODY: Readonly<Record<AcceptVersion, number>> = {
+  1: MAX_V1_SEALED_IDENTITY_LENGTH,
+  2: MAX_SEALED_IDENTITY_LENGTH,
+};
 
 /** Kind, version, invitation id (16) and ephemeral key (32): the part of an Accept before its sealed identity. */
 export const ACCEPT_PREFIX_LENGTH = 50;
 
 /**
- * The largest envelope a decoder accepts and a sender produces: an Accept with the largest sealed
- * identity wrapping a v3 Message with the largest ciphertext (PROTOCOL.md §8.4): 33 336 bytes.
+ * The largest envelope a decoder accepts and a sender produces: a version 2 Accept with the largest
+ * sealed identity wrapping a v3 Message with the largest ciphertext (PROTOCOL.md §8.4): 34 424 bytes.
  */
 export const MAX_ENVELOPE_LENGTH =
   ACCEPT_PREFIX_LENGTH + 2 + MAX_SEALED_IDENTITY_LENGTH + PQ_HEADER_LENGTH + MAX_PQ_SEALED_LENGTH;
@@ -79,12 +101,21 @@ export interface MessageEnvelope {
 
 export interface AcceptEnvelope {
   readonly kind: "accept";
+  /** 1: classical. 2: post-quantum, answering a version 2 invitation. */
+  readonly version: AcceptVersion;
   readonly invitationId: Uint8Array;
   readonly ephemeralKey: Uint8Array;
-  /** The accepter's identity, mailbox and signature, sealed to the invitation's prekey. */
+  /**
+   * The Accept body (§5.4), exactly as on the wire: version 1, the accepter's identity, mailbox and
+   * signature sealed to the invitation's prekey; version 2, the KEM ciphertext (its first 1088
+   * bytes, also in `kemCiphertext`) followed by that sealed identity. The accept digest covers it
+   * whole, and a session re-sends it whole.
+   */
   readonly sealedIdentity: Uint8Array;
+  /** Version 2: the ML-KEM-768 ciphertext (1088 bytes) opening the body. Version 1: null. */
+  readonly kemCiphertext: Uint8Array | null;
   readonly message: MessageEnvelope;
-  /** Everything before `message`: the associated data of `sealedIdentity` is its first 50 bytes. */
+  /** The AcceptPrefix, bytes 0..50: kind, version, invitation id, ephemeral key. */
   readonly prefixBytes: Uint8Array;
 }
 
@@ -119,14 +150,13 @@ export function encodeMessage(headerBytes: Uint8Array, sealed: Uint8Array): Uint
   return new Writer().bytes(headerBytes).bytes(sealed).finish();
 }
 
-/** The part of an Accept before its sealed identity; also that ciphertext's associated data. */
-export function encodeAcceptPrefix(invitationId: Uint8Array, ephemeralKey: Uint8Array): Uint8Array {
-  return new Writer()
-    .u8(EnvelopeKind.accept)
-    .u8(ENVELOPE_VERSION)
-    .bytes(invitationId)
-    .bytes(ephemeralKey)
-    .finish();
+/** The AcceptPrefix: the 50 bytes before the Accept body (and the start of the sealed identity's AD). */
+export function encodeAcceptPrefix(
+  invitationId: Uint8Array,
+  ephemeralKey: Uint8Array,
+  version: AcceptVersion = ENVELOPE_VERSION,
+): Uint8Array {
+  return new Writer().u8(EnvelopeKind.accept).u8(version).bytes(invitationId).bytes(ephemeralKey).finish();
 }
 
 export function encodeAccept(
@@ -137,15 +167,9 @@ export function encodeAccept(
   return new Writer().bytes(prefix).varBytes(sealedIdentity, 2).bytes(message).finish();
 }
 
-/** SHA-256(Accept prefix || sealed identity): what a repeated Accept must match (PROTOCOL.md §5.4). */
+/** SHA-256(AcceptPrefix || Accept body): what a repeated Accept must match (PROTOCOL.md §5.4). */
 export function acceptDigest(prefix: Uint8Array, sealedIdentity: Uint8Array): Uint8Array {
   return sha256(concat(prefix, sealedIdentity));
-}
-
-function readVersion(r: Reader, what: string): void {
-  const version = r.u8("version");
-  if (version !== ENVELOPE_VERSION)
-    throw new DecodeError(`${what}: unsupported version ${version}`, "UNSUPPORTED_VERSION");
 }
 
 function decodeMessage(bytes: Uint8Array): MessageEnvelope {
@@ -189,13 +213,31 @@ export function decodeEnvelope(bytes: Uint8Array): Envelope {
   if (bytes[0] !== EnvelopeKind.accept) throw new DecodeError(`envelope: unknown kind ${bytes[0]}`);
   const r = new Reader(bytes, "accept");
   r.u8("kind");
-  readVersion(r, "accept");
+  const version = r.u8("version");
+  if (version !== ENVELOPE_VERSION && version !== ACCEPT_VERSION_PQ)
+    throw new DecodeError(`accept: unsupported version ${version}`, "UNSUPPORTED_VERSION");
   const invitationId = r.bytes(16, "invitation id");
   const ephemeralKey = r.bytes(32, "ephemeral key");
   const prefixBytes = bytes.slice(0, ACCEPT_PREFIX_LENGTH);
-  const sealedIdentity = r.varBytes(2, "sealed identity", MAX_SEALED_IDENTITY_LENGTH);
-  if (sealedIdentity.length < TAG_LENGTH)
-    throw new DecodeError("accept: sealed identity shorter than its tag");
+  const what = version === ACCEPT_VERSION_PQ ? "KEM ciphertext and sealed identity" : "sealed identity";
+  const sealedIdentity = r.varBytes(2, what, MAX_ACCEPT_BODY[version]);
+  if (sealedIdentity.length < MIN_ACCEPT_BODY[version])
+    throw new DecodeError(
+      version === ACCEPT_VERSION_PQ
+        ? "accept: shorter than a KEM ciphertext and a sealed identity's tag"
+        : "accept: sealed identity shorter than its tag",
+    );
+  const kemCiphertext =
+    version === ACCEPT_VERSION_PQ ? sealedIdentity.slice(0, ML_KEM_CIPHERTEXT_LENGTH) : null;
   const message = decodeMessage(r.rest());
-  return { kind: "accept", invitationId, ephemeralKey, sealedIdentity, message, prefixBytes };
+  return {
+    kind: "accept",
+    version,
+    invitationId,
+    ephemeralKey,
+    sealedIdentity,
+    kemCiphertext,
+    message,
+    prefixBytes,
+  };
 }

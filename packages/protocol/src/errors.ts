@@ -62,7 +62,17 @@ export type HandshakeErrorCode =
   | "EXPIRED"
   | "BAD_SIGNATURE"
   | "AUTH"
-  | "LOW_ORDER";
+  | "LOW_ORDER"
+  /** A post-quantum invitation's KEM key was not served (the relay withheld it, or it expired). */
+  | "KEM_KEY_MISSING"
+  /** The KEM key served is not the one the invitation's commitment names (swapped or altered). */
+  | "KEM_KEY_MISMATCH"
+  /** The KEM key matches the commitment but is not a valid ML-KEM-768 key (FIPS 203 §7.2). */
+  | "KEM_KEY_INVALID"
+  /** A classical (version 1) Accept answered a post-quantum invitation. */
+  | "DOWNGRADE"
+  /** A post-quantum (version 2) Accept answered a classical invitation. */
+  | "VERSION_MISMATCH";
 
 /** The first message of a session could not be accepted. */
 export class HandshakeError extends ParleyError {

@@ -1,7 +1,7 @@
 // The file manifest (PROTOCOL.md §14.3): what a recipient needs to fetch, open and check a file a
 // relay holds as a blob (§14.2). It travels as payload type 5 (§7.1), end-to-end encrypted, since it
 // carries the file key and the recipient's read token.
-import { type Reader, utf8, type Writer } from "./_bytes.js";
+import { Reader, utf8, Writer } from "./_bytes.js";
 import { DecodeError } from "./errors.js";
 import { fileChunkCount } from "./file.js";
 
@@ -15,6 +15,8 @@ export const MAX_MANIFEST_URL_BYTES = 255;
 const KEY_BYTES = 32;
 /** The largest manifest payload before padding: it pads to 1024 (§14.3). */
 export const MAX_FILE_PAYLOAD_BYTES = 26 + 1 + 255 + 1 + 127 + 8 + 32 + 4 + 1 + 255 + 32 + 32 + 32 + 8;
+/** The largest manifest body (the fields after the common header): what a group file item holds, 788 bytes. */
+export const MAX_FILE_MANIFEST_BYTES = MAX_FILE_PAYLOAD_BYTES - 26;
 
 /** A file offered to one recipient (§14.3). */
 export interface FileManifest {
@@ -100,4 +102,19 @@ export function readFileManifest(r: Reader): FileManifest {
     fileKey: r.bytes(KEY_BYTES, "file key"),
     expiresAt: r.u64("expiresAt"),
   };
+}
+
+/** A manifest body on its own (§14.3): the `M` bytes a group file item carries (§13.3). */
+export function encodeFileManifest(f: FileManifest): Uint8Array {
+  const w = new Writer();
+  writeFileManifest(w, f);
+  return w.finish();
+}
+
+/** Reads a manifest body that fills `bytes` exactly (a group file item's `M` bytes): a DecodeError otherwise. */
+export function decodeFileManifest(bytes: Uint8Array): FileManifest {
+  const r = new Reader(bytes, "group file manifest");
+  const f = readFileManifest(r);
+  r.end();
+  return f;
 }

@@ -1,107 +1,47 @@
 // X3DH-style key agreement (Signal's X3DH, with the invitation's signed one-time prekey in the role
-// of both the signed prekey and the one-time prekey). PROTOCOL.md §5.
-import { concat, fromHex, Reader, toHex, utf8, Writer, wipe } from "./_bytes.js";
+// of both the signed prekey and the one-time prekey), PROTOCOL.md §5; for a version 2 invitation
+// made hybrid as in Signal's PQXDH: an ML-KEM-768 shared secret is one more input to SK (§5.5).
+import { concat, fromHex, Reader, toHex, Writer, wipe } from "./_bytes.js";
 import {
   dh,
-  hkdfSha256,
-  label,
   open,
   type RandomSource,
   seal,
-  sha256,
   systemRandom,
   verify,
   x25519IsLowOrder,
   x25519KeyPair,
 } from "./crypto.js";
-import { type AcceptEnvelope, acceptDigest, decodeEnvelope, encodeAcceptPrefix } from "./envelope.js";
+import {
+  ACCEPT_VERSION_PQ,
+  type AcceptEnvelope,
+  type AcceptVersion,
+  acceptDigest,
+  decodeEnvelope,
+  ENVELOPE_VERSION,
+  encodeAcceptPrefix,
+} from "./envelope.js";
 import { CryptoError, DecodeError, HandshakeError } from "./errors.js";
+import {
+  type AccepterDetails,
+  decodeDetails,
+  encodeDetails,
+  type KemPart,
+  sealAd,
+  sealKey,
+  sessionAd,
+  sharedKey,
+  signedAcceptBytes,
+  ZERO_NONCE,
+} from "./handshake-keys.js";
+import { checkKemKey, kemCommitment } from "./hosted-key.js";
 import type { Identity, PublicIdentity } from "./identity.js";
 import { type Invitation, invitationId, PendingInvitation, relayUrlProblem } from "./invitation.js";
+import { ML_KEM_CIPHERTEXT_LENGTH, mlKemDecapsulateWithKey, mlKemEncapsulate } from "./kem.js";
 import { MAILBOX_ADDRESS_LENGTH } from "./mailbox.js";
 import { Session } from "./ratchet.js";
 
-/** X3DH §2.2: 32 bytes of 0xFF before the DH outputs, for X25519. */
-const X3DH_PAD = new Uint8Array(32).fill(0xff);
-const ZERO_NONCE = new Uint8Array(12);
-
-/** The session's associated data: SHA-256(label || inviter identity (64) || accepter identity (64)). */
-export function sessionAd(inviter: PublicIdentity, accepter: PublicIdentity): Uint8Array {
-  return sha256(
-    concat(
-      label("sessionAd"),
-      inviter.signingKey,
-      inviter.agreementKey,
-      accepter.signingKey,
-      accepter.agreementKey,
-    ),
-  );
-}
-
-/** SK = HKDF-SHA256(ikm = 0xFF*32 || DH1 || DH2 || DH3, salt = 32 zero bytes, info = label, 32). */
-function sharedKey(dh1: Uint8Array, dh2: Uint8Array, dh3: Uint8Array): Uint8Array {
-  const ikm = concat(X3DH_PAD, dh1, dh2, dh3);
-  const sk = hkdfSha256(ikm, new Uint8Array(32), label("x3dh"), 32);
-  wipe(ikm, dh1, dh2, dh3);
-  return sk;
-}
-
-/**
- * The key sealing the accepter's identity: HKDF-SHA256(ikm = DH3, salt = none,
- * info = label || ephemeral key || prekey, 32). DH3 involves a fresh ephemeral key, so this key
- * encrypts exactly one plaintext and the all-zero nonce is safe.
- */
-function sealKey(dh3: Uint8Array, ephemeral: Uint8Array, prekey: Uint8Array): Uint8Array {
-  return hkdfSha256(dh3, new Uint8Array(0), concat(label("acceptSeal"), ephemeral, prekey), 32);
-}
-
-interface AccepterDetails {
-  identity: PublicIdentity;
-  mailbox: Uint8Array;
-  relayUrl: string;
-  signature: Uint8Array;
-}
-
-function signedAcceptBytes(
-  prefix: Uint8Array,
-  accepter: PublicIdentity,
-  mailbox: Uint8Array,
-  relayUrl: string,
-  inviter: PublicIdentity,
-): Uint8Array {
-  return new Writer()
-    .bytes(label("acceptSignature"))
-    .bytes(prefix)
-    .bytes(accepter.signingKey)
-    .bytes(accepter.agreementKey)
-    .bytes(mailbox)
-    .varBytes(utf8.encode(relayUrl), 1)
-    .bytes(inviter.signingKey)
-    .bytes(inviter.agreementKey)
-    .finish();
-}
-
-function encodeDetails(d: AccepterDetails): Uint8Array {
-  return new Writer()
-    .bytes(d.identity.signingKey)
-    .bytes(d.identity.agreementKey)
-    .bytes(d.mailbox)
-    .varBytes(utf8.encode(d.relayUrl), 1)
-    .bytes(d.signature)
-    .finish();
-}
-
-function decodeDetails(bytes: Uint8Array): AccepterDetails {
-  const r = new Reader(bytes, "accept identity");
-  const identity = { signingKey: r.bytes(32, "signing key"), agreementKey: r.bytes(32, "agreement key") };
-  const mailbox = r.bytes(MAILBOX_ADDRESS_LENGTH, "mailbox");
-  const relayUrl = r.string(1, "relay URL", 255);
-  const signature = r.bytes(64, "signature");
-  r.end();
-  const problem = relayUrlProblem(relayUrl);
-  if (problem) throw new DecodeError(`accept identity: relay URL: ${problem}`);
-  return { identity, mailbox, relayUrl, signature };
-}
+export { sessionAd };
 
 export interface AcceptOptions {
   /** The accepter's own mailbox, where the inviter will write. */
@@ -110,7 +50,21 @@ export interface AcceptOptions {
   relayUrl: string;
   /** The first plaintext (padded by the caller), carried in the Accept. */
   plaintext: Uint8Array;
+  /**
+   * A version 2 invitation: the inviter's ML-KEM-768 key, as fetched from the relay and opened by
+   * `openHostedKemKey` (it is checked against the invitation's commitment again here). Missing:
+   * HandshakeError KEM_KEY_MISSING; another key: KEM_KEY_MISMATCH. A version 1 invitation: none.
+   */
+  kemPublicKey?: Uint8Array | null;
   random?: RandomSource;
+}
+
+/** The accepter's result: the session, the Accept to deposit, and whether the session is hybrid. */
+export interface AcceptResult {
+  readonly session: Session;
+  readonly message: Uint8Array;
+  /** true when SK includes an ML-KEM-768 secret (a version 2 invitation): safe if either X25519 or ML-KEM holds. */
+  readonly postQuantum: boolean;
 }
 
 /**
@@ -144,26 +98,34 @@ export function checkInvitationKeys(invitation: Invitation): void {
  * The accepter's side: agrees a session with the inviter of a (decoded, verified) invitation and
  * encrypts the first message. Returns the session and the Accept to deposit in the inviter's
  * mailbox. Until the inviter replies, `session.encrypt` keeps wrapping messages in the Accept.
+ * A version 2 (post-quantum) invitation needs `kemPublicKey`, fetched from the relay
+ * (`hostedKemKeyLocation`, `openHostedKemKey`): without one that matches its commitment the call
+ * fails closed (KEM_KEY_MISSING, KEM_KEY_MISMATCH) before drawing anything.
  *
  * @example
  * ```ts
- * const { session, message } = acceptInvitation(bob, decodeInvitation(code), { mailbox, relayUrl, plaintext });
+ * const invitation = decodeInvitation(code);
+ * const kemPublicKey = openHostedKemKey(invitation, chunkFromRelay); // version 2 only
+ * const { session, message, postQuantum } = acceptInvitation(bob, invitation, { mailbox, relayUrl, plaintext, kemPublicKey });
  * ```
  */
 export function acceptInvitation(
   identity: Identity,
   invitation: Invitation,
   options: AcceptOptions,
-): { session: Session; message: Uint8Array } {
+): AcceptResult {
   if (options.mailbox.length !== MAILBOX_ADDRESS_LENGTH) throw new RangeError("mailbox: expected 32 bytes");
   const problem = relayUrlProblem(options.relayUrl);
   if (problem) throw new RangeError(`relayUrl: ${problem}`);
   checkInvitationKeys(invitation);
+  let kemKey: Uint8Array | null = null;
+  if (invitation.version === 2) kemKey = checkKemKey(invitation, options.kemPublicKey);
+  else if (options.kemPublicKey !== undefined && options.kemPublicKey !== null)
+    throw new RangeError("kemPublicKey: a version 1 (classical) invitation has no KEM key");
   const random = options.random ?? systemRandom;
   const inviter = invitation.identity;
   const ephemeral = x25519KeyPair(random);
   const id = invitationId(invitation.prekey);
-  const prefix = encodeAcceptPrefix(id, ephemeral.publicKey);
 
   let dh1: Uint8Array;
   let dh2: Uint8Array;
@@ -179,28 +141,41 @@ export function acceptInvitation(
   } finally {
     wipe(ephemeral.secretKey);
   }
+  // FIPS 203 Encaps: draws m; the key already passed checkKemKey, so this cannot refuse it.
+  let kem: KemPart | null = null;
+  if (kemKey && invitation.kemCommitment) {
+    const { ciphertext, sharedSecret } = mlKemEncapsulate(kemKey, random);
+    kem = { commitment: invitation.kemCommitment, ciphertext, sharedSecret };
+  }
+  const version: AcceptVersion = kem ? ACCEPT_VERSION_PQ : ENVELOPE_VERSION;
+  const prefix = encodeAcceptPrefix(id, ephemeral.publicKey, version);
   const me = identity.publicIdentity;
-  const signature = identity.sign(signedAcceptBytes(prefix, me, options.mailbox, options.relayUrl, inviter));
+  const signature = identity.sign(
+    signedAcceptBytes(prefix, me, options.mailbox, options.relayUrl, inviter, kem),
+  );
   const details = encodeDetails({
     identity: me,
     mailbox: options.mailbox,
     relayUrl: options.relayUrl,
     signature,
   });
-  const key = sealKey(dh3, ephemeral.publicKey, invitation.prekey);
-  const sealedIdentity = seal(key, ZERO_NONCE, details, prefix);
+  const key = sealKey(dh3, kem, ephemeral.publicKey, invitation.prekey);
+  const sealedIdentity = seal(key, ZERO_NONCE, details, sealAd(prefix, kem));
   wipe(key);
-  const sk = sharedKey(dh1, dh2, dh3);
+  const sk = sharedKey(dh1, dh2, dh3, kem);
+  if (kem) wipe(kem.sharedSecret);
+  // The session stores the AcceptPrefix and the Accept body (in version 2, the KEM ciphertext and
+  // the sealed identity) and re-sends both with every message until the inviter replies (§5.4).
   const session = Session.initiate(
     sk,
     sessionAd(inviter, me),
     invitation.prekey,
     concat(id, ephemeral.publicKey),
-    { prefix, sealedIdentity },
+    { prefix, sealedIdentity: kem ? concat(kem.ciphertext, sealedIdentity) : sealedIdentity },
     { random },
   );
   wipe(sk);
-  return { session, message: session.encrypt(options.plaintext) };
+  return { session, message: session.encrypt(options.plaintext), postQuantum: kem !== null };
 }
 
 /** What the inviter learns from a valid Accept. */
@@ -211,6 +186,8 @@ export interface AcceptedContact {
   readonly relayUrl: string;
   readonly plaintext: Uint8Array;
   readonly invitationId: Uint8Array;
+  /** true when SK includes an ML-KEM-768 secret (a version 2 invitation and Accept). */
+  readonly postQuantum: boolean;
 }
 
 /**
@@ -257,8 +234,10 @@ export class InvitationBook {
 
   /**
    * Opens a session from an Accept. Throws DecodeError (malformed), HandshakeError
-   * (UNKNOWN_INVITATION, CONSUMED, EXPIRED, LOW_ORDER, AUTH, BAD_SIGNATURE) or RatchetError (the
-   * first message failed); on any throw the book is unchanged and the prekey stays unused.
+   * (UNKNOWN_INVITATION, CONSUMED, EXPIRED, DOWNGRADE, VERSION_MISMATCH, LOW_ORDER, AUTH,
+   * BAD_SIGNATURE) or RatchetError (the first message failed); on any throw the book is unchanged
+   * and the prekey stays unused. A post-quantum invitation opens only from a version 2 Accept
+   * (a classical one is DOWNGRADE), a classical invitation only from a version 1 Accept.
    */
   accept(
     identity: Identity,
@@ -281,6 +260,18 @@ export class InvitationBook {
     }
     if (pending.expiresAt * 1000 <= (options.now ?? Date.now())) {
       throw new HandshakeError("EXPIRED", "the invitation this Accept answers has expired");
+    }
+    if (pending.version === 2 && envelope.version !== ACCEPT_VERSION_PQ) {
+      throw new HandshakeError(
+        "DOWNGRADE",
+        "a classical Accept answers a post-quantum invitation: refused, it would open a session without its post-quantum key",
+      );
+    }
+    if (pending.version === 1 && envelope.version !== ENVELOPE_VERSION) {
+      throw new HandshakeError(
+        "VERSION_MISMATCH",
+        "a post-quantum Accept answers a classical invitation, which has no post-quantum key",
+      );
     }
     const contact = openAccept(identity, pending, envelope, options.random ?? systemRandom);
     this.pending.delete(key);
@@ -332,12 +323,21 @@ function openAccept(
       throw new HandshakeError("LOW_ORDER", `ephemeral key rejected: ${e.message}`);
     throw e;
   }
-  const key = sealKey(dh3, ephemeral, pending.prekey);
+  // Version 2: decapsulate. An altered ciphertext gives ML-KEM's implicit-rejection secret, so the
+  // sealed identity below fails authentication (AUTH): the ciphertext is also in its AD.
+  let kem: KemPart | null = null;
+  let sealed = envelope.sealedIdentity;
+  if (envelope.kemCiphertext && pending.kemSeed) {
+    const { sharedSecret, publicKey } = mlKemDecapsulateWithKey(pending.kemSeed, envelope.kemCiphertext);
+    kem = { commitment: kemCommitment(publicKey), ciphertext: envelope.kemCiphertext, sharedSecret };
+    sealed = envelope.sealedIdentity.subarray(ML_KEM_CIPHERTEXT_LENGTH);
+  }
+  const key = sealKey(dh3, kem, ephemeral, pending.prekey);
   let details: AccepterDetails;
   try {
-    details = decodeDetails(open(key, ZERO_NONCE, envelope.sealedIdentity, envelope.prefixBytes));
+    details = decodeDetails(open(key, ZERO_NONCE, sealed, sealAd(envelope.prefixBytes, kem)));
   } catch (e) {
-    wipe(dh3);
+    wipe(dh3, kem?.sharedSecret);
     if (e instanceof CryptoError)
       throw new HandshakeError("AUTH", "the Accept's sealed identity failed authentication");
     throw e;
@@ -351,9 +351,10 @@ function openAccept(
     details.mailbox,
     details.relayUrl,
     me,
+    kem,
   );
   if (!verify(details.identity.signingKey, signed, details.signature)) {
-    wipe(dh3);
+    wipe(dh3, kem?.sharedSecret);
     throw new HandshakeError("BAD_SIGNATURE", "the Accept is not signed by the identity it carries");
   }
   let dh1: Uint8Array;
@@ -362,12 +363,13 @@ function openAccept(
     dh1 = dh(pending.prekeySecret, details.identity.agreementKey);
     dh2 = identity.agree(ephemeral);
   } catch (e) {
-    wipe(dh3, dh1!);
+    wipe(dh3, dh1!, kem?.sharedSecret);
     if (e instanceof CryptoError)
       throw new HandshakeError("LOW_ORDER", `accepter key rejected: ${e.message}`);
     throw e;
   }
-  const sk = sharedKey(dh1, dh2, dh3);
+  const sk = sharedKey(dh1, dh2, dh3, kem);
+  if (kem) wipe(kem.sharedSecret);
   const handshakeId = concat(pending.id, ephemeral);
   const session = Session.respond(
     sk,
@@ -392,5 +394,6 @@ function openAccept(
     relayUrl: details.relayUrl,
     plaintext,
     invitationId: Uint8Array.from(pending.id),
+    postQuantum: kem !== null,
   };
 }

@@ -22,13 +22,17 @@ export {
   xseal,
 } from "./crypto.js";
 export {
+  ACCEPT_VERSION_PQ,
   type AcceptEnvelope,
+  type AcceptVersion,
   decodeEnvelope,
   type Envelope,
   HEADER_FLAG_KEM_MIXED,
   HEADER_LENGTH,
   LEGACY_HEADER_LENGTH,
   MAX_ENVELOPE_LENGTH,
+  MAX_SEALED_IDENTITY_LENGTH,
+  MAX_V1_SEALED_IDENTITY_LENGTH,
   MESSAGE_NONCE_LENGTH,
   type MessageEnvelope,
   type MessageHeader,
@@ -40,6 +44,7 @@ export {
   GroupError,
   type GroupErrorCode,
   HandshakeError,
+  type HandshakeErrorCode,
   InvitationError,
   type InvitationErrorCode,
   ParleyError,
@@ -53,11 +58,24 @@ export * from "./group.js";
 export {
   type AcceptedContact,
   type AcceptOptions,
+  type AcceptResult,
   acceptInvitation,
   checkInvitationKeys,
   InvitationBook,
   sessionAd,
 } from "./handshake.js";
+export {
+  checkKemKey,
+  HOSTED_KEM_KEY_CHUNK_COUNT,
+  HOSTED_KEM_KEY_SEALED_SIZE,
+  type HostedKemKeyLocation,
+  type HostedKemKeyUpload,
+  hostedKemKeyLocation,
+  hostedKemKeyUpload,
+  KEM_COMMITMENT_LENGTH,
+  kemCommitment,
+  openHostedKemKey,
+} from "./hosted-key.js";
 export {
   decodePublicIdentity,
   encodePublicIdentity,
@@ -73,11 +91,25 @@ export {
   decodeInvitation,
   encodeInvitation,
   INVITATION_PREFIX,
+  INVITATION_PREFIX_V2,
   type Invitation,
+  type InvitationVersion,
   invitationId,
   PendingInvitation,
   relayUrlProblem,
 } from "./invitation.js";
+export {
+  ML_KEM_CIPHERTEXT_LENGTH,
+  ML_KEM_PUBLIC_KEY_LENGTH,
+  ML_KEM_SEED_LENGTH,
+  ML_KEM_SHARED_SECRET_LENGTH,
+  type MlKemKeyPair,
+  mlKemDecapsulate,
+  mlKemEncapsulate,
+  mlKemKeyPair,
+  mlKemPublicKey,
+  mlKemPublicKeyProblem,
+} from "./kem.js";
 export {
   CHALLENGE_LENGTH,
   DEPOSIT_TOKEN_LENGTH,

@@ -3,7 +3,14 @@
 import { concat, Reader, utf8, Writer } from "./_bytes.js";
 import { label, type RandomSource, systemRandom, verify } from "./crypto.js";
 import { DecodeError, PayloadError } from "./errors.js";
-import { type FileManifest, readFileManifest, writeFileManifest } from "./file-payload.js";
+import {
+  decodeFileManifest,
+  encodeFileManifest,
+  type FileManifest,
+  MAX_FILE_MANIFEST_BYTES,
+  readFileManifest,
+  writeFileManifest,
+} from "./file-payload.js";
 
 export const PAYLOAD_VERSION = 1;
 /**
@@ -30,7 +37,7 @@ export const MAX_INTRODUCTION_CODE = 2048;
 const MAX_GROUP_ENTRY_PAYLOAD = 8192;
 
 export const PayloadType = { text: 1, delivered: 2, read: 3, group: 4, file: 5 } as const;
-const GroupKind = { text: 1, entry: 2, introduce: 3, forward: 4 } as const;
+const GroupKind = { text: 1, entry: 2, introduce: 3, forward: 4, file: 5, "forward-file": 6 } as const;
 
 interface Common {
   /** Random, chosen by the sender; receipts refer to it. */
@@ -66,6 +73,25 @@ export type GroupBody =
       readonly to: Uint8Array;
       readonly seq: number;
       readonly text: string;
+      readonly signature: Uint8Array;
+    }
+  /**
+   * A file offered by the sender of this payload (§14.3): the manifest with my own read token;
+   * `signature` by the sender's identity key over it with the read token zeroed (groupFileSignedBytes).
+   */
+  | {
+      readonly kind: "file";
+      readonly seq: number;
+      readonly file: FileManifest;
+      readonly signature: Uint8Array;
+    }
+  /** `author`'s file for `to`, passed on by another member; the id and sentAt are the author's. */
+  | {
+      readonly kind: "forward-file";
+      readonly author: Uint8Array;
+      readonly to: Uint8Array;
+      readonly seq: number;
+      readonly file: FileManifest;
       readonly signature: Uint8Array;
     };
 /** A file offered to this recipient (§14.3); the message id is the file's id. */
@@ -105,6 +131,41 @@ export function verifyGroupText(
 ): boolean {
   try {
     return verify(authorSigningKey, groupTextSignedBytes(m), signature);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * What a group file's author signs (§14.3): "parley/v1/group-file" || group id (16) || message id
+ * (16) || sentAt (u64) || seq (u32) || M (u16) || the manifest body (M bytes) with its read token
+ * replaced by 32 zero bytes. Every member's copy carries its own read token and the same signature.
+ */
+export function groupFileSignedBytes(m: {
+  groupId: Uint8Array;
+  id: Uint8Array;
+  sentAt: number;
+  seq: number;
+  file: FileManifest;
+}): Uint8Array {
+  if (m.groupId.length !== GROUP_ID_LENGTH) throw new RangeError("groupId: expected 16 bytes");
+  if (m.id.length !== MESSAGE_ID_LENGTH) throw new RangeError("id: expected 16 bytes");
+  const body = encodeFileManifest({ ...m.file, readToken: new Uint8Array(32) });
+  const w = new Writer().bytes(m.groupId).bytes(m.id).u64(m.sentAt).u32(m.seq).varBytes(body, 2);
+  return concat(label("groupFile"), w.finish());
+}
+
+/**
+ * Whether `signature` is the author's (signing key) over a group file, whatever read token the
+ * copy carries. Never throws on bad input.
+ */
+export function verifyGroupFile(
+  authorSigningKey: Uint8Array,
+  m: { groupId: Uint8Array; id: Uint8Array; sentAt: number; seq: number; file: FileManifest },
+  signature: Uint8Array,
+): boolean {
+  try {
+    return verify(authorSigningKey, groupFileSignedBytes(m), signature);
   } catch {
     return false;
   }
@@ -244,7 +305,22 @@ function writeGroup(w: Writer, p: GroupPayload): void {
       text(b.text);
       signature(b.signature);
       break;
+    case "forward-file":
+      key("author", b.author);
+      key("to", b.to);
+      w.u32(b.seq).varBytes(encodeFileManifest(b.file), 2);
+      signature(b.signature);
+      break;
+    case "file":
+      w.u32(b.seq).varBytes(encodeFileManifest(b.file), 2);
+      signature(b.signature);
+      break;
   }
+}
+
+/** A group file item's `M` and manifest body: the body fills exactly M bytes (§14.3). */
+function readGroupManifest(r: Reader): FileManifest {
+  return decodeFileManifest(r.varBytes(2, "manifest", MAX_FILE_MANIFEST_BYTES));
 }
 
 function parseGroup(r: Reader): { groupId: Uint8Array; body: GroupBody } {
@@ -282,6 +358,28 @@ function parseGroup(r: Reader): { groupId: Uint8Array; body: GroupBody } {
           to: r.bytes(32, "to"),
           seq: r.u32("seq"),
           text: r.string4("text", MAX_GROUP_TEXT_BYTES),
+          signature: r.bytes(64, "signature"),
+        },
+      };
+    case GroupKind.file:
+      return {
+        groupId,
+        body: {
+          kind: "file",
+          seq: r.u32("seq"),
+          file: readGroupManifest(r),
+          signature: r.bytes(64, "signature"),
+        },
+      };
+    case GroupKind["forward-file"]:
+      return {
+        groupId,
+        body: {
+          kind: "forward-file",
+          author: r.bytes(32, "author"),
+          to: r.bytes(32, "to"),
+          seq: r.u32("seq"),
+          file: readGroupManifest(r),
           signature: r.bytes(64, "signature"),
         },
       };

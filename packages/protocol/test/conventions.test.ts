@@ -2,7 +2,9 @@
 // most 2^53 − 1, strict UTF-8, exact layouts — checked across every decoder that the rule applies to.
 import { describe, expect, it } from "vitest";
 import {
+  acceptInvitation,
   bucketFor,
+  createInvitation,
   decodeEnvelope,
   decodeFrame,
   decodeInvitation,
@@ -20,7 +22,7 @@ import {
   Session,
   toHex,
 } from "../src/index.js";
-import { codeOfBody, conversation, failure, NOW, resealDetails, text } from "./spec-fixture.js";
+import { codeOfBody, conversation, failure, NOW, RELAY, resealDetails, text } from "./spec-fixture.js";
 
 const MAX_U64 = Number.MAX_SAFE_INTEGER; // 2^53 − 1
 const u64be = (v: bigint) => {
@@ -87,14 +89,25 @@ function fixedLayouts(): [string, Uint8Array, (b: Uint8Array) => unknown][] {
   const book = new InvitationBook();
   book.add(PendingInvitation.deserialize(pending));
   const alice = c.book.accept(c.alice, c.accept, { now: NOW }).session;
+  // A post-quantum invitation's pending half and its accepter, whose wrapped Accept holds a KEM
+  // ciphertext (§3.4, §5.4).
+  const pq = createInvitation(c.alice, { relayUrl: RELAY, mailbox: c.aliceMailbox.address, now: NOW });
+  const pqAccepter = acceptInvitation(c.bob, decodeInvitation(pq.code, { now: NOW }), {
+    mailbox: c.bobMailbox.address,
+    relayUrl: RELAY,
+    plaintext: text("pq"),
+    kemPublicKey: pq.pending.kemPublicKey,
+  }).session;
   return [
     ["public identity (§3.2)", encodePublicIdentity(fx.alice.publicIdentity), decodePublicIdentity],
     ["Identity (§3.4)", fx.alice.serialize(), Identity.deserialize],
     ["MailboxKey (§3.4)", fx.aliceMailbox.serialize(), MailboxKey.deserialize],
     ["PendingInvitation (§3.4)", pending, PendingInvitation.deserialize],
+    ["PendingInvitation, version 2 (§3.4)", pq.pending.serialize(), PendingInvitation.deserialize],
     ["InvitationBook (§3.4)", book.serialize(), InvitationBook.deserialize],
     ["Session of the inviter (§6.5)", alice.serialize(), Session.deserialize],
     ["Session of the accepter, wrapping (§6.5)", fx.bobSession.serialize(), Session.deserialize],
+    ["Session of a post-quantum accepter, wrapping (§6.5)", pqAccepter.serialize(), Session.deserialize],
     ...frames
       .filter((f) => f.type !== "deposit" && f.type !== "deliver")
       .map((f): [string, Uint8Array, (b: Uint8Array) => unknown] => [

@@ -245,11 +245,18 @@ const fx = (() => {
   const aliceMailbox = MailboxKey.generate();
   const bobMailbox = MailboxKey.generate();
   const book = new InvitationBook();
-  const first = createInvitation(alice, { relayUrl: RELAY, mailbox: aliceMailbox.address });
+  const first = createInvitation(alice, {
+    postQuantum: false,
+    relayUrl: RELAY,
+    mailbox: aliceMailbox.address,
+  });
+  // The second invitation is post-quantum (version 2, PROTOCOL.md §4.1): Carol's Accept and session
+  // carry a KEM ciphertext, and its code is the one the mutations start from.
   const second = createInvitation(alice, {
     relayUrl: "ws://127.0.0.1:7070/inbox?x=1",
     mailbox: bobMailbox.address,
   });
+  const pendingV2Bytes = second.pending.serialize();
   const pendingBytes = first.pending.serialize();
   book.add(first.pending);
   book.add(second.pending);
@@ -276,6 +283,7 @@ const fx = (() => {
     mailbox: MailboxKey.generate().address,
     relayUrl: RELAY,
     plaintext: text("c0"),
+    kemPublicKey: second.pending.kemPublicKey,
   });
   expect(bobSession.skippedCount).toBe(1);
   return {
@@ -288,6 +296,7 @@ const fx = (() => {
     invitation: second.invitation,
     code: second.code,
     pendingBytes,
+    pendingV2Bytes,
     mailboxBytes: aliceMailbox.serialize(),
     publicIdentity: encodePublicIdentity(alice.publicIdentity),
     /** Already delivered (replays). */
@@ -547,7 +556,10 @@ function reencodeEnvelope(e: Envelope): Uint8Array {
     return encodeMessage(m.headerBytes, m.sealed);
   };
   if (e.kind === "message") return message(e);
-  expect(sameBytes(encodeAcceptPrefix(e.invitationId, e.ephemeralKey), e.prefixBytes)).toBe(true);
+  expect(sameBytes(encodeAcceptPrefix(e.invitationId, e.ephemeralKey, e.version), e.prefixBytes)).toBe(true);
+  // A version 2 Accept's body starts with its KEM ciphertext (PROTOCOL.md §5.4).
+  if (e.version === 2) expect(sameBytes(e.kemCiphertext!, e.sealedIdentity.subarray(0, 1088))).toBe(true);
+  else expect(e.kemCiphertext).toBeNull();
   return encodeAccept(e.prefixBytes, e.sealedIdentity, message(e.message));
 }
 
@@ -699,20 +711,25 @@ interface Invited {
   readonly now: number;
 }
 
-/** A real signed invitation: keys from fast-check's bytes, any valid relay URL, expiry and lifetime. */
+/**
+ * A real signed invitation of either version: keys from fast-check's bytes (identity 64, prekey 32,
+ * KEM d and z 64), any valid relay URL, expiry and lifetime.
+ */
 const invitationArb: fc.Arbitrary<Invited> = fc
   .record({
-    seed: bytes(96),
+    seed: bytes(160),
+    postQuantum: fc.boolean(),
     relayUrl: relayUrlArb,
     mailbox: bytes(32),
     ttlSeconds: fc.integer({ min: 1, max: MAX_INVITATION_TTL_SECONDS }),
     nowSeconds: fc.integer({ min: 0, max: 0xffffffff - MAX_INVITATION_TTL_SECONDS }),
     ms: fc.nat(999),
   })
-  .map(({ seed, relayUrl, mailbox, ttlSeconds, nowSeconds, ms }) => {
+  .map(({ seed, postQuantum, relayUrl, mailbox, ttlSeconds, nowSeconds, ms }) => {
     const random = randomFrom(seed);
     const now = nowSeconds * 1000 + ms;
     const { invitation, code } = createInvitation(Identity.generate(random), {
+      postQuantum,
       relayUrl,
       mailbox,
       ttlSeconds,
@@ -850,7 +867,7 @@ describe("stored state decoders", () => {
     ],
     [
       "PendingInvitation.deserialize",
-      { pendingInvitation: fx.pendingBytes },
+      { pendingInvitation: fx.pendingBytes, pendingInvitationV2: fx.pendingV2Bytes },
       canonical("PendingInvitation.deserialize", PendingInvitation.deserialize, (p) => p.serialize()),
     ],
   ];

@@ -283,7 +283,7 @@ describe("group payloads (§7.1 type 4, §13.3)", () => {
     };
     const padded = encodePayload(p);
     const kindAt = 26 + 16;
-    for (const kind of [0, 5, 255]) {
+    for (const kind of [0, 7, 255]) {
       const bad = Uint8Array.from(padded);
       bad[kindAt] = kind;
       expect(() => decodePayload(bad)).toThrow(PayloadError);

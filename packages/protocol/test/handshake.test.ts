@@ -35,7 +35,11 @@ function setup() {
   const bob = Identity.generate();
   const aliceMailbox = MailboxKey.generate();
   const bobMailbox = MailboxKey.generate();
-  const { code, pending } = createInvitation(alice, { relayUrl: RELAY, mailbox: aliceMailbox.address });
+  const { code, pending } = createInvitation(alice, {
+    postQuantum: false,
+    relayUrl: RELAY,
+    mailbox: aliceMailbox.address,
+  });
   const book = new InvitationBook();
   book.add(pending);
   const invitation = decodeInvitation(code);
@@ -181,7 +185,7 @@ describe("handshake", () => {
     expect(() => checkInvitationKeys(badAgreement)).toThrow(/agreement key/);
   });
 
-  it("MAX_ENVELOPE_LENGTH is the largest envelope the decoder accepts (§8.4): an Accept wrapping a v3 Message at the limit decodes, one byte more does not", () => {
+  it("MAX_ENVELOPE_LENGTH is the largest envelope the decoder accepts (§8.4): a version 2 Accept wrapping a v3 Message at the limit decodes, one byte more does not", () => {
     const header = encodeHeader({
       version: 3,
       ratchetKey: new Uint8Array(32),
@@ -190,13 +194,14 @@ describe("handshake", () => {
       nonce: new Uint8Array(24),
       flags: 0,
     });
-    const prefix = encodeAcceptPrefix(new Uint8Array(16), new Uint8Array(32));
+    const prefix = encodeAcceptPrefix(new Uint8Array(16), new Uint8Array(32), 2);
     const accept = (identity: number, sealed: number) =>
       encodeAccept(prefix, new Uint8Array(identity), concat(header, new Uint8Array(sealed)));
-    // The largest sealed identity and the largest sealed message, found from the decoder's answers
-    // (a binary search: it accepts every length from 16 up to its limit, and none above).
+    // The largest Accept body (KEM ciphertext and sealed identity) and the largest sealed message,
+    // found from the decoder's answers (a binary search: it accepts every length from its least,
+    // 1104 and 16, up to its limit, and none above).
     const largest = (ok: (n: number) => boolean) => {
-      let [lo, hi] = [16, 0xffff];
+      let [lo, hi] = [1104, 0xffff];
       while (lo + 1 < hi) {
         const mid = (lo + hi) >>> 1;
         if (ok(mid)) lo = mid;
@@ -214,7 +219,8 @@ describe("handshake", () => {
       }
     };
     const identity = largest((n) => decodes(accept(n, 16)));
-    const sealed = largest((n) => decodes(accept(16, n)));
+    const sealed = largest((n) => decodes(accept(1104, n)));
+    expect(identity).toBe(1088 + 432);
     expect(decodes(accept(identity, sealed))).toBe(true);
     expect(accept(identity, sealed).length).toBe(MAX_ENVELOPE_LENGTH);
   });
@@ -369,6 +375,7 @@ describe("§5.2 the sealed identity", () => {
     const alice = Identity.generate();
     const bob = Identity.generate();
     const { code, pending } = createInvitation(alice, {
+      postQuantum: false,
       relayUrl: RELAY,
       mailbox: MailboxKey.generate().address,
     });
@@ -398,6 +405,7 @@ describe("§5.2 the sealed identity", () => {
     const alice = Identity.generate();
     const bob = Identity.generate();
     const { code, pending } = createInvitation(alice, {
+      postQuantum: false,
       relayUrl: RELAY,
       mailbox: MailboxKey.generate().address,
     });

@@ -17,6 +17,7 @@ const NOW = Date.UTC(2026, 5, 1);
 const alice = Identity.generate();
 const mailbox = MailboxKey.generate().address;
 const { code, invitation } = createInvitation(alice, {
+  postQuantum: false,
   relayUrl: "wss://relay.example.org:8443",
   mailbox,
   now: NOW,
@@ -62,7 +63,8 @@ describe("invitation codes", () => {
   });
 
   it("names a newer format version", () => {
-    expect(refusal(code.replace("PARLEY1-", "PARLEY2-"))).toBe("UNSUPPORTED_VERSION");
+    expect(refusal(code.replace("PARLEY1-", "PARLEY3-"))).toBe("UNSUPPORTED_VERSION");
+    expect(refusal(code.replace("PARLEY1-", "PARLEY02-"))).toBe("UNSUPPORTED_VERSION");
   });
 
   it("names a character that cannot occur, with its position", () => {
@@ -86,6 +88,7 @@ describe("invitation codes", () => {
 
   it("names an altered code whose checksum was recomputed: the signature fails", () => {
     const other = createInvitation(alice, {
+      postQuantum: false,
       relayUrl: "wss://evil.example.org",
       mailbox,
       now: NOW,
@@ -98,6 +101,7 @@ describe("invitation codes", () => {
   it("names a code signed by another identity than the one it carries", () => {
     const mallory = Identity.generate();
     const signedByMallory = createInvitation(mallory, {
+      postQuantum: false,
       relayUrl: "wss://relay.example.org",
       mailbox,
       now: NOW,
@@ -130,16 +134,23 @@ describe("invitation codes", () => {
       "wss://user:pw@relay.example.org",
       "ws://x/#f",
     ]) {
-      expect(() => createInvitation(alice, { relayUrl, mailbox, now: NOW })).toThrow(InvitationError);
+      expect(() => createInvitation(alice, { postQuantum: false, relayUrl, mailbox, now: NOW })).toThrow(
+        InvitationError,
+      );
     }
   });
 
   it("refuses an out-of-range lifetime", () => {
-    expect(() => createInvitation(alice, { relayUrl: "wss://r.example", mailbox, ttlSeconds: 0 })).toThrow(
-      RangeError,
-    );
     expect(() =>
-      createInvitation(alice, { relayUrl: "wss://r.example", mailbox, ttlSeconds: 91 * 86400 }),
+      createInvitation(alice, { postQuantum: false, relayUrl: "wss://r.example", mailbox, ttlSeconds: 0 }),
+    ).toThrow(RangeError);
+    expect(() =>
+      createInvitation(alice, {
+        postQuantum: false,
+        relayUrl: "wss://r.example",
+        mailbox,
+        ttlSeconds: 91 * 86400,
+      }),
     ).toThrow(RangeError);
   });
 });
@@ -166,7 +177,7 @@ describe("§4.1 the code string", () => {
       `wss://r.example/${"p".repeat(239)}`,
     ];
     for (const relayUrl of urls) {
-      const created = createInvitation(alice, { relayUrl, mailbox, now: NOW });
+      const created = createInvitation(alice, { postQuantum: false, relayUrl, mailbox, now: NOW });
       const inv = created.invitation;
       const url = new TextEncoder().encode(relayUrl);
       expect(inv.expiresAt).toBe(Math.floor(NOW / 1000) + 604_800);
@@ -196,7 +207,8 @@ describe("§4.1 the code string", () => {
       expect(encodeInvitation(decodeInvitation(created.code, { now: NOW }))).toBe(created.code);
     }
     expect(
-      createInvitation(alice, { relayUrl: "wss://relay.example.org", mailbox, now: NOW }).code,
+      createInvitation(alice, { postQuantum: false, relayUrl: "wss://relay.example.org", mailbox, now: NOW })
+        .code,
     ).toHaveLength(371);
   });
 });

@@ -6,6 +6,7 @@ import { buildBlobs } from "../scripts/kat-blobs.js";
 import { buildEdgeCases, type Ed25519Case, type RelayUrlCase } from "../scripts/kat-edge-cases.js";
 import { buildFiles } from "../scripts/kat-files.js";
 import { buildGroups } from "../scripts/kat-groups.js";
+import { buildPostQuantum } from "../scripts/kat-pq.js";
 import { buildPqRatchet } from "../scripts/kat-pq-ratchet.js";
 import { buildTranscript, katValue } from "../scripts/kat-transcript.js";
 import { concat } from "../src/_bytes.js";
@@ -104,6 +105,7 @@ describe("known-answer vectors (vectors/kat.json)", () => {
           ...buildGroups(),
           ...buildFiles(),
           ...buildBlobs(),
+          ...buildPostQuantum(),
           ...buildPqRatchet(),
         }),
       ),
@@ -405,6 +407,7 @@ describe("§4.3 relay URL vectors (kat.json relayUrls)", () => {
       expect(new URL(c.url).href, c.reason).toBe(c.normalized);
       // An invitation carries the exact string, not its normalized form.
       const { code } = createInvitation(alice, {
+        postQuantum: false,
         relayUrl: c.url,
         mailbox,
         now,
@@ -413,7 +416,7 @@ describe("§4.3 relay URL vectors (kat.json relayUrls)", () => {
       expect(decodeInvitation(code, { now }).relayUrl).toBe(c.url);
     } else {
       expect(fault?.rule, c.reason).toBe(c.rule);
-      expect(() => createInvitation(alice, { relayUrl: c.url, mailbox, now })).toThrow(
+      expect(() => createInvitation(alice, { postQuantum: false, relayUrl: c.url, mailbox, now })).toThrow(
         expect.objectContaining({ name: InvitationError.name, code: "MALFORMED" }),
       );
       // A code carrying it is MALFORMED (§4.2 step 11, before the signature is checked); a URL over

@@ -15,13 +15,20 @@ import {
   encodeFrame,
   encodePayload,
   fromHex,
+  type GroupPayload,
+  groupFileSignedBytes,
+  groupTextSignedBytes,
   Identity,
   InvitationBook,
+  kemCommitment,
   MailboxAction,
   MailboxKey,
+  mlKemKeyPair,
   PendingInvitation,
   Session,
   safetyNumber,
+  verifyGroupFile,
+  verifyGroupText,
   verifyMailboxProof,
   verifySafetyNumber,
 } from "../src/index.js";
@@ -105,6 +112,7 @@ describe("§12 MUST-reject list", () => {
       return codeOfBody(b);
     };
     const long = createInvitation(fx.alice, {
+      postQuantum: false,
       relayUrl: RELAY,
       mailbox: fx.aliceMailbox.address,
       now: NOW,
@@ -113,7 +121,7 @@ describe("§12 MUST-reject list", () => {
     const cases: [string, string, number, string][] = [
       ["1 not starting with PARLEY", `XARLEY1-${body}-${sum}`, NOW, "BAD_PREFIX"],
       ["2 not PARLEY<digits>-", `PARLEYX-${body}-${sum}`, NOW, "BAD_PREFIX"],
-      ["3 another version", `PARLEY2-${body}-${sum}`, NOW, "UNSUPPORTED_VERSION"],
+      ["3 another version", `PARLEY3-${body}-${sum}`, NOW, "UNSUPPORTED_VERSION"],
       ["3 another version (leading zero)", `PARLEY01-${body}-${sum}`, NOW, "UNSUPPORTED_VERSION"],
       [
         "4 a character outside the alphabet",
@@ -188,7 +196,9 @@ describe("§12 MUST-reject list", () => {
     ];
     for (const [rule, url] of urls) {
       expect(
-        failure(() => createInvitation(fx.alice, { relayUrl: url, mailbox: fx.aliceMailbox.address })),
+        failure(() =>
+          createInvitation(fx.alice, { postQuantum: false, relayUrl: url, mailbox: fx.aliceMailbox.address }),
+        ),
         `rule ${rule}`,
       ).toBe("InvitationError MALFORMED");
       const options = { mailbox: fx.bobMailbox.address, relayUrl: url, plaintext: text("x") };
@@ -211,16 +221,20 @@ describe("§12 MUST-reject list", () => {
 
   it("§12 invitation creation (§4.1): a bad relay URL is MALFORMED; a lifetime outside 1 … 90 days or an expiry past u32 is a RangeError", () => {
     const base = { relayUrl: RELAY, mailbox: fx.aliceMailbox.address, now: NOW };
-    expect(failure(() => createInvitation(fx.alice, { ...base, relayUrl: "ws:relay" }))).toBe(
-      "InvitationError MALFORMED",
-    );
+    expect(
+      failure(() => createInvitation(fx.alice, { postQuantum: false, ...base, relayUrl: "ws:relay" })),
+    ).toBe("InvitationError MALFORMED");
     for (const ttlSeconds of [0, -1, 1.5, 90 * 86400 + 1])
       expect(
-        failure(() => createInvitation(fx.alice, { ...base, ttlSeconds })),
+        failure(() => createInvitation(fx.alice, { postQuantum: false, ...base, ttlSeconds })),
         `ttl ${ttlSeconds}`,
       ).toBe("RangeError");
-    expect(failure(() => createInvitation(fx.alice, { ...base, now: 2 ** 32 * 1000 }))).toBe("RangeError");
-    expect(createInvitation(fx.alice, { ...base, ttlSeconds: 1 }).invitation.expiresAt).toBe(NOW / 1000 + 1);
+    expect(
+      failure(() => createInvitation(fx.alice, { postQuantum: false, ...base, now: 2 ** 32 * 1000 })),
+    ).toBe("RangeError");
+    expect(
+      createInvitation(fx.alice, { postQuantum: false, ...base, ttlSeconds: 1 }).invitation.expiresAt,
+    ).toBe(NOW / 1000 + 1);
   });
 
   it("§12 envelopes (§5.4, §6.3): malformed is BAD_FRAME, another version UNSUPPORTED_VERSION", () => {
@@ -238,7 +252,8 @@ describe("§12 MUST-reject list", () => {
       ["empty", new Uint8Array(0), "BAD_FRAME"],
       ["unknown kind 3", withAt(message, 0, [3]), "BAD_FRAME"],
       ["truncated Accept", accept.subarray(0, 40), "BAD_FRAME"],
-      ["Accept version 2", withAt(accept, 1, [2]), "UNSUPPORTED_VERSION"],
+      ["Accept version 3", withAt(accept, 1, [3]), "UNSUPPORTED_VERSION"],
+      ["Accept version 0", withAt(accept, 1, [0]), "UNSUPPORTED_VERSION"],
       ["Message version 4", withAt(message, 1, [4]), "UNSUPPORTED_VERSION"],
       ["Message version 0", withAt(message, 1, [0]), "UNSUPPORTED_VERSION"],
       ["sealed identity length 433", withAt(accept, 50, u16(433)), "BAD_FRAME"],
@@ -284,11 +299,18 @@ describe("§12 MUST-reject list", () => {
         return out;
       });
     const other = conversation("must-reject/other");
+    // Step 4: a post-quantum Accept (the classical side of DOWNGRADE is in pq-handshake.test.ts).
+    const kem = mlKemKeyPair(seeded("must-reject/kem"));
+    const postQuantumAccept = acceptInvitation(
+      c0.bob,
+      { ...c0.invitation, version: 2, kemCommitment: kemCommitment(kem.publicKey) },
+      { mailbox: c0.bobMailbox.address, relayUrl: RELAY, plaintext: text("x"), kemPublicKey: kem.publicKey },
+    ).message;
     const cases: [string, Uint8Array, number, string][] = [
       ["1 truncated envelope", c0.accept.subarray(0, 30), NOW, "DecodeError BAD_FRAME"],
       [
-        "1 Accept version 2",
-        Uint8Array.from(c0.accept, (b, i) => (i === 1 ? 2 : b)),
+        "1 Accept version 3",
+        Uint8Array.from(c0.accept, (b, i) => (i === 1 ? 3 : b)),
         NOW,
         "DecodeError UNSUPPORTED_VERSION",
       ],
@@ -301,21 +323,27 @@ describe("§12 MUST-reject list", () => {
       ["2 an invitation never issued", other.accept, NOW, "HandshakeError UNKNOWN_INVITATION"],
       ["3 the invitation expired", c0.accept, c0.invitation.expiresAt * 1000, "HandshakeError EXPIRED"],
       [
-        "4 low-order EK_B",
+        "4 a version 2 Accept for this version 1 invitation",
+        postQuantumAccept,
+        NOW,
+        "HandshakeError VERSION_MISMATCH",
+      ],
+      [
+        "5 low-order EK_B",
         concat(c0.accept.subarray(0, 18), LOW_ORDER, c0.accept.subarray(50)),
         NOW,
         "HandshakeError LOW_ORDER",
       ],
-      ["5 sealed identity failing authentication", flip(c0.accept, 60), NOW, "HandshakeError AUTH"],
-      ["6 malformed details", reseal((d) => d.subarray(0, d.length - 1)), NOW, "DecodeError BAD_FRAME"],
-      ["7 accepter signature invalid", reseal((d) => flip(d, -1)), NOW, "HandshakeError BAD_SIGNATURE"],
+      ["6 sealed identity failing authentication", flip(c0.accept, 60), NOW, "HandshakeError AUTH"],
+      ["7 malformed details", reseal((d) => d.subarray(0, d.length - 1)), NOW, "DecodeError BAD_FRAME"],
+      ["8 accepter signature invalid", reseal((d) => flip(d, -1)), NOW, "HandshakeError BAD_SIGNATURE"],
       [
-        "8 low-order accepter agreement key",
+        "9 low-order accepter agreement key",
         resigned((d) => d.set(LOW_ORDER, 32)),
         NOW,
         "HandshakeError LOW_ORDER",
       ],
-      ["9 embedded message refused", flip(c0.accept, -1), NOW, "RatchetError AUTH"],
+      ["10 embedded message refused", flip(c0.accept, -1), NOW, "RatchetError AUTH"],
     ];
     for (const [what, wire, now, expected] of cases) {
       const c = conversation("must-reject");
@@ -437,6 +465,73 @@ describe("§12 MUST-reject list", () => {
     expect(failure(() => encodePayload({ type: "read", id, sentAt: 1, ids: new Array(257).fill(id) }))).toBe(
       "PayloadError TOO_LARGE",
     );
+  });
+
+  it("§12 groups (§13.3, §14.3): a malformed group payload is BAD_FRAME; a text's or a file's signature verifies only as its author's over exactly its signed bytes, the read token excepted", () => {
+    const groupId = new Uint8Array(16).fill(7);
+    const id = new Uint8Array(16).fill(4);
+    const me = fx.alice;
+    const file = {
+      name: "a.txt",
+      mediaType: "",
+      size: 1,
+      sha256: new Uint8Array(32).fill(1),
+      chunkCount: 1,
+      relay: RELAY,
+      blobId: new Uint8Array(32).fill(2),
+      readToken: new Uint8Array(32).fill(3),
+      fileKey: new Uint8Array(32).fill(4),
+      expiresAt: NOW + 1000,
+    };
+    const signedFile = { groupId, id, sentAt: NOW, seq: 1, file };
+    const fileSig = me.sign(groupFileSignedBytes(signedFile));
+    const item = (body: GroupPayload["body"]) =>
+      encodePayload({ type: "group", id, sentAt: NOW, groupId, body } as GroupPayload);
+    const content = (padded: Uint8Array) => Array.from(padded.subarray(0, padded.lastIndexOf(0x80)));
+    const at = 26 + 16; // the kind byte
+    const fileItem = content(item({ kind: "file", seq: 1, file, signature: fileSig }));
+    const withKind = (raw: number[], kind: number) => raw.map((b, i) => (i === at ? kind : b));
+    const setM = (raw: number[], m: number) =>
+      raw.map((b, i) => (i === at + 5 ? m >> 8 : i === at + 6 ? m & 0xff : b));
+    const m = (fileItem[at + 5]! << 8) | fileItem[at + 6]!;
+    const cases: [string, number[]][] = [
+      ["an unknown kind", withKind(fileItem, 7)],
+      ["an empty entry", [...fileItem.slice(0, at), 2, 0, 0]],
+      ["an empty invitation code", [...fileItem.slice(0, at), 3, ...new Array(64).fill(1), 0, 0]],
+      ["a text over MAX_GROUP_TEXT_BYTES", [...fileItem.slice(0, at), 1, 0, 0, 0, 1, ...u32(32589)]],
+      ["a file whose M is over 788", setM(fileItem, 789)],
+      ["a file whose M is short of its manifest", setM(fileItem, m - 1)],
+      ["a file whose M runs past its manifest", setM(fileItem, m + 1)],
+      [
+        "a file whose manifest's chunk count does not match its size",
+        fileItem.map((b, i) => (i === at + 7 + 1 + 5 + 1 + 8 + 32 + 3 ? 2 : b)),
+      ],
+      ["a file cut short", fileItem.slice(0, -1)],
+      ["a file with a trailing byte", [...fileItem, 0]],
+    ];
+    for (const [what, raw] of cases)
+      expect(
+        failure(() => decodePayload(pad(raw))),
+        what,
+      ).toBe("PayloadError BAD_FRAME");
+
+    const text = { groupId, id, sentAt: NOW, seq: 1, text: "hi" };
+    const textSig = me.sign(groupTextSignedBytes(text));
+    expect(verifyGroupText(me.publicIdentity.signingKey, text, textSig)).toBe(true);
+    expect(verifyGroupText(fx.bob.publicIdentity.signingKey, text, textSig)).toBe(false);
+    expect(verifyGroupText(me.publicIdentity.signingKey, { ...text, seq: 2 }, textSig)).toBe(false);
+    expect(verifyGroupText(me.publicIdentity.signingKey, text, flip(textSig, 0))).toBe(false);
+    const author = me.publicIdentity.signingKey;
+    expect(verifyGroupFile(author, signedFile, fileSig)).toBe(true);
+    // Each member's copy has its own read token under the one signature.
+    const otherToken = { ...signedFile, file: { ...file, readToken: new Uint8Array(32).fill(9) } };
+    expect(verifyGroupFile(author, otherToken, fileSig)).toBe(true);
+    expect(verifyGroupFile(fx.bob.publicIdentity.signingKey, signedFile, fileSig)).toBe(false);
+    expect(verifyGroupFile(author, { ...signedFile, seq: 2 }, fileSig)).toBe(false);
+    expect(verifyGroupFile(author, { ...signedFile, file: { ...file, size: 2 } }, fileSig)).toBe(false);
+    expect(verifyGroupFile(author, signedFile, flip(fileSig, -1))).toBe(false);
+    // A signature over the text label does not pass for a file, nor the other way round.
+    expect(verifyGroupFile(author, signedFile, textSig)).toBe(false);
   });
 
   it("§12 frames (§8.4): UNSUPPORTED_VERSION, TOO_LARGE, BAD_FRAME; the encoder refuses version 0", () => {
@@ -570,7 +665,10 @@ describe("§12 MUST-reject list", () => {
       ["session flags 16", () => Session.deserialize(bad(aliceState, 177, [16]))],
       ["session flag 8 without flag 2", () => Session.deserialize(bad(bobState, 177, [9]))],
       ["session flag 4 without flag 1", () => Session.deserialize(bad(aliceState, 177, [6]))],
-      ["a stored sealed identity over 432 bytes", () => Session.deserialize(bad(bobState, 292, u16(433)))],
+      [
+        "a stored Accept body over 1520 bytes",
+        () => Session.deserialize(concat(bad(bobState, 292, u16(1521)), new Uint8Array(2000))),
+      ],
       ["a stored sealed identity under 16 bytes", () => Session.deserialize(bad(bobState, 292, u16(15)))],
       [
         "a stored Accept that does not match the accept digest",

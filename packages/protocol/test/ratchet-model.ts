@@ -149,6 +149,7 @@ export class World {
     const aliceMailbox = MailboxKey.generate();
     const bobMailbox = MailboxKey.generate();
     const { code, pending } = createInvitation(this.alice, {
+      postQuantum: false,
       relayUrl: RELAY,
       mailbox: aliceMailbox.address,
     });

@@ -178,21 +178,22 @@ describe("§6.7 bandwidth: KEM pieces travel in the padding", () => {
     expect(pq.alice.kemEpoch! + pq.bob.kemEpoch!).toBeGreaterThan(2);
   });
 
-  it("§8.4 MAX_ENVELOPE_LENGTH is a post-quantum Accept with the largest sealed identity wrapping the largest v3 Message", () => {
+  it("§8.4 MAX_ENVELOPE_LENGTH is a version 2 Accept with the largest body wrapping the largest v3 Message", () => {
     const prekey = x25519KeyPair();
     const handshakeId = systemRandom(48);
-    const prefix = new Uint8Array([1, 1, ...handshakeId]);
+    const prefix = new Uint8Array([1, 2, ...handshakeId]);
     const bob = Session.initiate(
       systemRandom(32),
       systemRandom(32),
       prekey.publicKey,
       handshakeId,
-      { prefix, sealedIdentity: systemRandom(432) },
+      // A version 2 Accept's body: the KEM ciphertext (1088) and the largest sealed identity (432).
+      { prefix, sealedIdentity: systemRandom(1088 + 432) },
       { postQuantum: true },
     );
     const wire = bob.encrypt(new Uint8Array(MAX_PADDED_LENGTH).fill(0x80));
     expect(wire.length).toBe(MAX_ENVELOPE_LENGTH);
-    expect(MAX_ENVELOPE_LENGTH).toBe(33336);
+    expect(MAX_ENVELOPE_LENGTH).toBe(34424);
     const env = decodeEnvelope(wire);
     expect(env.kind === "accept" && env.message.sealed.length).toBe(32785);
   });

@@ -37,6 +37,7 @@ function opened(random: RandomSource = systemRandom) {
   const alice = Identity.generate();
   const bob = Identity.generate();
   const { code, pending } = createInvitation(alice, {
+    postQuantum: false,
     relayUrl: RELAY,
     mailbox: MailboxKey.generate().address,
   });
@@ -169,20 +170,25 @@ describe("§6.2 a rewound sender reuses no (key, nonce)", () => {
     expect(read(bob.decrypt(wire))).toBe("downgrade");
   });
 
-  it("§8.4 a classical session's largest envelope is an Accept with the largest sealed identity wrapping the largest v2 Message: 33 334 bytes, 2 below MAX_ENVELOPE_LENGTH (a v3 Message's)", () => {
+  it("§8.4 MAX_ENVELOPE_LENGTH is a version 2 Accept with the largest body wrapping the largest v3 Message, 34 424 bytes; with a v2 Message, 34 422", () => {
     expect([HEADER_LENGTH, LEGACY_HEADER_LENGTH, MESSAGE_NONCE_LENGTH]).toEqual([66, 42, 24]);
-    expect(MAX_ENVELOPE_LENGTH).toBe(50 + 2 + 432 + 67 + 32785);
-    expect(MAX_ENVELOPE_LENGTH).toBe(33336);
+    expect(MAX_ENVELOPE_LENGTH).toBe(50 + 2 + 1088 + 432 + 67 + 32785);
+    expect(MAX_ENVELOPE_LENGTH).toBe(34424);
     const alice = Identity.generate();
-    const { code } = createInvitation(alice, { relayUrl: RELAY, mailbox: MailboxKey.generate().address });
+    const { code, pending } = createInvitation(alice, {
+      relayUrl: RELAY,
+      mailbox: MailboxKey.generate().address,
+    });
     const longUrl = `wss://relay.example.org/${"a".repeat(255 - 24)}`;
     expect(longUrl.length).toBe(255);
     const { message: wire } = acceptInvitation(Identity.generate(), decodeInvitation(code), {
       mailbox: MailboxKey.generate().address,
       relayUrl: longUrl,
       plaintext: new Uint8Array(32768),
+      kemPublicKey: pending.kemPublicKey,
     });
-    expect(wire.length).toBe(50 + 2 + 432 + 66 + 32784);
+    // A hybrid Accept whose session is classical: it wraps a v2 Message, 2 bytes below the limit.
+    expect(wire.length).toBe(50 + 2 + 1088 + 432 + 66 + 32784);
     expect(wire.length).toBe(MAX_ENVELOPE_LENGTH - 2);
     expect(decodeEnvelope(wire).kind).toBe("accept");
   });

@@ -49,6 +49,7 @@ export function conversation(tag = "spec") {
   const aliceMailbox = MailboxKey.generate(seeded(`${tag}/alice-mailbox`));
   const bobMailbox = MailboxKey.generate(seeded(`${tag}/bob-mailbox`));
   const { code, invitation, pending } = createInvitation(alice, {
+    postQuantum: false,
     relayUrl: RELAY,
     mailbox: aliceMailbox.address,
     now: NOW,

@@ -2,9 +2,17 @@
 // wrappers in src/crypto.ts: the library underneath is audited, these tests check that the wrappers
 // neither break it nor relax it (low-order rejection, typed errors, length checks).
 import { readFileSync } from "node:fs";
+import { ml_kem768 } from "@noble/post-quantum/ml-kem.js";
 import { describe, expect, it } from "vitest";
 import { dh, hkdfSha256, open, seal, verify, x25519IsLowOrder, xopen, xseal } from "../src/crypto.js";
 import { CryptoError, type CryptoErrorCode } from "../src/errors.js";
+import {
+  mlKemDecapsulate,
+  mlKemEncapsulate,
+  mlKemExpandSeed,
+  mlKemPublicKey,
+  mlKemPublicKeyProblem,
+} from "../src/kem.js";
 import { specVerify } from "./ed25519-spec.js";
 
 const VECTORS_DIR = new URL("../../../../shared/vectors/wycheproof/", import.meta.url);
@@ -57,6 +65,10 @@ const isVector = (value: unknown): value is Vector =>
   Array.isArray(value.flags) &&
   (value.result === "valid" || value.result === "acceptable" || value.result === "invalid");
 
+/** The ML-KEM files leave out an empty `comment` or `flags`; they are filled in before the check. */
+const withDefaults = (test: unknown): unknown =>
+  isRecord(test) ? { comment: "", flags: [], ...test } : test;
+
 /**
  * Reads one Wycheproof file, checks its schema and the shape every test shares, and flattens its
  * groups. The algorithm-specific fields are trusted to match the schema the file declares.
@@ -68,10 +80,10 @@ function loadVectors<V extends Vector>(name: string, schema: string): VectorFile
   }
   if (!Array.isArray(data.testGroups)) throw new Error(`${name}: no testGroups`);
   const vectors = data.testGroups.flatMap((group: unknown) => {
-    if (!isRecord(group) || !Array.isArray(group.tests) || !group.tests.every(isVector)) {
-      throw new Error(`${name}: malformed test group`);
-    }
-    return group.tests as V[];
+    if (!isRecord(group) || !Array.isArray(group.tests)) throw new Error(`${name}: malformed test group`);
+    const tests = group.tests.map(withDefaults);
+    if (!tests.every(isVector)) throw new Error(`${name}: malformed test group`);
+    return tests as V[];
   });
   return { name, numberOfTests: data.numberOfTests, vectors };
 }
@@ -303,4 +315,140 @@ describeVectors(
   "Wycheproof HKDF-SHA256 through hkdfSha256()",
   loadVectors<HkdfVector>("hkdf_sha256_test.json", "hkdf_test_schema_v1.json"),
   checkHkdf,
+);
+
+// --- ML-KEM-768 (FIPS 203) --------------------------------------------------------------------
+// Through src/kem.ts, whose seed-based key pairs, encapsulation and decapsulation the hybrid
+// handshake uses (PROTOCOL.md §1.2, §5.5).
+
+interface MlKemKeygenVector extends Vector {
+  readonly seed: string;
+  readonly ek: string;
+  readonly dk: string;
+}
+
+interface MlKemEncapsVector extends Vector {
+  readonly m: string;
+  readonly ek: string;
+  readonly c: string;
+  readonly K: string;
+}
+
+interface MlKemDecapsVector extends Vector {
+  readonly seed: string;
+  readonly ek?: string;
+  readonly c: string;
+  readonly K: string;
+}
+
+/** A random source that fails the test if anything is drawn. */
+const noDraws = (): Uint8Array => {
+  throw new Error("a refused call drew from the random source");
+};
+
+/** FIPS 203 Algorithm 16 from the 64-byte seed d || z: both keys, and the public key alone. */
+function checkMlKemKeygen(v: MlKemKeygenVector): void {
+  expect(v.result).toBe("valid");
+  const seed = hex(v.seed);
+  const { publicKey, decapsulationKey } = mlKemExpandSeed(seed);
+  expect(toHex(publicKey)).toBe(v.ek);
+  expect(toHex(decapsulationKey)).toBe(v.dk);
+  expect(toHex(mlKemPublicKey(seed))).toBe(v.ek);
+  expect(mlKemPublicKeyProblem(publicKey)).toBeUndefined();
+  // Another seed (one bit of d, or of z) gives another key pair.
+  expect(toHex(mlKemPublicKey(flipBit(seed, 0)))).not.toBe(v.ek);
+  expect(toHex(mlKemExpandSeed(flipBit(seed, 32)).decapsulationKey)).not.toBe(v.dk);
+}
+
+describeVectors(
+  "§1.2 Wycheproof ML-KEM-768 key generation from a seed through mlKemExpandSeed()",
+  loadVectors<MlKemKeygenVector>("mlkem_768_keygen_seed_test.json", "mlkem_keygen_seed_test_schema.json"),
+  checkMlKemKeygen,
+);
+
+const mlKemEncapsFile = loadVectors<MlKemEncapsVector>(
+  "mlkem_768_encaps_test.json",
+  "mlkem_encaps_test_schema.json",
+);
+
+/**
+ * FIPS 203 Algorithm 17 with the vector's m. Invalid encapsulation keys (a wrong length, or a
+ * coefficient not below q: the §7.2 modulus check) are refused with CryptoError BAD_KEY before
+ * anything is drawn, by the wrapper's own check.
+ */
+function checkMlKemEncaps(v: MlKemEncapsVector): void {
+  const ek = hex(v.ek);
+  if (v.result === "invalid") {
+    expect(mlKemPublicKeyProblem(ek)).toBeDefined();
+    expectCryptoError(() => mlKemEncapsulate(ek, noDraws), "BAD_KEY");
+    if (ek.length === 1184) expect(mlKemPublicKeyProblem(ek)).toContain("FIPS 203 §7.2");
+    return;
+  }
+  expect(mlKemPublicKeyProblem(ek)).toBeUndefined();
+  const { ciphertext, sharedSecret } = mlKemEncapsulate(ek, (n) => hex(v.m).subarray(0, n));
+  expect(toHex(ciphertext)).toBe(v.c);
+  expect(toHex(sharedSecret)).toBe(v.K);
+}
+
+describeVectors(
+  "§1.2 Wycheproof ML-KEM-768 encapsulation through mlKemEncapsulate(): invalid keys refused (BAD_KEY) before any draw",
+  mlKemEncapsFile,
+  checkMlKemEncaps,
+);
+
+describe("§1.2 Wycheproof ML-KEM-768 encapsulation-key checks", () => {
+  it("mlKemPublicKeyProblem() refuses exactly the invalid keys, each of the 1184-byte ones for its modulus (FIPS 203 §7.2)", () => {
+    const refused = mlKemEncapsFile.vectors.filter((v) => mlKemPublicKeyProblem(hex(v.ek)) !== undefined);
+    expect(refused.map((v) => v.tcId)).toEqual(
+      mlKemEncapsFile.vectors.filter((v) => v.result === "invalid").map((v) => v.tcId),
+    );
+    const modulus = refused.filter((v) => hex(v.ek).length === 1184);
+    // The CCTV ModulusOverflow group (12) and the FIPS 203 group's "Public key not reduced" (100).
+    expect(modulus).toHaveLength(112);
+    expect(refused).toHaveLength(132);
+    expect(modulus.filter((v) => v.flags.includes("ModulusOverflow"))).toHaveLength(12);
+  });
+
+  it("the wrapper's own modulus check agrees with the library's on every vector", () => {
+    for (const v of mlKemEncapsFile.vectors) {
+      const ek = hex(v.ek);
+      let libraryRefuses = false;
+      try {
+        ml_kem768.encapsulate(ek, hex(v.m));
+      } catch {
+        libraryRefuses = true;
+      }
+      expect(mlKemPublicKeyProblem(ek) !== undefined, `tcId ${v.tcId}`).toBe(libraryRefuses);
+    }
+  });
+});
+
+/** The expected refusal of an invalid decapsulation vector: its seed's or its ciphertext's length. */
+function mlKemDecapsInvalidCode(v: MlKemDecapsVector): CryptoErrorCode {
+  if (hex(v.seed).length !== 64) return "BAD_KEY";
+  if (hex(v.c).length !== 1088) return "BAD_LENGTH";
+  throw new Error(`tcId ${v.tcId}: an invalid vector with a well-formed seed and ciphertext`);
+}
+
+/**
+ * FIPS 203 Algorithm 18 with the key pair of the seed. A modified ciphertext is still "valid": it
+ * decapsulates to the implicit-rejection secret the vector gives; flipping a bit of any ciphertext
+ * gives another secret again.
+ */
+function checkMlKemDecaps(v: MlKemDecapsVector): void {
+  const seed = hex(v.seed);
+  const c = hex(v.c);
+  if (v.result === "invalid") {
+    expectCryptoError(() => mlKemDecapsulate(seed, c), mlKemDecapsInvalidCode(v));
+    return;
+  }
+  if (v.ek !== undefined) expect(toHex(mlKemPublicKey(seed))).toBe(v.ek);
+  expect(toHex(mlKemDecapsulate(seed, c))).toBe(v.K);
+  expect(toHex(mlKemDecapsulate(seed, flipBit(c, c.length - 1)))).not.toBe(v.K);
+}
+
+describeVectors(
+  "§1.2 Wycheproof ML-KEM-768 decapsulation through mlKemDecapsulate()",
+  loadVectors<MlKemDecapsVector>("mlkem_768_test.json", "mlkem_test_schema.json"),
+  checkMlKemDecaps,
 );

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // parley-relay: parse and validate the configuration, start the relay, and drain on SIGTERM/SIGINT.
-import { ConfigError, helpText, loadConfig } from "./config.js";
+import { ConfigError, loadConfig } from "./config.js";
+import { helpText } from "./config-help.js";
 import { prepareDataDir } from "./data-dir.js";
 import { createLogger } from "./log.js";
 import { RelayServer } from "./server.js";

@@ -2,6 +2,7 @@
 // it cannot drift from what the relay actually does. It contains nothing that identifies a user.
 import { FRAME_VERSION } from "@parley/protocol";
 import { blobStorageCap, type RelayConfig } from "./config.js";
+import { formatDuration } from "./config-values.js";
 import type { Storage } from "./storage/types.js";
 import { RELAY_VERSION } from "./version.js";
 
@@ -18,17 +19,6 @@ export interface Counters {
   deliveries: number;
   acks: number;
   expirations: number;
-}
-
-function human(seconds: number): string {
-  for (const [unit, size] of [
-    ["d", 86400],
-    ["h", 3600],
-    ["m", 60],
-  ] as const) {
-    if (seconds % size === 0) return `${seconds / size}${unit}`;
-  }
-  return `${seconds}s`;
 }
 
 /** How deleted messages are removed, per storage kind (the last `neverStored` line). */
@@ -127,8 +117,8 @@ export function transparencyStatement(
     ],
     retention: {
       seconds: config.ttlSeconds,
-      human: human(config.ttlSeconds),
-      maximumOperatorSetting: human(config.maxTtlSeconds),
+      human: formatDuration(config.ttlSeconds),
+      maximumOperatorSetting: formatDuration(config.maxTtlSeconds),
       deletedWhen:
         "acknowledged by the mailbox owner, or at expiry (by the next sweep, every sweepIntervalSeconds; never delivered after it), whichever comes first",
       sweepIntervalSeconds: config.sweepIntervalSeconds,

@@ -8,20 +8,22 @@ import {
   blobStorageCap,
   ConfigError,
   DEFAULTS,
-  formatDuration,
-  formatSize,
-  helpText,
   loadConfig,
   MAX_PUT_CHUNK_FRAME,
   maxPayload,
-  OPTIONS,
+  type RedisTarget,
+} from "../src/config.js";
+import { helpText } from "../src/config-help.js";
+import { OPTIONS } from "../src/config-options.js";
+import {
+  formatDuration,
+  formatSize,
   parseDuration,
   parseRedisUrl,
   parseSize,
-  type RedisTarget,
   redactUrl,
   redisDisplay,
-} from "../src/config.js";
+} from "../src/config-values.js";
 
 function problems(argv: string[], env: Record<string, string> = {}): string[] {
   try {

@@ -2,48 +2,22 @@
 // change, so that a request reads a few numbers instead of every mailbox, and they always equal
 // what is stored.
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { MEMORY_DEFAULT_MAX_BYTES, MemoryStorage } from "../src/storage/memory.js";
-import { RedisStorage } from "../src/storage/redis.js";
-import { SqliteStorage, STATS_SQL } from "../src/storage/sqlite.js";
+import { SqliteStorage } from "../src/storage/sqlite.js";
+import { STATS_SQL } from "../src/storage/sqlite-schema.js";
 import {
   ACCOUNTED_MAILBOX_BYTES,
   ACCOUNTED_MESSAGE_BYTES,
   type Storage,
   type StorageStats,
 } from "../src/storage/types.js";
+import { storageBackends } from "./backends.js";
 import { http, metrics, startInProcessRelay } from "./helpers.js";
-import { type RedisServer, startRedis, stopAllRedis } from "./redis-server.js";
 
-const dirs: string[] = [];
-const made: Storage[] = [];
-let redis: RedisServer;
-const newDir = () => {
-  const dir = mkdtempSync(join(tmpdir(), "parley-stats-"));
-  dirs.push(dir);
-  return dir;
-};
-const backends: Record<string, () => Storage> = {
-  memory: () => new MemoryStorage(),
-  sqlite: () => new SqliteStorage(newDir()),
-  redis: () =>
-    new RedisStorage({ target: redis.target, prefix: `parley:stats:${randomBytes(4).toString("hex")}:` }),
-};
-beforeAll(async () => {
-  redis = await startRedis();
-});
-afterAll(async () => {
-  await redis?.dispose();
-  await stopAllRedis();
-});
-afterEach(async () => {
-  await Promise.allSettled(made.splice(0).map((s) => s.close()));
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
+const { backends, tempDir, keep } = storageBackends("stats");
 
 const roomy = { maxMessages: 1000, maxBytes: 1e9 };
 const deposit = (address: Uint8Array, size: number, expiresAt: number) => ({
@@ -82,7 +56,6 @@ function expectTotals(
 for (const [name, make] of Object.entries(backends)) {
   it(`${name}: the totals follow every change (create, deposit, ack, sweep, delete) and equal what is stored`, async () => {
     const s = make();
-    made.push(s);
     const boxes = Array.from({ length: 12 }, () => randomBytes(32));
     const model = new Map<string, Map<string, { size: number; expiresAt: number }>>();
     const totals = () => {
@@ -139,7 +112,7 @@ for (const [name, make] of Object.entries(backends)) {
 describe("stats() reads no mailbox", () => {
   it("memory: it walks no map, with thousands of mailboxes", async () => {
     const s = new MemoryStorage();
-    made.push(s);
+    keep(s);
     for (let i = 0; i < 5000; i++) {
       const a = randomBytes(32);
       await s.createMailbox(a, randomBytes(32));
@@ -177,7 +150,7 @@ describe("stats() reads no mailbox", () => {
   });
 
   it("SQLite: its query reads the one row of totals, and a database without them is counted once at open", async () => {
-    const dir = newDir();
+    const dir = tempDir();
     const s = new SqliteStorage(dir);
     for (let i = 0; i < 50; i++) {
       const a = randomBytes(32);
@@ -200,7 +173,7 @@ describe("stats() reads no mailbox", () => {
       db.close();
     }
     const reopened = new SqliteStorage(dir);
-    made.push(reopened);
+    keep(reopened);
     expect(await reopened.stats()).toMatchObject({ mailboxes: 50, messages: 50, bytes: 5000 });
     const a = randomBytes(32);
     await reopened.createMailbox(a, randomBytes(32));

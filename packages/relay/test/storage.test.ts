@@ -1,42 +1,10 @@
 // One contract, every backend: the server relies only on what this suite checks.
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { MemoryStorage } from "../src/storage/memory.js";
-import { RedisStorage } from "../src/storage/redis.js";
+import { describe, expect, it } from "vitest";
 import { SqliteStorage } from "../src/storage/sqlite.js";
-import type { Storage } from "../src/storage/types.js";
-import { type RedisServer, startRedis, stopAllRedis } from "./redis-server.js";
+import { storageBackends } from "./backends.js";
 
-const dirs: string[] = [];
-// One redis-server for the file; each storage gets a key prefix of its own, so tests see only
-// their own data, as each SQLite storage has its own directory.
-let redis: RedisServer;
-let redisStorages = 0;
-/** Every storage a test made: closed after it, passed or failed. */
-const made: Storage[] = [];
-const backends: Record<string, () => Storage> = {
-  memory: () => new MemoryStorage(),
-  sqlite: () => {
-    const dir = mkdtempSync(join(tmpdir(), "parley-storage-"));
-    dirs.push(dir);
-    return new SqliteStorage(dir);
-  },
-  redis: () => new RedisStorage({ target: redis.target, prefix: `parley:contract:${++redisStorages}:` }),
-};
-beforeAll(async () => {
-  redis = await startRedis();
-});
-afterAll(async () => {
-  await redis?.dispose();
-  await stopAllRedis();
-});
-afterEach(async () => {
-  await Promise.allSettled(made.splice(0).map((s) => s.close()));
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
+const { backends, tempDir } = storageBackends("storage");
 
 const limits = { maxMessages: 3, maxBytes: 1000 };
 const address = () => randomBytes(32);
@@ -51,12 +19,7 @@ function request(addr: Uint8Array, size = 10, now = 1000, ttl = 5000) {
   };
 }
 
-for (const [name, makeStorage] of Object.entries(backends)) {
-  const make = () => {
-    const s = makeStorage();
-    made.push(s);
-    return s;
-  };
+for (const [name, make] of Object.entries(backends)) {
   describe(`storage contract: ${name}`, () => {
     it("creates mailboxes idempotently for their owner and refuses another owner", async () => {
       const s = make();
@@ -304,8 +267,7 @@ for (const [name, makeStorage] of Object.entries(backends)) {
 
 describe("SQLite group commit", () => {
   it("concurrent deposits share commits (and so fsyncs)", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "parley-storage-"));
-    dirs.push(dir);
+    const dir = tempDir();
     const s = new SqliteStorage(dir);
     const a = address();
     await s.createMailbox(a, randomBytes(32));
@@ -319,8 +281,7 @@ describe("SQLite group commit", () => {
   });
 
   it("keeps everything across a reopen", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "parley-storage-"));
-    dirs.push(dir);
+    const dir = tempDir();
     const a = address();
     const first = new SqliteStorage(dir);
     await first.createMailbox(a, randomBytes(32));

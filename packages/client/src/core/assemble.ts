@@ -14,6 +14,7 @@ import { Files } from "./files.js";
 import { FirstContact } from "./first-contact.js";
 import { GroupChanges } from "./group-changes.js";
 import { GroupExpiry } from "./group-expiry.js";
+import { GroupFiles } from "./group-files.js";
 import { GroupHistory } from "./group-history.js";
 import { GroupIntroductions } from "./group-introductions.js";
 import { GroupReceive } from "./group-receive.js";
@@ -56,6 +57,7 @@ export interface Core {
   readonly files: Files;
   readonly fileUpload: FileUpload;
   readonly fileDownload: FileDownload;
+  readonly groupFiles: GroupFiles;
   readonly groupRekey: GroupRekey;
 }
 
@@ -85,7 +87,10 @@ export function assemble(ctx: Context, tables: Tables): Core {
     (url) => pool.retentionSeconds(url),
     (id) => files.summary(id),
   );
-  const files: Files = new Files(ctx, tables.files, contacts, messages, receipts);
+  const files: Files = new Files(ctx, tables.files, contacts, messages, receipts, {
+    keyOf: (name) => groups.lookup(name)?.key ?? null,
+    party: (key, author) => groupHistory.party(key, author),
+  });
   const mailboxes = new Mailboxes({
     contacts: () => contacts.all(),
     invitations: () => invitations.all(),
@@ -127,7 +132,8 @@ export function assemble(ctx: Context, tables: Tables): Core {
     live,
     publisher,
   );
-  const groupSend: GroupSend = new GroupSend(ctx, groups, messages, outbox, delivery, receipts);
+  const groupSend: GroupSend = new GroupSend(ctx, groups, messages, outbox, delivery, receipts, files);
+  const groupFiles = new GroupFiles(ctx, groups, files, fileUpload, groupSend, messages);
   const introductions = new GroupIntroductions(ctx, groups, invitations, groupSend);
   const groupChanges = new GroupChanges(
     ctx,
@@ -140,7 +146,9 @@ export function assemble(ctx: Context, tables: Tables): Core {
     messages,
   );
   const groupRekey = new GroupRekey(ctx, groups, contacts, groupChanges, publisher);
-  const groupHistory = new GroupHistory(ctx, groups, messages, receipts);
+  const groupHistory: GroupHistory = new GroupHistory(ctx, groups, messages, receipts, (id) =>
+    files.summary(id),
+  );
   const groupExpiry = new GroupExpiry(ctx, groups, tables.groupItems, messages);
   const groupReceive = new GroupReceive(
     ctx,
@@ -152,6 +160,7 @@ export function assemble(ctx: Context, tables: Tables): Core {
     messages,
     receipts,
     introductions,
+    files,
   );
   const payloads = new Payloads(
     contacts,
@@ -216,6 +225,7 @@ export function assemble(ctx: Context, tables: Tables): Core {
     files,
     fileUpload,
     fileDownload,
+    groupFiles,
     groupRekey,
   };
 }

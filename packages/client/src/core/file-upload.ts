@@ -118,8 +118,11 @@ export class FileUpload {
     this.files.put({ ...rec, state: "expired", error: "withdrawn" });
   }
 
-  /** Writes the file's chunks the relay lacks; returns how many it wrote. Sets rec.sha256 and expiresAt. */
-  private async upload(rec: FileRecord, progress?: Progress): Promise<number> {
+  /**
+   * Writes the file's chunks the relay lacks; returns how many it wrote. Sets rec.sha256 and
+   * expiresAt. The blob has one reader per read token (a group file: one per member, group-files.ts).
+   */
+  async upload(rec: FileRecord, progress?: Progress): Promise<number> {
     const blobId = fromHex(rec.blobId);
     const writeToken = fromHex(rec.writeToken!);
     const what = `uploading ${rec.name}`;

@@ -11,7 +11,7 @@ import { groupMessageView, groupStatusEvent, inAuthorOrder, missingBefore } from
 import type { Groups } from "./groups.js";
 import { advances, type Messages, unreadRows } from "./messages.js";
 import type { Receipts } from "./receipts.js";
-import type { ConversationEntry, MessageView } from "./types.js";
+import type { ConversationEntry, MessageFile, MessageView } from "./types.js";
 
 export class GroupHistory {
   constructor(
@@ -19,6 +19,8 @@ export class GroupHistory {
     private readonly groups: Groups,
     private readonly messages: Pick<Messages, "rows" | "update" | "byId">,
     private readonly receipts: Pick<Receipts, "queue">,
+    /** The file of a file message, by its id. */
+    private readonly fileOf: (id: string) => MessageFile | null = () => null,
   ) {}
 
   /** Names authors: mine is my name, a member's its contact's, else one from its fingerprint. */
@@ -31,13 +33,26 @@ export class GroupHistory {
     };
   }
 
+  /**
+   * The group `key`'s name and how `author` (undefined: me) is named there, or null when `key` is
+   * not a group's (how the files list names a group's files).
+   */
+  party(key: string, author: string | undefined): { group: string; contact: string } | null {
+    const g = this.groups.get(key);
+    if (!g) return null;
+    const contact =
+      author === undefined ? this.ctx.name : this.namer(this.groups.state(g), this.groups.peers())(author);
+    return { group: g.name, contact };
+  }
+
   /** A group message as shown, with the gap before it in its author's sequence. */
   view(g: GroupRecord, name: (author: string) => string, m: MessageRecord): MessageView {
     if (m.note) {
       const { id, direction, text, sentAt, receivedAt, status, note } = m;
       return { contact: "", group: g.name, id, direction, text, sentAt, receivedAt, status, note };
     }
-    const v = groupMessageView(g, m, name(m.group!.author));
+    const file = m.file ? this.fileOf(m.file) : null;
+    const v = { ...groupMessageView(g, m, name(m.group!.author)), ...(file ? { file } : {}) };
     if (m.direction === "out") return v;
     const author = m.group!.author;
     const missing = missingBefore(g.seqs[author], m.group!.seq, g.floors?.[author]);

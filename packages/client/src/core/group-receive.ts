@@ -2,7 +2,8 @@
 // item that arrived over a contact's session means; this module acts on it inside the receiving
 // transaction. A message is stored in the group's conversation with its author and place in the
 // author's sequence (a repeat is dropped) and a delivered receipt goes to its author (once I have a
-// session with it: GroupRecord.owedReceipts); an entry joins the group's log (group-changes.ts);
+// session with it: GroupRecord.owedReceipts); a file's manifest (PROTOCOL.md §14.3) is a message
+// too, with a record to fetch the file by (files.ts); an entry joins the group's log (group-changes.ts);
 // an item for another member is passed on, unchanged, over my session with it. Items from someone who is no longer a member are dropped; an item that
 // may make sense once more entries arrive (for a group I do not hold yet, from someone the log has
 // not named yet), or to pass on to a member I have no session with yet, is kept in the group_items
@@ -21,6 +22,7 @@ import type { WaitingItemsTable } from "../store/groups.js";
 import type { ContactRecord, GroupRecord, MessageRecord, Row } from "../store/records.js";
 import { type Context, warn } from "./context.js";
 import type { InternalEvent } from "./events.js";
+import type { Files } from "./files.js";
 import type { GroupChanges } from "./group-changes.js";
 import type { GroupHistory } from "./group-history.js";
 import { memberKeyOf, type Peers } from "./group-peers.js";
@@ -51,6 +53,7 @@ export class GroupReceive {
     private readonly messages: Pick<Messages, "add">,
     private readonly receipts: Pick<Receipts, "queue">,
     private readonly introductions: IntroductionSink,
+    private readonly files: Pick<Files, "has" | "offered">,
   ) {}
 
   /**
@@ -137,17 +140,22 @@ export class GroupReceive {
   ): InternalEvent[] {
     const g = row.value;
     if (v.author === this.groups.me) return []; // my own, passed back: never shown twice
+    const id = toHex(p.id);
+    // A file's id names one record: a file item reusing the id of a file I hold is not let to
+    // replace it (nor is its seq taken).
+    if (v.file && this.files.has(id)) return [];
     const seqs = g.seqs[v.author] ?? emptySeqs();
     if (!noteSeq(seqs, v.seq)) return []; // a repeat (or the author's second message under one seq)
-    const body = p.body as Extract<GroupPayload["body"], { kind: "text" | "forward" }>;
+    const body = p.body as Extract<GroupPayload["body"], { signature: Uint8Array }>;
     const now = Date.now();
     const m: MessageRecord = {
-      id: toHex(p.id),
+      id,
       direction: "in",
       text: v.text,
       sentAt: p.sentAt,
       receivedAt: now,
       status: "received",
+      ...(v.file ? { file: id } : {}),
       group: {
         author: v.author,
         seq: v.seq,
@@ -156,6 +164,7 @@ export class GroupReceive {
       },
     };
     if (this.messages.add(row.key, m) === null) return [];
+    if (v.file) this.files.offered(row.key, id, v.file, v.author);
     if (!g.seqs[v.author] && joinedBefore(this.groups.state(g), v.author, this.groups.me))
       g.floors = { ...g.floors, [v.author]: v.seq - 1 };
     g.seqs[v.author] = seqs;

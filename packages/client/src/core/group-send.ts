@@ -1,7 +1,8 @@
 // Sending to a group (PROTOCOL.md §13.3, §13.4): every item is encrypted once per member over the
 // pairwise session with that member and queued in the outbox, in the transaction that made it. A
-// text goes directly where I have a session, else as a forward item to the member who introduced
-// us, else it waits (GroupRecord.held) until one of the two is up; entries for a member I cannot
+// text (or a file's manifest, §14.3, each member's with its own read token) goes directly where I
+// have a session, else as a forward item to the member who introduced us, else it waits
+// (GroupRecord.held) until one of the two is up; entries for a member I cannot
 // reach wait too (GroupRecord.unsynced), and then the whole log goes. Each copy's deposit and each
 // member's receipts make the message's "delivered to N of M"; the receipts I owe for messages
 // that reached me only forwarded go once my own session with their author is up.
@@ -22,6 +23,7 @@ import type { GroupRecord, MessageRecord, MessageStatus } from "../store/records
 import type { Context } from "./context.js";
 import type { Delivery, GroupCopies } from "./delivery.js";
 import type { InternalEvent } from "./events.js";
+import { type Files, groupManifest } from "./files.js";
 import { type Peers, short } from "./group-peers.js";
 import { groupStatusEvent, outgoingFailure } from "./group-views.js";
 import type { Groups } from "./groups.js";
@@ -83,6 +85,7 @@ export class GroupSend implements Pick<GroupCopies, "release" | "stored"> {
     private readonly outbox: Pick<Outbox, "enqueue">,
     private readonly delivery: Pick<Delivery, "flush">,
     private readonly receipts: Pick<Receipts, "queue">,
+    private readonly files: Pick<Files, "get">,
   ) {}
 
   // --------------------------------------------------------- items (inside a transaction)
@@ -115,8 +118,9 @@ export class GroupSend implements Pick<GroupCopies, "release" | "stored"> {
   }
 
   /**
-   * Queues my text (history row `row`, record `m`) for `members`: directly, or as a forward item
-   * through the member who introduced us; those I cannot reach yet are held. Rewrites `m`.
+   * Queues my message (history row `row`, record `m`: a text, or a file's manifest) for `members`:
+   * directly, or as a forward item through the member who introduced us; those I cannot reach yet
+   * are held. A file goes only to the members it has a read token for. Rewrites `m`.
    */
   text(
     peers: Peers,
@@ -129,20 +133,30 @@ export class GroupSend implements Pick<GroupCopies, "release" | "stored"> {
   ): void {
     const f = m.group!;
     const payload = (body: GroupBody) => groupItem(g.groupId, body, fromHex(m.id), m.sentAt);
-    const signed = { seq: f.seq, text: m.text, signature: fromHex(f.signature) };
+    const common = { seq: f.seq, signature: fromHex(f.signature) };
+    const file = m.file === undefined ? null : this.files.get(m.file);
+    /** The item for `to` sent directly, and as passed on by another member; null: nothing for `to`. */
+    const bodies = (to: string): [GroupBody, GroupBody] | null => {
+      const forward = { author: fromHex(f.author), to: fromHex(to) };
+      if (m.file === undefined)
+        return [
+          { kind: "text", ...common, text: m.text },
+          { kind: "forward", ...forward, ...common, text: m.text },
+        ];
+      const manifest = file && groupManifest(file, to);
+      if (!manifest) return null;
+      return [
+        { kind: "file", ...common, file: manifest },
+        { kind: "forward-file", ...forward, ...common, file: manifest },
+      ];
+    };
     for (const r of routes(state, this.groups.me, (k) => peers.has(k))) {
       if (!members.includes(r.to)) continue;
+      const items = bodies(r.to);
+      if (!items) continue;
       let queued = false;
-      if (r.via === null) queued = this.item(peers, key, r.to, payload({ kind: "text", ...signed }), row);
-      else if (r.via !== undefined) {
-        const forward: GroupBody = {
-          kind: "forward",
-          author: fromHex(f.author),
-          to: fromHex(r.to),
-          ...signed,
-        };
-        queued = this.item(peers, key, r.via, payload(forward), row, r.to);
-      }
+      if (r.via === null) queued = this.item(peers, key, r.to, payload(items[0]), row);
+      else if (r.via !== undefined) queued = this.item(peers, key, r.via, payload(items[1]), row, r.to);
       if (queued) f.queued = [...new Set([...(f.queued ?? []), short(r.to)])];
       else if (!g.held?.some((h) => h.member === r.to && h.row === row))
         g.held = [...(g.held ?? []), { member: r.to, row }];
@@ -227,10 +241,7 @@ export class GroupSend implements Pick<GroupCopies, "release" | "stored"> {
       const me = this.groups.me;
       if (!state?.members.has(me)) throw notMember(g.name);
       const peers = this.groups.peers();
-      for (const [k, member] of state.members) {
-        const changed = k === me ? undefined : peers.keyChanged(member.identity);
-        if (changed) throw keyChangedIn(changed.contact.name, g.name);
-      }
+      checkKeys(peers, state, me, g.name);
       const others = [...state.members.keys()].filter((k) => k !== me);
       const now = Date.now();
       const rows: number[] = [];
@@ -265,10 +276,26 @@ export class GroupSend implements Pick<GroupCopies, "release" | "stored"> {
       peers.save();
       return { key, rows };
     });
+    return this.deliver(
+      queued.key,
+      queued.rows,
+      (n, group) => `${n} message(s) to ${group} wait in the outbox`,
+    );
+  }
+
+  /**
+   * Delivers the outbox, then says how far my messages (rows of group `key`) got; throws
+   * UNREACHABLE or RELAY_REFUSED when some of them still wait (`waits` says so in words).
+   */
+  async deliver(
+    key: string,
+    rows: number[],
+    waits: (waiting: number, group: string) => string,
+  ): Promise<GroupSentStatus[]> {
     const { unreachable, refused } = await this.delivery.flush({ force: true });
-    const g = this.groups.get(queued.key)!;
-    const statuses = queued.rows.map((row): GroupSentStatus => {
-      const m = this.messages.bySeq(queued.key, row)!;
+    const g = this.groups.get(key)!;
+    const statuses = rows.map((row): GroupSentStatus => {
+      const m = this.messages.bySeq(key, row)!;
       const ev = groupStatusEvent(this.ctx.name, g, m);
       return {
         contact: ev.contact,
@@ -285,16 +312,24 @@ export class GroupSend implements Pick<GroupCopies, "release" | "stored"> {
     if (waiting > 0 && unreachable.length > 0) {
       throw new ClientError(
         "UNREACHABLE",
-        `relay ${unreachable.join(", ")} is unreachable: ${waiting} message(s) to ${g.name} wait in the outbox`,
+        `relay ${unreachable.join(", ")} is unreachable: ${waits(waiting, g.name)}`,
       );
     }
     if (waiting > 0 && refused.length > 0) {
       throw new ClientError(
         "RELAY_REFUSED",
-        `${refused.join("; ")}; the message waits in the outbox and is retried by the next send or sync`,
+        `${refused.join("; ")}; ${waits(waiting, g.name)}, retried by the next send or sync`,
       );
     }
     return statuses;
+  }
+}
+
+/** Throws KEY_CHANGED when a member's key changed (and is not confirmed yet): see keyChangedIn. */
+export function checkKeys(peers: Peers, state: GroupState, me: string, group: string): void {
+  for (const [k, member] of state.members) {
+    const changed = k === me ? undefined : peers.keyChanged(member.identity);
+    if (changed) throw keyChangedIn(changed.contact.name, group);
   }
 }
 

@@ -129,6 +129,9 @@ export class Invitations {
     // Its deposit token goes in my intro; the relay gets it once the contact shows it uses tokens.
     const inboxToken = randomBytes(32);
     const { code, pending } = createInvitation(this.ctx.identity, {
+      // Classical until this client hosts the invitation's ML-KEM key at the relay and fetches it
+      // on accept (issue 16, client half; PROTOCOL.md §4.6): a post-quantum code could not be accepted.
+      postQuantum: false,
       relayUrl: relay,
       mailbox: key.address,
       ttlSeconds: ttl,
@@ -182,6 +185,14 @@ export class Invitations {
       if (e instanceof HandshakeError)
         throw new ClientError("BAD_INVITATION", `invalid invitation: ${e.message}`);
       throw e;
+    }
+    // Until this client fetches the hosted ML-KEM key (issue 16, client half; PROTOCOL.md §4.6), a
+    // post-quantum code cannot be accepted here: say so rather than fail inside the handshake.
+    if (inv.version === 2) {
+      throw new ClientError(
+        "BAD_INVITATION",
+        "this is a post-quantum invitation (PARLEY2-), which this version of Parley cannot accept yet",
+      );
     }
     if (samePublicIdentity(inv.identity, this.ctx.identity.publicIdentity)) {
       throw new ClientError(

@@ -61,13 +61,18 @@ export interface MessageFile {
 
 /** A file sent or received (`parley files`). */
 export interface FileView extends MessageFile {
+  /** The contact it is with; in a group, its author's name (mine: my name). */
   readonly contact: string;
+  /** A file in a group: my name for the group. */
+  readonly group?: string;
   readonly direction: "in" | "out";
   readonly createdAt: number;
   /** When the relay deletes it, ms since the epoch (null while not known). */
   readonly expiresAt: number | null;
   /** Where a fetched file was saved. */
   readonly savedAs: string | null;
+  /** The SHA-256 of its content as the sender announced it (hex; null for an upload not yet read). */
+  readonly sha256: string | null;
   /** Why the last transfer failed, in words. */
   readonly error: string | null;
 }

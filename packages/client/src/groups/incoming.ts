@@ -3,22 +3,28 @@
 // dropped, without the store. The caller holds the group's state (null: a group I do not hold) and acts on the verdict.
 import {
   decodeGroupEntry,
+  type FileManifest,
   type GroupEntry,
   type GroupPayload,
   type GroupState,
   ParleyError,
   toHex,
+  verifyGroupFile,
   verifyGroupText,
 } from "@parley/protocol";
 
 export type Verdict =
-  /** A message by `author` (signing key hex), signature checked; `forwarded` if another member passed it on. */
+  /**
+   * A message by `author` (signing key hex), signature checked; `forwarded` if another member
+   * passed it on. A file message (PROTOCOL.md §14.3) has `file`, my copy of its manifest, and no text.
+   */
   | {
       readonly kind: "message";
       readonly author: string;
       readonly seq: number;
       readonly text: string;
       readonly forwarded: boolean;
+      readonly file?: FileManifest;
     }
   /** A membership entry, signature checked (the log decides whether it applies). */
   | { readonly kind: "entry"; readonly entry: GroupEntry }
@@ -82,18 +88,32 @@ export function judge(
       if (!verifyGroupText(hexKey(from), { ...signed, seq: b.seq, text: b.text }, b.signature))
         return drop("a message whose signature is not its sender's");
       return { kind: "message", author: from, seq: b.seq, text: b.text, forwarded: false };
-    case "forward": {
+    case "file":
+      if (!verifyGroupFile(hexKey(from), { ...signed, seq: b.seq, file: b.file }, b.signature))
+        return drop("a file whose signature is not its sender's");
+      return { kind: "message", author: from, seq: b.seq, text: "", forwarded: false, file: b.file };
+    case "forward":
+    case "forward-file": {
       const author = toHex(b.author);
       const to = toHex(b.to);
-      if (!state.members.has(author)) return notMember(state, author, "a forwarded message by someone");
-      if (!verifyGroupText(b.author, { ...signed, seq: b.seq, text: b.text }, b.signature))
-        return drop("a forwarded message whose signature is not its author's");
-      if (to === me) return { kind: "message", author, seq: b.seq, text: b.text, forwarded: from !== author };
+      const what = b.kind === "forward" ? "message" : "file";
+      if (!state.members.has(author)) return notMember(state, author, `a forwarded ${what} by someone`);
+      const valid =
+        b.kind === "forward"
+          ? verifyGroupText(b.author, { ...signed, seq: b.seq, text: b.text }, b.signature)
+          : verifyGroupFile(b.author, { ...signed, seq: b.seq, file: b.file }, b.signature);
+      if (!valid) return drop(`a forwarded ${what} whose signature is not its author's`);
+      if (to === me) {
+        const forwarded = from !== author;
+        return b.kind === "forward"
+          ? { kind: "message", author, seq: b.seq, text: b.text, forwarded }
+          : { kind: "message", author, seq: b.seq, text: "", forwarded, file: b.file };
+      }
       // Passed on once, from its author only, to a member I have a session with.
-      if (from !== author) return drop("a forwarded message not from its author, for someone else");
-      if (!state.members.has(to)) return drop("a forwarded message for someone who is not a member");
+      if (from !== author) return drop(`a forwarded ${what} not from its author, for someone else`);
+      if (!state.members.has(to)) return drop(`a forwarded ${what} for someone who is not a member`);
       // Until my session with `to` is up (its introduction may be under way), it waits for it.
-      if (!ctx.hasSession(to)) return wait("a forwarded message for a member I have no session with yet");
+      if (!ctx.hasSession(to)) return wait(`a forwarded ${what} for a member I have no session with yet`);
       return { kind: "pass-on", to };
     }
     case "introduce": {

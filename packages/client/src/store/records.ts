@@ -255,7 +255,7 @@ export interface FileRecord {
   /** The manifest's message id: the file's id. */
   id: string;
   direction: "in" | "out";
-  /** The row key of the contact it is with. */
+  /** The row key of the contact it is with, or of the group it was sent to. */
   conversation: string;
   /** out: the name announced; in: the name as the sender gave it (sanitised when saved). */
   name: string;
@@ -277,12 +277,19 @@ export interface FileRecord {
   path?: string;
   mtimeMs?: number;
   writeToken?: string;
-  /** out: one per recipient (a contact: one). */
+  /** out: one per recipient (a contact: one; a group: one per member in `readers`). */
   readTokens?: string[];
+  /**
+   * out, to a group: the members (signing key hex) it is for, the other members when it was sent;
+   * `readTokens[i]` is `readers[i]`'s. Absent for a file to a contact.
+   */
+  readers?: string[];
   /** out: chunks the relay held at the last count (it says, on resume, how many it has). */
   next?: number;
   /** in: my read token. */
   readToken?: string;
+  /** in, in a group: the member (signing key hex) who sent it. */
+  author?: string;
   /** in: where it was saved. */
   savedAs?: string;
 }

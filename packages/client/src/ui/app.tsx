@@ -26,6 +26,8 @@ export interface AppProps {
   readonly onClient?: (client: Client | null) => void;
   /** Desktop notifications for the chat (run.tsx makes one from the settings). */
   readonly notifier?: ChatProps["notifier"];
+  /** Picture previews for the chat (run.tsx makes them from the terminal and the settings). */
+  readonly images?: ChatProps["images"];
 }
 
 type Core = typeof import("./core.js");
@@ -41,7 +43,7 @@ type Phase =
   | { kind: "unlock" }
   | { kind: "chat"; client: Client; localOnly: boolean; Chat: Core["Chat"] };
 
-export function App({ paths, settings, logN, onClient, notifier }: AppProps) {
+export function App({ paths, settings, logN, onClient, notifier, images }: AppProps) {
   const { exit } = useApp();
   const [phase, setPhase] = useState<Phase>(() =>
     existsSync(paths.database) ? { kind: "unlock" } : { kind: "onboarding" },
@@ -140,6 +142,7 @@ export function App({ paths, settings, logN, onClient, notifier }: AppProps) {
           client={phase.client}
           localOnly={phase.localOnly}
           notifier={notifier}
+          images={images}
           onQuit={quit}
           onRelay={(url) => {
             phase.client.settings.relay = url;

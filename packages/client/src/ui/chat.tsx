@@ -11,7 +11,9 @@ import { Conversation } from "./conversation.js";
 import { type ConversationItem, ConversationList, conversationItems } from "./conversation-list.js";
 import { progressBar, runFileCommand, type Transfer } from "./file-commands.js";
 import { day } from "./format.js";
+import type { ImageSupport } from "./graphics-output.js";
 import { runGroupCommand } from "./group-commands.js";
+import { ImageView } from "./image-view.js";
 import { actionFor, typed } from "./keys.js";
 import {
   back,
@@ -32,8 +34,10 @@ import { type Anchor, oldest, type Source, scrollDown, scrollUp, windowAt } from
 import { StatusBar } from "./status-bar.js";
 import { copyToClipboard } from "./terminal.js";
 import { colour } from "./theme.js";
+import { NO_IMAGES, useImageViewer } from "./use-image-viewer.js";
 import { useKeyQueue, useKeys } from "./use-keys.js";
 import { useTerminalSize } from "./use-terminal-size.js";
+import { runViewCommand } from "./view-command.js";
 
 export interface ChatProps {
   readonly client: Client;
@@ -43,6 +47,8 @@ export interface ChatProps {
   readonly onRelay?: (url: string) => void;
   /** Desktop notifications (run.tsx makes it from the settings); without one, the bell. */
   readonly notifier?: Pick<Notifier, "message" | "seen">;
+  /** Picture previews (run.tsx makes it from the terminal and the settings); without it, none. */
+  readonly images?: ImageSupport;
 }
 
 const CONTACTS_WIDTH = 24;
@@ -84,7 +90,7 @@ function groupTitle(name: string, g: GroupView): string {
   return `# ${name} · ${g.members} members${pending} · /members`;
 }
 
-export function Chat({ client, localOnly, onQuit, onRelay, notifier }: ChatProps) {
+export function Chat({ client, localOnly, onQuit, onRelay, notifier, images = NO_IMAGES }: ChatProps) {
   const { columns, rows } = useTerminalSize();
   // One row short of the terminal: a frame as tall as the screen would scroll it by a line.
   const height = Math.max(8, rows - 1);
@@ -124,6 +130,9 @@ export function Chat({ client, localOnly, onQuit, onRelay, notifier }: ChatProps
   const lastCode = useRef<string | null>(null);
   const refresh = useCallback(() => setTick((t) => t + 1), []);
   const setNotice = useCallback((n: Notice | null) => setNoticeState(n), []);
+  const say = useCallback((text: string, error: boolean) => setNoticeState({ text, error }), []);
+  /** The picture viewer (/view). */
+  const viewer = useImageViewer(images, say);
 
   // A notice goes away by itself (a newer one, or Esc, replaces it sooner).
   useEffect(() => {
@@ -302,6 +311,8 @@ export function Chat({ client, localOnly, onQuit, onRelay, notifier }: ChatProps
       };
       const exact = text.trim().slice(command!.length);
       const fileCommand = { client, current, notice: groupCommand.notice, progress: setTransfer, refresh };
+      const viewCommand = { ...fileCommand, graphics: viewer.graphics, open: viewer.open };
+      if (await runViewCommand(viewCommand, command!, exact.trim())) return;
       if (await runFileCommand(fileCommand, command!, exact.trim())) return;
       if (await runGroupCommand(groupCommand, command!, exact)) return;
       switch (command) {
@@ -447,11 +458,15 @@ export function Chat({ client, localOnly, onQuit, onRelay, notifier }: ChatProps
     (e) => {
       if (e.kind === "paste") {
         // A copied line usually ends in a line break: it is not part of the message.
-        if (!overlay) setLine(insert(lineRef.current, e.text.replace(/\n$/, "")));
+        if (!overlay && !viewer.viewing) setLine(insert(lineRef.current, e.text.replace(/\n$/, "")));
         return;
       }
       const action = actionFor(e);
       if (action === "quit") return onQuit();
+      if (viewer.viewing) {
+        if (action === "close") viewer.close();
+        return;
+      }
       if (overlay) {
         if (action === "close") return setOverlay(null);
         if (overlay.kind === "verify" && action === "confirm" && !overlay.verified) {
@@ -535,6 +550,10 @@ export function Chat({ client, localOnly, onQuit, onRelay, notifier }: ChatProps
     : current.group
       ? groupTitle(current.name, current.group)
       : `${current.name}${current.contact?.verified ? " ✓ verified" : ""}`;
+  if (viewer.viewing && viewer.output) {
+    const { viewing, output, failed } = viewer;
+    return <ImageView viewing={viewing} output={output} width={columns} height={height} onFailed={failed} />;
+  }
   const label = question ? `${question.label} ` : "> ";
   const input = lineView(line, columns - label.length - 1);
   return (

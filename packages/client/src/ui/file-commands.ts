@@ -1,6 +1,6 @@
-// The chat screen's file commands: /file PATH sends a file to the contact on screen, /save fetches
-// the newest file offered in the conversation (or the one named) into the downloads folder. Both
-// report progress while they run; every failure ends as a notice.
+// The chat screen's file commands: /file PATH sends a file to the contact or group on screen,
+// /save fetches the newest file offered in the conversation (or the one named) into the downloads
+// folder. Both report progress while they run; every failure ends as a notice.
 import { mkdirSync } from "node:fs";
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
@@ -55,11 +55,8 @@ export async function runFileCommand(
 ): Promise<boolean> {
   if (command !== "/file" && command !== "/save") return false;
   const { client, current } = ctx;
-  if (!current?.contact) {
-    ctx.notice(
-      current?.group ? "files go to one contact for now, not to a group" : "select a contact first",
-      true,
-    );
+  if (!current?.contact && !current?.group) {
+    ctx.notice("select a contact or a group first", true);
     return true;
   }
   const failed = (e: unknown) => {

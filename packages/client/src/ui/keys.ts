@@ -258,6 +258,7 @@ export const COMMANDS: readonly [string, string][] = [
   ["/delete history", "delete only the messages"],
   ["/file PATH", "send a file (Tab completes the path)"],
   ["/save [NAME]", "fetch the newest file offered here"],
+  ["/view [NAME]", "show a saved picture (kitty, Ghostty, iTerm2, WezTerm)"],
   ["/group new NAME A B…", "a group with these contacts"],
   ["/add CONTACT…", "add contacts to this group"],
   ["/kick MEMBER", "remove a member from this group"],

@@ -6,6 +6,8 @@ import type { Paths } from "../paths.js";
 import type { Settings } from "../settings.js";
 import { App } from "./app.js";
 import { ErrorBoundary } from "./error-boundary.js";
+import { chooseGraphics } from "./graphics-detect.js";
+import { type ImageSupport, reportFrames } from "./graphics-output.js";
 import { Notifier } from "./notify.js";
 import { KeyRouter, terminalModes } from "./use-keys.js";
 
@@ -15,15 +17,24 @@ export async function runUi(paths: Paths, settings: Settings): Promise<number> {
     return 2;
   }
   let notifier: Notifier;
+  let images: ImageSupport;
   try {
     notifier = new Notifier({ write: (s) => process.stdout.write(s), settings });
+    images = { choice: chooseGraphics(process.env, settings.imagePreview) };
   } catch (e) {
-    // A bad PARLEY_NOTIFY or notifications setting: said before the screen takes over.
+    // A bad PARLEY_NOTIFY, PARLEY_IMAGE_PREVIEW or setting: said before the screen takes over.
     if (e instanceof ClientError) {
       process.stderr.write(`parley: ${e.message}\n`);
       return e.exitStatus;
     }
     throw e;
+  }
+  // iTerm2's pictures are drawn again after each of Ink's frames, so Ink writes through a reporter.
+  let stdout: NodeJS.WriteStream = process.stdout;
+  if (images.choice.protocol === "iterm2") {
+    const reported = reportFrames(process.stdout);
+    stdout = reported.stream;
+    images = { ...images, frames: reported.frames };
   }
   let client: Client | null = null;
   const logN = process.env.PARLEY_SCRYPT_LOG_N ? Number(process.env.PARLEY_SCRYPT_LOG_N) : undefined;
@@ -35,13 +46,14 @@ export async function runUi(paths: Paths, settings: Settings): Promise<number> {
           settings={settings}
           logN={logN}
           notifier={notifier}
+          images={images}
           onClient={(c) => {
             client = c;
           }}
         />
       </KeyRouter>
     </ErrorBoundary>,
-    { exitOnCtrlC: false },
+    { exitOnCtrlC: false, stdout },
   );
   const stopClient = async () => {
     const c = client as Client | null;

@@ -61,6 +61,7 @@ export function befriend(a: Member, b: Member): void {
     mailbox: bInbox.address,
     relayUrl: RELAY,
     plaintext: encodePayload(introPayload(b.name)),
+    kemPublicKey: pending.kemPublicKey,
   });
   const book = new InvitationBook();
   book.add(pending);

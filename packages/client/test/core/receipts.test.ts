@@ -75,6 +75,7 @@ describe("Receipts.seal", () => {
       mailbox,
       relayUrl: "ws://r.example",
       plaintext: new Uint8Array(0),
+      kemPublicKey: pending.kemPublicKey,
     });
     const book = new InvitationBook();
     book.add(pending);

@@ -201,17 +201,8 @@ export interface StorageDisclosure {
   readonly copies: readonly string[];
 }
 
-/**
- * Every promise resolves only once the change is durable for that backend (for SQLite: committed
- * and fsynced; for Redis: as its persistence settings make it, see `durability`). Implementations
- * must be safe for concurrent calls.
- */
-export interface Storage {
-  readonly kind: string;
-  /** One sentence: where messages are kept and what an acknowledged write survives. */
-  readonly durability: string;
-  /** The relay-wide bounds it enforces. */
-  readonly capacity: StorageCapacity;
+/** The mailboxes and messages of a storage: see `Storage`. */
+export interface MessageStorage {
   /**
    * "created", "exists" (same owner: idempotent), "conflict" (another owner), or "full" (as many
    * mailboxes as `capacity` allows, or the storage is full).
@@ -236,6 +227,10 @@ export interface Storage {
   ack(address: Uint8Array, id: Uint8Array): Promise<boolean>;
   /** Deletes every message (and remembered client id) that expired at or before `now`; returns messages deleted. */
   sweep(now: number): Promise<number>;
+}
+
+/** The blobs (file transfer) of a storage: see `Storage`. */
+export interface BlobStorage {
   /**
    * Stores a new blob (PROTOCOL.md §14.2), reserving its whole `sealedSize` against the storage cap
    * and against `maxBlobBytes`, the cap of all blobs together (--max-blob-storage).
@@ -253,6 +248,19 @@ export interface Storage {
   deleteBlob(id: Uint8Array): Promise<boolean>;
   /** Deletes every blob that expired at or before `now`; returns blobs deleted. */
   sweepBlobs(now: number): Promise<number>;
+}
+
+/**
+ * Every promise resolves only once the change is durable for that backend (for SQLite: committed
+ * and fsynced; for Redis: as its persistence settings make it, see `durability`). Implementations
+ * must be safe for concurrent calls.
+ */
+export interface Storage extends MessageStorage, BlobStorage {
+  readonly kind: string;
+  /** One sentence: where messages are kept and what an acknowledged write survives. */
+  readonly durability: string;
+  /** The relay-wide bounds it enforces. */
+  readonly capacity: StorageCapacity;
   stats(): Promise<StorageStats>;
   /**
    * Why the storage cannot write now, in one sentence (for /readyz): its disk is full, say, so that
