@@ -101,14 +101,14 @@ const SCHEDULE: [action: "send" | "deliver", message: number][] = [
 
 export function buildPqRatchet(): Record<string, unknown> {
   const random: Record<string, string> = {};
-  const sharedKey = katValue("pq/shared-key");
-  const ad = katValue("pq/session-ad");
-  const prekey = x25519KeyPair(() => katValue("pq/prekey-secret"));
-  const invitationId = katValue("pq/invitation-id", 16);
-  const ephemeralKey = katValue("pq/ephemeral-key");
+  const sharedKey = katValue("pqr/shared-key");
+  const ad = katValue("pqr/session-ad");
+  const prekey = x25519KeyPair(() => katValue("pqr/prekey-secret"));
+  const invitationId = katValue("pqr/invitation-id", 16);
+  const ephemeralKey = katValue("pqr/ephemeral-key");
   const handshakeId = new Uint8Array([...invitationId, ...ephemeralKey]);
   const acceptPrefix = encodeAcceptPrefix(invitationId, ephemeralKey);
-  const sealedIdentity = katValue("pq/sealed-identity");
+  const sealedIdentity = katValue("pqr/sealed-identity");
 
   const bob = Session.initiate(
     sharedKey,
@@ -120,16 +120,17 @@ export function buildPqRatchet(): Record<string, unknown> {
       postQuantum: true,
       random: scripted(
         random,
-        "pq/bob/ratchet-1",
-        "pq/bob/kem-seed-1",
-        "pq/bob/msg-1-nonce",
-        "pq/bob/msg-2-nonce",
-        "pq/bob/msg-3-nonce",
-        "pq/bob/ratchet-2",
-        "pq/bob/msg-6-nonce",
-        "pq/bob/ratchet-3",
-        "pq/bob/msg-8-nonce",
-        "pq/bob/ratchet-4",
+        "pqr/bob/ratchet-1",
+        "pqr/bob/kem-d-1",
+        "pqr/bob/kem-z-1",
+        "pqr/bob/msg-1-nonce",
+        "pqr/bob/msg-2-nonce",
+        "pqr/bob/msg-3-nonce",
+        "pqr/bob/ratchet-2",
+        "pqr/bob/msg-6-nonce",
+        "pqr/bob/ratchet-3",
+        "pqr/bob/msg-8-nonce",
+        "pqr/bob/ratchet-4",
       ),
     },
   );
@@ -143,15 +144,16 @@ export function buildPqRatchet(): Record<string, unknown> {
       postQuantum: true,
       random: scripted(
         random,
-        "pq/alice/ratchet-1",
-        "pq/alice/kem-encaps-1",
-        "pq/alice/msg-4-nonce",
-        "pq/alice/msg-5-nonce",
-        "pq/alice/ratchet-2",
-        "pq/alice/msg-7-nonce",
-        "pq/alice/ratchet-3",
-        "pq/alice/kem-seed-2",
-        "pq/alice/msg-9-nonce",
+        "pqr/alice/ratchet-1",
+        "pqr/alice/kem-m-1",
+        "pqr/alice/msg-4-nonce",
+        "pqr/alice/msg-5-nonce",
+        "pqr/alice/ratchet-2",
+        "pqr/alice/msg-7-nonce",
+        "pqr/alice/ratchet-3",
+        "pqr/alice/kem-d-2",
+        "pqr/alice/kem-z-2",
+        "pqr/alice/msg-9-nonce",
       ),
     },
   );
@@ -161,7 +163,7 @@ export function buildPqRatchet(): Record<string, unknown> {
     const [from, text] = TEXTS[n - 1]!;
     const payload: TextPayload = {
       type: "text",
-      id: katValue(`pq/msg/${n}/id`, 16),
+      id: katValue(`pqr/msg/${n}/id`, 16),
       sentAt: KAT_NOW + n * 1000,
       text,
     };
@@ -195,11 +197,12 @@ export function buildPqRatchet(): Record<string, unknown> {
   if (bob.kemEpoch !== 2 || alice.kemEpoch !== 2) throw new Error("pqRatchet: epoch 1 did not complete");
 
   // Epoch 1's ML-KEM values from FIPS 203 alone, and the pieces that carried them.
-  const seed = katValue("pq/bob/kem-seed-1", 64);
+  const seed = new Uint8Array([...katValue("pqr/bob/kem-d-1"), ...katValue("pqr/bob/kem-z-1")]);
+  const seed2 = new Uint8Array([...katValue("pqr/alice/kem-d-2"), ...katValue("pqr/alice/kem-z-2")]);
   const { publicKey: encapsulationKey, secretKey } = ml_kem768.keygen(seed);
   const { cipherText: ciphertext, sharedSecret } = ml_kem768.encapsulate(
     encapsulationKey,
-    katValue("pq/alice/kem-encaps-1"),
+    katValue("pqr/alice/kem-m-1"),
   );
   if (toHex(ml_kem768.decapsulate(ciphertext, secretKey)) !== toHex(sharedSecret))
     throw new Error("pqRatchet: ML-KEM round trip");
@@ -216,7 +219,7 @@ export function buildPqRatchet(): Record<string, unknown> {
   const before = stateKeys(bobBefore7);
   const aliceKey7 = messageOf(sent[6]!.wire).header.ratchetKey;
   const receiving = kdfRootSpec(before.rootKey, dh(before.ratchetSecret, aliceKey7));
-  const ratchet3 = katValue("pq/bob/ratchet-3");
+  const ratchet3 = katValue("pqr/bob/ratchet-3");
   const dhOut = dh(ratchet3, aliceKey7);
   const mixed = kdfRootSpec(receiving.rootKey, dhOut, sharedSecret);
   const after = stateKeys(bobAfter7);
@@ -226,11 +229,11 @@ export function buildPqRatchet(): Record<string, unknown> {
   return {
     pqRatchet: jsonable({
       description:
-        "A post-quantum session (PROTOCOL.md §6.7) from fixed handshake outputs: Bob's epoch-1 ML-KEM-768 key in messages 1-3 (3 delivered before 2), Alice's ciphertext in 4-5 and again in 7, the secret mixed into Bob's sending chain at message 7 (message 8 is MIXED), Alice's epoch-2 key in message 9. Named values as in §11.1; 64-byte ones are SHA-512.",
+        "A post-quantum session (PROTOCOL.md §6.7) from fixed handshake outputs: Bob's epoch-1 ML-KEM-768 key in messages 1-3 (3 delivered before 2), Alice's ciphertext in 4-5 and again in 7, the secret mixed into Bob's sending chain at message 7 (message 8 is MIXED), Alice's epoch-2 key in message 9. Named values as in §11.1, under pqr/.",
       inputs: {
         sharedKey,
         sessionAd: ad,
-        prekeySecret: katValue("pq/prekey-secret"),
+        prekeySecret: katValue("pqr/prekey-secret"),
         prekey: prekey.publicKey,
         handshakeId,
         acceptPrefix,
@@ -256,18 +259,18 @@ export function buildPqRatchet(): Record<string, unknown> {
         epoch1: {
           seed,
           encapsulationKey,
-          randomness: katValue("pq/alice/kem-encaps-1"),
+          randomness: katValue("pqr/alice/kem-m-1"),
           ciphertext,
           sharedSecret,
         },
         epoch2: {
-          seed: katValue("pq/alice/kem-seed-2", 64),
-          encapsulationKey: ml_kem768.keygen(katValue("pq/alice/kem-seed-2", 64)).publicKey,
+          seed: seed2,
+          encapsulationKey: ml_kem768.keygen(seed2).publicKey,
         },
       },
       mixing: {
         description:
-          "Bob's DH ratchet step on message 7: receiving half KDF_RK(rootKeyBefore, DH(Bob's ratchet secret, Alice's key)), then sending half KDF_RK_KEM(rootKey, DH(pq/bob/ratchet-3, Alice's key), epoch 1's shared secret)",
+          "Bob's DH ratchet step on message 7: receiving half KDF_RK(rootKeyBefore, DH(Bob's ratchet secret, Alice's key)), then sending half KDF_RK_KEM(rootKey, DH(pqr/bob/ratchet-3, Alice's key), epoch 1's shared secret)",
         rootKeyBefore: before.rootKey,
         aliceRatchetKey: aliceKey7,
         receivingRootKey: receiving.rootKey,

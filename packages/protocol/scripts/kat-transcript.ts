@@ -1,7 +1,7 @@
 // Builds the known-answer transcript of PROTOCOL.md §11 from fixed inputs. Every random draw is a
 // named value listed in the output, so another implementation can replay the same conversation and
 // compare bytes. `pnpm vectors` writes it to vectors/kat.json; test/kat.test.ts checks the file.
-import { sha256, sha512 } from "@noble/hashes/sha2.js";
+import { sha256 } from "@noble/hashes/sha2.js";
 import {
   acceptInvitation,
   createInvitation,
@@ -31,14 +31,9 @@ import {
   xseal,
 } from "../src/index.js";
 
-/**
- * The fixed value named `name`: SHA-256("parley-kat/" || name), truncated to `length`; a value of
- * 33 to 64 bytes (an ML-KEM seed) is SHA-512 of the same input, truncated (PROTOCOL.md §11.1).
- */
+/** The fixed value named `name`: SHA-256("parley-kat/" || name), truncated to `length`. */
 export function katValue(name: string, length = 32): Uint8Array {
-  const input = new TextEncoder().encode(`parley-kat/${name}`);
-  if (length > 64) throw new RangeError(`katValue: at most 64 bytes, not ${length}`);
-  return (length > 32 ? sha512(input) : sha256(input)).slice(0, length);
+  return sha256(new TextEncoder().encode(`parley-kat/${name}`)).slice(0, length);
 }
 
 /** A random source that returns the named values in order, and fails loudly on any other draw. */

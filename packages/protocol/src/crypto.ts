@@ -7,7 +7,6 @@ import { hkdf } from "@noble/hashes/hkdf.js";
 import { hmac } from "@noble/hashes/hmac.js";
 import { sha256, sha512 } from "@noble/hashes/sha2.js";
 import { randomBytes as nobleRandomBytes } from "@noble/hashes/utils.js";
-import { ml_kem768 } from "@noble/post-quantum/ml-kem.js";
 import { checkBytes, isAllZero, utf8 } from "./_bytes.js";
 import { CryptoError } from "./errors.js";
 
@@ -241,81 +240,3 @@ export function hmacSha256(key: Uint8Array, message: Uint8Array): Uint8Array {
 }
 
 export { sha256, sha512 };
-
-// ML-KEM-768 (FIPS 203), used by post-quantum ratchet sessions (PROTOCOL.md §6.7).
-
-/** ML-KEM-768 sizes (FIPS 203 Table 3): seed d || z, encapsulation key, ciphertext, shared secret. */
-export const ML_KEM768 = {
-  seedLength: 64,
-  encapsulationKeyLength: 1184,
-  ciphertextLength: 1088,
-  sharedSecretLength: 32,
-  randomnessLength: 32,
-} as const;
-
-/** q, the ML-KEM modulus. */
-const KEM_Q = 3329;
-
-/**
- * ML-KEM-768 key pair from a 64-byte seed: ML-KEM.KeyGen_internal(d = seed[0..32], z = seed[32..64])
- * (FIPS 203 Algorithm 16). The decapsulation key is 2400 bytes; the caller wipes it after use.
- */
-export function mlKem768KeyPair(seed: Uint8Array): {
-  encapsulationKey: Uint8Array;
-  decapsulationKey: Uint8Array;
-} {
-  checkBytes("seed", seed, ML_KEM768.seedLength);
-  const { publicKey, secretKey } = ml_kem768.keygen(seed);
-  return { encapsulationKey: publicKey, decapsulationKey: secretKey };
-}
-
-/**
- * FIPS 203 §7.2 input check of an encapsulation key, as a sentence, or null when it passes: the
- * length, then the modulus check (each of the 768 12-bit coefficients ByteDecode12 reads from the
- * first 1152 bytes is below q = 3329, so that ByteEncode12(ByteDecode12(ek)) = ek). Public input:
- * not constant time.
- */
-export function mlKem768EncapsulationKeyProblem(key: Uint8Array): string | null {
-  if (key.length !== ML_KEM768.encapsulationKeyLength)
-    return `encapsulation key of ${key.length} bytes, not ${ML_KEM768.encapsulationKeyLength}`;
-  for (let i = 0; i < 1152; i += 3) {
-    const b0 = key[i]!;
-    const b1 = key[i + 1]!;
-    const b2 = key[i + 2]!;
-    const low = b0 | ((b1 & 0x0f) << 8);
-    const high = (b1 >> 4) | (b2 << 4);
-    if (low >= KEM_Q || high >= KEM_Q) {
-      const index = (i / 3) * 2 + (low >= KEM_Q ? 0 : 1);
-      return `encapsulation key coefficient ${index} is ${low >= KEM_Q ? low : high}, not below q = ${KEM_Q} (FIPS 203 §7.2 modulus check)`;
-    }
-  }
-  return null;
-}
-
-/**
- * ML-KEM.Encaps_internal(ek, m) (FIPS 203 Algorithm 17) with the caller's 32 random bytes `m`:
- * returns the 1088-byte ciphertext and the 32-byte shared secret. Throws CryptoError BAD_KEY for an
- * encapsulation key that fails the §7.2 input check.
- */
-export function mlKem768Encapsulate(
-  encapsulationKey: Uint8Array,
-  randomness: Uint8Array,
-): { ciphertext: Uint8Array; sharedSecret: Uint8Array } {
-  checkBytes("randomness", randomness, ML_KEM768.randomnessLength);
-  const problem = mlKem768EncapsulationKeyProblem(encapsulationKey);
-  if (problem) throw new CryptoError("BAD_KEY", `ML-KEM-768: ${problem}`);
-  const { cipherText, sharedSecret } = ml_kem768.encapsulate(encapsulationKey, randomness);
-  // noble returns a view of a larger buffer: copy the secret out and wipe the original.
-  const secret = Uint8Array.from(sharedSecret);
-  sharedSecret.fill(0);
-  return { ciphertext: cipherText, sharedSecret: secret };
-}
-
-/**
- * ML-KEM.Decaps (FIPS 203 Algorithm 21). Never fails on a ciphertext of the right length: a
- * ciphertext that was not made for this key gives an unrelated secret (implicit rejection).
- */
-export function mlKem768Decapsulate(ciphertext: Uint8Array, decapsulationKey: Uint8Array): Uint8Array {
-  checkBytes("ciphertext", ciphertext, ML_KEM768.ciphertextLength);
-  return ml_kem768.decapsulate(ciphertext, decapsulationKey);
-}

@@ -5,22 +5,26 @@
 // and the roles swap. Key and ciphertext travel in 16-byte units written over the zero bytes that
 // pad an ordinary message's plaintext, so they cost no bytes on the wire where there is room.
 import { equalConstantTime, type Reader, type Writer, wipe } from "./_bytes.js";
-import {
-  ML_KEM768,
-  mlKem768Decapsulate,
-  mlKem768Encapsulate,
-  mlKem768EncapsulationKeyProblem,
-  mlKem768KeyPair,
-  type RandomSource,
-} from "./crypto.js";
+import type { RandomSource } from "./crypto.js";
 import { DecodeError } from "./errors.js";
+import {
+  ML_KEM_CIPHERTEXT_LENGTH,
+  ML_KEM_PUBLIC_KEY_LENGTH,
+  ML_KEM_SEED_LENGTH,
+  ML_KEM_SHARED_SECRET_LENGTH,
+  mlKemDecapsulate,
+  mlKemEncapsulate,
+  mlKemKeyPair,
+  mlKemPublicKey,
+  mlKemPublicKeyProblem,
+} from "./kem.js";
 
 /** Key and ciphertext travel in units of this many bytes. */
 export const KEM_UNIT_LENGTH = 16;
 /** 1184 / 16: units of an encapsulation key. */
-export const KEY_UNITS = ML_KEM768.encapsulationKeyLength / KEM_UNIT_LENGTH;
+export const KEY_UNITS = ML_KEM_PUBLIC_KEY_LENGTH / KEM_UNIT_LENGTH;
 /** 1088 / 16: units of a ciphertext. */
-export const CIPHERTEXT_UNITS = ML_KEM768.ciphertextLength / KEM_UNIT_LENGTH;
+export const CIPHERTEXT_UNITS = ML_KEM_CIPHERTEXT_LENGTH / KEM_UNIT_LENGTH;
 /** A piece's bytes after its units: kind (1), epoch (4), first unit (1), unit count (1), descriptor (1). */
 export const PIECE_OVERHEAD = 8;
 
@@ -72,6 +76,9 @@ export type KemState =
 
 const PHASES = ["awaiting-ciphertext", "secret-ready", "awaiting-key", "ciphertext-sent"] as const;
 
+/** Encapsulation keys by seed: the key is public and sent piece by piece, so it is kept. */
+const keyCache = new WeakMap<Uint8Array, Uint8Array>();
+
 const emptyAssembly = (units: number): Assembly => ({
   bytes: new Uint8Array(units * KEM_UNIT_LENGTH),
   held: new Array<boolean>(units).fill(false),
@@ -79,14 +86,14 @@ const emptyAssembly = (units: number): Assembly => ({
 
 const complete = (a: Assembly): boolean => a.held.every(Boolean);
 
+/** A new key pair (PROTOCOL.md §1.2: draws d, then z), kept as its seed; its key is cached. */
 const drawSeed = (random: RandomSource): Uint8Array => {
-  const seed = random(ML_KEM768.seedLength);
-  if (!(seed instanceof Uint8Array) || seed.length !== ML_KEM768.seedLength)
-    throw new RangeError(`random(${ML_KEM768.seedLength}): expected ${ML_KEM768.seedLength} bytes`);
+  const { seed, publicKey } = mlKemKeyPair(random);
+  keyCache.set(seed, publicKey);
   return seed;
 };
 
-/** A new session's: the accepter holds the key of epoch 1 (one 64-byte draw), the inviter waits for it. */
+/** A new session's: the accepter holds the key of epoch 1 (it draws d and z), the inviter waits for it. */
 export function initialKem(role: "keyholder" | "encapsulator", random: RandomSource): KemState {
   if (role === "encapsulator") return { phase: "awaiting-key", epoch: 1, key: emptyAssembly(KEY_UNITS) };
   return {
@@ -98,15 +105,10 @@ export function initialKem(role: "keyholder" | "encapsulator", random: RandomSou
   };
 }
 
-/** Encapsulation keys by seed: the key is public and derived on every send, so it is kept. */
-const keyCache = new WeakMap<Uint8Array, Uint8Array>();
-
 function encapsulationKeyOf(seed: Uint8Array): Uint8Array {
   let key = keyCache.get(seed);
   if (!key) {
-    const pair = mlKem768KeyPair(seed);
-    wipe(pair.decapsulationKey);
-    key = pair.encapsulationKey;
+    key = mlKemPublicKey(seed);
     keyCache.set(seed, key);
   }
   return key;
@@ -256,7 +258,7 @@ export function planKem(kem: KemState, piece: Piece | null, mixedStep: boolean):
     next = {
       phase: "awaiting-ciphertext",
       epoch: kem.epoch + 1,
-      seed: new Uint8Array(ML_KEM768.seedLength),
+      seed: new Uint8Array(ML_KEM_SEED_LENGTH),
       cursor: 0,
       ciphertext: emptyAssembly(CIPHERTEXT_UNITS),
     };
@@ -283,15 +285,15 @@ export function planKem(kem: KemState, piece: Piece | null, mixedStep: boolean):
   }
   if (next === kem) return null;
   if (next.phase === "awaiting-key" && complete(next.key)) {
-    const problem = mlKem768EncapsulationKeyProblem(next.key.bytes);
-    if (problem) throw malformed(`the assembled ${problem}`);
+    const problem = mlKemPublicKeyProblem(next.key.bytes);
+    if (problem) throw malformed(`the assembled encapsulation key: ${problem}`);
   }
   return { next, startEpoch: mixedStep };
 }
 
 /**
- * Commits a plan (§6.7 "Epochs and phases"): draws the new keyholder's seed (64) when an epoch
- * starts, decapsulates a completed ciphertext, or draws 32 bytes and encapsulates to a completed
+ * Commits a plan (§6.7 "Epochs and phases"): draws the new keyholder's key pair (d, z) when an
+ * epoch starts, decapsulates a completed ciphertext, or draws 32 bytes and encapsulates to a completed
  * key. Wipes what the previous state used up.
  */
 export function commitKem(previous: KemState, plan: KemPlan, random: RandomSource): KemState {
@@ -301,15 +303,13 @@ export function commitKem(previous: KemState, plan: KemPlan, random: RandomSourc
     if (next.phase === "awaiting-ciphertext") next = { ...next, seed: drawSeed(random) };
   }
   if (next.phase === "awaiting-ciphertext" && complete(next.ciphertext)) {
-    const { decapsulationKey } = mlKem768KeyPair(next.seed);
-    const secret = mlKem768Decapsulate(next.ciphertext.bytes, decapsulationKey);
-    wipe(decapsulationKey, next.seed);
+    const secret = mlKemDecapsulate(next.seed, next.ciphertext.bytes);
+    wipe(next.seed);
     return { phase: "secret-ready", epoch: next.epoch, secret };
   }
   if (next.phase === "awaiting-key" && complete(next.key)) {
-    const randomness = random(ML_KEM768.randomnessLength);
-    const { ciphertext, sharedSecret } = mlKem768Encapsulate(next.key.bytes, randomness);
-    wipe(randomness);
+    // Draws m (32 bytes) and wipes it; the key passed the §7.2 check in planKem.
+    const { ciphertext, sharedSecret } = mlKemEncapsulate(next.key.bytes, random);
     return { phase: "ciphertext-sent", epoch: next.epoch, secret: sharedSecret, ciphertext, cursor: 0 };
   }
   return next;
@@ -402,26 +402,26 @@ export function readKem(r: Reader): { kem: KemState; sendMixed: boolean } {
   let kem: KemState;
   switch (phase) {
     case "awaiting-ciphertext": {
-      const seed = r.bytes(ML_KEM768.seedLength, "KEM seed");
+      const seed = r.bytes(ML_KEM_SEED_LENGTH, "KEM seed");
       const cursor = cursorOf(KEY_UNITS);
       kem = { phase, epoch, seed, cursor, ciphertext: readAssembly(r, CIPHERTEXT_UNITS, "KEM ciphertext") };
       break;
     }
     case "secret-ready":
-      kem = { phase, epoch, secret: r.bytes(ML_KEM768.sharedSecretLength, "KEM secret") };
+      kem = { phase, epoch, secret: r.bytes(ML_KEM_SHARED_SECRET_LENGTH, "KEM secret") };
       break;
     case "awaiting-key":
       kem = { phase, epoch, key: readAssembly(r, KEY_UNITS, "KEM encapsulation key") };
       break;
     case "ciphertext-sent": {
-      const secret = r.bytes(ML_KEM768.sharedSecretLength, "KEM secret");
+      const secret = r.bytes(ML_KEM_SHARED_SECRET_LENGTH, "KEM secret");
       const cursor = cursorOf(CIPHERTEXT_UNITS);
       kem = {
         phase,
         epoch,
         secret,
         cursor,
-        ciphertext: r.bytes(ML_KEM768.ciphertextLength, "KEM ciphertext"),
+        ciphertext: r.bytes(ML_KEM_CIPHERTEXT_LENGTH, "KEM ciphertext"),
       };
       break;
     }

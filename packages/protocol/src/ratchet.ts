@@ -102,8 +102,8 @@ export class Session {
 
   /**
    * The accepter's side (Signal's "Alice", who sends first): `remoteKey` is the invitation prekey.
-   * A post-quantum accepter holds the key of KEM epoch 1: it draws the key pair's 64-byte seed
-   * after its first ratchet secret.
+   * A post-quantum accepter holds the key of KEM epoch 1: it draws that key pair (d, then z) after
+   * its first ratchet secret.
    * @internal used by the handshake.
    */
   static initiate(

@@ -3,7 +3,7 @@
 // v3 plaintext (§6.7), the ML-KEM-768 values (FIPS 203), the mixing step (§6.7) and the
 // recorded states (§6.5). kat.test.ts checks that the implementation rebuilds the whole file.
 import { readFileSync } from "node:fs";
-import { sha256, sha512 } from "@noble/hashes/sha2.js";
+import { sha256 } from "@noble/hashes/sha2.js";
 import { ml_kem768 } from "@noble/post-quantum/ml-kem.js";
 import { describe, expect, it } from "vitest";
 import { kdfRootSpec, stateKeys } from "../scripts/kat-pq-ratchet.js";
@@ -73,16 +73,15 @@ function unwrap(inner: Uint8Array) {
 }
 
 describe("§11.3 post-quantum ratchet vectors (kat.json pqRatchet)", () => {
-  it("§11.1 every named value is SHA-256 (up to 32 bytes) or SHA-512 (64 bytes) of parley-kat/<name>", () => {
+  it("§11.1 every named value is SHA-256 of parley-kat/<name>, truncated to its draw", () => {
     const names = Object.keys(kat.random);
-    expect(names).toHaveLength(19);
+    expect(names).toHaveLength(21);
     for (const name of names) {
+      expect(name.startsWith("pqr/"), name).toBe(true);
       const value = hex(name);
-      const input = new TextEncoder().encode(`parley-kat/${name}`);
-      const expected = (value.length > 32 ? sha512(input) : sha256(input)).slice(0, value.length);
+      const expected = sha256(new TextEncoder().encode(`parley-kat/${name}`)).slice(0, value.length);
       expect(toHex(value), name).toBe(toHex(expected));
     }
-    expect(hex("pq/bob/kem-seed-1")).toHaveLength(64);
   });
 
   it("§6.7 every Message is version 3 with its named nonce; its key opens its v3 plaintext, which unwraps to its payload and piece", () => {
@@ -91,7 +90,7 @@ describe("§11.3 post-quantum ratchet vectors (kat.json pqRatchet)", () => {
       const env = message(m.wire);
       expect(env.header.version).toBe(3);
       expect(env.header.flags).toBe(m.flags);
-      expect(toHex(env.header.nonce!)).toBe(kat.random[`pq/${m.from}/msg-${m.n}-nonce`]);
+      expect(toHex(env.header.nonce!)).toBe(kat.random[`pqr/${m.from}/msg-${m.n}-nonce`]);
       const inner = xopen(
         fromHex(m.messageKey),
         env.header.nonce!,
@@ -121,8 +120,10 @@ describe("§11.3 post-quantum ratchet vectors (kat.json pqRatchet)", () => {
     const e1 = kat.kem.epoch1;
     const { publicKey, secretKey } = ml_kem768.keygen(fromHex(e1.seed));
     expect(toHex(publicKey)).toBe(e1.encapsulationKey);
-    expect(e1.seed).toBe(kat.random["pq/bob/kem-seed-1"]);
-    expect(e1.randomness).toBe(kat.random["pq/alice/kem-encaps-1"]);
+    // The seed is d || z, drawn in that order (§1.2).
+    expect(e1.seed).toBe(kat.random["pqr/bob/kem-d-1"]! + kat.random["pqr/bob/kem-z-1"]);
+    expect(kat.kem.epoch2.seed).toBe(kat.random["pqr/alice/kem-d-2"]! + kat.random["pqr/alice/kem-z-2"]);
+    expect(e1.randomness).toBe(kat.random["pqr/alice/kem-m-1"]);
     const { cipherText, sharedSecret } = ml_kem768.encapsulate(publicKey, fromHex(e1.randomness));
     expect(toHex(cipherText)).toBe(e1.ciphertext);
     expect(toHex(sharedSecret)).toBe(e1.sharedSecret);
@@ -146,9 +147,9 @@ describe("§11.3 post-quantum ratchet vectors (kat.json pqRatchet)", () => {
     const aliceKey = message(kat.messages[6]!.wire).header.ratchetKey;
     expect(toHex(aliceKey)).toBe(x.aliceRatchetKey);
     // Bob's ratchet secret before message 7 is the one he drew receiving message 4.
-    const receiving = kdfRootSpec(fromHex(x.rootKeyBefore!), dh(hex("pq/bob/ratchet-2"), aliceKey));
+    const receiving = kdfRootSpec(fromHex(x.rootKeyBefore!), dh(hex("pqr/bob/ratchet-2"), aliceKey));
     expect(toHex(receiving.rootKey)).toBe(x.receivingRootKey);
-    const dhOut = dh(hex("pq/bob/ratchet-3"), aliceKey);
+    const dhOut = dh(hex("pqr/bob/ratchet-3"), aliceKey);
     expect(toHex(dhOut)).toBe(x.dhOutput);
     expect(x.sharedSecret).toBe(kat.kem.epoch1.sharedSecret);
     const out = hkdfSha256(
@@ -175,7 +176,7 @@ describe("§11.3 post-quantum ratchet vectors (kat.json pqRatchet)", () => {
       expect(toHex(session.serialize())).toBe(state);
       expect(session.kemEpoch).toBe(2);
     }
-    const draws = [hex("pq/bob/ratchet-4")];
+    const draws = [hex("pqr/bob/ratchet-4")];
     const random: RandomSource = (length) => {
       const v = draws.shift();
       if (v?.length !== length) throw new Error(`unexpected draw of ${length} bytes`);
