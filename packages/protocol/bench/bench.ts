@@ -24,6 +24,9 @@
 //      @noble/ciphers' XChaCha20-Poly1305 (the pure-JS implementation and the cipher the protocol
 //      uses for v2 Messages). The first is the reference for the ratios; the second shows how much
 //      of the gap is the cipher implementation rather than the ratchet.
+//   4. Post-quantum sessions (PROTOCOL.md §6.7, bench/pq.ts): their throughput as a ratio to
+//      classical sessions built the same way, one-way and alternating, with plaintexts that leave
+//      padding room for KEM pieces; and the bytes a simulated conversation costs in each.
 //
 // Method: each measurement is warmed up, then run for a fixed wall time (BENCH_SECONDS, default 1)
 // ROUNDS times, interleaved (node, ratchet one-way, noble, ratchet alternating, node, ...) so that
@@ -50,6 +53,15 @@ import {
   openHostedKemKey,
   type Session,
 } from "../src/index.js";
+import {
+  alternating,
+  type BytesResult,
+  conversationBytes,
+  directPair,
+  exchangesPer1000,
+  oneWay,
+  PQ_PLAINTEXTS,
+} from "./pq.js";
 
 const SIZES = [256, 4096] as const;
 const ROUNDS = 3;
@@ -341,6 +353,51 @@ function benchSize(size: number): SizeResult {
   };
 }
 
+interface PqResult {
+  plaintext: string;
+  oneWay: { classical: Series; postQuantum: Series; ratio: number };
+  alternating: { classical: Series; postQuantum: Series; ratio: number };
+  kemExchangesPer1000Alternating: number;
+}
+
+/** Post-quantum against classical sessions, interleaved round by round (bench/pq.ts). */
+function benchPostQuantum(): PqResult[] {
+  return PQ_PLAINTEXTS.map(({ label, plaintext }) => {
+    const ops = {
+      classicalOneWay: oneWay(directPair(false), plaintext),
+      pqOneWay: oneWay(directPair(true), plaintext),
+      classicalAlternating: alternating(directPair(false), plaintext),
+      pqAlternating: alternating(directPair(true), plaintext),
+    };
+    const runs = Object.fromEntries(Object.keys(ops).map((k) => [k, [] as number[]])) as Record<
+      keyof typeof ops,
+      number[]
+    >;
+    for (const [name, op] of Object.entries(ops)) {
+      checkRoundTrip(name, op, plaintext);
+      measure(WARMUP_SECONDS, op);
+    }
+    for (let round = 1; round <= ROUNDS; round++) {
+      progress(`post-quantum, ${label}: round ${round} of ${ROUNDS}`);
+      for (const [name, op] of Object.entries(ops)) runs[name as keyof typeof ops].push(measure(SECONDS, op));
+    }
+    return {
+      plaintext: label,
+      oneWay: {
+        classical: series(runs.classicalOneWay),
+        postQuantum: series(runs.pqOneWay),
+        ratio: ratios(runs.pqOneWay, runs.classicalOneWay),
+      },
+      alternating: {
+        classical: series(runs.classicalAlternating),
+        postQuantum: series(runs.pqAlternating),
+        ratio: ratios(runs.pqAlternating, runs.classicalAlternating),
+      },
+      kemExchangesPer1000Alternating: exchangesPer1000(plaintext),
+    };
+  });
+}
+
 function benchHandshakes(): Handshakes {
   const kinds: HandshakeKind[] = ["classical", "hybrid"];
   const bytes = {} as Record<HandshakeKind, WireBytes>;
@@ -405,7 +462,43 @@ function seriesRow(size: number, name: string, s: Series & { vsNode?: number; vs
   ]);
 }
 
-function printTable(env: ReturnType<typeof environment>, sizes: SizeResult[], handshakes: Handshakes): void {
+function printPostQuantum(pq: PqResult[], bytes: BytesResult): string[] {
+  const lines = [
+    "",
+    "Post-quantum sessions (§6.7) vs classical, same run; encrypt + decrypt per message (ratio = median of per-round ratios)",
+    `${"plaintext".padEnd(30)} ${"pattern".padEnd(12)} ${"classical/s".padStart(12)} ${"pq/s".padStart(10)} ${"pq/classical".padStart(13)} ${"KEM steps/1000".padStart(15)}`,
+  ];
+  for (const r of pq) {
+    for (const [pattern, x] of [
+      ["one-way", r.oneWay],
+      ["alternating", r.alternating],
+    ] as const) {
+      lines.push(
+        `${r.plaintext.padEnd(30)} ${pattern.padEnd(12)} ${integer.format(x.classical.median).padStart(12)} ` +
+          `${integer.format(x.postQuantum.median).padStart(10)} ${x.ratio.toFixed(3).padStart(13)} ` +
+          `${(pattern === "alternating" ? String(r.kemExchangesPer1000Alternating) : "0").padStart(15)}`,
+      );
+    }
+  }
+  lines.push(
+    "",
+    `Bytes: a simulated conversation of ${bytes.messages} messages (texts of 1-3000 bytes, read receipts; bench/pq.ts)`,
+    `  mean wire bytes per message: classical ${bytes.classicalMeanBytes.toFixed(1)}, post-quantum ` +
+      `${bytes.postQuantumMeanBytes.toFixed(1)} (+${(bytes.postQuantumMeanBytes - bytes.classicalMeanBytes).toFixed(2)})`,
+    `  post-quantum messages that left their padding bucket: ${bytes.leftBucket} of ${bytes.messages} ` +
+      `(payloads filling their bucket exactly: ${bytes.fullBucketPayloads})`,
+    `  KEM exchanges completed: ${bytes.kemExchanges}, one per ${bytes.messagesPerExchange.toFixed(1)} messages`,
+  );
+  return lines;
+}
+
+function printTable(
+  env: ReturnType<typeof environment>,
+  sizes: SizeResult[],
+  handshakes: Handshakes,
+  pq: PqResult[],
+  pqBytes: BytesResult,
+): void {
   const lines = [
     `Parley protocol benchmark: node ${env.node}, ${env.platform}, ${env.cpu} x${env.cpus}, ` +
       `load ${env.loadAverage1m.toFixed(2)}`,
@@ -441,6 +534,7 @@ function printTable(env: ReturnType<typeof environment>, sizes: SizeResult[], ha
       `${hybrid.vsClassical.toPrecision(3)} x classical`,
     `bytes, classical: ${bytesOf(bytes.classical)}`,
     `bytes, hybrid:    ${bytesOf(bytes.hybrid)}`,
+    ...printPostQuantum(pq, pqBytes),
   );
   console.log(lines.join("\n"));
 }
@@ -450,14 +544,26 @@ function main(): void {
   const startedAt = performance.now();
   const sizes = SIZES.map(benchSize);
   const handshakes = benchHandshakes();
+  const postQuantum = benchPostQuantum();
+  progress("post-quantum: simulated conversation");
+  const pqBytes = conversationBytes();
   const totalSeconds = (performance.now() - startedAt) / 1000;
   progress(`done in ${totalSeconds.toFixed(1)} s`);
   if (JSON_OUTPUT) {
     const plaintext = "encodePayload text payload padded to exactly the bucket size";
     const settings = { secondsPerRun: SECONDS, rounds: ROUNDS, aadBytes: AAD_LENGTH, plaintext };
-    console.log(JSON.stringify({ environment: env, settings, messages: sizes, handshakes, totalSeconds }));
+    console.log(
+      JSON.stringify({
+        environment: env,
+        settings,
+        messages: sizes,
+        handshakes,
+        postQuantum: { throughput: postQuantum, bytes: pqBytes },
+        totalSeconds,
+      }),
+    );
   } else {
-    printTable(env, sizes, handshakes);
+    printTable(env, sizes, handshakes, postQuantum, pqBytes);
   }
 }
 

@@ -6,6 +6,7 @@ import { buildEdgeCases } from "./kat-edge-cases.js";
 import { buildFiles } from "./kat-files.js";
 import { buildGroups } from "./kat-groups.js";
 import { buildPostQuantum } from "./kat-pq.js";
+import { buildPqRatchet } from "./kat-pq-ratchet.js";
 import { buildTranscript } from "./kat-transcript.js";
 
 const path = new URL("../vectors/kat.json", import.meta.url);
@@ -19,6 +20,7 @@ const json = JSON.stringify(
     ...buildFiles(),
     ...buildBlobs(),
     ...buildPostQuantum(),
+    ...buildPqRatchet(),
   },
   null,
   2,

@@ -30,6 +30,8 @@ export const LABELS = {
   messageKeys: "parley/v1/message-keys",
   /** v2 Messages: derives a message key's XChaCha20-Poly1305 key (its nonce is random). */
   messageKeyV2: "parley/v2/message-key",
+  /** v3 Messages (post-quantum sessions): KDF_RK with an ML-KEM shared secret mixed in. */
+  ratchetRootKem: "parley/v3/ratchet-root-kem",
   invitationSignature: "parley/v1/invitation-signature",
   invitationChecksum: "parley/v1/invitation-checksum",
   invitationId: "parley/v1/invitation-id",

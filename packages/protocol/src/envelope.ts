@@ -15,6 +15,10 @@ export type AcceptVersion = typeof ENVELOPE_VERSION | typeof ACCEPT_VERSION_PQ;
 export const MESSAGE_VERSION = 2;
 /** Legacy Message version: still decrypted, never produced (PROTOCOL.md §6.3). */
 export const LEGACY_MESSAGE_VERSION = 1;
+/** The Message version of post-quantum sessions (PROTOCOL.md §6.7): a v2 header plus a flags byte. */
+export const PQ_MESSAGE_VERSION = 3;
+/** v3 header flag: this message's sending chain was derived with an ML-KEM secret (§6.7). */
+export const HEADER_FLAG_KEM_MIXED = 0x01;
 export const EnvelopeKind = { accept: 1, message: 2 } as const;
 
 /** The random XChaCha20-Poly1305 nonce a v2 Message carries in its header. */
@@ -26,8 +30,15 @@ export const MESSAGE_NONCE_LENGTH = XNONCE_LENGTH;
 export const HEADER_LENGTH = 66;
 /** v1 (legacy) header: the same without the nonce. */
 export const LEGACY_HEADER_LENGTH = 42;
+/** v3 header (post-quantum sessions): the v2 header, then flags (1). */
+export const PQ_HEADER_LENGTH = 67;
 /** The largest ciphertext an envelope may carry (the largest padding bucket plus the tag). */
 export const MAX_SEALED_LENGTH = MAX_PADDED_LENGTH + TAG_LENGTH;
+/**
+ * The largest ciphertext of a v3 Message: one byte more, for the KEM extension of a plaintext that
+ * fills the largest bucket and ends in a non-zero byte (PROTOCOL.md §6.7 "The KEM extension").
+ */
+export const MAX_PQ_SEALED_LENGTH = MAX_SEALED_LENGTH + 1;
 
 /**
  * Largest sealed identity (§5.2), in either Accept version: signing key, agreement key, mailbox
@@ -58,21 +69,26 @@ export const ACCEPT_PREFIX_LENGTH = 50;
 
 /**
  * The largest envelope a decoder accepts and a sender produces: a version 2 Accept with the largest
- * sealed identity wrapping a v2 Message with the largest ciphertext (PROTOCOL.md §8.4): 34 422 bytes.
+ * sealed identity wrapping a v3 Message with the largest ciphertext (PROTOCOL.md §8.4): 34 424 bytes.
  */
 export const MAX_ENVELOPE_LENGTH =
-  ACCEPT_PREFIX_LENGTH + 2 + MAX_SEALED_IDENTITY_LENGTH + HEADER_LENGTH + MAX_SEALED_LENGTH;
+  ACCEPT_PREFIX_LENGTH + 2 + MAX_SEALED_IDENTITY_LENGTH + PQ_HEADER_LENGTH + MAX_PQ_SEALED_LENGTH;
 
 export interface MessageHeader {
-  /** 2 for every Message a session sends; 1 only for a legacy Message being decrypted. */
-  readonly version: typeof MESSAGE_VERSION | typeof LEGACY_MESSAGE_VERSION;
+  /**
+   * 2 for every Message a classical session sends, 3 for a post-quantum session's; 1 only for a
+   * legacy Message being decrypted.
+   */
+  readonly version: typeof MESSAGE_VERSION | typeof LEGACY_MESSAGE_VERSION | typeof PQ_MESSAGE_VERSION;
   readonly ratchetKey: Uint8Array;
   /** Number of messages in the sender's previous sending chain. */
   readonly previousChainLength: number;
   /** Index of this message in its sending chain. */
   readonly index: number;
-  /** v2: the 24 random bytes drawn for this encryption. v1: null (its nonce is derived). */
+  /** v2, v3: the 24 random bytes drawn for this encryption. v1: null (its nonce is derived). */
   readonly nonce: Uint8Array | null;
+  /** v3 only: the flags byte (bit 0, HEADER_FLAG_KEM_MIXED; no other bit is defined). */
+  readonly flags?: number;
 }
 
 export interface MessageEnvelope {
@@ -105,7 +121,7 @@ export interface AcceptEnvelope {
 
 export type Envelope = MessageEnvelope | AcceptEnvelope;
 
-/** The header's exact bytes (v2 with its nonce, or a legacy v1 header without one). */
+/** The header's exact bytes (v2 or v3 with its nonce, or a legacy v1 header without one). */
 export function encodeHeader(header: MessageHeader): Uint8Array {
   const w = new Writer()
     .u8(EnvelopeKind.message)
@@ -113,12 +129,19 @@ export function encodeHeader(header: MessageHeader): Uint8Array {
     .bytes(header.ratchetKey)
     .u32(header.previousChainLength)
     .u32(header.index);
-  if (header.version === MESSAGE_VERSION) {
+  if (header.version === LEGACY_MESSAGE_VERSION) {
+    if (header.nonce !== null) throw new RangeError("nonce: a v1 header carries none");
+  } else {
     if (header.nonce?.length !== MESSAGE_NONCE_LENGTH)
       throw new RangeError(`nonce: expected ${MESSAGE_NONCE_LENGTH} bytes`);
     w.bytes(header.nonce);
-  } else if (header.nonce !== null) {
-    throw new RangeError("nonce: a v1 header carries none");
+  }
+  if (header.version === PQ_MESSAGE_VERSION) {
+    const flags = header.flags ?? 0;
+    if ((flags & ~HEADER_FLAG_KEM_MIXED) !== 0) throw new RangeError(`flags: undefined bits in ${flags}`);
+    w.u8(flags);
+  } else if (header.flags !== undefined) {
+    throw new RangeError(`flags: a v${header.version} header carries none`);
   }
   return w.finish();
 }
@@ -154,24 +177,32 @@ function decodeMessage(bytes: Uint8Array): MessageEnvelope {
   const kind = r.u8("kind");
   if (kind !== EnvelopeKind.message) throw new DecodeError(`message: kind ${kind} is not a message`);
   const version = r.u8("version");
-  if (version !== MESSAGE_VERSION && version !== LEGACY_MESSAGE_VERSION)
+  if (version !== MESSAGE_VERSION && version !== LEGACY_MESSAGE_VERSION && version !== PQ_MESSAGE_VERSION)
     throw new DecodeError(`message: unsupported version ${version}`, "UNSUPPORTED_VERSION");
   const ratchetKey = r.bytes(32, "ratchet key");
   const previousChainLength = r.u32("pn");
   const index = r.u32("n");
-  const v2 = version === MESSAGE_VERSION;
-  const header: MessageHeader = {
-    version: v2 ? MESSAGE_VERSION : LEGACY_MESSAGE_VERSION,
+  const nonce = version === LEGACY_MESSAGE_VERSION ? null : r.bytes(MESSAGE_NONCE_LENGTH, "nonce");
+  let header: MessageHeader = {
+    version: version as MessageHeader["version"],
     ratchetKey,
     previousChainLength,
     index,
-    nonce: v2 ? r.bytes(MESSAGE_NONCE_LENGTH, "nonce") : null,
+    nonce,
   };
-  const headerLength = v2 ? HEADER_LENGTH : LEGACY_HEADER_LENGTH;
+  let headerLength = nonce ? HEADER_LENGTH : LEGACY_HEADER_LENGTH;
+  let maxSealed = MAX_SEALED_LENGTH;
+  if (version === PQ_MESSAGE_VERSION) {
+    const flags = r.u8("flags");
+    if ((flags & ~HEADER_FLAG_KEM_MIXED) !== 0)
+      throw new DecodeError(`message: undefined header flags in ${flags}`);
+    header = { ...header, flags };
+    headerLength = PQ_HEADER_LENGTH;
+    maxSealed = MAX_PQ_SEALED_LENGTH;
+  }
   const sealed = r.rest();
   if (sealed.length < TAG_LENGTH) throw new DecodeError("message: ciphertext shorter than its tag");
-  if (sealed.length > MAX_SEALED_LENGTH)
-    throw new DecodeError("message: ciphertext longer than the largest bucket");
+  if (sealed.length > maxSealed) throw new DecodeError("message: ciphertext longer than the largest bucket");
   return { kind: "message", header, headerBytes: bytes.slice(0, headerLength), sealed };
 }
 

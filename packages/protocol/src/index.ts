@@ -27,6 +27,7 @@ export {
   type AcceptVersion,
   decodeEnvelope,
   type Envelope,
+  HEADER_FLAG_KEM_MIXED,
   HEADER_LENGTH,
   LEGACY_HEADER_LENGTH,
   MAX_ENVELOPE_LENGTH,
@@ -35,6 +36,7 @@ export {
   MESSAGE_NONCE_LENGTH,
   type MessageEnvelope,
   type MessageHeader,
+  PQ_HEADER_LENGTH,
 } from "./envelope.js";
 export {
   CryptoError,

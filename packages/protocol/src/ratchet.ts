@@ -1,36 +1,44 @@
-// The Double Ratchet (Signal specification, revision 1, §3), with Parley's KDFs and framing.
-// PROTOCOL.md §6 is the normative description; section numbers below refer to Signal's spec.
-import { checkBytes, concat, equalConstantTime, Reader, toHex, Writer, wipe } from "./_bytes.js";
-import {
-  dh,
-  hkdfSha256,
-  hmacSha256,
-  KEY_LENGTH,
-  type KeyPair,
-  label,
-  NONCE_LENGTH,
-  open,
-  type RandomSource,
-  systemRandom,
-  TAG_LENGTH,
-  XNONCE_LENGTH,
-  x25519KeyPair,
-  x25519PublicKey,
-  xopen,
-  xseal,
-} from "./crypto.js";
+// The Double Ratchet (Signal specification, revision 1, §3), with Parley's KDFs and framing, and
+// optional post-quantum break-in recovery (ratchet-pq.ts). PROTOCOL.md §6 is the normative
+// description; section numbers below refer to Signal's spec unless they name PROTOCOL.md.
+import { checkBytes, concat, equalConstantTime, wipe } from "./_bytes.js";
+import { dh, type KeyPair, type RandomSource, systemRandom, XNONCE_LENGTH, x25519KeyPair } from "./crypto.js";
 import {
   acceptDigest,
   decodeEnvelope,
   encodeAccept,
   encodeHeader,
   encodeMessage,
-  MAX_SEALED_IDENTITY_LENGTH,
+  HEADER_FLAG_KEM_MIXED,
   MESSAGE_VERSION,
   type MessageEnvelope,
+  PQ_MESSAGE_VERSION,
 } from "./envelope.js";
 import { CryptoError, DecodeError, PayloadError, RatchetError } from "./errors.js";
 import { MAX_PADDED_LENGTH } from "./payload.js";
+import { kdfChain, kdfRoot, openWith, sealWith, skipKeys } from "./ratchet-kdf.js";
+import {
+  advanceCursor,
+  commitKem,
+  initialKem,
+  type KemPlan,
+  planKem,
+  secretForReceiving,
+  takeSecretForSending,
+  unwrapPlaintext,
+  wipeKem,
+  wrapPlaintext,
+} from "./ratchet-pq.js";
+import {
+  deserializeState,
+  MAX_STORED_SKIPPED,
+  type SkippedKey,
+  type State,
+  serializeState,
+  skippedId,
+} from "./ratchet-state.js";
+
+export { MAX_STORED_SKIPPED };
 
 /** Most message keys skipped within the current receiving chain (a larger gap: TOO_FAR_AHEAD). */
 export const MAX_SKIP = 1000;
@@ -41,121 +49,8 @@ export const MAX_SKIP = 1000;
  * one, so the bound is small.
  */
 export const MAX_SKIP_NEW_KEY = 64;
-/** Most skipped message keys kept in total; beyond it the oldest are deleted. */
-export const MAX_STORED_SKIPPED = 2000;
 /** Chain indices are u32; a chain never reaches this. */
 const MAX_INDEX = 0xffffffff;
-
-const CHAIN_MESSAGE_KEY = Uint8Array.of(0x01);
-const CHAIN_NEXT_KEY = Uint8Array.of(0x02);
-
-/** KDF_RK (§5.2): HKDF-SHA256(salt = root key, ikm = DH output, info = label) -> root key', chain key. */
-function kdfRoot(rootKey: Uint8Array, dhOut: Uint8Array): [Uint8Array, Uint8Array] {
-  const out = hkdfSha256(dhOut, rootKey, label("ratchetRoot"), 64);
-  const keys: [Uint8Array, Uint8Array] = [out.slice(0, 32), out.slice(32, 64)];
-  wipe(out, dhOut);
-  return keys;
-}
-
-/** KDF_CK (§5.2): message key = HMAC(ck, 0x01), next chain key = HMAC(ck, 0x02). */
-function kdfChain(chainKey: Uint8Array): [Uint8Array, Uint8Array] {
-  return [hmacSha256(chainKey, CHAIN_NEXT_KEY), hmacSha256(chainKey, CHAIN_MESSAGE_KEY)];
-}
-
-/**
- * v2 (PROTOCOL.md §6.2): the XChaCha20-Poly1305 key of a message key,
- * HKDF-SHA256(ikm = message key, salt = none, info = "parley/v2/message-key", 32). The nonce is not
- * derived: each encryption draws 24 fresh random bytes and sends them in the header, so a sender
- * whose state was rewound (a restored backup, a cloned VM) re-derives the same key but never the
- * same (key, nonce) pair.
- */
-function messageKeyV2(messageKey: Uint8Array): Uint8Array {
-  return hkdfSha256(messageKey, new Uint8Array(0), label("messageKeyV2"), KEY_LENGTH);
-}
-
-/**
- * v1 (legacy, decrypt only): HKDF-SHA256(ikm = message key, salt = none,
- * info = "parley/v1/message-keys", 44) = ChaCha20-Poly1305 key (32) || nonce (12). The nonce is a
- * function of the message key, which is why v1 is no longer sent (PROTOCOL.md §6.2).
- */
-function messageCipherV1(messageKey: Uint8Array): { key: Uint8Array; nonce: Uint8Array } {
-  const out = hkdfSha256(messageKey, new Uint8Array(0), label("messageKeys"), 32 + NONCE_LENGTH);
-  return { key: out.subarray(0, 32), nonce: out.subarray(32) };
-}
-
-/** Seals under a v2 header: XChaCha20-Poly1305 with the header's random nonce. Wipes `messageKey`. */
-function sealWith(
-  messageKey: Uint8Array,
-  nonce: Uint8Array,
-  plaintext: Uint8Array,
-  ad: Uint8Array,
-): Uint8Array {
-  const key = messageKeyV2(messageKey);
-  try {
-    return xseal(key, nonce, plaintext, ad);
-  } finally {
-    wipe(key, messageKey);
-  }
-}
-
-/** Opens a Message of either version; returns null when authentication fails, never throws on it. */
-function openWith(messageKey: Uint8Array, m: MessageEnvelope, ad: Uint8Array): Uint8Array | null {
-  try {
-    if (m.header.nonce !== null) {
-      // Version 2: only its headers carry a nonce.
-      const key = messageKeyV2(messageKey);
-      try {
-        return xopen(key, m.header.nonce, m.sealed, ad);
-      } finally {
-        wipe(key);
-      }
-    }
-    const { key, nonce } = messageCipherV1(messageKey);
-    try {
-      return open(key, nonce, m.sealed, ad);
-    } finally {
-      wipe(key, nonce);
-    }
-  } catch (e) {
-    if (e instanceof CryptoError) return null;
-    throw e;
-  }
-}
-
-const skippedId = (ratchetKey: Uint8Array, index: number): string => `${toHex(ratchetKey)}:${index}`;
-
-interface SkippedKey {
-  readonly ratchetKey: Uint8Array;
-  readonly index: number;
-  readonly messageKey: Uint8Array;
-}
-
-/** State of one side of a session (§3.2), plus Parley's associated data and handshake binding. */
-interface State {
-  /** 32-byte session associated data (PROTOCOL.md §5.3), prepended to every header as AEAD AD. */
-  ad: Uint8Array;
-  rootKey: Uint8Array;
-  sending: KeyPair;
-  remoteKey: Uint8Array | null;
-  sendChain: Uint8Array | null;
-  receiveChain: Uint8Array | null;
-  sendIndex: number;
-  receiveIndex: number;
-  previousSendCount: number;
-  /** Skipped message keys in insertion order (oldest first), keyed by ratchet key and index. */
-  skipped: Map<string, SkippedKey>;
-  /**
-   * The accepter's Accept prefix and sealed identity. While set, every outgoing message is wrapped
-   * in an Accept (PROTOCOL.md §5.4), so the first message to arrive can open the session. Cleared
-   * once any message from the inviter decrypts.
-   */
-  acceptPrefix: Uint8Array | null;
-  acceptSealedIdentity: Uint8Array | null;
-  /** invitation id (16) || accepter ephemeral key (32): names the handshake that opened the session. */
-  handshakeId: Uint8Array;
-  /** SHA-256 of the opening Accept's prefix and sealed identity: a repeat must match it exactly. */
-  acceptDigest: Uint8Array;
-}
 
 /** What a successful decryption changes; applied to the state only after authentication. */
 interface Pending {
@@ -168,6 +63,8 @@ interface Pending {
     /** KDF_RK's root key after the receiving half of the step. */
     rootKey: Uint8Array;
     receiveChain: Uint8Array;
+    /** The peer's header said MIXED: the receiving half used this side's KEM secret (§6.7 "Mixing"). */
+    mixed: boolean;
   };
   skipped: SkippedKey[];
   receiveChain: Uint8Array;
@@ -176,6 +73,13 @@ interface Pending {
 
 export interface SessionOptions {
   random?: RandomSource;
+  /**
+   * A post-quantum session (PROTOCOL.md §6.7): ML-KEM-768 secrets enter the root chain, so that a
+   * session whose state was stolen heals even against an attacker who can break X25519. Both sides
+   * must agree (the handshake decides); its Messages are version 3 and its state serializes as
+   * version 2. Default: a classical session.
+   */
+  postQuantum?: boolean;
 }
 
 /**
@@ -198,6 +102,8 @@ export class Session {
 
   /**
    * The accepter's side (Signal's "Alice", who sends first): `remoteKey` is the invitation prekey.
+   * A post-quantum accepter holds the key of KEM epoch 1: it draws that key pair (d, then z) after
+   * its first ratchet secret.
    * @internal used by the handshake.
    */
   static initiate(
@@ -227,13 +133,16 @@ export class Session {
         acceptSealedIdentity: accept.sealedIdentity,
         handshakeId: Uint8Array.from(handshakeId),
         acceptDigest: acceptDigest(accept.prefix, accept.sealedIdentity),
+        kem: options.postQuantum ? initialKem("keyholder", random) : null,
+        sendMixed: false,
       },
       random,
     );
   }
 
   /**
-   * The inviter's side (Signal's "Bob"): its first ratchet key pair is the invitation prekey.
+   * The inviter's side (Signal's "Bob"): its first ratchet key pair is the invitation prekey. A
+   * post-quantum inviter encapsulates in KEM epoch 1.
    * @internal used by the handshake.
    */
   static respond(
@@ -244,6 +153,7 @@ export class Session {
     digest: Uint8Array,
     options: SessionOptions = {},
   ): Session {
+    const random = options.random ?? systemRandom;
     return new Session(
       {
         ad: Uint8Array.from(ad),
@@ -263,8 +173,10 @@ export class Session {
         acceptSealedIdentity: null,
         handshakeId: Uint8Array.from(handshakeId),
         acceptDigest: Uint8Array.from(digest),
+        kem: options.postQuantum ? initialKem("encapsulator", random) : null,
+        sendMixed: false,
       },
-      options.random ?? systemRandom,
+      random,
     );
   }
 
@@ -283,10 +195,24 @@ export class Session {
     return this.state.skipped.size;
   }
 
+  /** True for a post-quantum session (PROTOCOL.md §6.7). */
+  get postQuantum(): boolean {
+    return this.state.kem !== null;
+  }
+
   /**
-   * Encrypts one plaintext (already padded, see payload.ts) into wire bytes: a v2 Message, or an
-   * Accept wrapping one while the peer has not yet replied. Draws a 24-byte nonce from the random
-   * source once the checks have passed (a refused call draws nothing).
+   * A post-quantum session's KEM epoch in progress (1 at the start; each completed exchange, once
+   * mixed into the root chain on this side, adds one), or null for a classical session.
+   */
+  get kemEpoch(): number | null {
+    return this.state.kem?.epoch ?? null;
+  }
+
+  /**
+   * Encrypts one plaintext (already padded, see payload.ts) into wire bytes: a Message (v2, or v3
+   * in a post-quantum session), or an Accept wrapping one while the peer has not yet replied. Draws
+   * a 24-byte nonce from the random source once the checks have passed (a refused call draws
+   * nothing).
    */
   encrypt(plaintext: Uint8Array): Uint8Array {
     const s = this.state;
@@ -305,18 +231,22 @@ export class Session {
     }
     // A fresh nonce for every encryption, even one from a state that was rewound (PROTOCOL.md §6.2).
     const nonce = checkBytes("random(24)", this.random(XNONCE_LENGTH), XNONCE_LENGTH);
+    // A post-quantum session writes its KEM piece over the plaintext's padding (PROTOCOL.md §6.7).
+    const wrapped = s.kem ? wrapPlaintext(plaintext, s.kem) : null;
     const [nextChain, messageKey] = kdfChain(s.sendChain);
     const headerBytes = encodeHeader({
-      version: MESSAGE_VERSION,
+      version: s.kem ? PQ_MESSAGE_VERSION : MESSAGE_VERSION,
       ratchetKey: s.sending.publicKey,
       previousChainLength: s.previousSendCount,
       index: s.sendIndex,
       nonce,
+      ...(s.kem ? { flags: s.sendMixed ? HEADER_FLAG_KEM_MIXED : 0 } : {}),
     });
-    const sealed = sealWith(messageKey, nonce, plaintext, concat(s.ad, headerBytes));
+    const sealed = sealWith(messageKey, nonce, wrapped?.inner ?? plaintext, concat(s.ad, headerBytes));
     wipe(s.sendChain);
     s.sendChain = nextChain;
     s.sendIndex += 1;
+    if (s.kem && wrapped?.cursor != null) s.kem = advanceCursor(s.kem, wrapped.cursor);
     const message = encodeMessage(headerBytes, sealed);
     if (s.acceptPrefix && s.acceptSealedIdentity)
       return encodeAccept(s.acceptPrefix, s.acceptSealedIdentity, message);
@@ -325,10 +255,11 @@ export class Session {
 
   /**
    * Decrypts wire bytes (a Message, or an Accept of the handshake that opened this session).
-   * Throws DecodeError for malformed bytes and RatchetError for refused messages:
+   * Throws DecodeError for malformed bytes (and, in a post-quantum session, for a message of
+   * another version or with malformed KEM material) and RatchetError for refused messages:
    * AUTH (forged, corrupted, replayed from an old chain, or not of this session), DUPLICATE (this
-   * message key was already used), TOO_FAR_AHEAD (a gap above MAX_SKIP, or MAX_SKIP_NEW_KEY for a new ratchet key). On any throw the state is
-   * unchanged.
+   * message key was already used), TOO_FAR_AHEAD (a gap above MAX_SKIP, or MAX_SKIP_NEW_KEY for a
+   * new ratchet key). On any throw the state is unchanged.
    */
   decrypt(wire: Uint8Array): Uint8Array {
     const envelope = decodeEnvelope(wire);
@@ -354,6 +285,16 @@ export class Session {
 
   private decryptMessage(m: MessageEnvelope): Uint8Array {
     const s = this.state;
+    // A post-quantum session takes only v3 Messages, a classical one never: no downgrade, and no
+    // v3 Message is read without its KEM extension.
+    if ((s.kem !== null) !== (m.header.version === PQ_MESSAGE_VERSION)) {
+      throw new DecodeError(
+        s.kem
+          ? `message: version ${m.header.version}, but a post-quantum session takes only version 3`
+          : "message: version 3 belongs to post-quantum sessions, and this session is classical",
+        "UNSUPPORTED_VERSION",
+      );
+    }
     const ad = concat(s.ad, m.headerBytes);
     const { ratchetKey, index, previousChainLength } = m.header;
 
@@ -361,28 +302,57 @@ export class Session {
     const id = s.skipped.size > 0 ? skippedId(ratchetKey, index) : "";
     const stored = s.skipped.get(id);
     if (stored) {
-      const plaintext = openWith(Uint8Array.from(stored.messageKey), m, ad);
-      if (!plaintext) throw new RatchetError("AUTH", "message failed authentication");
+      const opened = openWith(Uint8Array.from(stored.messageKey), m, ad);
+      if (!opened) throw new RatchetError("AUTH", "message failed authentication");
+      const { plaintext, kem } = this.receiveKem(opened, false);
       s.skipped.delete(id);
       wipe(stored.messageKey);
+      this.commitKem(kem);
       this.sawReply();
       return plaintext;
     }
 
-    const pending = this.plan(ratchetKey, index, previousChainLength);
+    const mixed = ((m.header.flags ?? 0) & HEADER_FLAG_KEM_MIXED) !== 0;
+    const pending = this.plan(ratchetKey, index, previousChainLength, mixed);
     const [nextChain, messageKey] = kdfChain(pending.receiveChain);
-    const plaintext = openWith(messageKey, m, ad);
+    const opened = openWith(messageKey, m, ad);
     wipe(messageKey);
-    if (!plaintext) {
+    if (!opened) {
       discard(pending, nextChain);
       throw new RatchetError("AUTH", "message failed authentication");
     }
-    this.commit(pending, nextChain);
-    return plaintext;
+    let received: ReturnType<Session["receiveKem"]>;
+    try {
+      received = this.receiveKem(opened, pending.step?.mixed ?? false);
+    } catch (e) {
+      discard(pending, nextChain);
+      throw e;
+    }
+    this.commit(pending, nextChain, received.kem);
+    return received.plaintext;
+  }
+
+  /**
+   * A post-quantum session's authenticated plaintext: the caller's plaintext and the plan for the
+   * KEM piece it carries (PROTOCOL.md §6.7 "The KEM extension"). Throws DecodeError, before
+   * anything changes, for malformed KEM material. A classical session's plaintext is returned as
+   * it is.
+   */
+  private receiveKem(opened: Uint8Array, mixedStep: boolean): { plaintext: Uint8Array; kem: KemPlan | null } {
+    const kem = this.state.kem;
+    if (!kem) return { plaintext: opened, kem: null };
+    const { plaintext, piece } = unwrapPlaintext(opened);
+    return { plaintext, kem: planKem(kem, piece, mixedStep) };
+  }
+
+  /** Commits a KEM plan outside a DH ratchet step (draws, if any, as §6.7 "Epochs and phases" lists). */
+  private commitKem(plan: KemPlan | null): void {
+    const s = this.state;
+    if (s.kem && plan) s.kem = commitKem(s.kem, plan, this.random);
   }
 
   /** Works out every change the message implies without touching the state. */
-  private plan(ratchetKey: Uint8Array, index: number, previousChainLength: number): Pending {
+  private plan(ratchetKey: Uint8Array, index: number, previousChainLength: number, mixed: boolean): Pending {
     const s = this.state;
     const skipped: SkippedKey[] = [];
     // The accepter starts with the prekey as remote key but no receiving chain: a message claiming
@@ -409,6 +379,11 @@ export class Session {
         `a message with a new ratchet key skips ${gap + index} keys; at most ${MAX_SKIP_NEW_KEY}`,
       );
     }
+    // MIXED: the peer derived this chain with the secret this side encapsulated (PROTOCOL.md §6.7 "Mixing").
+    const kemSecret = mixed && s.kem ? secretForReceiving(s.kem) : null;
+    if (mixed && !kemSecret) {
+      throw new RatchetError("AUTH", "message claims a KEM secret that this session does not hold");
+    }
     if (s.receiveChain && s.remoteKey && gap > 0) {
       const done = skipKeys(s.receiveChain, s.remoteKey, s.receiveIndex, previousChainLength, skipped);
       wipe(done);
@@ -416,7 +391,11 @@ export class Session {
     let rootKey: Uint8Array;
     let receiveChain: Uint8Array;
     try {
-      [rootKey, receiveChain] = kdfRoot(s.rootKey, dh(s.sending.secretKey, ratchetKey));
+      [rootKey, receiveChain] = kdfRoot(
+        s.rootKey,
+        dh(s.sending.secretKey, ratchetKey),
+        kemSecret ?? undefined,
+      );
     } catch (e) {
       for (const k of skipped) wipe(k.messageKey);
       if (e instanceof CryptoError && e.code === "LOW_ORDER") throw new RatchetError("LOW_ORDER", e.message);
@@ -425,27 +404,35 @@ export class Session {
     const start = skipKeys(receiveChain, ratchetKey, 0, index, skipped);
     wipe(receiveChain);
     return {
-      step: { remoteKey: Uint8Array.from(ratchetKey), rootKey, receiveChain: start },
+      step: { remoteKey: Uint8Array.from(ratchetKey), rootKey, receiveChain: start, mixed },
       skipped,
       receiveChain: start,
       receiveIndex: index,
     };
   }
 
-  private commit(p: Pending, nextChain: Uint8Array): void {
+  private commit(p: Pending, nextChain: Uint8Array, kemPlan: KemPlan | null): void {
     const s = this.state;
     if (p.step) {
       // The sending half of the step: the remote key already passed the LOW_ORDER check of the
-      // receiving half, so this DH cannot fail.
+      // receiving half, so this DH cannot fail. Its ratchet secret is drawn before any KEM draw.
       const sending = x25519KeyPair(this.random);
-      const [rootKey, sendChain] = kdfRootReplacing(p.step.rootKey, dh(sending.secretKey, p.step.remoteKey));
-      wipe(s.rootKey, s.sending.secretKey, s.sendChain ?? undefined);
+      this.commitKem(kemPlan);
+      // A keyholder whose secret is ready mixes it into its new sending chain (PROTOCOL.md §6.7 "Mixing").
+      const ready = s.kem ? takeSecretForSending(s.kem) : null;
+      const dhOut = dh(sending.secretKey, p.step.remoteKey);
+      const [rootKey, sendChain] = kdfRoot(p.step.rootKey, dhOut, ready?.secret);
+      wipe(s.rootKey, p.step.rootKey, s.sending.secretKey, s.sendChain ?? undefined, ready?.secret);
+      if (ready) s.kem = ready.next;
+      s.sendMixed = ready !== null;
       s.previousSendCount = s.sendIndex;
       s.sendIndex = 0;
       s.remoteKey = p.step.remoteKey;
       s.rootKey = rootKey;
       s.sending = sending;
       s.sendChain = sendChain;
+    } else {
+      this.commitKem(kemPlan);
     }
     // p.receiveChain is the (copied) chain key that produced this message's key: done with both.
     wipe(s.receiveChain ?? undefined, p.receiveChain);
@@ -471,108 +458,16 @@ export class Session {
   }
 
   /**
-   * Serializes the full state for storage (PROTOCOL.md §6.5). Contains secret keys: the client
-   * encrypts it at rest.
+   * Serializes the full state for storage (PROTOCOL.md §6.5): version 1 for a classical session,
+   * version 2 for a post-quantum one. Contains secret keys: the client encrypts it at rest.
    */
   serialize(): Uint8Array {
-    const s = this.state;
-    const w = new Writer()
-      .u8(1)
-      .bytes(s.ad)
-      .bytes(s.rootKey)
-      .bytes(s.sending.secretKey)
-      .bytes(s.handshakeId)
-      .bytes(s.acceptDigest);
-    const flags =
-      (s.remoteKey ? 1 : 0) | (s.sendChain ? 2 : 0) | (s.receiveChain ? 4 : 0) | (s.acceptPrefix ? 8 : 0);
-    w.u8(flags);
-    if (s.remoteKey) w.bytes(s.remoteKey);
-    if (s.sendChain) w.bytes(s.sendChain);
-    if (s.receiveChain) w.bytes(s.receiveChain);
-    if (s.acceptPrefix && s.acceptSealedIdentity) w.bytes(s.acceptPrefix).varBytes(s.acceptSealedIdentity, 2);
-    w.u32(s.sendIndex).u32(s.receiveIndex).u32(s.previousSendCount).u32(s.skipped.size);
-    for (const k of s.skipped.values()) w.bytes(k.ratchetKey).u32(k.index).bytes(k.messageKey);
-    return w.finish();
+    return serializeState(this.state);
   }
 
-  static deserialize(bytes: Uint8Array, options: SessionOptions = {}): Session {
-    const r = new Reader(bytes, "session");
-    const version = r.u8("version");
-    if (version !== 1)
-      throw new DecodeError(`session: unsupported version ${version}`, "UNSUPPORTED_VERSION");
-    const ad = r.bytes(32, "ad");
-    const rootKey = r.bytes(32, "root key");
-    const secretKey = r.bytes(32, "ratchet secret");
-    const handshakeId = r.bytes(48, "handshake id");
-    const digest = r.bytes(32, "accept digest");
-    const flags = r.u8("flags");
-    if (flags > 15) throw new DecodeError(`session: unknown flags ${flags}`);
-    const remoteKey = flags & 1 ? r.bytes(32, "remote key") : null;
-    const sendChain = flags & 2 ? r.bytes(32, "send chain") : null;
-    const receiveChain = flags & 4 ? r.bytes(32, "receive chain") : null;
-    const acceptPrefix = flags & 8 ? r.bytes(50, "accept prefix") : null;
-    const acceptSealedIdentity =
-      flags & 8 ? r.varBytes(2, "sealed identity", MAX_SEALED_IDENTITY_LENGTH) : null;
-    if (acceptSealedIdentity && acceptSealedIdentity.length < TAG_LENGTH) {
-      throw new DecodeError("session: sealed identity too short");
-    }
-    // Only the accepter waits for a reply, and it always has a sending chain and a remote key.
-    if (flags & 8 && (flags & 3) !== 3) throw new DecodeError("session: inconsistent flags");
-    if (flags & 4 && !(flags & 1)) throw new DecodeError("session: receiving chain without a remote key");
-    if (acceptPrefix && acceptSealedIdentity) {
-      const expected = acceptDigest(acceptPrefix, acceptSealedIdentity);
-      const prefixId = acceptPrefix.subarray(2, 50);
-      if (!equalConstantTime(expected, digest) || !equalConstantTime(prefixId, handshakeId)) {
-        throw new DecodeError("session: stored Accept does not match its handshake id and digest");
-      }
-    }
-    const sendIndex = r.u32("send index");
-    const receiveIndex = r.u32("receive index");
-    const previousSendCount = r.u32("previous send count");
-    const count = r.u32("skipped count");
-    if (count > MAX_STORED_SKIPPED)
-      throw new DecodeError(`session: ${count} skipped keys, more than ${MAX_STORED_SKIPPED}`);
-    const skipped = new Map<string, SkippedKey>();
-    for (let i = 0; i < count; i++) {
-      const k = {
-        ratchetKey: r.bytes(32, "skipped ratchet key"),
-        index: r.u32("skipped index"),
-        messageKey: r.bytes(32, "skipped key"),
-      };
-      const id = skippedId(k.ratchetKey, k.index);
-      if (skipped.has(id)) throw new DecodeError("session: duplicate skipped key");
-      skipped.set(id, k);
-    }
-    r.end();
-    // The public key is computed when first needed (to encrypt): receiving does not use it, and
-    // an X25519 operation per delivery is most of what a forged one costs.
-    let publicKey: Uint8Array | null = null;
-    const sending = {
-      secretKey,
-      get publicKey(): Uint8Array {
-        publicKey ??= x25519PublicKey(secretKey);
-        return publicKey;
-      },
-    };
-    return new Session(
-      {
-        ad,
-        rootKey,
-        sending,
-        remoteKey,
-        sendChain,
-        receiveChain,
-        sendIndex,
-        receiveIndex,
-        previousSendCount,
-        skipped,
-        acceptPrefix,
-        acceptSealedIdentity,
-        handshakeId,
-        acceptDigest: digest,
-      },
-      options.random ?? systemRandom,
-    );
+  /** Restores a session from {@link serialize}'s bytes (either version); malformed bytes: DecodeError. */
+  static deserialize(bytes: Uint8Array, options: Omit<SessionOptions, "postQuantum"> = {}): Session {
+    return new Session(deserializeState(bytes), options.random ?? systemRandom);
   }
 
   /** Overwrites every secret in the state; the session is unusable afterwards. */
@@ -580,34 +475,11 @@ export class Session {
     const s = this.state;
     wipe(s.rootKey, s.sending.secretKey, s.sendChain ?? undefined, s.receiveChain ?? undefined);
     for (const k of s.skipped.values()) wipe(k.messageKey);
+    if (s.kem) wipeKem(s.kem);
     s.skipped.clear();
     s.sendChain = null;
     s.receiveChain = null;
   }
-}
-
-/** Derives the message keys from `from` up to (not including) `to`; returns the chain key at `to`. */
-function skipKeys(
-  chain: Uint8Array,
-  ratchetKey: Uint8Array,
-  from: number,
-  to: number,
-  out: SkippedKey[],
-): Uint8Array {
-  let ck: Uint8Array = Uint8Array.from(chain);
-  for (let i = from; i < to; i++) {
-    const [next, messageKey] = kdfChain(ck);
-    wipe(ck);
-    ck = next;
-    out.push({ ratchetKey: Uint8Array.from(ratchetKey), index: i, messageKey });
-  }
-  return ck;
-}
-
-function kdfRootReplacing(rootKey: Uint8Array, dhOut: Uint8Array): [Uint8Array, Uint8Array] {
-  const result = kdfRoot(rootKey, dhOut);
-  wipe(rootKey);
-  return result;
 }
 
 function discard(p: Pending, nextChain: Uint8Array): void {

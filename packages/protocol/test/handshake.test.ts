@@ -185,13 +185,14 @@ describe("handshake", () => {
     expect(() => checkInvitationKeys(badAgreement)).toThrow(/agreement key/);
   });
 
-  it("MAX_ENVELOPE_LENGTH is the largest envelope the decoder accepts (§8.4): a version 2 Accept at the limit decodes, one byte more does not", () => {
+  it("MAX_ENVELOPE_LENGTH is the largest envelope the decoder accepts (§8.4): a version 2 Accept wrapping a v3 Message at the limit decodes, one byte more does not", () => {
     const header = encodeHeader({
-      version: 2,
+      version: 3,
       ratchetKey: new Uint8Array(32),
       previousChainLength: 0,
       index: 0,
       nonce: new Uint8Array(24),
+      flags: 0,
     });
     const prefix = encodeAcceptPrefix(new Uint8Array(16), new Uint8Array(32), 2);
     const accept = (identity: number, sealed: number) =>

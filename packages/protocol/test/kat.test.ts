@@ -7,6 +7,7 @@ import { buildEdgeCases, type Ed25519Case, type RelayUrlCase } from "../scripts/
 import { buildFiles } from "../scripts/kat-files.js";
 import { buildGroups } from "../scripts/kat-groups.js";
 import { buildPostQuantum } from "../scripts/kat-pq.js";
+import { buildPqRatchet } from "../scripts/kat-pq-ratchet.js";
 import { buildTranscript, katValue } from "../scripts/kat-transcript.js";
 import { concat } from "../src/_bytes.js";
 import { verify } from "../src/crypto.js";
@@ -105,6 +106,7 @@ describe("known-answer vectors (vectors/kat.json)", () => {
           ...buildFiles(),
           ...buildBlobs(),
           ...buildPostQuantum(),
+          ...buildPqRatchet(),
         }),
       ),
     ).toEqual(committed);

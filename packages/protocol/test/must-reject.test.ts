@@ -254,7 +254,7 @@ describe("§12 MUST-reject list", () => {
       ["truncated Accept", accept.subarray(0, 40), "BAD_FRAME"],
       ["Accept version 3", withAt(accept, 1, [3]), "UNSUPPORTED_VERSION"],
       ["Accept version 0", withAt(accept, 1, [0]), "UNSUPPORTED_VERSION"],
-      ["Message version 3", withAt(message, 1, [3]), "UNSUPPORTED_VERSION"],
+      ["Message version 4", withAt(message, 1, [4]), "UNSUPPORTED_VERSION"],
       ["Message version 0", withAt(message, 1, [0]), "UNSUPPORTED_VERSION"],
       ["sealed identity length 433", withAt(accept, 50, u16(433)), "BAD_FRAME"],
       [
@@ -265,7 +265,7 @@ describe("§12 MUST-reject list", () => {
       ["sealed message of 15 bytes", message.subarray(0, 66 + 15), "BAD_FRAME"],
       ["sealed message of 32 785 bytes", concat(message.subarray(0, 66), new Uint8Array(32785)), "BAD_FRAME"],
       ["embedded part not a Message", withAt(accept, 52 + s, [1]), "BAD_FRAME"],
-      ["embedded Message version 3", withAt(accept, 52 + s + 1, [3]), "UNSUPPORTED_VERSION"],
+      ["embedded Message version 4", withAt(accept, 52 + s + 1, [4]), "UNSUPPORTED_VERSION"],
     ];
     for (const [what, bytes, code] of cases)
       expect(

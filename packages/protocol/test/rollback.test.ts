@@ -148,13 +148,13 @@ describe("§6.2 a rewound sender reuses no (key, nonce)", () => {
     expect(read(bob.decrypt(wire))).toBe("v2");
   });
 
-  it("§6.3 decoding: a Message version other than 1 or 2 is UNSUPPORTED_VERSION; a v2 header cut inside its nonce is BAD_FRAME", () => {
+  it("§6.3 decoding: a Message version other than 1, 2 or 3 is UNSUPPORTED_VERSION; a v2 header cut inside its nonce is BAD_FRAME", () => {
     const { alice } = opened();
     const wire = alice.encrypt(text("v"));
-    const v3 = Uint8Array.from(wire);
-    v3[1] = 3;
-    expect(() => decodeEnvelope(v3)).toThrow(DecodeError);
-    expect(code(() => decodeEnvelope(v3))).toBe("UNSUPPORTED_VERSION");
+    const v4 = Uint8Array.from(wire);
+    v4[1] = 4;
+    expect(() => decodeEnvelope(v4)).toThrow(DecodeError);
+    expect(code(() => decodeEnvelope(v4))).toBe("UNSUPPORTED_VERSION");
     expect(code(() => decodeEnvelope(wire.subarray(0, 60)))).toBe("BAD_FRAME");
     // Cut to a v1 header's length plus a tag: as v2 it is a header truncated in its nonce.
     expect(code(() => decodeEnvelope(wire.subarray(0, 42 + 16)))).toBe("BAD_FRAME");
@@ -170,10 +170,10 @@ describe("§6.2 a rewound sender reuses no (key, nonce)", () => {
     expect(read(bob.decrypt(wire))).toBe("downgrade");
   });
 
-  it("§8.4 the largest envelope is a version 2 Accept with the largest sealed identity wrapping the largest v2 Message: 34 422 bytes", () => {
+  it("§8.4 MAX_ENVELOPE_LENGTH is a version 2 Accept with the largest body wrapping the largest v3 Message, 34 424 bytes; with a v2 Message, 34 422", () => {
     expect([HEADER_LENGTH, LEGACY_HEADER_LENGTH, MESSAGE_NONCE_LENGTH]).toEqual([66, 42, 24]);
-    expect(MAX_ENVELOPE_LENGTH).toBe(50 + 2 + 1088 + 432 + 66 + 32784);
-    expect(MAX_ENVELOPE_LENGTH).toBe(34422);
+    expect(MAX_ENVELOPE_LENGTH).toBe(50 + 2 + 1088 + 432 + 67 + 32785);
+    expect(MAX_ENVELOPE_LENGTH).toBe(34424);
     const alice = Identity.generate();
     const { code, pending } = createInvitation(alice, {
       relayUrl: RELAY,
@@ -187,7 +187,9 @@ describe("§6.2 a rewound sender reuses no (key, nonce)", () => {
       plaintext: new Uint8Array(32768),
       kemPublicKey: pending.kemPublicKey,
     });
-    expect(wire.length).toBe(MAX_ENVELOPE_LENGTH);
+    // A hybrid Accept whose session is classical: it wraps a v2 Message, 2 bytes below the limit.
+    expect(wire.length).toBe(50 + 2 + 1088 + 432 + 66 + 32784);
+    expect(wire.length).toBe(MAX_ENVELOPE_LENGTH - 2);
     expect(decodeEnvelope(wire).kind).toBe("accept");
   });
 

@@ -5,7 +5,13 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { blobTokenHash, encodeFrame, type Frame, SEALED_CHUNK_BYTES } from "@parley/protocol";
+import {
+  blobTokenHash,
+  encodeFrame,
+  type Frame,
+  MAX_ENVELOPE_LENGTH,
+  SEALED_CHUNK_BYTES,
+} from "@parley/protocol";
 import Database from "better-sqlite3";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { MemoryStorage } from "../src/storage/memory.js";
@@ -317,7 +323,7 @@ describe("blob limits (§14.2)", () => {
   });
 
   it("§8.2 a full putChunk (65 626 bytes) passes even when --max-message-size is smaller", async () => {
-    const r = await relay(["--storage", "memory", "--max-message-size", "34422"]);
+    const r = await relay(["--storage", "memory", "--max-message-size", String(MAX_ENVELOPE_LENGTH)]);
     const c = await connect(r.port);
     const f = file(2, 16, 1);
     expect(await c.request(f.create)).toMatchObject({ type: "ok" });

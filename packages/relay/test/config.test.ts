@@ -365,7 +365,9 @@ describe("file (blob) settings", () => {
       "--max-blob-storage: smaller than --max-blob-bytes, so the largest file could never be stored",
     ]);
     expect(problems(["--upload-rate", "100"])).toEqual(["--upload-rate: at least 1KiB (per second)"]);
-    expect(problems(["--max-outstanding-bytes", "100KiB", "--max-message-size", "34422"])).toEqual([
+    expect(
+      problems(["--max-outstanding-bytes", "100KiB", "--max-message-size", String(MAX_ENVELOPE_LENGTH)]),
+    ).toEqual([
       "--max-outstanding-bytes: must be at least 131252 bytes, two file chunks (below that only with --unsafe-small-messages)",
     ]);
   });
