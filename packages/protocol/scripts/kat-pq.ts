@@ -107,6 +107,8 @@ export function buildPostQuantum(): Record<string, unknown> {
       "pq/bob/ephemeral-secret",
       "pq/bob/kem-m",
       "pq/bob/ratchet-1",
+      "pq/bob/ratchet-kem-d",
+      "pq/bob/ratchet-kem-z",
       "pq/bob/msg-1-nonce",
       "pq/bob/ratchet-2",
       "pq/bob/msg-4-nonce",
@@ -197,7 +199,12 @@ export function buildPostQuantum(): Record<string, unknown> {
   const messageKey = hmacSha256(root.slice(32), Uint8Array.of(1));
   const aeadKey = hkdfSha256(messageKey, new Uint8Array(0), utf8("parley/v2/message-key"), 32);
   const ad = cat(sessionAd(alice.publicIdentity, bob.publicIdentity), env.message.headerBytes);
-  if (toHex(xopen(aeadKey, env.message.header.nonce!, env.message.sealed, ad)) !== toHex(first))
+  // The session is post-quantum (§6.7), so what is sealed is the padded payload with KEM units
+  // written over its padding: it opens (the tag proves SK), and its payload bytes are message 1's.
+  const opened = xopen(aeadKey, env.message.header.nonce!, env.message.sealed, ad);
+  let used = first.length;
+  while (used > 0 && first[used - 1] === 0) used--;
+  if (opened.length !== first.length || toHex(opened.subarray(0, used)) !== toHex(first.subarray(0, used)))
     throw new Error("postQuantum: SK is not the session's root key");
 
   const frames: Frame[] = [

@@ -172,7 +172,8 @@ export function acceptInvitation(
     invitation.prekey,
     concat(id, ephemeral.publicKey),
     { prefix, sealedIdentity: kem ? concat(kem.ciphertext, sealedIdentity) : sealedIdentity },
-    { random },
+    // A hybrid handshake starts a post-quantum ratchet (§6.7): KEM exchanges from the first message.
+    { random, postQuantum: kem !== null },
   );
   wipe(sk);
   return { session, message: session.encrypt(options.plaintext), postQuantum: kem !== null };
@@ -377,7 +378,7 @@ function openAccept(
     { secretKey: pending.prekeySecret, publicKey: pending.prekey },
     handshakeId,
     acceptDigest(envelope.prefixBytes, envelope.sealedIdentity),
-    { random },
+    { random, postQuantum: kem !== null },
   );
   wipe(sk);
   let plaintext: Uint8Array;

@@ -96,7 +96,7 @@ describe("§11 post-quantum known answers (kat.json postQuantum)", () => {
     for (const [name, value] of Object.entries(pq.random)) {
       expect(value, name).toBe(hex(katValue(name, value.length / 2)));
     }
-    expect(Object.keys(pq.random)).toHaveLength(15);
+    expect(Object.keys(pq.random)).toHaveLength(17);
   });
 
   it("§4.1 the version 2 code decodes to the recorded fields and re-encodes identically", () => {
@@ -184,7 +184,8 @@ describe("§11 post-quantum known answers (kat.json postQuantum)", () => {
     const wire = fromHex(hs.accept);
     const env = decodeEnvelope(wire);
     if (env.kind !== "accept") throw new Error("not an Accept");
-    expect([env.version, wire[1], wire.length]).toEqual([2, 2, 1681]);
+    // Its message is version 3: the session is post-quantum (§6.7).
+    expect([env.version, wire[1], wire.length, env.message.header.version]).toEqual([2, 2, 1682, 3]);
     // The body: u16 S = 1088 + the sealed identity's length, the ciphertext first.
     const s = (wire[50]! << 8) | wire[51]!;
     expect(s).toBe(1088 + 203);
@@ -224,6 +225,8 @@ describe("§11 post-quantum known answers (kat.json postQuantum)", () => {
         "pq/bob/ephemeral-secret",
         "pq/bob/kem-m",
         "pq/bob/ratchet-1",
+        "pq/bob/ratchet-kem-d",
+        "pq/bob/ratchet-kem-z",
         "pq/bob/msg-1-nonce",
         "pq/bob/ratchet-2",
         "pq/bob/ratchet-3",

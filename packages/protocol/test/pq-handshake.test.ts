@@ -558,7 +558,7 @@ describe("§5.5 the hybrid handshake", () => {
     expect(hex(c.accept)).not.toContain(hex(c.bob.publicIdentity.signingKey));
   });
 
-  it("§1.4 a version 2 invitation draws the prekey secret, then d and z; a version 2 acceptance the ephemeral secret, m, the first ratchet secret and the nonce", () => {
+  it("§1.4 a version 2 invitation draws the prekey secret, then d and z; a version 2 acceptance the ephemeral secret, m, the first ratchet secret, the ratchet's first KEM key pair and the nonce", () => {
     const log: number[] = [];
     const recording = (name: string): RandomSource => {
       const inner = seeded(name);
@@ -586,7 +586,9 @@ describe("§5.5 the hybrid handshake", () => {
       kemPublicKey: pending.kemPublicKey,
       random: recording("draws/accept"),
     });
-    expect(log).toEqual([32, 32, 32, 24]);
+    // The hybrid handshake starts a post-quantum ratchet: its first key pair (d, z) follows the
+    // first ratchet secret (§6.7).
+    expect(log).toEqual([32, 32, 32, 32, 32, 24]);
     const bobDraws = seeded("draws/accept");
     const [ephemeral, m] = [bobDraws(32), bobDraws(32)];
     const env = decodeEnvelope(message);
